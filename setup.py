@@ -1,0 +1,61 @@
+"""Joist: a data management platform in the spirit of Girder."""
+
+from pathlib import Path
+
+from setuptools import setup
+
+ROOT = Path(__file__).parent
+# The repository keeps the design card's top level (core/, gateways/, admin/);
+# installed, they live under the ``joist`` namespace so nothing generic lands in
+# site-packages.
+TOP = {"joist.core": "core", "joist.gateways": "gateways", "joist.admin": "admin"}
+
+
+def _packages() -> list[str]:
+    found: list[str] = []
+    for name, folder in TOP.items():
+        for init in sorted((ROOT / folder).rglob("__init__.py")):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.append(".".join([name, *rel.parts]))
+    return found
+
+
+setup(
+    name="joist",
+    version="0.1.0",
+    description="Data management platform: REST (Girder-compatible), WebDAV, SFTP and FUSE "
+                "over one core of users, groups, collections, folders, items and files.",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=_packages(),
+    package_dir=TOP,
+    package_data={"joist.gateways.http": ["static/*"]},
+    install_requires=[
+        "pymongo>=4.6",        # bson.ObjectId everywhere; the MongoDB engine
+        "bcrypt>=4.1",
+        "pyotp>=2.9",
+        "cheroot>=10.0",
+        "wsgidav>=4.3",
+        "paramiko>=3.4",
+        "mfusepy>=3.0",
+        "defusedxml>=0.7",
+    ],
+    extras_require={
+        "mongo": [],          # pymongo is already required
+        "s3": ["boto3>=1.34"],
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "requests>=2.31",
+            "girder-client==5.0.21",
+            "mongomock>=4.1",
+            "moto[server]>=5.0",
+            "boto3>=1.34",
+            "hypothesis>=6.100",
+            "ruff>=0.5",
+            "mypy>=1.10",
+        ],
+    },
+    entry_points={"console_scripts": ["joist = joist.admin.cli:main"]},
+)
