@@ -1,1 +1,34 @@
-"""hierarchy."""
+"""The hierarchy: one path-based view of the tree for every gateway.
+
+``Hierarchy`` is built once per process (it owns the path cache);
+``hierarchy.view(principal)`` is cheap and is what gateways hold.
+"""
+
+from __future__ import annotations
+
+from ..acl import Principal
+from ..services import Services
+from .io import Reader, Writer
+from .nodes import FsStats, Node
+from .paths import decode_name, encode_name, join_path, normalize, split_path
+from .readonly import ReadOnlyView
+from .resolver import PathCache, Resolver
+from .view import HierarchyView
+
+
+class Hierarchy:
+    def __init__(self, services: Services, *, cache_entries: int = 100_000) -> None:
+        self.services = services
+        settings = services.settings
+        self.cache = PathCache(lambda: float(settings.get("joist.hierarchy.cache_ttl")),
+                               cache_entries)
+        self.resolver = Resolver(services.store,
+                                 lambda: str(settings.get("joist.hierarchy.item_layout")),
+                                 self.cache)
+
+    def view(self, principal: Principal, *, read_only: bool = False) -> HierarchyView:
+        return (ReadOnlyView if read_only else HierarchyView)(self, principal)
+
+
+__all__ = ["FsStats", "Hierarchy", "HierarchyView", "Node", "ReadOnlyView", "Reader",
+           "Writer", "decode_name", "encode_name", "join_path", "normalize", "split_path"]

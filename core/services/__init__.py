@@ -1,1 +1,73 @@
-"""services."""
+"""Control-plane services: every rule about users, groups and the data tree.
+
+Each method takes the acting ``Principal`` and enforces the ACL itself, so the
+HTTP gateway and the admin CLI cannot get a rule wrong by calling them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..assetstores.registry import AssetstoreRegistry
+from ..auth.apikeys import ApiKeyService
+from ..auth.authenticator import Authenticator
+from ..auth.sshkeys import SshKeyService
+from ..auth.tokens import TokenService
+from ..store import Store
+from ..stored_settings import SettingsService
+from .access import AccessService
+from .collections import CollectionService
+from .files import FileService
+from .folders import FolderService
+from .groups import GroupService
+from .items import ItemService
+from .moves import MoveService
+from .removal import RemovalService
+from .tree import Tree
+from .uploads import UploadService
+from .users import UserService
+
+
+@dataclass(frozen=True)
+class Services:
+    store: Store
+    settings: SettingsService
+    assetstores: AssetstoreRegistry
+    tree: Tree
+    folders: FolderService
+    items: ItemService
+    files: FileService
+    uploads: UploadService
+    collections: CollectionService
+    users: UserService
+    groups: GroupService
+    access: AccessService
+    moves: MoveService
+    removal: RemovalService
+    auth: Authenticator
+
+    @classmethod
+    def build(cls, store: Store, assetstores: AssetstoreRegistry, *,
+              bcrypt_rounds: int = 12, env: Mapping[str, str] | None = None) -> Services:
+        settings = SettingsService(store.settings, env=env)
+        tree = Tree(store)
+        folders = FolderService(tree)
+        items = ItemService(tree)
+        files = FileService(tree, assetstores)
+        uploads = UploadService(tree, items, files, assetstores, settings)
+        tokens = TokenService(store.tokens, store.users)
+        auth = Authenticator(store, settings, tokens,
+                             ApiKeyService(store.api_keys, store.users, tokens),
+                             SshKeyService(store.ssh_keys))
+        return cls(
+            store=store, settings=settings, assetstores=assetstores, tree=tree,
+            folders=folders, items=items, files=files, uploads=uploads,
+            collections=CollectionService(tree, settings),
+            users=UserService(tree, folders, settings, bcrypt_rounds=bcrypt_rounds),
+            groups=GroupService(tree, settings), access=AccessService(tree),
+            moves=MoveService(tree, folders, items, files),
+            removal=RemovalService(tree, files, uploads), auth=auth)
+
+
+__all__ = ["Services"]

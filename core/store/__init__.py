@@ -1,1 +1,74 @@
-"""store."""
+"""The metadata store: one typed handle per collection over an ``Engine``.
+
+This layer knows documents and indexes, not rules: ACL checks, name rules and
+size bookkeeping live in ``core.services``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from ..db.engine import Collection, Document, Engine
+from ..errors import NotFoundError, ValidationError
+from . import specs
+
+MODELS = ("user", "group", "collection", "folder", "item", "file")
+
+
+def object_id(value: Any, model: str = "") -> ObjectId:
+    """Parse an id; a malformed one is a ``ValidationError`` (Girder's 400)."""
+    if isinstance(value, ObjectId):
+        return value
+    try:
+        return ObjectId(str(value))
+    except (InvalidId, TypeError):
+        raise ValidationError(f"Invalid ObjectId: {value}", field="id") from None
+
+
+class Store:
+    """Handles on every collection of one metadata store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.users: Collection = engine.collection(specs.USER)
+        self.groups: Collection = engine.collection(specs.GROUP)
+        self.collections: Collection = engine.collection(specs.COLLECTION)
+        self.folders: Collection = engine.collection(specs.FOLDER)
+        self.items: Collection = engine.collection(specs.ITEM)
+        self.files: Collection = engine.collection(specs.FILE)
+        self.uploads: Collection = engine.collection(specs.UPLOAD)
+        self.tokens: Collection = engine.collection(specs.TOKEN)
+        self.api_keys: Collection = engine.collection(specs.API_KEY)
+        self.ssh_keys: Collection = engine.collection(specs.SSH_KEY)
+        self.settings: Collection = engine.collection(specs.SETTING)
+        self.assetstores: Collection = engine.collection(specs.ASSETSTORE)
+        self.throttles: Collection = engine.collection(specs.THROTTLE)
+        self.locks: Collection = engine.collection(specs.LOCK)
+        self.mounts: Collection = engine.collection(specs.MOUNT)
+
+    def of(self, model: str) -> Collection:
+        """The collection holding documents of ``model`` (Girder's names)."""
+        try:
+            return {"user": self.users, "group": self.groups,
+                    "collection": self.collections, "folder": self.folders,
+                    "item": self.items, "file": self.files, "upload": self.uploads,
+                    "api_key": self.api_keys, "assetstore": self.assetstores}[model]
+        except KeyError:
+            raise ValidationError(f"Invalid model: {model}", field="type") from None
+
+    def get(self, model: str, doc_id: Any) -> Document:
+        """Load by id or raise ``NotFoundError`` (Girder: "Invalid <model> id")."""
+        oid = object_id(doc_id, model)
+        doc = self.of(model).find_one({"_id": oid})
+        if doc is None:
+            raise NotFoundError(f"Invalid {model} id ({oid}).", field="id")
+        return doc
+
+    def find_by_id(self, model: str, doc_id: Any) -> Document | None:
+        return self.of(model).find_one({"_id": object_id(doc_id, model)})
+
+
+__all__ = ["MODELS", "Store", "object_id", "specs"]

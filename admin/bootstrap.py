@@ -1,0 +1,74 @@
+"""The composition root: build one ``App`` from settings, and nothing global.
+
+Everything a command or gateway needs (engine, store, assetstores, services,
+hierarchy) is built here and passed explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from joist.core.assetstores.registry import AssetstoreRegistry
+from joist.core.db.engine import Engine
+from joist.core.hierarchy import Hierarchy
+from joist.core.services import Services
+from joist.core.settings import Settings
+from joist.core.store import Store
+
+log = logging.getLogger("joist")
+
+DEFAULT_ASSETSTORE = "Default"
+
+
+def open_engine(settings: Settings) -> Engine:
+    if settings.database.engine == "mongo":
+        from joist.core.db.mongo import MongoEngine  # optional scale-out engine
+        return MongoEngine(settings.database.uri)
+    from joist.core.db.sqlite import SQLiteEngine
+    path = settings.sqlite_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteEngine(path, synchronous=settings.database.synchronous)
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    store: Store
+    assetstores: AssetstoreRegistry
+    services: Services
+    hierarchy: Hierarchy
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def build_app(settings: Settings, *, env: dict[str, str] | None = None) -> App:
+    data = settings.data_path
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = open_engine(settings)
+    try:
+        store = Store(engine)
+        registry = AssetstoreRegistry(store.assetstores, engine,
+                                      reserve_bytes=settings.assetstore.reserve_mb << 20)
+        if store.assetstores.find_one({}, projection=["_id"]) is None:
+            # The embedded default: a filesystem assetstore under the data directory.
+            root = settings.assetstore_root
+            registry.create_filesystem(DEFAULT_ASSETSTORE, root, current=True)
+            log.info("created the default filesystem assetstore at %s", root)
+        services = Services.build(store, registry, bcrypt_rounds=settings.security.bcrypt_rounds,
+                                  env=env if env is not None else dict(os.environ))
+        return App(settings=settings, engine=engine, store=store, assetstores=registry,
+                   services=services, hierarchy=Hierarchy(services))
+    except BaseException:
+        engine.close()
+        raise

@@ -1,0 +1,163 @@
+"""Core benchmark: path resolution, ACL-filtered listing and item creation at scale.
+
+Builds a store with N items (default 1,000,000): 10% in one folder, the rest in
+a tree of depth 10, owned by one user and readable by a second user only through
+a group grant. Then prints, for the SQLite engine:
+
+* resolve a depth-10 path, warm (path cache on) and cold (cache off), per second;
+* list a page of 1,000 children of the big folder as the non-admin user (ms);
+* create items through the services (per second);
+
+and the same at a small size (default 10,000), to show how cost grows.
+Targets (issue 3): warm >= 20,000/s, cold >= 2,000/s, page < 20 ms,
+create >= 5,000/s, no figure more than 2x worse at the large size.
+
+Run by hand:  .venv/bin/python benchmarks/core_bench.py [--items 1000000] [--small 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId
+
+from joist.admin.bootstrap import App, build_app
+from joist.core.acl import READ, SYSTEM, Principal
+from joist.core.common import utcnow
+from joist.core.settings import load_settings
+
+DEPTH = 10
+BATCH = 5000
+
+
+def _settings(data: Path) -> Any:
+    return load_settings(env={}, search=False, overrides={
+        "data_dir": str(data), "security.bcrypt_rounds": 4, "assetstore.reserve_mb": 0})
+
+
+def _item(folder: dict[str, Any], name: str, owner: ObjectId) -> dict[str, Any]:
+    now = utcnow()
+    return {"name": name, "lowerName": name.lower(), "description": "",
+            "folderId": folder["_id"], "baseParentType": folder["baseParentType"],
+            "baseParentId": folder["baseParentId"], "creatorId": owner, "created": now,
+            "updated": now, "size": 0, "meta": {}, "fileCount": 0}
+
+
+def build(app: App, n_items: int) -> dict[str, Any]:
+    svc = app.services
+    admin = svc.users.create(SYSTEM, login="admin", email="admin@example.org",
+                             first_name="A", last_name="D", password="password")
+    owner = svc.users.create(SYSTEM, login="owner", email="owner@example.org",
+                             first_name="O", last_name="W", password="password")
+    reader = svc.users.create(SYSTEM, login="reader", email="reader@example.org",
+                              first_name="R", last_name="D", password="password")
+    team = svc.groups.create(Principal.from_user(admin), "team")
+    svc.groups.add_member(SYSTEM, team, reader, force=True)
+    me = Principal.from_user(owner)
+    coll = svc.collections.create(SYSTEM, "bench")
+    svc.access.grant(SYSTEM, "collection", coll, "user", owner["_id"], 2)
+    svc.access.grant(SYSTEM, "collection", coll, "group", team["_id"], READ)
+    big = svc.folders.create(me, "collection", coll["_id"], "big")
+    n_big = n_items // 10
+    _bulk(app, big, n_big, owner["_id"], "file")
+    # The rest in a tree of depth 10: a chain of folders, fanning out at each level.
+    rest, chain, parent_type, parent = n_items - n_big, [], "collection", coll
+    for level in range(DEPTH):
+        parent = svc.folders.create(me, parent_type, parent["_id"], f"level{level}")
+        parent_type = "folder"
+        chain.append(parent)
+    per_level = rest // DEPTH
+    for level, folder in enumerate(chain):
+        siblings = max(1, per_level // 5000)
+        for s in range(siblings):
+            target = folder if s == 0 else svc.folders.create(
+                me, "folder", folder["_id"], f"side{s}")
+            _bulk(app, target, per_level // siblings, owner["_id"], f"l{level}s{s}-")
+    leaf_path = "/collection/bench/" + "/".join(f"level{i}" for i in range(DEPTH)) + \
+        "/l9s0-00000000"
+    return {"reader": Principal.from_user(app.store.get("user", reader["_id"])),
+            "owner": me, "big": big, "leaf": leaf_path, "chain": chain}
+
+
+def _bulk(app: App, folder: dict[str, Any], count: int, owner: ObjectId, prefix: str) -> None:
+    for start in range(0, count, BATCH):
+        docs = [_item(folder, f"{prefix}{i:08d}", owner)
+                for i in range(start, min(count, start + BATCH))]
+        app.store.items.insert_many(docs)
+
+
+def _rate(fn: Any, seconds: float = 2.0) -> float:
+    count, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        fn()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def measure(app: App, world: dict[str, Any]) -> dict[str, float]:
+    svc, hier = app.services, app.hierarchy
+    reader_view = hier.view(world["reader"])
+    assert reader_view.stat(world["leaf"]).size == 0
+    figures: dict[str, float] = {}
+    svc.settings.set("joist.hierarchy.cache_ttl", 60.0)  # set() refreshes this process
+    figures["resolve warm /s"] = _rate(lambda: reader_view.stat(world["leaf"]))
+    svc.settings.set("joist.hierarchy.cache_ttl", 0.0)
+    hier.cache.clear()
+    figures["resolve cold /s"] = _rate(lambda: reader_view.stat(world["leaf"]))
+    big_path = "/collection/bench/big"
+    pages = []
+    for offset in (0, 5000, 50000):
+        start = time.perf_counter()
+        nodes = list(reader_view.listdir(big_path, offset=offset, limit=1000))
+        pages.append((time.perf_counter() - start) * 1000)
+        assert len(nodes) == 1000
+    figures["list page 1000 ms (first)"] = pages[0]
+    figures["list page 1000 ms (offset 50k)"] = pages[2]
+    start = time.perf_counter()
+    _items, _folder = svc.items.list(world["reader"], world["big"]["_id"], skip=50000, limit=50)
+    figures["GET item page 50 @50k ms"] = (time.perf_counter() - start) * 1000
+    target = world["chain"][-1]
+    counter = iter(range(10**9))
+    samples = [_rate(lambda: svc.items.create(world["owner"], target,
+                                              f"new-{next(counter)}"), 1.5)
+               for _ in range(3)]
+    figures["create items /s"] = statistics.median(samples)
+    return figures
+
+
+def run(n_items: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="joist-bench-") as tmp:
+        app = build_app(_settings(Path(tmp)), env={})
+        try:
+            start = time.perf_counter()
+            world = build(app, n_items)
+            print(f"  built {n_items:,} items in {time.perf_counter() - start:.1f} s")
+            return measure(app, world)
+        finally:
+            app.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    args = parser.parse_args()
+    print(f"small store ({args.small:,} items)")
+    small = run(args.small)
+    print(f"large store ({args.items:,} items)")
+    large = run(args.items)
+    print(f"\n{'figure':34} {'small':>12} {'large':>12} {'large/small':>12}")
+    for key in small:
+        ratio = large[key] / small[key] if small[key] else float("nan")
+        print(f"{key:34} {small[key]:12.1f} {large[key]:12.1f} {ratio:12.2f}")
+
+
+if __name__ == "__main__":
+    main()

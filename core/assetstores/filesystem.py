@@ -1,0 +1,431 @@
+"""The filesystem assetstore: content-addressed blobs on a local disk.
+
+Layout under ``root``::
+
+    temp/<uploadId>.part        bytes of an upload in progress
+    ab/cd/<sha512>              a blob, named by the SHA-512 of its content
+    ab/cd/.lock                 flock target serialising changes to that bucket
+
+Reference counts live in the metadata store (``BLOB_REFS_SPEC``), one document
+per blob, so several processes can share one root. Every change of a blob's
+existence or count happens under its bucket's ``flock``, which holds across
+processes of one machine (and over NFS where the server supports locks).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..db.engine import Collection, CollectionSpec, Index
+from ..errors import (
+    ConflictError,
+    CoreError,
+    NotFoundError,
+    QuotaError,
+    StorageError,
+    ValidationError,
+)
+from .base import (
+    BLOCK_SIZE,
+    AssetstoreAdapter,
+    BlobReader,
+    Capabilities,
+    Capacity,
+    Problem,
+)
+from .localio import LocalBlobReader, copy_stream, fsync_dir, locked, storage_error
+
+__all__ = ["BLOB_REFS_SPEC", "FilesystemAssetstore"]
+
+log = logging.getLogger(__name__)
+
+BLOB_REFS_SPEC = CollectionSpec(
+    "blob_ref",
+    indexes=(Index((("assetstoreId", 1), ("sha512", 1)), unique=True,
+                   name="assetstoreId_sha512_unique"),),
+)
+"""Reference counts: ``{_id: "<assetstoreId>:<sha512>", assetstoreId, sha512,
+size, refs, updated}``. ``updated`` (UTC) tells ``check`` what may be in flight."""
+
+SHA512_RE = re.compile(r"^[0-9a-f]{128}$")
+_UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+TEMP_DIR = "temp"
+TEMP_SUFFIX = ".part"
+LOCK_NAME = ".lock"
+_HASH_CACHE_MAX = 4096  # incremental hashers kept; a miss only costs a re-read
+
+
+@dataclass
+class _HashState:
+    """SHA-512 of the first ``offset`` bytes of one temp-file generation."""
+
+    generation: str
+    offset: int
+    hasher: Any  # hashlib's hash object; its class is private
+
+
+class FilesystemAssetstore(AssetstoreAdapter):
+    """Blobs under ``root``; see the module docstring for the layout.
+
+    ``perms`` applies to temp files and blobs. ``reserve_bytes`` of free space
+    are kept: uploads that would eat into them are refused. ``sync_chunks``
+    fdatasyncs every chunk so that ``upload_offset`` survives power loss, not
+    only a process crash.
+    """
+
+    capabilities = Capabilities(local_path=True, range_reads=True, server_side_copy=True,
+                                dedup=True, resumable=True, presigned_download=False)
+
+    def __init__(self, root: str | Path, *, refs: Collection, assetstore_id: str,
+                 perms: int = 0o600, reserve_bytes: int = 0,
+                 sync_chunks: bool = True) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.refs = refs
+        self.assetstore_id = str(assetstore_id)
+        self.perms = perms
+        self.reserve_bytes = max(0, int(reserve_bytes))
+        self.sync_chunks = sync_chunks
+        self.temp_root = os.path.join(self.root, TEMP_DIR)
+        try:
+            os.makedirs(self.temp_root, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, f"Creating assetstore root {self.root}") from exc
+        self._hashes: OrderedDict[str, _HashState] = OrderedDict()
+        self._hash_lock = threading.Lock()
+
+    # -- naming ---------------------------------------------------------------
+    def ref_id(self, sha512: str) -> str:
+        return f"{self.assetstore_id}:{sha512}"
+
+    def bucket_dir(self, sha512: str) -> str:
+        return os.path.join(self.root, sha512[:2], sha512[2:4])
+
+    def blob_path(self, sha512: str) -> str:
+        return os.path.join(self.bucket_dir(sha512), sha512)
+
+    def bucket_lock(self, sha512: str) -> str:
+        """The lock file for ``sha512``'s bucket (created with the bucket)."""
+        bucket = self.bucket_dir(sha512)
+        os.makedirs(bucket, exist_ok=True)
+        return os.path.join(bucket, LOCK_NAME)
+
+    def temp_path(self, upload_id: str) -> str:
+        return os.path.join(self.temp_root, upload_id + TEMP_SUFFIX)
+
+    # -- uploads --------------------------------------------------------------
+    def begin_upload(self, upload: dict[str, Any]) -> dict[str, Any]:
+        upload_id, size = _upload_id(upload), _upload_size(upload)
+        free = self.capacity().free
+        if free is not None and free < size:
+            raise QuotaError(f"Not enough free space for {size} bytes "
+                             f"({free} available on the assetstore).")
+        path = self.temp_path(upload_id)
+        self._forget_hash(upload_id)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, self.perms)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # wait out a writer of a previous attempt
+                os.ftruncate(fd, 0)
+                os.fchmod(fd, self.perms)  # the umask must not decide
+            finally:
+                os.close(fd)
+            fsync_dir(self.temp_root)
+        except OSError as exc:
+            raise storage_error(exc, "Starting an upload") from exc
+        # A fresh generation invalidates every process's cached hasher, even
+        # when the kernel reuses the inode number.
+        return {"tempPath": f"{TEMP_DIR}/{upload_id}{TEMP_SUFFIX}",
+                "generation": uuid.uuid4().hex}
+
+    def write_chunk(self, upload: dict[str, Any], offset: int, stream: BinaryIO,
+                    length: int | None = None) -> tuple[int, dict[str, Any]]:
+        upload_id, size = _upload_id(upload), _upload_size(upload)
+        state = self._state(upload)
+        if offset < 0 or (length is not None and length < 0):
+            raise ValidationError(f"Invalid offset {offset} or length {length}.")
+        fd = self._open_temp(upload_id)
+        try:
+            current = self._lock_temp(fd)
+            if offset != current:
+                raise ConflictError(f"Server has received {current} bytes, "
+                                    f"but client sent offset {offset}.")
+            if length is not None and offset + length > size:
+                raise ValidationError("Received too many bytes.")
+            hasher = self._hasher_at(upload_id, state["generation"], fd, offset).copy()
+            try:
+                end = copy_stream(fd, offset, stream, length, size, hasher)
+                if self.sync_chunks:
+                    os.fdatasync(fd)
+            except BaseException as exc:
+                self._roll_back(fd, offset, exc)
+                if isinstance(exc, OSError) and not isinstance(exc, CoreError):
+                    raise storage_error(exc, "Writing an upload chunk") from exc
+                raise
+            self._remember_hash(upload_id, _HashState(state["generation"], end, hasher))
+        finally:
+            os.close(fd)
+        return end, state
+
+    def upload_offset(self, upload: dict[str, Any]) -> int:
+        fd = self._open_temp(_upload_id(upload))
+        try:
+            return self._lock_temp(fd, shared=True)  # waits for a chunk in flight
+        finally:
+            os.close(fd)
+
+    def finalize_upload(self, upload: dict[str, Any]) -> dict[str, Any]:
+        upload_id, size = _upload_id(upload), _upload_size(upload)
+        state = self._state(upload)
+        fd = self._open_temp(upload_id)
+        try:
+            received = self._lock_temp(fd)
+            if received != size:
+                raise ConflictError(f"Server has received {received} bytes, "
+                                    f"but the upload is {size} bytes.")
+            digest = self._hasher_at(upload_id, state["generation"], fd, size).hexdigest()
+            try:
+                os.fchmod(fd, self.perms)
+                os.fsync(fd)  # the content must be durable before its name is
+                self._install(digest, self.temp_path(upload_id), size)
+                fsync_dir(self.temp_root)
+            except OSError as exc:
+                raise storage_error(exc, "Finalizing an upload") from exc
+        finally:
+            os.close(fd)
+        self._forget_hash(upload_id)
+        return {"size": size, "sha512": digest, "path": _relpath(digest)}
+
+    def abort_upload(self, upload: dict[str, Any]) -> None:
+        upload_id = _upload_id(upload)
+        self._forget_hash(upload_id)
+        try:
+            os.unlink(self.temp_path(upload_id))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise storage_error(exc, "Aborting an upload") from exc
+
+    # -- blobs ----------------------------------------------------------------
+    def open_read(self, blob: Mapping[str, Any]) -> BlobReader:
+        size = blob.get("size")
+        return LocalBlobReader(self.blob_path(_sha512(blob)),
+                               expected_size=size if isinstance(size, int) else None)
+
+    def add_reference(self, blob: Mapping[str, Any]) -> None:
+        digest = _sha512(blob)
+        try:
+            with locked(self.bucket_lock(digest)):
+                if not os.path.exists(self.blob_path(digest)):
+                    raise StorageError(f"The bytes of blob {digest[:16]}... are missing.")
+                result = self.refs.update_one(
+                    {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
+                    {"$inc": {"refs": 1}, "$set": {"updated": _now()}})
+        except OSError as exc:
+            raise storage_error(exc, "Adding a blob reference") from exc
+        if result.matched == 0:
+            # Counting from an unknown base could undercount and later delete
+            # bytes still in use; ``joist check`` restores the count first.
+            raise StorageError(f"Blob {digest[:16]}... has no reference count; "
+                               "run `joist check --repair`.")
+
+    def delete(self, blob: Mapping[str, Any]) -> None:
+        digest = _sha512(blob)
+        try:
+            with locked(self.bucket_lock(digest)):
+                doc = self.refs.find_one_and_update(
+                    {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
+                    {"$inc": {"refs": -1}, "$set": {"updated": _now()}})
+                if doc is None:
+                    log.warning("delete of blob %s in assetstore %s: no reference "
+                                "count; left for `joist check`", digest, self.assetstore_id)
+                    return
+                if doc["refs"] > 0:
+                    return
+                # Bytes first, then the count: a crash in between leaves a
+                # refs document at 0 (stale-refs), never counted bytes gone.
+                self._unlink_blob(digest)
+                self.refs.delete_one({"_id": self.ref_id(digest), "refs": {"$lte": 0}})
+        except OSError as exc:
+            raise storage_error(exc, "Deleting a blob") from exc
+
+    def capacity(self) -> Capacity:
+        try:
+            usage = shutil.disk_usage(self.root)
+        except OSError as exc:
+            raise storage_error(exc, "Reading assetstore capacity") from exc
+        return Capacity(total=usage.total, free=max(0, usage.free - self.reserve_bytes),
+                        used=usage.used)
+
+    def local_path(self, blob: Mapping[str, Any]) -> str | None:
+        return self.blob_path(_sha512(blob))
+
+    # -- consistency ----------------------------------------------------------
+    def check(self, live_uploads: AbstractSet[str],
+              live_references: Mapping[str, int] | None = None, *,
+              settled_before: float | None = None, deep: bool = False) -> list[Problem]:
+        from .filesystem_check import FilesystemChecker
+        return FilesystemChecker(self).check(live_uploads, live_references,
+                                             settled_before=settled_before, deep=deep)
+
+    def repair(self, problems: Iterable[Problem], *, live_references: Mapping[str, int],
+               settled_before: float | None = None) -> list[Problem]:
+        from .filesystem_check import FilesystemChecker
+        return FilesystemChecker(self).repair(problems, live_references=live_references,
+                                              settled_before=settled_before)
+
+    # -- internals ------------------------------------------------------------
+    def _install(self, digest: str, temp: str, size: int) -> None:
+        """Move a complete, synced temp file into place and count a reference,
+        under the bucket lock. Crash-wise: dedup counts before dropping the temp
+        file, a new blob is renamed before it is counted, so an interruption
+        leaves at worst an uncounted blob or a count too high (both repaired by
+        ``check``), never a count for bytes that are not there."""
+        final = self.blob_path(digest)
+        self.bucket_lock(digest)
+        if True:
+            try:
+                existing: int | None = os.stat(final).st_size
+            except FileNotFoundError:
+                existing = None
+            if existing == size:
+                self._count_new_reference(digest, size)
+                os.unlink(temp)
+                return
+            # Absent, or a damaged copy of wrong length: replace atomically.
+            os.rename(temp, final)
+            fsync_dir(self.bucket_dir(digest))
+            try:
+                self._count_new_reference(digest, size)
+            except BaseException:
+                os.rename(final, temp)  # keep the upload retryable
+                raise
+
+    def _count_new_reference(self, digest: str, size: int) -> None:
+        self.refs.update_one(
+            {"_id": self.ref_id(digest)},
+            {"$inc": {"refs": 1}, "$set": {"updated": _now()},
+             "$setOnInsert": {"assetstoreId": self.assetstore_id, "sha512": digest,
+                              "size": size}},
+            upsert=True)
+
+    def _unlink_blob(self, digest: str) -> None:
+        try:
+            os.unlink(self.blob_path(digest))
+        except FileNotFoundError:
+            return
+        fsync_dir(self.bucket_dir(digest))
+
+    def _state(self, upload: Mapping[str, Any]) -> dict[str, Any]:
+        state = upload.get("state")
+        upload_id = _upload_id(upload)
+        if not isinstance(state, dict) or not isinstance(state.get("generation"), str) \
+                or state.get("tempPath") != f"{TEMP_DIR}/{upload_id}{TEMP_SUFFIX}":
+            raise ValidationError("The upload has no valid filesystem assetstore state.")
+        return state
+
+    def _open_temp(self, upload_id: str) -> int:
+        try:
+            return os.open(self.temp_path(upload_id), os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"Upload {upload_id} has no data here: it was "
+                                "finalized, aborted or never begun.") from exc
+        except OSError as exc:
+            raise storage_error(exc, "Opening an upload") from exc
+
+    @staticmethod
+    def _lock_temp(fd: int, *, shared: bool = False) -> int:
+        """Lock the temp file (one writer per upload, across processes) and
+        return its size: the bytes received."""
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        st = os.fstat(fd)
+        if st.st_nlink == 0:  # aborted or finalized while we waited
+            raise NotFoundError("The upload was finalized or aborted meanwhile.")
+        return st.st_size
+
+    def _roll_back(self, fd: int, offset: int, cause: BaseException) -> None:
+        try:
+            os.ftruncate(fd, offset)
+            if self.sync_chunks:
+                os.fdatasync(fd)
+        except OSError as exc:
+            raise StorageError(f"Rolling back a failed chunk ({cause}) failed too: "
+                               f"{exc}") from cause
+
+    def _hasher_at(self, upload_id: str, generation: str, fd: int, offset: int) -> Any:
+        """A SHA-512 of the temp file's first ``offset`` bytes; callers copy it
+        before updating. The cache may lag (another process appended): only the
+        tail is read then; a whole re-read only after a restart or cache miss."""
+        with self._hash_lock:
+            cached = self._hashes.get(upload_id)
+        if cached is not None and cached.generation == generation \
+                and cached.offset == offset:
+            return cached.hasher
+        if cached is not None and cached.generation == generation \
+                and cached.offset < offset:
+            hasher, pos = cached.hasher.copy(), cached.offset
+        else:
+            hasher, pos = hashlib.sha512(), 0
+        try:
+            while pos < offset:
+                data = os.pread(fd, min(BLOCK_SIZE, offset - pos), pos)
+                if not data:
+                    raise StorageError("The upload's temp file shrank while hashing.")
+                hasher.update(data)
+                pos += len(data)
+        except OSError as exc:
+            raise storage_error(exc, "Hashing an upload") from exc
+        return hasher
+
+    def _remember_hash(self, upload_id: str, state: _HashState) -> None:
+        with self._hash_lock:
+            self._hashes[upload_id] = state
+            self._hashes.move_to_end(upload_id)
+            while len(self._hashes) > _HASH_CACHE_MAX:
+                self._hashes.popitem(last=False)
+
+    def _forget_hash(self, upload_id: str) -> None:
+        with self._hash_lock:
+            self._hashes.pop(upload_id, None)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _relpath(digest: str) -> str:
+    return f"{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+def _upload_id(upload: Mapping[str, Any]) -> str:
+    upload_id = str(upload.get("_id", ""))
+    if not _UPLOAD_ID_RE.match(upload_id):
+        raise ValidationError(f"Invalid upload id {upload_id!r}.")
+    return upload_id
+
+
+def _upload_size(upload: Mapping[str, Any]) -> int:
+    size = upload.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValidationError(f"Invalid upload size {size!r}.")
+    return size
+
+
+def _sha512(blob: Mapping[str, Any]) -> str:
+    digest = blob.get("sha512")
+    if not isinstance(digest, str) or not SHA512_RE.match(digest):
+        raise ValidationError("The file record has no valid sha512.")
+    return digest

@@ -1,0 +1,170 @@
+"""Local-file building blocks for assetstores that keep bytes on a local disk:
+a ``pread``-based ``BlobReader``, ``flock`` helpers, and durable directory
+updates."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from ..errors import CoreError, QuotaError, StorageError, ValidationError
+from .base import BLOCK_SIZE, BlobReader
+
+__all__ = ["LocalBlobReader", "copy_stream", "fsync_dir", "locked", "pwrite_all", "storage_error"]
+
+_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def storage_error(exc: BaseException, what: str) -> CoreError:
+    """The core error for an OS failure: ``QuotaError`` when the disk or a
+    quota is full, ``StorageError`` otherwise. The cause is kept."""
+    if isinstance(exc, CoreError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in _SPACE_ERRNOS:
+        err: CoreError = QuotaError(f"{what}: no space left on the assetstore.")
+    else:
+        err = StorageError(f"{what}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename/create/unlink in ``path`` durable (POSIX needs the
+    directory itself synced, not only the file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def pwrite_all(fd: int, data: Any, pos: int) -> None:
+    """``os.pwrite`` until every byte is written (it may write less)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, pos)
+        view, pos = view[written:], pos + written
+
+
+def copy_stream(fd: int, offset: int, stream: BinaryIO, length: int | None, limit: int,
+                hasher: Any) -> int:
+    """Copy ``length`` bytes (None: to EOF) from ``stream`` into ``fd`` at
+    ``offset`` in ``BLOCK_SIZE`` blocks, feeding ``hasher``; returns the new
+    end. Never goes past ``limit`` (``ValidationError``); a failing stream
+    becomes ``StorageError``, a short one ``ValidationError``. The caller rolls
+    back what was written."""
+    buf = memoryview(bytearray(BLOCK_SIZE))  # one buffer, reused for every block
+    readinto = getattr(stream, "readinto", None)
+    pos, remaining = offset, length
+    while remaining is None or remaining > 0:
+        want = BLOCK_SIZE if remaining is None else min(BLOCK_SIZE, remaining)
+        try:
+            if readinto is not None:
+                data: Any = buf[:readinto(buf[:want]) or 0]
+            else:
+                data = stream.read(want) or b""
+        except CoreError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"The upload stream failed after {pos - offset} bytes: "
+                               f"{exc}") from exc
+        if not data:
+            break
+        if pos + len(data) > limit:
+            raise ValidationError("Received too many bytes.")
+        pwrite_all(fd, data, pos)
+        hasher.update(data)
+        pos += len(data)
+        if remaining is not None:
+            remaining -= len(data)
+    if remaining:
+        raise ValidationError(f"Expected {length} bytes, the stream ended after "
+                              f"{pos - offset}.")
+    return pos
+
+
+@contextlib.contextmanager
+def locked(path: str, *, shared: bool = False) -> Iterator[int]:
+    """Hold an ``flock`` on ``path`` (created if needed) for the block.
+
+    ``flock`` locks belong to the open file description, so every call opens
+    its own: threads of one process exclude each other as processes do.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class LocalBlobReader(BlobReader):
+    """A blob read from a kept descriptor with ``os.pread``: no shared file
+    offset, so ``read_at`` is safe from any number of threads."""
+
+    def __init__(self, path: str, *, expected_size: int | None = None) -> None:
+        super().__init__()
+        self._fd = -1  # close() (also run by __del__) must see a valid state
+        try:
+            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise StorageError(f"The bytes of this file are missing ({path}).") from exc
+        except OSError as exc:
+            raise storage_error(exc, "Opening a blob") from exc
+        self._size = os.fstat(self._fd).st_size
+        if expected_size is not None and expected_size != self._size:
+            os.close(self._fd)
+            self._fd = -1
+            raise StorageError(f"Blob {path} holds {self._size} bytes, "
+                               f"the file record says {expected_size}.")
+        self._path = path
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def name(self) -> str:
+        return self._path
+
+    def fileno(self) -> int:
+        self._checkClosed()
+        return self._fd
+
+    def _read_range(self, offset: int, size: int) -> bytes:
+        chunks: list[bytes] = []
+        while size > 0:
+            try:
+                data = os.pread(self._fd, size, offset)
+            except OSError as exc:
+                raise storage_error(exc, "Reading a blob") from exc
+            if not data:  # the file shrank under us: report what is there
+                break
+            chunks.append(data)
+            offset += len(data)
+            size -= len(data)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def readinto(self, buffer: Any) -> int:
+        # Read straight into the caller's buffer: no intermediate bytes object.
+        self._checkClosed()
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._size - self._pos)
+        if want <= 0:
+            return 0
+        try:
+            got = os.preadv(self._fd, [view[:want]], self._pos)
+        except OSError as exc:
+            raise storage_error(exc, "Reading a blob") from exc
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        super().close()

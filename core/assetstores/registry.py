@@ -1,0 +1,157 @@
+"""Assetstore documents and the adapters built from them.
+
+An assetstore document (Girder's fields: ``name``, ``type`` 0 = filesystem,
+1 = GridFS, 2 = S3, ``current``...) lives in the metadata store, so every
+process builds the same adapters. New uploads go to the ``current`` one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..common import utcnow, validate_name
+from ..db.engine import Collection, Document, DuplicateKeyError, Engine
+from ..errors import ExistsError, NotFoundError, StorageError, ValidationError
+from ..store import object_id
+from .base import AssetstoreAdapter
+
+FILESYSTEM, GRIDFS, S3 = 0, 1, 2
+TYPE_NAMES = {FILESYSTEM: "filesystem", GRIDFS: "gridfs", S3: "s3"}
+
+Factory = Callable[[Document, Engine], AssetstoreAdapter]
+
+
+def _filesystem(doc: Document, engine: Engine, reserve_bytes: int) -> AssetstoreAdapter:
+    from .filesystem import BLOB_REFS_SPEC, FilesystemAssetstore
+    return FilesystemAssetstore(doc["root"], refs=engine.collection(BLOB_REFS_SPEC),
+                                assetstore_id=str(doc["_id"]),
+                                perms=int(doc.get("perms") or 0o600),
+                                reserve_bytes=reserve_bytes)
+
+
+class AssetstoreRegistry:
+    def __init__(self, collection: Collection, engine: Engine, *,
+                 reserve_bytes: int = 0) -> None:
+        self._coll = collection
+        self._engine = engine
+        self._reserve = reserve_bytes
+        self._factories: dict[int, Factory] = {
+            FILESYSTEM: lambda doc, eng: _filesystem(doc, eng, self._reserve)}
+        self._adapters: dict[Any, tuple[Document, AssetstoreAdapter]] = {}
+        self._lock = threading.Lock()
+
+    def register_type(self, type_id: int, factory: Factory) -> None:
+        """Add an assetstore kind (S3, GridFS) without this module knowing it."""
+        self._factories[type_id] = factory
+
+    # ------------------------------------------------------------ adapters
+    def adapter(self, assetstore_id: Any) -> AssetstoreAdapter:
+        oid = object_id(assetstore_id, "assetstore")
+        with self._lock:
+            hit = self._adapters.get(oid)
+        if hit is not None:
+            return hit[1]
+        doc = self.get(oid)
+        factory = self._factories.get(int(doc.get("type", FILESYSTEM)))
+        if factory is None:
+            raise StorageError(f"Assetstore type {doc.get('type')} is not available here.")
+        adapter = factory(doc, self._engine)
+        with self._lock:
+            self._adapters.setdefault(oid, (doc, adapter))
+            return self._adapters[oid][1]
+
+    def for_file(self, file: Document) -> AssetstoreAdapter:
+        if not file.get("assetstoreId"):
+            raise StorageError("This file has no stored bytes (link file).")
+        return self.adapter(file["assetstoreId"])
+
+    def current(self) -> tuple[Document, AssetstoreAdapter]:
+        doc = self._coll.find_one({"current": True})
+        if doc is None:
+            raise StorageError("No current assetstore is set.")
+        return doc, self.adapter(doc["_id"])
+
+    def forget(self, assetstore_id: Any) -> None:
+        with self._lock:
+            self._adapters.pop(object_id(assetstore_id), None)
+
+    # ------------------------------------------------------------ documents
+    def get(self, assetstore_id: Any) -> Document:
+        doc = self._coll.find_one({"_id": object_id(assetstore_id, "assetstore")})
+        if doc is None:
+            raise NotFoundError(f"Invalid assetstore id ({assetstore_id}).")
+        return doc
+
+    def list(self, *, skip: int = 0, limit: int = 0) -> list[Document]:
+        return self._coll.find({}, sort=[("name", 1), ("_id", 1)], skip=skip, limit=limit)
+
+    def create(self, doc: dict[str, Any]) -> Document:
+        """Insert a validated document; the first assetstore becomes current."""
+        doc["name"] = validate_name(doc.get("name"), "Assetstore name")
+        doc.setdefault("created", utcnow())
+        make_current = bool(doc.pop("current", False)) or \
+            self._coll.find_one({}, projection=["_id"]) is None
+        doc["current"] = False
+        try:
+            self._coll.insert_one(doc)
+        except DuplicateKeyError:
+            raise ExistsError("An assetstore with that name already exists.",
+                              field="name") from None
+        if make_current:
+            self.set_current(doc["_id"])
+            doc["current"] = True
+        return doc
+
+    def create_filesystem(self, name: str, root: str | os.PathLike[str], *,
+                          perms: int = 0o600, current: bool = False) -> Document:
+        path = Path(os.path.expanduser(str(root))).resolve()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValidationError(f"Could not make directory {path}: {exc.strerror}",
+                                  field="root") from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValidationError(f"Unable to write into directory {path}.", field="root")
+        if perms & 0o600 != 0o600:
+            raise ValidationError("File permissions must keep owner read and write.",
+                                  field="perms")
+        return self.create({"type": FILESYSTEM, "name": name, "root": str(path),
+                            "perms": perms, "current": current})
+
+    def set_current(self, assetstore_id: Any) -> None:
+        oid = object_id(assetstore_id, "assetstore")
+        self.get(oid)
+        # Set the new one first: a crash in between leaves two current, never none.
+        self._coll.update_one({"_id": oid}, {"$set": {"current": True}})
+        self._coll.update_many({"_id": {"$ne": oid}, "current": True},
+                               {"$set": {"current": False}})
+
+    def update(self, assetstore_id: Any, changes: dict[str, Any]) -> Document:
+        doc = self.get(assetstore_id)
+        if "name" in changes:
+            changes["name"] = validate_name(changes["name"], "Assetstore name")
+        if changes.pop("current", False):
+            self.set_current(doc["_id"])
+        if changes:
+            try:
+                self._coll.update_one({"_id": doc["_id"]}, {"$set": changes})
+            except DuplicateKeyError:
+                raise ExistsError("An assetstore with that name already exists.",
+                                  field="name") from None
+        self.forget(doc["_id"])
+        return self.get(doc["_id"])
+
+    def delete(self, assetstore_id: Any, *, has_files: bool) -> None:
+        doc = self.get(assetstore_id)
+        if has_files:
+            raise ValidationError("You may not delete an assetstore that contains files.")
+        self._coll.delete_one({"_id": doc["_id"]})
+        self.forget(doc["_id"])
+        if doc.get("current"):
+            other = self._coll.find_one({}, sort=[("created", 1)])
+            if other is not None:
+                self.set_current(other["_id"])

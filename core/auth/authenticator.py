@@ -1,0 +1,158 @@
+"""Login flows shared by every gateway: password (+TOTP), API key, SSH key, token."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from ..acl import Principal
+from ..db.engine import Document
+from ..errors import AuthenticationError, ThrottledError, ValidationError
+from ..store import Store
+from ..stored_settings import SettingsService
+from . import otp
+from .apikeys import ApiKeyService
+from .passwords import hash_password, verify_password
+from .sshkeys import SshKeyService
+from .throttle import Throttle, throttle_keys
+from .tokens import TokenService
+
+log = logging.getLogger("joist.auth")
+
+ANONYMOUS_LOGIN = "anonymous"
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # Checked against when the login is unknown, so timing does not tell
+    # whether an account exists.
+    return hash_password("joist-no-such-user", rounds=12)
+
+
+class Authenticator:
+    def __init__(self, store: Store, settings: SettingsService, tokens: TokenService,
+                 api_keys: ApiKeyService, ssh_keys: SshKeyService) -> None:
+        self._store = store
+        self._settings = settings
+        self.tokens = tokens
+        self.api_keys = api_keys
+        self.ssh_keys = ssh_keys
+        self.throttle = Throttle(store.throttles, self._limits)
+
+    def _limits(self) -> tuple[int, float]:
+        return (int(self._settings.get("joist.throttle.max_failures")),
+                float(self._settings.get("joist.throttle.window_seconds")))
+
+    # ------------------------------------------------------------ lookups
+    def find_user(self, login: str) -> Document | None:
+        """By login or email, case-insensitively (both are stored lower-case)."""
+        if not isinstance(login, str) or not login.strip():
+            return None
+        key = login.strip().lower()
+        field = "email" if "@" in key else "login"
+        return self._store.users.find_one({field: key})
+
+    @staticmethod
+    def check_status(user: Document, settings: SettingsService) -> None:
+        status = user.get("status", "enabled")
+        if status == "disabled":
+            raise AuthenticationError("Account is disabled.", extra="disabled")
+        if status == "pending":
+            raise AuthenticationError("Account approval required.", extra="accountApproval")
+        if settings.get("core.email_verification") == "required" and \
+                not user.get("emailVerified", True):
+            raise AuthenticationError("Email verification required.",
+                                      extra="emailVerification")
+
+    def anonymous_allowed(self) -> bool:
+        return bool(self._settings.get("joist.anonymous_access"))
+
+    # ------------------------------------------------------------ password
+    def password_login(self, login: str, password: str, otp_code: str | None = None,
+                       *, source: str | None = None) -> Document:
+        """Check login and password (and the TOTP code when enabled)."""
+        if not self._settings.get("core.enable_password_login"):
+            raise ValidationError("Password login is disabled on this server.")
+        keys = throttle_keys(str(login), source)
+        self.throttle.check(keys)
+        user = self.find_user(login)
+        if not verify_password(password, user.get("salt") if user else _dummy_hash()) \
+                or user is None:
+            self._failed(keys, login, "bad credentials")
+        assert user is not None
+        if otp.is_enabled(user):
+            if not otp_code:
+                self._failed(keys, login, "missing one-time password",
+                             "User authentication must include a one-time password.")
+            try:
+                otp.consume(self._store.users, user, str(otp_code))
+            except (AuthenticationError, ValidationError):
+                self._failed(keys, login, "bad one-time password")
+        elif otp_code:
+            raise AuthenticationError("The user has not enabled one-time passwords.")
+        self.check_status(user, self._settings)
+        self.throttle.success(keys[:1])
+        log.info("login ok: %s", user["login"])
+        return user
+
+    def _failed(self, keys: list[str], login: str, why: str,
+                message: str = "Login failed.") -> Any:
+        self.throttle.failure(keys)
+        log.info("login failed for %r: %s", str(login)[:64], why)
+        raise AuthenticationError(message)
+
+    # ------------------------------------------------------------ gateways
+    def secret_login(self, login: str, secret: str, *,
+                     source: str | None = None) -> Principal:
+        """SFTP and WebDAV: the secret is a password (with the TOTP code appended
+        when the user enabled it) or one of the user's API keys."""
+        if isinstance(login, str) and login.strip().lower() == ANONYMOUS_LOGIN:
+            if self.anonymous_allowed():
+                return Principal.anonymous()
+            raise AuthenticationError("Anonymous access is disabled.")
+        user = self.find_user(login)
+        try:
+            if user is not None and otp.is_enabled(user) and len(secret) > otp.DIGITS:
+                user = self.password_login(login, secret[:-otp.DIGITS], secret[-otp.DIGITS:],
+                                           source=source)
+            else:
+                user = self.password_login(login, secret, source=source)
+            return Principal.from_user(user)
+        except ThrottledError:
+            raise
+        except AuthenticationError:
+            key = self.api_keys.find_active(secret)
+            if key is None or user is None or key["userId"] != user["_id"]:
+                raise
+            self.check_status(user, self._settings)
+            self.throttle.success(throttle_keys(login, source)[:1])
+            return Principal.from_user(user, scopes=key.get("scope"))
+
+    def public_key_login(self, login: str, blob: bytes) -> Principal:
+        user = self.find_user(login)
+        owner = self.ssh_keys.owner_of(blob)
+        if user is None or owner is None or owner != user["_id"]:
+            raise AuthenticationError("Public key not accepted.")
+        self.check_status(user, self._settings)
+        return Principal.from_user(user)
+
+    def api_key_login(self, key: str, duration: float | None = None) -> Document:
+        """``POST api_key/token``: a token document for an active key."""
+        if not self._settings.get("core.api_keys"):
+            raise ValidationError("API key functionality is disabled on this instance.")
+        doc = self.api_keys.find_active(key)
+        if doc is None:
+            raise ValidationError("Invalid API key.")
+        user = self._store.users.find_one({"_id": doc["userId"]})
+        if user is None:
+            raise ValidationError("Invalid API key.")
+        self.check_status(user, self._settings)
+        return self.api_keys.mint_token(
+            doc, duration=duration, max_days=float(self._settings.get("core.cookie_lifetime")))
+
+    def login_token(self, user: Document) -> Document:
+        return self.tokens.create(user, days=float(self._settings.get("core.cookie_lifetime")))
+
+    def principal_for_token(self, value: str | None) -> Principal:
+        return self.tokens.principal(value)

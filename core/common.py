@@ -1,0 +1,63 @@
+"""Small rules every layer of core shares: the clock, name and metadata-key checks."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from .errors import ValidationError
+
+Clock = Callable[[], _dt.datetime]
+
+MAX_NAME_BYTES = 255
+
+
+def utcnow() -> _dt.datetime:
+    """Now, UTC, to the millisecond: what both engines store and return."""
+    now = _dt.datetime.now(_dt.UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def validate_name(name: Any, what: str = "Name", *, field: str = "name") -> str:
+    """Girder strips names; we also refuse what no gateway could show.
+
+    Refused: empty, ``.``, ``..``, NUL or other control characters, more than
+    255 bytes of UTF-8. ``/`` and ``\\`` are allowed: the path codec escapes them.
+    """
+    if not isinstance(name, str):
+        raise ValidationError(f"{what} must be a string.", field=field)
+    name = name.strip()
+    if not name:
+        raise ValidationError(f"{what} must not be empty.", field=field)
+    if name in (".", ".."):
+        raise ValidationError(f"{what} must not be '.' or '..'.", field=field)
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise ValidationError(f"{what} must not contain control characters.", field=field)
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise ValidationError(f"{what} must be at most {MAX_NAME_BYTES} bytes in UTF-8.",
+                              field=field)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} must be valid Unicode.", field=field) from None
+    return name
+
+
+def validate_meta_keys(meta: dict[str, Any]) -> None:
+    """Girder's metadata key rules (top-level keys only)."""
+    for key in meta:
+        if not isinstance(key, str) or not key:
+            raise ValidationError("Key must not be empty.", field="metadata")
+        if "." in key:
+            raise ValidationError(f"Invalid key {key}: keys must not contain the '.' character."
+                                  , field="metadata")
+        if key.startswith("$"):
+            raise ValidationError(f"Invalid key {key}: keys must not start with the '$' "
+                                  "character.", field="metadata")
+
+
+def file_exts(name: str) -> list[str]:
+    """``a.tar.GZ`` -> ``["tar", "gz"]`` (Girder's ``exts``)."""
+    return [part.lower() for part in name.split(".")[1:]]

@@ -1,0 +1,253 @@
+"""Path <-> entry resolution, child listing, and the path cache.
+
+The cache maps ``(parent, name)`` to the child's documents (as rclone's
+dircache maps directory to id), for a short TTL. It never holds a decision:
+access is computed on every call, for the calling principal, from the cached
+documents. A view's own writes drop the keys they touch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .. import acl
+from ..acl import AccessLevel, Principal
+from ..db.engine import Collection, Document
+from ..errors import NotDirectoryError, NotFoundError
+from ..store import Store
+from . import nodes as k
+
+PAGE = 1000
+CacheKey = tuple[str, Any, str]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A resolved position: its kind, its document, and for items and files
+    the folder whose ACL governs them and the file holding the bytes."""
+
+    kind: str
+    doc: Document | None = None
+    folder: Document | None = None   # ACL source for items and files
+    file: Document | None = None     # bytes of a file node or a one-file item
+    is_dir: bool = True
+
+    @property
+    def key(self) -> tuple[str, Any]:
+        return (self.kind, self.doc["_id"] if self.doc else None)
+
+
+ROOT_ENTRY = Entry(k.ROOT)
+USERS_ENTRY = Entry(k.USERS)
+COLLECTIONS_ENTRY = Entry(k.COLLECTIONS)
+
+
+class PathCache:
+    """A bounded LRU of (parent key, name) -> Entry with a TTL."""
+
+    def __init__(self, ttl: Callable[[], float], max_entries: int = 100_000) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._data: OrderedDict[CacheKey, tuple[float, Entry]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: CacheKey) -> Entry | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None or hit[0] < now:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return hit[1]
+
+    def put(self, key: CacheKey, entry: Entry) -> None:
+        ttl = self._ttl()
+        if ttl <= 0:
+            return
+        with self._lock:
+            self._data[key] = (time.monotonic() + ttl, entry)
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+
+    def drop(self, key: CacheKey) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def keyset_pages(coll: Collection, base: dict[str, Any], field: str, *,
+                 page: int = PAGE, projection: list[str] | None = None
+                 ) -> Iterator[list[Document]]:
+    """All matches of ``base`` ordered by (``field``, ``_id``), page by page.
+
+    Each page starts with ``field >= last value`` (an index range scan) and
+    drops what the previous page already returned, so deep pages cost the same
+    as the first, on every engine.
+    """
+    last_value: Any = None
+    seen_at_last: set[Any] = set()
+    for _ in range(10**9):
+        query = dict(base)
+        if last_value is not None:
+            query = {"$and": [base, {field: {"$gte": last_value}}]}
+        docs = coll.find(query, sort=[(field, 1), ("_id", 1)],
+                         limit=page + len(seen_at_last), projection=projection)
+        fresh = [d for d in docs
+                 if not (d.get(field) == last_value and d["_id"] in seen_at_last)]
+        if fresh:
+            yield fresh
+        if len(docs) < page + len(seen_at_last) or not fresh:
+            return
+        tail = fresh[-1].get(field)
+        if tail != last_value:
+            seen_at_last = set()
+        last_value = tail
+        seen_at_last |= {d["_id"] for d in fresh if d.get(field) == tail}
+
+
+class Resolver:
+    def __init__(self, store: Store, layout: Callable[[], str], cache: PathCache) -> None:
+        self.store = store
+        self.layout = layout
+        self.cache = cache
+
+    # ------------------------------------------------------------ access
+    @staticmethod
+    def level(entry: Entry, principal: Principal) -> AccessLevel:
+        if entry.kind in (k.ROOT, k.USERS, k.COLLECTIONS):
+            return acl.READ
+        if principal.admin:
+            return acl.ADMIN
+        governing = entry.folder if entry.kind in (k.ITEM, k.FILE) else entry.doc
+        assert governing is not None
+        return acl.effective_level(governing, principal)
+
+    # ------------------------------------------------------------ lookup
+    def resolve(self, names: list[str], principal: Principal) -> list[Entry]:
+        """The chain of entries from the root; ``NotFoundError`` when any step
+        is missing or unreadable (the two are indistinguishable on purpose)."""
+        chain = [ROOT_ENTRY]
+        for name in names:
+            chain.append(self.child(chain[-1], name, principal))
+        return chain
+
+    def child(self, parent: Entry, name: str, principal: Principal) -> Entry:
+        if not parent.is_dir:
+            raise NotDirectoryError("Not a directory.")
+        key: CacheKey = (parent.kind, parent.key[1], name)
+        entry = self.cache.get(key)
+        if entry is None:
+            entry = self._find(parent, name)
+            if entry is None:
+                raise NotFoundError("Path not found.")
+            self.cache.put(key, entry)
+        if self.level(entry, principal) < acl.READ:
+            raise NotFoundError("Path not found.")
+        return entry
+
+    def _find(self, parent: Entry, name: str) -> Entry | None:
+        s = self.store
+        if parent.kind == k.ROOT:
+            return {"user": USERS_ENTRY, "collection": COLLECTIONS_ENTRY}.get(name)
+        if parent.kind == k.USERS:
+            doc = s.users.find_one({"login": name})
+            return None if doc is None else Entry(k.USER, doc)
+        if parent.kind == k.COLLECTIONS:
+            doc = s.collections.find_one({"name": name})
+            return None if doc is None else Entry(k.COLLECTION, doc)
+        assert parent.doc is not None
+        if parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
+            doc = s.folders.find_one({"parentId": parent.doc["_id"], "name": name})
+            if doc is not None:
+                return Entry(k.FOLDER, doc)
+            if parent.kind != k.FOLDER:
+                return None
+            item = s.items.find_one({"folderId": parent.doc["_id"], "name": name})
+            return None if item is None else self.item_entry(item, parent.doc)
+        if parent.kind == k.ITEM:
+            file = s.files.find_one({"itemId": parent.doc["_id"], "name": name},
+                                    sort=[("_id", 1)])
+            return None if file is None else Entry(k.FILE, file, parent.folder, file, False)
+        return None
+
+    def item_entry(self, item: Document, folder: Document,
+                   sole_file: Document | None = None) -> Entry:
+        """An item as a directory, or (natural layout) as its one same-named file."""
+        if self.layout() == "natural" and item.get("fileCount") == 1:
+            if sole_file is None:
+                sole_file = self.store.files.find_one({"itemId": item["_id"]})
+            if sole_file is not None and sole_file["name"] == item["name"]:
+                return Entry(k.ITEM, item, folder, sole_file, is_dir=False)
+        return Entry(k.ITEM, item, folder)
+
+    # ------------------------------------------------------------ listing
+    def children(self, parent: Entry, principal: Principal) -> Iterator[tuple[str, Entry]]:
+        """(name, entry) of every readable child, in a stable order, lazily."""
+        if not parent.is_dir:
+            raise NotDirectoryError("Not a directory.")
+        s = self.store
+        if parent.kind == k.ROOT:
+            yield "collection", COLLECTIONS_ENTRY
+            yield "user", USERS_ENTRY
+            return
+        readable = acl.permission_filter(principal, acl.READ)
+        if parent.kind == k.USERS:
+            for page in keyset_pages(s.users, acl.and_filter({}, readable), "login"):
+                for doc in page:
+                    yield doc["login"], self._prime(parent, doc["login"], Entry(k.USER, doc))
+            return
+        if parent.kind == k.COLLECTIONS:
+            for page in keyset_pages(s.collections, acl.and_filter({}, readable), "name"):
+                for doc in page:
+                    yield doc["name"], self._prime(parent, doc["name"],
+                                                   Entry(k.COLLECTION, doc))
+            return
+        assert parent.doc is not None
+        if parent.kind == k.ITEM:
+            previous = None
+            for page in keyset_pages(s.files, {"itemId": parent.doc["_id"]}, "name"):
+                for doc in page:
+                    if doc["name"] != previous:  # duplicate names: the oldest wins
+                        previous = doc["name"]
+                        yield doc["name"], self._prime(
+                            parent, doc["name"], Entry(k.FILE, doc, parent.folder, doc, False))
+            return
+        folders = acl.and_filter({"parentId": parent.doc["_id"]}, readable)
+        for page in keyset_pages(s.folders, folders, "lowerName"):
+            for doc in page:
+                yield doc["name"], self._prime(parent, doc["name"], Entry(k.FOLDER, doc))
+        if parent.kind != k.FOLDER:
+            return
+        natural = self.layout() == "natural"
+        for page in keyset_pages(s.items, {"folderId": parent.doc["_id"]}, "lowerName"):
+            # One query per page finds the files of one-file items (natural layout).
+            singles = [i["_id"] for i in page if i.get("fileCount") == 1] if natural else []
+            sole = {f["itemId"]: f for f in s.files.find({"itemId": {"$in": singles}})} \
+                if singles else {}
+            for item in page:
+                file = sole.get(item["_id"])
+                entry = Entry(k.ITEM, item, parent.doc, file, is_dir=False) \
+                    if file is not None and file["name"] == item["name"] \
+                    else Entry(k.ITEM, item, parent.doc)
+                yield item["name"], self._prime(parent, item["name"], entry)
+
+    def _prime(self, parent: Entry, name: str, entry: Entry) -> Entry:
+        # A listing is usually followed by a stat of each child (ls -l, FUSE).
+        self.cache.put((parent.kind, parent.key[1], name), entry)
+        return entry
+
+    def forget(self, parent: Entry, name: str) -> None:
+        self.cache.drop((parent.kind, parent.key[1], name))

@@ -1,0 +1,145 @@
+"""``HierarchyView``: the one façade every gateway uses, bound to a principal.
+
+Reads are here; writes are in ``writes.py`` (mixed in). Every path rule lives
+in this package: traversal needs READ on every container and any failure
+along the way is ``NotFoundError``; found-but-not-allowed is an access error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .. import acl
+from ..acl import Principal
+from ..errors import AccessDeniedError, IsDirectoryError, NotFoundError, UnsupportedError
+from . import nodes as k
+from .io import Reader
+from .nodes import FsStats, Node, epoch, file_etag
+from .paths import encode_name, join_path, split_path
+from .resolver import Entry
+from .writes import WriteOps
+
+if TYPE_CHECKING:
+    from . import Hierarchy
+
+
+class HierarchyView(WriteOps):
+    """Cheap to make: hold one per connection or request."""
+
+    def __init__(self, hierarchy: Hierarchy, principal: Principal) -> None:
+        self.hierarchy = hierarchy
+        self.services = hierarchy.services
+        self.resolver = hierarchy.resolver
+        self.principal = principal
+        # A token without a data scope acts as anonymous for that kind of access.
+        self._reader = principal.for_scope(acl.SCOPE_DATA_READ)
+        self._writer = principal.for_scope(acl.SCOPE_DATA_WRITE)
+        self._owner = principal.for_scope(acl.SCOPE_DATA_OWN)
+
+    read_only = False
+
+    # ------------------------------------------------------------ helpers
+    def _chain(self, path: str) -> tuple[list[str], list[Entry]]:
+        names = split_path(path)
+        return names, self.resolver.resolve(names, self._reader)
+
+    def _entry(self, path: str) -> tuple[list[str], Entry]:
+        names, chain = self._chain(path)
+        return names, chain[-1]
+
+    def node_for(self, names: list[str], entry: Entry) -> Node:
+        path = join_path(names)
+        name = names[-1] if names else ""
+        level = self.resolver.level(entry, self._reader)
+        doc = entry.doc or {}
+        if entry.kind in (k.ROOT, k.USERS, k.COLLECTIONS):
+            return Node(path, name, entry.kind, True, level=level)
+        created = epoch(doc.get("created"))
+        mtime = epoch(doc.get("updated")) or created
+        meta = dict(doc.get("meta") or {}) if entry.kind != k.FILE else {}
+        if entry.is_dir:
+            return Node(path, name, entry.kind, True, mtime=mtime, ctime=created,
+                        ref=doc.get("_id"), level=level, meta=meta,
+                        item_id=doc.get("_id") if entry.kind == k.ITEM else None)
+        file = entry.file or {}
+        file_mtime = epoch(file.get("updated")) or epoch(file.get("created"))
+        return Node(
+            path, name, entry.kind, False, size=int(file.get("size") or 0),
+            mtime=max(mtime, file_mtime) if entry.kind == k.ITEM else file_mtime,
+            ctime=created, mime_type=file.get("mimeType"), etag=file_etag(file),
+            sha512=file.get("sha512"), ref=doc.get("_id"), file_id=file.get("_id"),
+            item_id=file.get("itemId"), level=level, link_url=file.get("linkUrl"),
+            meta=meta)
+
+    # ------------------------------------------------------------ reads
+    def stat(self, path: str) -> Node:
+        names, entry = self._entry(path)
+        return self.node_for(names, entry)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self._entry(path)
+        except (NotFoundError, NotADirectoryError):
+            return False
+        return True
+
+    def listdir(self, path: str, offset: int = 0, limit: int | None = None
+                ) -> Iterator[Node]:
+        """Readable children in a stable order (folders, then items, each by
+        lower-case name), produced page by page as they are consumed."""
+        names, entry = self._entry(path)
+        produced = 0
+        for index, (name, child) in enumerate(self.resolver.children(entry, self._reader)):
+            if index < offset:
+                continue
+            if limit is not None and produced >= limit:
+                return
+            produced += 1
+            yield self.node_for([*names, name], child)
+
+    def open_read(self, path: str) -> Reader:
+        names, entry = self._entry(path)
+        if entry.is_dir:
+            raise IsDirectoryError("Is a directory.")
+        assert entry.file is not None
+        if entry.file.get("linkUrl"):
+            raise UnsupportedError("A link file has no stored bytes.")
+        blob = self.services.files.open_read(self._reader, entry.file, check_access=False)
+        return Reader(self.node_for(names, entry), blob)
+
+    def metadata(self, path: str) -> dict[str, Any]:
+        return dict(self.stat(path).meta)
+
+    def statfs(self) -> FsStats:
+        _doc, adapter = self.services.assetstores.current()
+        cap = adapter.capacity()
+        return FsStats(total=cap.total, free=cap.free, used=cap.used)
+
+    def path_of(self, model: str, doc_id: Any) -> str:
+        """The path of a document as this principal sees it (``NotFoundError``
+        when anything on the way is unreadable)."""
+        svc = self.services
+        try:
+            doc = svc.store.get(model, doc_id)
+            tail: list[str] = []
+            if model == "file":
+                item = svc.store.get("item", doc["itemId"])
+                entry = self.resolver.item_entry(item, svc.tree.folder_of(item, "item"))
+                tail = [item["name"]] if not entry.is_dir else [item["name"], doc["name"]]
+                model, doc = "folder", svc.store.get("folder", item["folderId"])
+            elif model == "item":
+                tail = [doc["name"]]
+                model, doc = "folder", svc.store.get("folder", doc["folderId"])
+            chain = svc.tree.ancestors(self._reader, model, doc["_id"])
+        except (AccessDeniedError, NotFoundError):
+            raise NotFoundError("Path not found.") from None
+        root = chain[0]
+        names = ["user" if root["type"] == "user" else "collection",
+                 root["object"]["login"] if root["type"] == "user" else root["object"]["name"]]
+        names += [c["object"]["name"] for c in chain[1:]] + tail
+        return join_path(names)
+
+    @staticmethod
+    def child_path(parent: str, name: str) -> str:
+        return parent.rstrip("/") + "/" + encode_name(name)

@@ -1,0 +1,245 @@
+"""Writes through the hierarchy: mkdir, open_write, remove, move, copy, metadata.
+
+Each translates a path operation into service calls (which check the ACL) and
+drops the cache keys it changed. Paths name what WebDAV and a mount see, so a
+one-file item shown as a file moves, copies and is removed as that file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..common import validate_name
+from ..errors import (
+    AccessDeniedError,
+    ExistsError,
+    InvalidPathError,
+    IsDirectoryError,
+    NotDirectoryError,
+    NotEmptyError,
+    NotFoundError,
+    UnsupportedError,
+    ValidationError,
+)
+from ..services.files import guess_mime
+from . import nodes as k
+from .io import Writer
+from .nodes import Node
+from .paths import join_path, parent_and_name
+from .resolver import Entry
+
+if TYPE_CHECKING:
+    from .view import HierarchyView
+
+    _Base = HierarchyView
+else:
+    _Base = object
+
+
+class WriteOps(_Base):
+    # ------------------------------------------------------------ helpers
+    def _parent(self, path: str) -> tuple[list[str], Entry, str]:
+        parent_names, name = parent_and_name(path)
+        chain = self.resolver.resolve(parent_names, self._reader)
+        parent = chain[-1]
+        if not parent.is_dir:
+            raise NotDirectoryError("Not a directory.")
+        return parent_names, parent, validate_name(name)
+
+    def _lookup(self, parent: Entry, name: str) -> Entry | None:
+        try:
+            return self.resolver.child(parent, name, self._reader)
+        except NotFoundError:
+            return None
+
+    def _forget(self, parent: Entry, name: str) -> None:
+        self.resolver.forget(parent, name)
+
+    def _fresh(self, names: list[str]) -> Node:
+        parent = self.resolver.resolve(names[:-1], self._reader)[-1]
+        self._forget(parent, names[-1])
+        return self.node_for(names, self.resolver.child(parent, names[-1], self._reader))
+
+    # ------------------------------------------------------------ create
+    def mkdir(self, path: str) -> Node:
+        parent_names, parent, name = self._parent(path)
+        if self._lookup(parent, name) is not None:
+            raise ExistsError("File exists.")
+        svc = self.services
+        if parent.kind == k.COLLECTIONS:
+            svc.collections.create(self._writer, name)
+        elif parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
+            assert parent.doc is not None
+            svc.folders.create(self._writer, parent.kind, parent.doc["_id"], name)
+        elif parent.kind == k.ITEM:
+            raise UnsupportedError("Items hold files, not folders.")
+        else:
+            raise AccessDeniedError("Folders cannot be created here.")
+        return self._fresh([*parent_names, name])
+
+    def open_write(self, path: str, *, mime_type: str | None = None) -> Writer:
+        """A writer whose bytes replace (or create) the file at ``path`` when
+        committed: a new one-file item in a folder, or a file in an item."""
+        parent_names, parent, name = self._parent(path)
+        existing = self._lookup(parent, name)
+        if existing is not None and existing.is_dir:
+            raise IsDirectoryError("Is a directory.")
+        uploads = self.services.uploads
+        if existing is not None:
+            assert existing.file is not None
+            step = uploads.begin_replace(self._writer, existing.file, None)
+        elif parent.kind in (k.FOLDER, k.ITEM):
+            assert parent.doc is not None
+            step = uploads.begin(self._writer, parent.kind, parent.doc["_id"], name, None,
+                                 mime_type=mime_type or guess_mime(name),
+                                 on_collision="replace")
+        else:
+            raise AccessDeniedError("Files must be inside a folder.")
+        assert step.upload is not None
+        names = [*parent_names, name]
+
+        def committed(_file: dict[str, Any]) -> Node:
+            self._forget(parent, name)
+            return self._fresh(names)
+
+        return Writer(uploads, self._writer, step.upload, committed)
+
+    # ------------------------------------------------------------ remove
+    def remove(self, path: str, *, recursive: bool = False) -> None:
+        names, chain = self._chain(path)
+        entry, parent = chain[-1], chain[-2] if len(chain) > 1 else None
+        svc, who = self.services, self._owner
+        doc = entry.doc
+        if entry.kind == k.COLLECTION and doc is not None:
+            if not recursive and svc.store.folders.find_one({"parentId": doc["_id"]}):
+                raise NotEmptyError("Collection is not empty.")
+            svc.removal.delete_collection(who, doc)
+        elif entry.kind == k.FOLDER and doc is not None:
+            svc.removal.delete_folder(who, doc, recursive=recursive)
+        elif entry.kind == k.ITEM and doc is not None:
+            if entry.is_dir and not recursive and \
+                    svc.store.files.find_one({"itemId": doc["_id"]}):
+                raise NotEmptyError("Directory not empty.")
+            svc.removal.delete_item(self._writer, doc)
+        elif entry.kind == k.FILE and doc is not None:
+            svc.files.delete(self._writer, doc)
+            if parent is not None and parent.doc is not None:
+                self._forget(chain[-3], parent.doc["name"])  # its layout may change
+        else:
+            raise AccessDeniedError("This cannot be removed here.")
+        assert parent is not None
+        self._forget(parent, names[-1])
+
+    # ------------------------------------------------------------ move/copy
+    def _target(self, src: str, dst: str, overwrite: bool
+                ) -> tuple[list[str], Entry, list[str], Entry, Entry, str]:
+        src_names, chain = self._chain(src)
+        if len(src_names) < 2:
+            raise AccessDeniedError("This cannot be moved or copied.")
+        dst_parent_names, dst_parent, dst_name = self._parent(dst)
+        dst_names = [*dst_parent_names, dst_name]
+        if dst_names == src_names:
+            raise ValidationError("Source and destination are the same.")
+        if dst_names[:len(src_names)] == src_names:
+            raise InvalidPathError("Cannot move or copy a directory into itself.")
+        existing = self._lookup(dst_parent, dst_name)
+        if existing is not None:
+            if not overwrite:
+                raise ExistsError("Destination exists.")
+            self.remove(join_path(dst_names), recursive=True)
+        return src_names, chain[-1], dst_names, chain[-2], dst_parent, dst_name
+
+    def move(self, src: str, dst: str, *, overwrite: bool = False) -> Node:
+        src_names, entry, dst_names, src_parent, dst_parent, name = \
+            self._target(src, dst, overwrite)
+        svc, who = self.services, self._writer
+        doc = entry.doc
+        assert doc is not None
+        if entry.kind == k.COLLECTION and dst_parent.kind == k.COLLECTIONS:
+            svc.collections.update(who, doc, name=name)
+        elif entry.kind == k.FOLDER and dst_parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
+            assert dst_parent.doc is not None
+            svc.moves.move_folder(who, doc, dst_parent.kind, dst_parent.doc, name=name)
+        elif entry.kind in (k.ITEM, k.FILE) and dst_parent.kind in (k.FOLDER, k.ITEM):
+            self._move_leaf(entry, dst_parent, name)
+        else:
+            raise AccessDeniedError("It cannot be moved there.")
+        self._forget(src_parent, src_names[-1])
+        if src_parent.kind == k.ITEM and src_parent.doc is not None:
+            self._forget_item(src_parent)
+        return self._fresh(dst_names)
+
+    def _forget_item(self, item_entry: Entry) -> None:
+        assert item_entry.doc is not None and item_entry.folder is not None
+        self.resolver.cache.drop((k.FOLDER, item_entry.folder["_id"], item_entry.doc["name"]))
+
+    def _move_leaf(self, entry: Entry, dst_parent: Entry, name: str) -> None:
+        svc, who = self.services, self._writer
+        doc, target = entry.doc, dst_parent.doc
+        assert doc is not None and target is not None
+        if entry.kind == k.ITEM and dst_parent.kind == k.FOLDER:
+            svc.moves.move_item(who, doc, target, name=name, rename=False)
+            if not entry.is_dir and entry.file is not None:
+                svc.files.update(who, entry.file, name=name)  # stays one same-named file
+            return
+        file = entry.file
+        if file is None:
+            raise UnsupportedError("An item directory cannot go inside another item.")
+        if dst_parent.kind == k.FOLDER:
+            item = svc.items.create(who, target, name, rename=False)
+            svc.files.move_to_item(who, file, item, name=name)
+        else:
+            svc.files.move_to_item(who, file, target, name=name)
+            self._forget_item(dst_parent)
+        if entry.kind == k.ITEM:  # the emptied one-file item goes with its file
+            svc.removal.delete_item(who, doc)
+
+    def copy(self, src: str, dst: str, *, overwrite: bool = False) -> Node:
+        _src_names, entry, dst_names, _src_parent, dst_parent, name = \
+            self._target(src, dst, overwrite)
+        svc, who = self.services, self._writer
+        doc, target = entry.doc, dst_parent.doc
+        assert doc is not None
+        if entry.kind == k.FOLDER and dst_parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
+            assert target is not None
+            svc.moves.copy_folder(who, doc, dst_parent.kind, target, name=name)
+        elif entry.kind == k.ITEM and entry.is_dir and dst_parent.kind == k.FOLDER:
+            assert target is not None
+            svc.moves.copy_item(who, doc, target, name=name, rename=False)
+        elif entry.kind in (k.ITEM, k.FILE) and entry.file is not None and \
+                dst_parent.kind in (k.FOLDER, k.ITEM):
+            assert target is not None
+            if dst_parent.kind == k.FOLDER:
+                if entry.kind == k.ITEM:
+                    new = svc.moves.copy_item(who, doc, target, name=name, rename=False)
+                    for file in svc.store.files.find({"itemId": new["_id"]}):
+                        svc.files.update(who, file, name=name)
+                else:
+                    item = svc.items.create(who, target, name, rename=False)
+                    svc.files.update(who, svc.files.copy(who, entry.file, item), name=name)
+            else:
+                svc.files.update(who, svc.files.copy(who, entry.file, target), name=name)
+                self._forget_item(dst_parent)
+        else:
+            raise AccessDeniedError("It cannot be copied there.")
+        return self._fresh(dst_names)
+
+    # ------------------------------------------------------------ metadata
+    def set_metadata(self, path: str, changes: dict[str, Any]) -> dict[str, Any]:
+        names, entry = self._entry(path)
+        svc, who, doc = self.services, self._writer, entry.doc
+        if entry.kind == k.ITEM and doc is not None:
+            meta = svc.items.set_metadata(who, doc, changes)["meta"]
+        elif entry.kind == k.FOLDER and doc is not None:
+            meta = svc.folders.set_metadata(who, doc, changes)["meta"]
+        elif entry.kind == k.COLLECTION and doc is not None:
+            meta = svc.collections.set_metadata(who, doc, changes)["meta"]
+        else:
+            raise UnsupportedError("This has no metadata.")
+        if len(names) > 1:
+            parent = self.resolver.resolve(names[:-1], self._reader)[-1]
+            self._forget(parent, names[-1])
+        return dict(meta)
+
+
+__all__ = ["WriteOps"]

@@ -1,0 +1,171 @@
+"""``joist check``: is the metadata store consistent with itself and the bytes?
+
+Store checks: records whose parent is gone, sizes and file counts that do not
+add up. Assetstore checks (by each adapter): blobs nobody references, blobs
+that are missing or the wrong size, reference counts that are off, temp data of
+uploads that no longer exist. ``repair`` fixes what can be fixed safely.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..acl import SYSTEM
+from ..db.engine import Collection, Document
+from . import Services
+
+PAGE = 2000
+
+
+@dataclass
+class Finding:
+    kind: str
+    detail: str
+    ref: Any = None
+    fix: dict[str, Any] = field(default_factory=dict)
+    problem: Any = None  # an assetstore Problem, repaired by its adapter
+    assetstore_id: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+def _scan(coll: Collection, projection: list[str]) -> Iterator[Document]:
+    last = None
+    for _ in range(10**9):
+        query = {} if last is None else {"_id": {"$gt": last}}
+        page = coll.find(query, sort=[("_id", 1)], limit=PAGE, projection=projection)
+        yield from page
+        if len(page) < PAGE:
+            return
+        last = page[-1]["_id"]
+
+
+class Checker:
+    def __init__(self, services: Services) -> None:
+        self.svc = services
+        self.store = services.store
+
+    def check(self, *, deep: bool = False,
+              settled_before: float | None = None) -> list[Finding]:
+        findings: list[Finding] = []
+        findings += self._tree()
+        findings += self._assetstores(deep=deep, settled_before=settled_before)
+        return findings
+
+    # ------------------------------------------------------------ tree
+    def _tree(self) -> list[Finding]:
+        out: list[Finding] = []
+        s = self.store
+        roots = {("user", d["_id"]) for d in _scan(s.users, ["_id"])}
+        roots |= {("collection", d["_id"]) for d in _scan(s.collections, ["_id"])}
+        folders: dict[Any, Document] = {
+            d["_id"]: d for d in _scan(s.folders, ["parentId", "parentCollection", "size",
+                                                   "baseParentType", "baseParentId"])}
+        for fid, folder in folders.items():
+            parent = (folder["parentCollection"], folder["parentId"])
+            if parent not in roots and not (parent[0] == "folder" and parent[1] in folders):
+                out.append(Finding("orphan-folder", f"folder {fid} has no parent", fid))
+        file_sums: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
+        items: dict[Any, Document] = {}
+        for item in _scan(s.items, ["folderId", "size", "fileCount"]):
+            items[item["_id"]] = item
+            if item["folderId"] not in folders:
+                out.append(Finding("orphan-item", f"item {item['_id']} has no folder",
+                                   item["_id"]))
+        for file in _scan(s.files, ["itemId", "size"]):
+            if file.get("itemId") not in items:
+                if file.get("itemId") is not None:  # attached files have no item
+                    out.append(Finding("orphan-file", f"file {file['_id']} has no item",
+                                       file["_id"]))
+                continue
+            sums = file_sums[file["itemId"]]
+            sums[0] += int(file.get("size") or 0)
+            sums[1] += 1
+        folder_sums: dict[Any, int] = defaultdict(int)
+        for iid, item in items.items():
+            size, count = file_sums.get(iid, (0, 0))
+            folder_sums[item["folderId"]] += size
+            if int(item.get("size") or 0) != size:
+                out.append(Finding("item-size", f"item {iid} says {item.get('size')} bytes, "
+                                   f"its files hold {size}", iid,
+                                   {"model": "item", "set": {"size": size}}))
+            if item.get("fileCount") != count:
+                out.append(Finding("item-file-count", f"item {iid} says "
+                                   f"{item.get('fileCount')} files, holds {count}", iid,
+                                   {"model": "item", "set": {"fileCount": count}}))
+        root_sums: dict[tuple[str, Any], int] = defaultdict(int)
+        for fid, folder in folders.items():
+            size = folder_sums.get(fid, 0)
+            root_sums[(folder["baseParentType"], folder["baseParentId"])] += size
+            if int(folder.get("size") or 0) != size:
+                out.append(Finding("folder-size", f"folder {fid} says {folder.get('size')} "
+                                   f"bytes, its items hold {size}", fid,
+                                   {"model": "folder", "set": {"size": size}}))
+        for model, coll in (("user", s.users), ("collection", s.collections)):
+            for doc in _scan(coll, ["size"]):
+                size = root_sums.get((model, doc["_id"]), 0)
+                if int(doc.get("size") or 0) != size:
+                    out.append(Finding("root-size", f"{model} {doc['_id']} says "
+                                       f"{doc.get('size')} bytes, holds {size}", doc["_id"],
+                                       {"model": model, "set": {"size": size}}))
+        return out
+
+    # ------------------------------------------------------------ bytes
+    def live_references(self, assetstore_id: Any) -> dict[str, int]:
+        refs: dict[str, int] = defaultdict(int)
+        for file in self.store.files.find({"assetstoreId": assetstore_id},
+                                          projection=["sha512", "imported"]):
+            if file.get("sha512") and not file.get("imported"):
+                refs[file["sha512"]] += 1
+        return dict(refs)
+
+    def _assetstores(self, *, deep: bool, settled_before: float | None) -> list[Finding]:
+        out: list[Finding] = []
+        for doc in self.svc.assetstores.list():
+            adapter = self.svc.assetstores.adapter(doc["_id"])
+            live = {str(u["_id"]) for u in self.store.uploads.find(
+                {"assetstoreId": doc["_id"]}, projection=["_id"])}
+            problems = adapter.check(live, self.live_references(doc["_id"]),
+                                     settled_before=settled_before, deep=deep)
+            for problem in problems:
+                out.append(Finding(str(problem.kind), f"assetstore {doc['name']}: "
+                                   f"{problem.detail}", problem=problem,
+                                   assetstore_id=doc["_id"]))
+        return out
+
+    # ------------------------------------------------------------ repair
+    def repair(self, findings: list[Finding],
+               settled_before: float | None = None) -> list[Finding]:
+        """Fix what can be fixed; returns the findings left as they were."""
+        left: list[Finding] = []
+        by_store: dict[Any, list[Finding]] = defaultdict(list)
+        for f in findings:
+            if f.problem is not None:
+                by_store[f.assetstore_id].append(f)
+            elif f.fix:
+                self.store.of(f.fix["model"]).update_one({"_id": f.ref}, {"$set": f.fix["set"]})
+            elif f.kind == "orphan-file":
+                doc = self.store.files.find_one({"_id": f.ref})
+                if doc is not None:
+                    self.svc.files.delete(SYSTEM, doc, check_access=False)
+            elif f.kind == "orphan-item":
+                doc = self.store.items.find_one({"_id": f.ref})
+                if doc is not None:
+                    self.svc.removal.delete_item(SYSTEM, doc, check_access=False)
+            elif f.kind == "orphan-folder":
+                doc = self.store.folders.find_one({"_id": f.ref})
+                if doc is not None:
+                    self.svc.removal.delete_folder(SYSTEM, doc, check_access=False)
+            else:
+                left.append(f)
+        for assetstore_id, group in by_store.items():
+            adapter = self.svc.assetstores.adapter(assetstore_id)
+            unfixed = adapter.repair([f.problem for f in group],
+                                     live_references=self.live_references(assetstore_id),
+                                     settled_before=settled_before)
+            left += [f for f in group if f.problem in unfixed]
+        return left

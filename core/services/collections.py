@@ -1,0 +1,117 @@
+"""Collections: top-level containers with their own ACL and globally unique names."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .. import acl
+from ..acl import Principal
+from ..common import utcnow, validate_name
+from ..db.engine import Document, DuplicateKeyError, SortSpec
+from ..errors import AccessDeniedError, ExistsError
+from ..stored_settings import SettingsService
+from .folders import merge_meta
+from .tree import Tree
+
+COLLECTION_EXISTS = "A collection with that name already exists."
+
+
+class CollectionService:
+    def __init__(self, tree: Tree, settings: SettingsService) -> None:
+        self.tree = tree
+        self.store = tree.store
+        self.settings = settings
+
+    def may_create(self, principal: Principal) -> bool:
+        if principal.is_anonymous:
+            return False
+        if principal.is_site_admin:
+            return True
+        policy = self.settings.get("core.collection_create_policy") or {}
+        if not policy.get("open"):
+            return False
+        users = {str(u) for u in policy.get("users") or []}
+        groups = {str(g) for g in policy.get("groups") or []}
+        return str(principal.user_id) in users or \
+            any(str(g) in groups for g in principal.groups)
+
+    def create(self, principal: Principal, name: Any, *, description: str = "",
+               public: bool = False, check_access: bool = True) -> Document:
+        if check_access and not self.may_create(principal):
+            if principal.is_anonymous:
+                raise acl.denial(principal, acl.ADMIN, "collection", None)
+            raise AccessDeniedError("You are not authorized to create collections.")
+        name = validate_name(name, "Collection name")
+        now = utcnow()
+        doc: dict[str, Any] = {
+            "name": name, "lowerName": name.lower(),
+            "description": (description or "").strip(), "creatorId": principal.user_id,
+            "created": now, "updated": now, "size": 0, "meta": {}, "public": bool(public),
+            "publicFlags": [],
+            "access": acl.new_access(principal.user_id),
+        }
+        try:
+            self.store.collections.insert_one(doc)
+        except DuplicateKeyError:
+            raise ExistsError(COLLECTION_EXISTS, field="name") from None
+        return doc
+
+    def get(self, principal: Principal, collection_id: Any,
+            level: int = acl.READ) -> Document:
+        return self.tree.load(principal, "collection", collection_id, level)
+
+    def by_name(self, name: str) -> Document | None:
+        return self.store.collections.find_one({"name": name})
+
+    def list(self, principal: Principal, *, skip: int = 0, limit: int = 50,
+             sort: SortSpec | None = None, text: str | None = None) -> list[Document]:
+        query: dict[str, Any] = {}
+        if text:
+            query["lowerName"] = {"$regex": re.escape(text.lower())}
+        return self.store.collections.find(
+            acl.and_filter(query, acl.permission_filter(principal, acl.READ)),
+            sort=sort or [("name", 1), ("_id", 1)], skip=skip, limit=limit)
+
+    def count(self, principal: Principal) -> int:
+        return self.store.collections.count(
+            acl.and_filter({}, acl.permission_filter(principal, acl.READ)))
+
+    def update(self, principal: Principal, collection: Document, *, name: Any = None,
+               description: str | None = None,
+               metadata: dict[str, Any] | None = None) -> Document:
+        self.tree.require(principal, "collection", collection, acl.WRITE)
+        update: dict[str, Any] = {}
+        if name is not None:
+            new_name = validate_name(name, "Collection name")
+            update.update(name=new_name, lowerName=new_name.lower())
+        if description is not None:
+            update["description"] = description.strip()
+        if metadata:
+            update["meta"] = merge_meta(collection.get("meta"), metadata)
+        update["updated"] = utcnow()
+        try:
+            self.store.collections.update_one({"_id": collection["_id"]}, {"$set": update})
+        except DuplicateKeyError:
+            raise ExistsError(COLLECTION_EXISTS, field="name") from None
+        return {**collection, **update}
+
+    def set_metadata(self, principal: Principal, collection: Document,
+                     metadata: dict[str, Any], *, allow_null: bool = False) -> Document:
+        self.tree.require(principal, "collection", collection, acl.WRITE)
+        meta = merge_meta(collection.get("meta"), metadata, allow_null)
+        now = utcnow()
+        self.store.collections.update_one({"_id": collection["_id"]},
+                                          {"$set": {"meta": meta, "updated": now}})
+        return {**collection, "meta": meta, "updated": now}
+
+    def delete_metadata(self, principal: Principal, collection: Document,
+                        keys: list[str]) -> Document:
+        self.tree.require(principal, "collection", collection, acl.WRITE)
+        meta = {k: v for k, v in (collection.get("meta") or {}).items()
+                if k not in set(keys)}
+        now = utcnow()
+        self.store.collections.update_one({"_id": collection["_id"]},
+                                          {"$set": {"meta": meta, "updated": now}})
+        return {**collection, "meta": meta, "updated": now}
+

@@ -1,0 +1,179 @@
+"""Folders: creation with Girder's ACL inheritance, listing, updates, metadata."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bson import ObjectId
+
+from .. import acl
+from ..acl import Principal
+from ..common import utcnow, validate_meta_keys, validate_name
+from ..db.engine import Document, DuplicateKeyError, SortSpec
+from ..errors import ExistsError, ValidationError
+from .tree import Tree
+
+FOLDER_EXISTS = "A folder with that name already exists here."
+ITEM_EXISTS = "An item with that name already exists here."
+
+
+def merge_meta(meta: dict[str, Any] | None, changes: dict[str, Any],
+               allow_null: bool = False) -> dict[str, Any]:
+    """Girder's metadata merge: null deletes a key unless ``allow_null``."""
+    if not isinstance(changes, dict):
+        raise ValidationError("Metadata must be a JSON object.", field="metadata")
+    merged = dict(meta or {})
+    for key, value in changes.items():
+        if value is None and not allow_null:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    validate_meta_keys(merged)
+    return merged
+
+
+def sort_spec(sort: str | None, sortdir: int, default: str) -> SortSpec:
+    """A deterministic order: the requested field, then ``_id``."""
+    field = sort or default
+    if sortdir not in (1, -1):
+        raise ValidationError("Invalid value for sortdir parameter.", field="sortdir")
+    return [(field, sortdir)] if field == "_id" else [(field, sortdir), ("_id", sortdir)]
+
+
+class FolderService:
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.store = tree.store
+
+    def create(self, principal: Principal, parent_type: str, parent_id: Any, name: Any,
+               *, description: str = "", public: bool | None = None,
+               reuse_existing: bool = False, metadata: dict[str, Any] | None = None,
+               creator: Document | None = None, check_access: bool = True) -> Document:
+        parent = (self.tree.load_parent(principal, parent_type, parent_id, acl.WRITE)
+                  if check_access else self.store.get(parent_type, parent_id))
+        name = validate_name(name, "Folder name")
+        if reuse_existing:
+            existing = self.store.folders.find_one({"parentId": parent["_id"], "name": name})
+            if existing is not None:
+                if metadata:
+                    return self.set_metadata(principal, existing, metadata, check_access=False)
+                return existing
+        if parent_type == "folder" and \
+                self.store.items.find_one({"folderId": parent["_id"], "name": name}):
+            raise ExistsError(ITEM_EXISTS, field="name")
+        now = utcnow()
+        root_type, root_id = self.tree.root_of(parent, parent_type)
+        if parent_type == "user":
+            access, is_public = acl.new_access(), False
+        else:
+            access = copy.deepcopy(parent.get("access") or acl.new_access())
+            is_public = bool(parent.get("public", False))
+        creator_id = creator["_id"] if creator else principal.user_id
+        if creator_id is not None:
+            access = acl.grant(access, "user", creator_id, acl.ADMIN)
+        doc: dict[str, Any] = {
+            "name": name, "lowerName": name.lower(),
+            "description": (description or "").strip(),
+            "parentCollection": parent_type, "parentId": parent["_id"],
+            "baseParentType": root_type, "baseParentId": root_id,
+            "creatorId": creator_id, "created": now, "updated": now, "size": 0,
+            "meta": merge_meta({}, metadata or {}),
+            "public": is_public if public is None else bool(public),
+            "publicFlags": list(parent.get("publicFlags") or []) if parent_type != "user"
+            else [],
+            "access": access,
+        }
+        try:
+            self.store.folders.insert_one(doc)
+        except DuplicateKeyError:
+            if reuse_existing:
+                found = self.store.folders.find_one({"parentId": parent["_id"], "name": name})
+                if found is not None:
+                    return found
+            raise ExistsError(FOLDER_EXISTS, field="name") from None
+        return doc
+
+    def get(self, principal: Principal, folder_id: Any, level: int = acl.READ) -> Document:
+        return self.tree.load(principal, "folder", folder_id, level)
+
+    def children_filter(self, principal: Principal, parent: Document,
+                        name: str | None = None, level: int = acl.READ) -> dict[str, Any]:
+        base: dict[str, Any] = {"parentId": parent["_id"]}
+        if name is not None:
+            base["name"] = name
+        return acl.and_filter(base, acl.permission_filter(principal, level))
+
+    def list(self, principal: Principal, parent_type: str, parent_id: Any, *,
+             name: str | None = None, skip: int = 0, limit: int = 50,
+             sort: SortSpec | None = None) -> tuple[list[Document], Document]:
+        """One page of the child folders ``principal`` may read (one query)."""
+        parent = self.tree.load_parent(principal, parent_type, parent_id, acl.READ)
+        query = self.children_filter(principal, parent, name)
+        docs = self.store.folders.find(query, sort=sort or [("lowerName", 1), ("_id", 1)],
+                                       skip=skip, limit=limit)
+        return docs, parent
+
+    def count(self, principal: Principal, parent: Document) -> int:
+        return self.store.folders.count(self.children_filter(principal, parent))
+
+    def update(self, principal: Principal, folder: Document, *, name: Any = None,
+               description: str | None = None,
+               metadata: dict[str, Any] | None = None) -> Document:
+        self.tree.require(principal, "folder", folder, acl.WRITE)
+        update: dict[str, Any] = {}
+        if name is not None:
+            new_name = validate_name(name, "Folder name")
+            if new_name != folder["name"]:
+                self._check_free(folder["parentCollection"], folder["parentId"], new_name,
+                                 folder["_id"])
+                update.update(name=new_name, lowerName=new_name.lower())
+        if description is not None:
+            update["description"] = description.strip()
+        if metadata:
+            update["meta"] = merge_meta(folder.get("meta"), metadata)
+        if not update:
+            return folder
+        update["updated"] = utcnow()
+        try:
+            self.store.folders.update_one({"_id": folder["_id"]}, {"$set": update})
+        except DuplicateKeyError:
+            raise ExistsError(FOLDER_EXISTS, field="name") from None
+        return {**folder, **update}
+
+    def _check_free(self, parent_type: str, parent_id: ObjectId, name: str,
+                    self_id: ObjectId | None = None) -> None:
+        other = self.store.folders.find_one({"parentId": parent_id, "name": name})
+        if other is not None and other["_id"] != self_id:
+            raise ExistsError(FOLDER_EXISTS, field="name")
+        if parent_type == "folder" and \
+                self.store.items.find_one({"folderId": parent_id, "name": name}):
+            raise ExistsError(ITEM_EXISTS, field="name")
+
+    def set_metadata(self, principal: Principal, folder: Document, metadata: dict[str, Any],
+                     *, allow_null: bool = False, check_access: bool = True) -> Document:
+        if check_access:
+            self.tree.require(principal, "folder", folder, acl.WRITE)
+        meta = merge_meta(folder.get("meta"), metadata, allow_null)
+        now = utcnow()
+        self.store.folders.update_one({"_id": folder["_id"]},
+                                      {"$set": {"meta": meta, "updated": now}})
+        return {**folder, "meta": meta, "updated": now}
+
+    def delete_metadata(self, principal: Principal, folder: Document,
+                        keys: list[str]) -> Document:
+        self.tree.require(principal, "folder", folder, acl.WRITE)
+        validate_meta_keys({k: None for k in keys})
+        meta = {k: v for k, v in (folder.get("meta") or {}).items() if k not in set(keys)}
+        now = utcnow()
+        self.store.folders.update_one({"_id": folder["_id"]},
+                                      {"$set": {"meta": meta, "updated": now}})
+        return {**folder, "meta": meta, "updated": now}
+
+    def details(self, principal: Principal, folder: Document) -> dict[str, int]:
+        return {"nItems": self.store.items.count({"folderId": folder["_id"]}),
+                "nFolders": self.count(principal, folder)}
+
+    def root_path(self, principal: Principal, folder: Document) -> list[dict[str, Any]]:
+        """Ancestors from the root down (Girder's ``rootpath``), READ required."""
+        return self.tree.ancestors(principal, folder["parentCollection"], folder["parentId"])

@@ -1,0 +1,167 @@
+"""Groups: membership lives on the user (``groups``, ``groupInvites``); group
+moderators (WRITE) and admins (ADMIN) in the group's ``access.users``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+
+from .. import acl
+from ..acl import Principal
+from ..common import utcnow, validate_name
+from ..db.engine import Document, DuplicateKeyError, SortSpec
+from ..errors import AccessDeniedError, ExistsError, ValidationError
+from ..stored_settings import SettingsService
+from .tree import Tree
+
+GROUP_EXISTS = "A group with that name already exists."
+
+
+class GroupService:
+    def __init__(self, tree: Tree, settings: SettingsService) -> None:
+        self.tree = tree
+        self.store = tree.store
+        self.settings = settings
+
+    def create(self, principal: Principal, name: Any, *, description: str = "",
+               public: bool = True) -> Document:
+        if principal.is_anonymous:
+            raise acl.denial(principal, acl.WRITE, "group", None)
+        name = validate_name(name, "Group name")
+        now = utcnow()
+        doc: dict[str, Any] = {
+            "name": name, "lowerName": name.lower(),
+            "description": (description or "").strip(), "creatorId": principal.user_id,
+            "created": now, "updated": now, "public": bool(public), "requests": [],
+            "access": acl.new_access(principal.user_id),
+        }
+        try:
+            self.store.groups.insert_one(doc)
+        except DuplicateKeyError:
+            raise ExistsError(GROUP_EXISTS, field="name") from None
+        # The creator is a member too (membership is on the user document).
+        self.store.users.update_one({"_id": principal.user_id},
+                                    {"$addToSet": {"groups": doc["_id"]}})
+        return doc
+
+    def get(self, principal: Principal, group_id: Any, level: int = acl.READ) -> Document:
+        return self.tree.load(principal, "group", group_id, level)
+
+    def by_name(self, name: str) -> Document | None:
+        return self.store.groups.find_one({"lowerName": str(name).strip().lower()})
+
+    def list(self, principal: Principal, *, skip: int = 0, limit: int = 50,
+             sort: SortSpec | None = None) -> list[Document]:
+        member_of: dict[str, Any] = {"_id": {"$in": sorted(principal.groups)}}
+        visible = acl.permission_filter(principal, acl.READ)
+        query = {} if visible is None else {"$or": [visible, member_of]}
+        return self.store.groups.find(query, sort=sort or [("lowerName", 1), ("_id", 1)],
+                                      skip=skip, limit=limit)
+
+    def update(self, principal: Principal, group: Document, *, name: Any = None,
+               description: str | None = None, public: bool | None = None) -> Document:
+        self.tree.require(principal, "group", group, acl.WRITE)
+        update: dict[str, Any] = {"updated": utcnow()}
+        if name is not None:
+            new_name = validate_name(name, "Group name")
+            update.update(name=new_name, lowerName=new_name.lower())
+        if description is not None:
+            update["description"] = description.strip()
+        if public is not None:
+            update["public"] = bool(public)
+        try:
+            self.store.groups.update_one({"_id": group["_id"]}, {"$set": update})
+        except DuplicateKeyError:
+            raise ExistsError(GROUP_EXISTS, field="name") from None
+        return {**group, **update}
+
+    def delete(self, principal: Principal, group: Document) -> None:
+        self.tree.require(principal, "group", group, acl.ADMIN)
+        gid = group["_id"]
+        self.store.users.update_many({"groups": gid}, {"$pull": {"groups": gid}})
+        self.store.users.update_many({"groupInvites.groupId": gid},
+                                     {"$pull": {"groupInvites": {"groupId": gid}}})
+        for coll in (self.store.collections, self.store.folders):
+            coll.update_many({"access.groups.id": gid},
+                             {"$pull": {"access.groups": {"id": gid}}})
+        self.store.groups.delete_one({"_id": gid})
+
+    # ------------------------------------------------------------ members
+    def members(self, principal: Principal, group: Document, *, skip: int = 0,
+                limit: int = 50) -> list[Document]:
+        self.tree.require(principal, "group", group, acl.READ)
+        return self.store.users.find({"groups": group["_id"]},
+                                     sort=[("lastName", 1), ("firstName", 1), ("_id", 1)],
+                                     skip=skip, limit=limit)
+
+    def _may_add_directly(self, principal: Principal, level: int) -> bool:
+        if principal.is_site_admin:
+            return True
+        policy = self.settings.get("core.add_to_group_policy")
+        if policy.startswith("yes"):
+            return level >= acl.ADMIN or (policy == "yesmod" and level >= acl.WRITE)
+        return False
+
+    def add_member(self, principal: Principal, group: Document, user: Document, *,
+                   level: int = acl.READ, force: bool = False) -> Document:
+        """Invite ``user`` (Girder's default), or add directly when ``force``d by
+        someone allowed to (site admins; group admins/moderators per policy)."""
+        my_level = self.tree.require(principal, "group", group, acl.WRITE)
+        if level not in (acl.READ, acl.WRITE, acl.ADMIN):
+            raise ValidationError("Invalid access level", field="level")
+        if level > my_level and not principal.is_site_admin:
+            raise AccessDeniedError("You may not grant a level above your own.")
+        if force:
+            if not self._may_add_directly(principal, my_level):
+                raise AccessDeniedError("Adding members directly is not allowed here.")
+            self._join(group, user, level)
+        else:
+            self.store.users.update_one({"_id": user["_id"]}, {"$pull": {
+                "groupInvites": {"groupId": group["_id"]}}})
+            self.store.users.update_one({"_id": user["_id"]}, {"$push": {
+                "groupInvites": {"groupId": group["_id"], "level": int(level)}}})
+        return self.store.get("user", user["_id"])
+
+    def join(self, principal: Principal, group: Document) -> Document:
+        """Accept an invitation (or ask to join when there is none)."""
+        user = self.store.get("user", principal.user_id)
+        invite = next((i for i in user.get("groupInvites") or []
+                       if i.get("groupId") == group["_id"]), None)
+        if invite is None:
+            self.store.groups.update_one({"_id": group["_id"]},
+                                         {"$addToSet": {"requests": user["_id"]}})
+        else:
+            self._join(group, user, int(invite.get("level", acl.READ)))
+        return self.store.get("group", group["_id"])
+
+    def _join(self, group: Document, user: Document, level: int) -> None:
+        self.store.users.update_one({"_id": user["_id"]}, {
+            "$addToSet": {"groups": group["_id"]},
+            "$pull": {"groupInvites": {"groupId": group["_id"]}}})
+        self.store.groups.update_one({"_id": group["_id"]},
+                                     {"$pull": {"requests": user["_id"]}})
+        self._set_role(group, user["_id"], level)
+
+    def _set_role(self, group: Document, user_id: ObjectId, level: int) -> None:
+        fresh = self.store.get("group", group["_id"])
+        role = level if level >= acl.WRITE else None  # plain members have no entry
+        access = acl.grant(fresh.get("access"), "user", user_id, role)
+        self.store.groups.update_one({"_id": group["_id"]}, {"$set": {"access": access}})
+
+    def set_role(self, principal: Principal, group: Document, user: Document,
+                 level: int) -> None:
+        """Promote or demote a member (moderator = WRITE, admin = ADMIN)."""
+        self.tree.require(principal, "group", group, acl.ADMIN)
+        if group["_id"] not in (user.get("groups") or []):
+            raise ValidationError("That user is not a member of the group.", field="userId")
+        self._set_role(group, user["_id"], level)
+
+    def remove_member(self, principal: Principal, group: Document, user: Document) -> None:
+        if principal.user_id != user["_id"]:
+            self.tree.require(principal, "group", group, acl.WRITE)
+        gid = group["_id"]
+        self.store.users.update_one({"_id": user["_id"]}, {
+            "$pull": {"groups": gid, "groupInvites": {"groupId": gid}}})
+        self.store.groups.update_one({"_id": gid}, {"$pull": {"requests": user["_id"]}})
+        self._set_role(group, user["_id"], acl.READ)

@@ -1,0 +1,162 @@
+"""Items: Girder's auto-rename on collision, listing, updates, metadata, files."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bson import ObjectId
+
+from .. import acl
+from ..acl import Principal
+from ..common import utcnow, validate_name
+from ..db.engine import Document, DuplicateKeyError, SortSpec
+from ..errors import ExistsError, ValidationError
+from .folders import merge_meta
+from .tree import Tree
+
+_SUFFIX = re.compile(r"^(.*) \((\d+)\)$")
+MAX_RENAMES = 10000
+
+
+class ItemService:
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.store = tree.store
+
+    def _taken(self, folder_id: ObjectId, name: str, self_id: ObjectId | None) -> bool:
+        item = self.store.items.find_one({"folderId": folder_id, "name": name},
+                                         projection=["_id"])
+        if item is not None and item["_id"] != self_id:
+            return True
+        return self.store.folders.find_one({"parentId": folder_id, "name": name},
+                                           projection=["_id"]) is not None
+
+    def free_name(self, folder_id: ObjectId, name: str,
+                  self_id: ObjectId | None = None) -> str:
+        """``name``, or ``name (n)`` with the smallest n not taken by a sibling
+        item or folder (Girder's rule)."""
+        if not self._taken(folder_id, name, self_id):
+            return name
+        match = _SUFFIX.match(name)
+        base, n = (match.group(1), int(match.group(2))) if match else (name, 0)
+        for i in range(n + 1, n + MAX_RENAMES):
+            candidate = f"{base} ({i})"
+            if not self._taken(folder_id, candidate, self_id):
+                return candidate
+        raise ExistsError(f"Too many items named {name!r} here.", field="name")
+
+    def create(self, principal: Principal, folder: Document, name: Any, *,
+               description: str = "", reuse_existing: bool = False,
+               metadata: dict[str, Any] | None = None, rename: bool = True,
+               creator_id: ObjectId | None = None, check_access: bool = True) -> Document:
+        """A new item; ``rename`` False raises ``ExistsError`` on a collision
+        instead of Girder's ``name (n)`` (path-based gateways need that)."""
+        if check_access:
+            self.tree.require(principal, "folder", folder, acl.WRITE)
+        name = validate_name(name, "Item name")
+        if reuse_existing:
+            existing = self.store.items.find_one({"folderId": folder["_id"], "name": name})
+            if existing is not None:
+                if metadata:
+                    return self.set_metadata(principal, existing, metadata, check_access=False)
+                return existing
+        now = utcnow()
+        doc: dict[str, Any] = {
+            "name": name, "lowerName": name.lower(),
+            "description": (description or "").strip(), "folderId": folder["_id"],
+            "baseParentType": folder["baseParentType"],
+            "baseParentId": folder["baseParentId"],
+            "creatorId": creator_id or principal.user_id, "created": now, "updated": now,
+            "size": 0, "meta": merge_meta({}, metadata or {}), "fileCount": 0,
+        }
+        for _ in range(MAX_RENAMES):
+            if rename:
+                doc["name"] = self.free_name(folder["_id"], name)
+            elif self._taken(folder["_id"], name, None):
+                raise ExistsError(f"{name!r} already exists here.", field="name")
+            doc["lowerName"] = doc["name"].lower()
+            doc.pop("_id", None)
+            try:
+                self.store.items.insert_one(doc)
+                return doc
+            except DuplicateKeyError:
+                if not rename:
+                    raise ExistsError(f"{name!r} already exists here.",
+                                      field="name") from None
+                # A concurrent create took the name: pick the next free one.
+        raise ExistsError(f"Too many items named {name!r} here.", field="name")
+
+    def get(self, principal: Principal, item_id: Any, level: int = acl.READ) -> Document:
+        return self.tree.load(principal, "item", item_id, level)
+
+    def list(self, principal: Principal, folder_id: Any, *, name: str | None = None,
+             skip: int = 0, limit: int = 50,
+             sort: SortSpec | None = None) -> tuple[list[Document], Document]:
+        """Items need no per-item check: one READ check on the folder, then one
+        indexed query."""
+        folder = self.tree.load(principal, "folder", folder_id, acl.READ)
+        query: dict[str, Any] = {"folderId": folder["_id"]}
+        if name is not None:
+            query["name"] = name
+        docs = self.store.items.find(query, sort=sort or [("lowerName", 1), ("_id", 1)],
+                                     skip=skip, limit=limit)
+        return docs, folder
+
+    def update(self, principal: Principal, item: Document, *, name: Any = None,
+               description: str | None = None, metadata: dict[str, Any] | None = None,
+               rename: bool = True) -> Document:
+        self.tree.require(principal, "item", item, acl.WRITE)
+        update: dict[str, Any] = {}
+        if name is not None:
+            new_name = validate_name(name, "Item name")
+            if new_name != item["name"]:
+                if rename:
+                    new_name = self.free_name(item["folderId"], new_name, item["_id"])
+                elif self._taken(item["folderId"], new_name, item["_id"]):
+                    raise ExistsError(f"{new_name!r} already exists here.", field="name")
+                update.update(name=new_name, lowerName=new_name.lower())
+        if description is not None:
+            update["description"] = description.strip()
+        if metadata:
+            update["meta"] = merge_meta(item.get("meta"), metadata)
+        update["updated"] = utcnow()
+        try:
+            self.store.items.update_one({"_id": item["_id"]}, {"$set": update})
+        except DuplicateKeyError:
+            raise ExistsError(f"{update.get('name')!r} already exists here.",
+                              field="name") from None
+        return {**item, **update}
+
+    def set_metadata(self, principal: Principal, item: Document, metadata: dict[str, Any],
+                     *, allow_null: bool = False, check_access: bool = True) -> Document:
+        if check_access:
+            self.tree.require(principal, "item", item, acl.WRITE)
+        meta = merge_meta(item.get("meta"), metadata, allow_null)
+        now = utcnow()
+        self.store.items.update_one({"_id": item["_id"]},
+                                    {"$set": {"meta": meta, "updated": now}})
+        return {**item, "meta": meta, "updated": now}
+
+    def delete_metadata(self, principal: Principal, item: Document,
+                        keys: list[str]) -> Document:
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ValidationError("Metadata keys must be a JSON array of strings.",
+                                  field="fields")
+        self.tree.require(principal, "item", item, acl.WRITE)
+        meta = {k: v for k, v in (item.get("meta") or {}).items() if k not in set(keys)}
+        now = utcnow()
+        self.store.items.update_one({"_id": item["_id"]},
+                                    {"$set": {"meta": meta, "updated": now}})
+        return {**item, "meta": meta, "updated": now}
+
+    def files(self, principal: Principal, item: Document, *, skip: int = 0, limit: int = 50,
+              sort: SortSpec | None = None, check_access: bool = True) -> list[Document]:
+        if check_access:
+            self.tree.require(principal, "item", item, acl.READ)
+        return self.store.files.find({"itemId": item["_id"]},
+                                     sort=sort or [("name", 1), ("_id", 1)],
+                                     skip=skip, limit=limit)
+
+    def root_path(self, principal: Principal, item: Document) -> list[dict[str, Any]]:
+        return self.tree.ancestors(principal, "folder", item["folderId"])

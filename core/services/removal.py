@@ -1,0 +1,105 @@
+"""Cascade deletes that release assetstore bytes, bottom-up.
+
+Deletion goes leaves first (files, then items, then the deepest folders), so a
+crash midway leaves a smaller but consistent tree, never a record whose parent
+is gone. Each file record is removed before its bytes are released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bson import ObjectId
+
+from .. import acl
+from ..acl import Principal
+from ..db.engine import Document
+from ..errors import NotEmptyError
+from .files import FileService
+from .tree import Tree
+from .uploads import UploadService
+
+PAGE = 500
+
+
+class RemovalService:
+    def __init__(self, tree: Tree, files: FileService, uploads: UploadService) -> None:
+        self.tree = tree
+        self.store = tree.store
+        self.files = files
+        self.uploads = uploads
+
+    def _pages(self, coll_name: str, query: dict[str, object]) -> Iterator[list[Document]]:
+        # Always re-query the first page: what we delete drops out of it.
+        coll = self.store.of(coll_name)
+        for _ in range(10**9):
+            page = coll.find(query, sort=[("_id", 1)], limit=PAGE)
+            if not page:
+                return
+            yield page
+
+    def _uploads_into(self, parent_id: ObjectId) -> None:
+        for upload in self.store.uploads.find({"parentId": parent_id}):
+            self.uploads.discard(upload)
+
+    def delete_item(self, principal: Principal, item: Document, *,
+                    check_access: bool = True) -> None:
+        if check_access:
+            self.tree.require(principal, "item", item, acl.WRITE)
+        self._uploads_into(item["_id"])
+        for page in self._pages("file", {"itemId": item["_id"]}):
+            for file in page:
+                self.files.delete(principal, file, check_access=False)
+        self.store.items.delete_one({"_id": item["_id"]})
+
+    def delete_folder(self, principal: Principal, folder: Document, *,
+                      check_access: bool = True, recursive: bool = True) -> None:
+        if check_access:
+            self.tree.require(principal, "folder", folder, acl.ADMIN)
+        if not recursive and (
+                self.store.items.find_one({"folderId": folder["_id"]}, projection=["_id"])
+                or self.store.folders.find_one({"parentId": folder["_id"]},
+                                               projection=["_id"])):
+            raise NotEmptyError(f"Folder {folder['name']!r} is not empty.")
+        self.clear_folder(folder)
+        self.store.folders.delete_one({"_id": folder["_id"]})
+
+    def clear_folder(self, folder: Document) -> None:
+        """Delete everything inside ``folder`` (Girder's ``folder/{id}/contents``)."""
+        for page in self._pages("folder", {"parentId": folder["_id"],
+                                           "parentCollection": "folder"}):
+            for child in page:
+                self.clear_folder(child)
+                self.store.folders.delete_one({"_id": child["_id"]})
+        self._uploads_into(folder["_id"])
+        for page in self._pages("item", {"folderId": folder["_id"]}):
+            for item in page:
+                self.delete_item(Principal.anonymous(), item, check_access=False)
+
+    def _delete_root_folders(self, root_type: str, root_id: ObjectId) -> None:
+        for page in self._pages("folder", {"parentId": root_id,
+                                           "parentCollection": root_type}):
+            for folder in page:
+                self.delete_folder(Principal.anonymous(), folder, check_access=False)
+
+    def delete_collection(self, principal: Principal, collection: Document) -> None:
+        self.tree.require(principal, "collection", collection, acl.ADMIN)
+        self._delete_root_folders("collection", collection["_id"])
+        self.store.collections.delete_one({"_id": collection["_id"]})
+
+    def delete_user(self, principal: Principal, user: Document) -> None:
+        """The user's tree, credentials, and every ACL entry naming them."""
+        self.tree.require(principal, "user", user, acl.ADMIN)
+        uid = user["_id"]
+        self._delete_root_folders("user", uid)
+        for upload in self.store.uploads.find({"userId": uid}):
+            self.uploads.discard(upload)
+        self.store.tokens.delete_many({"userId": uid})
+        self.store.api_keys.delete_many({"userId": uid})
+        self.store.ssh_keys.delete_many({"userId": uid})
+        for coll in (self.store.collections, self.store.folders, self.store.groups):
+            coll.update_many({"access.users.id": uid}, {"$pull": {"access.users": {"id": uid}}})
+        self.store.groups.update_many({"requests": uid}, {"$pull": {"requests": uid}})
+        for model in ("collection", "folder", "item", "file"):
+            self.store.of(model).update_many({"creatorId": uid}, {"$set": {"creatorId": None}})
+        self.store.users.delete_one({"_id": uid})

@@ -1,0 +1,285 @@
+"""The upload protocol (Girder's): init, chunks at exact offsets, resume, finalize.
+
+An upload record exists from the first moment its temp bytes do, so ``joist
+check`` can tell a live partial upload from debris. Bytes become visible only
+when the file record is written, after the assetstore committed them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from bson import ObjectId
+
+from .. import acl
+from ..acl import Principal
+from ..assetstores.registry import AssetstoreRegistry
+from ..common import utcnow, validate_name
+from ..db.engine import Document
+from ..errors import (
+    AccessDeniedError,
+    ConflictError,
+    ExistsError,
+    NotFoundError,
+    ValidationError,
+)
+from ..store import object_id
+from ..stored_settings import SettingsService
+from .files import BLOB_FIELDS, DEFAULT_MIME, FileService
+from .items import ItemService
+from .tree import Tree
+
+log = logging.getLogger("joist.uploads")
+
+
+@dataclass(frozen=True)
+class UploadStep:
+    """What a step of the protocol produced: the live upload or the new file."""
+
+    upload: Document | None = None
+    file: Document | None = None
+
+
+class UploadService:
+    def __init__(self, tree: Tree, items: ItemService, files: FileService,
+                 assetstores: AssetstoreRegistry, settings: SettingsService) -> None:
+        self.tree = tree
+        self.store = tree.store
+        self.items = items
+        self.files = files
+        self.assetstores = assetstores
+        self.settings = settings
+
+    # ------------------------------------------------------------ start
+    def begin(self, principal: Principal, parent_type: str, parent_id: Any, name: Any,
+              size: Any, *, mime_type: str | None = None, reference: str | None = None,
+              assetstore_id: Any = None, on_collision: str = "rename") -> UploadStep:
+        """Start an upload into a folder (a new item named after the file) or an item.
+
+        ``on_collision`` says what finalize does when the folder already holds
+        that name: ``rename`` (Girder's ``name (n)``), ``fail`` (``ExistsError``)
+        or ``replace`` (new bytes for a one-file item of that name; path-based
+        gateways: last writer wins). ``size`` None starts a streaming upload
+        whose size is known only when ``finish`` is called."""
+        if on_collision not in ("rename", "fail", "replace"):
+            raise ValidationError("Invalid collision policy.")
+        if parent_type not in ("folder", "item"):
+            raise ValidationError("The parentType must be folder or item.", field="parentType")
+        parent = self.tree.load(principal, parent_type, parent_id, acl.WRITE)
+        name = validate_name(name, "File name")
+        return self._start(principal, {
+            "name": name, "parentType": parent_type, "parentId": parent["_id"],
+            "onCollision": on_collision}, size, mime_type, reference, assetstore_id)
+
+    def begin_replace(self, principal: Principal, file: Document, size: Any, *,
+                      reference: str | None = None, assetstore_id: Any = None) -> UploadStep:
+        """Start replacing the bytes of an existing file (``PUT file/{id}/contents``)."""
+        self.tree.require(principal, "file", file, acl.WRITE)
+        return self._start(principal, {
+            "name": file["name"], "parentType": None, "parentId": None,
+            "fileId": file["_id"]}, size, file.get("mimeType"), reference, assetstore_id)
+
+    def _start(self, principal: Principal, fields: dict[str, Any], size: Any,
+               mime_type: str | None, reference: str | None,
+               assetstore_id: Any) -> UploadStep:
+        if principal.is_anonymous:
+            raise acl.denial(principal, acl.WRITE, "upload", None)
+        streaming = size is None
+        if streaming:
+            size = 0  # the adapter sees the size grow with each append
+        elif isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValidationError("Upload size must be a non-negative integer.", field="size")
+        if assetstore_id is not None:
+            if not principal.is_site_admin:
+                raise AccessDeniedError("Only admins may choose the assetstore.")
+            assetstore = self.assetstores.get(assetstore_id)
+            adapter = self.assetstores.adapter(assetstore["_id"])
+        else:
+            assetstore, adapter = self.assetstores.current()
+        now = utcnow()
+        upload: dict[str, Any] = {
+            **fields, "created": now, "updated": now, "userId": principal.user_id,
+            "assetstoreId": assetstore["_id"], "size": size, "received": 0,
+            "mimeType": mime_type or DEFAULT_MIME, "state": {}, "streaming": streaming,
+        }
+        if reference is not None:
+            upload["reference"] = reference
+        self.store.uploads.insert_one(upload)
+        try:
+            upload["state"] = adapter.begin_upload(upload)
+        except BaseException:
+            self.store.uploads.delete_one({"_id": upload["_id"]})
+            raise
+        self.store.uploads.update_one({"_id": upload["_id"]},
+                                      {"$set": {"state": upload["state"]}})
+        if size == 0 and not streaming:
+            return UploadStep(file=self.finalize(upload))
+        return UploadStep(upload=upload)
+
+    # ------------------------------------------------------------ streams
+    def append(self, upload: Document, stream: BinaryIO, length: int | None) -> int:
+        """Streaming uploads (WebDAV PUT, FUSE writes): append at the end without
+        a store round trip per call; returns the new length."""
+        offset = int(upload["received"])
+        upload["size"] = offset + length if length is not None else 1 << 62
+        adapter = self.assetstores.adapter(upload["assetstoreId"])
+        try:
+            upload["received"], upload["state"] = adapter.write_chunk(
+                upload, offset, stream, length)
+        finally:
+            upload["size"] = upload["received"]
+        return int(upload["received"])
+
+    def finish(self, upload: Document) -> Document:
+        """Commit a streaming upload at its current length."""
+        upload["size"] = upload["received"]
+        self.store.uploads.update_one({"_id": upload["_id"]}, {"$set": {
+            "size": upload["size"], "received": upload["received"],
+            "state": upload["state"], "updated": utcnow()}})
+        return self.finalize(upload)
+
+    # ------------------------------------------------------------ chunks
+    def get(self, principal: Principal, upload_id: Any) -> Document:
+        """The upload, for the user who started it only (Girder's rule)."""
+        upload = self.store.uploads.find_one({"_id": object_id(upload_id, "upload")})
+        if upload is None:
+            raise NotFoundError(f"Invalid upload id ({upload_id}).", field="uploadId")
+        if upload["userId"] != principal.user_id or principal.is_anonymous:
+            if principal.is_anonymous:
+                raise acl.denial(principal, acl.WRITE, "upload", upload["_id"])
+            raise AccessDeniedError("You did not initiate this upload.")
+        return upload
+
+    def write(self, principal: Principal, upload_id: Any, offset: Any, stream: BinaryIO,
+              length: int | None = None) -> UploadStep:
+        """Append one chunk at exactly ``offset``; the last byte finalizes."""
+        upload = self.get(principal, upload_id)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValidationError("Offset must be a non-negative integer.", field="offset")
+        if length is not None:
+            if offset + length > upload["size"]:
+                raise ValidationError("Received too many bytes.", field="offset")
+            minimum = int(self.settings.get("core.upload_minimum_chunk_size"))
+            if offset + length < upload["size"] and length < minimum:
+                raise ValidationError("Chunk is smaller than the minimum size.",
+                                      field="chunk")
+        adapter = self.assetstores.adapter(upload["assetstoreId"])
+        received, state = adapter.write_chunk(upload, offset, stream, length)
+        upload.update(received=received, state=state, updated=utcnow())
+        self.store.uploads.update_one({"_id": upload["_id"]}, {"$set": {
+            "received": received, "state": state, "updated": upload["updated"]}})
+        if received >= upload["size"]:
+            return UploadStep(file=self.finalize(upload))
+        return UploadStep(upload=upload)
+
+    def offset(self, principal: Principal, upload_id: Any) -> int:
+        upload = self.get(principal, upload_id)
+        received = self.assetstores.adapter(upload["assetstoreId"]).upload_offset(upload)
+        self.store.uploads.update_one({"_id": upload["_id"]},
+                                      {"$set": {"received": received}})
+        return received
+
+    def complete(self, principal: Principal, upload_id: Any) -> Document:
+        upload = self.get(principal, upload_id)
+        if upload["received"] != upload["size"]:
+            raise ConflictError("Server has only received {} bytes, but the file should be "
+                                "{} bytes.".format(upload["received"], upload["size"]))
+        return self.finalize(upload)
+
+    def cancel(self, principal: Principal, upload_id: Any) -> None:
+        upload = self.store.uploads.find_one({"_id": object_id(upload_id, "upload")})
+        if upload is None:
+            raise NotFoundError(f"Invalid upload id ({upload_id}).", field="uploadId")
+        if upload["userId"] != principal.user_id and not principal.is_site_admin:
+            raise AccessDeniedError("You did not initiate this upload.")
+        self.discard(upload)
+
+    def discard(self, upload: Document) -> None:
+        try:
+            self.assetstores.adapter(upload["assetstoreId"]).abort_upload(upload)
+        finally:
+            self.store.uploads.delete_one({"_id": upload["_id"]})
+
+    def list(self, *, user_id: ObjectId | None = None, skip: int = 0,
+             limit: int = 0) -> list[Document]:
+        query = {} if user_id is None else {"userId": user_id}
+        return self.store.uploads.find(query, sort=[("updated", 1), ("_id", 1)],
+                                       skip=skip, limit=limit)
+
+    # ------------------------------------------------------------ finish
+    def finalize(self, upload: Document) -> Document:
+        """Commit the bytes, then the record; on failure release the bytes."""
+        adapter = self.assetstores.adapter(upload["assetstoreId"])
+        blob = adapter.finalize_upload(upload)
+        try:
+            if upload.get("fileId"):
+                file = self._replace(upload, blob)
+            else:
+                file = self._create(upload, blob)
+        except BaseException:
+            adapter.delete(blob)
+            self.discard(upload)
+            raise
+        self.store.uploads.delete_one({"_id": upload["_id"]})
+        return file
+
+    def _create(self, upload: Document, blob: dict[str, Any]) -> Document:
+        creator = self.store.users.find_one({"_id": upload["userId"]})
+        principal = Principal.from_user(creator) if creator else Principal.anonymous()
+        policy = upload.get("onCollision", "rename")
+        if upload["parentType"] == "folder":
+            folder = self.store.get("folder", upload["parentId"])
+            if policy == "replace":
+                target = self._same_name_file(folder["_id"], upload["name"])
+                if target is not None:
+                    return self._replace({**upload, "fileId": target["_id"]}, blob)
+            item = self.items.create(principal, folder, upload["name"],
+                                     rename=policy == "rename",
+                                     creator_id=upload["userId"], check_access=False)
+        else:
+            item = self.store.get("item", upload["parentId"])
+            if policy == "replace":
+                target = self.store.files.find_one(
+                    {"itemId": item["_id"], "name": upload["name"]}, sort=[("_id", 1)])
+                if target is not None:
+                    return self._replace({**upload, "fileId": target["_id"]}, blob)
+        extra = {"reference": upload["reference"]} if upload.get("reference") else None
+        return self.files.record(item, name=upload["name"], size=int(blob["size"]),
+                                 mime_type=upload.get("mimeType"),
+                                 assetstore_id=upload["assetstoreId"], blob=blob,
+                                 creator_id=upload["userId"], extra=extra)
+
+    def _same_name_file(self, folder_id: ObjectId, name: str) -> Document | None:
+        """The file of a one-file item ``name`` whose file is also ``name``."""
+        item = self.store.items.find_one({"folderId": folder_id, "name": name})
+        if item is None:
+            return None
+        files = self.store.files.find({"itemId": item["_id"]}, limit=2)
+        if len(files) == 1 and files[0]["name"] == name:
+            return files[0]
+        raise ExistsError(f"{name!r} already exists here and is not a single file.",
+                          field="name")
+
+    def _replace(self, upload: Document, blob: dict[str, Any]) -> Document:
+        old = self.store.get("file", upload["fileId"])
+        new_size = int(blob["size"])
+        changes: dict[str, Any] = {
+            "size": new_size, "assetstoreId": upload["assetstoreId"],
+            "creatorId": upload["userId"], "created": utcnow(),
+            **{k: v for k, v in blob.items() if k in BLOB_FIELDS},
+        }
+        unset = {k: "" for k in BLOB_FIELDS if k in old and k not in blob}
+        update: dict[str, Any] = {"$set": changes}
+        if unset:
+            update["$unset"] = unset
+        self.store.files.update_one({"_id": old["_id"]}, update)
+        item = self.store.items.find_one({"_id": old["itemId"]})
+        if item is not None:
+            self.tree.add_size(item, new_size - int(old.get("size") or 0))
+            self.store.items.update_one({"_id": item["_id"]},
+                                        {"$set": {"updated": utcnow()}})
+        self.files.release(old)
+        log.debug("replaced contents of file %s", old["_id"])
+        return {**{k: v for k, v in old.items() if k not in unset}, **changes}

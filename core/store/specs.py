@@ -1,0 +1,80 @@
+"""Collections of the metadata store and their declared indexes.
+
+Every hot query (children of a folder, child by name, token by value, user by
+login, file by sha512...) must be served by one of these indexes; the engines
+create them on start.
+"""
+
+from __future__ import annotations
+
+from ..db.engine import CollectionSpec, Index
+
+ACL_ARRAYS = frozenset({"access.users", "access.groups", "publicFlags"})
+
+
+def _ix(*keys: str, unique: bool = False, sparse: bool = False) -> Index:
+    return Index(tuple((k[1:], -1) if k.startswith("-") else (k, 1) for k in keys),
+                 unique=unique, sparse=sparse)
+
+
+USER = CollectionSpec(
+    "user",
+    indexes=(_ix("login", unique=True), _ix("email", unique=True), _ix("groups"),
+             _ix("lastName", "firstName", "_id")),
+    array_fields=ACL_ARRAYS | {"groups", "groupInvites"},
+)
+GROUP = CollectionSpec(
+    "group",
+    indexes=(_ix("lowerName", unique=True), _ix("name")),
+    array_fields=ACL_ARRAYS | {"requests"},
+)
+COLLECTION = CollectionSpec(
+    "collection",
+    indexes=(_ix("name", unique=True), _ix("lowerName", "_id")),
+    array_fields=ACL_ARRAYS,
+)
+FOLDER = CollectionSpec(
+    "folder",
+    # (parentId, name) unique: two concurrent creates of one name cannot both win.
+    indexes=(_ix("parentId", "name", unique=True), _ix("parentId", "lowerName", "_id"),
+             _ix("baseParentId")),
+    array_fields=ACL_ARRAYS,
+)
+ITEM = CollectionSpec(
+    "item",
+    indexes=(_ix("folderId", "name", unique=True), _ix("folderId", "lowerName", "_id"),
+             _ix("baseParentId")),
+)
+FILE = CollectionSpec(
+    "file",
+    indexes=(_ix("itemId", "name", "_id"), _ix("sha512", sparse=True),
+             _ix("assetstoreId", "_id")),
+    array_fields=frozenset({"exts"}),
+)
+UPLOAD = CollectionSpec(
+    "upload",
+    indexes=(_ix("userId"), _ix("updated"), _ix("parentId")),
+)
+TOKEN = CollectionSpec(
+    "token",
+    indexes=(_ix("userId"), _ix("apiKeyId", sparse=True), _ix("expires")),
+    array_fields=frozenset({"scope"}) | ACL_ARRAYS,
+    ttl_field="expires",
+)
+API_KEY = CollectionSpec(
+    "api_key",
+    indexes=(_ix("key", unique=True), _ix("userId", "name")),
+    array_fields=frozenset({"scope"}) | ACL_ARRAYS,
+)
+SSH_KEY = CollectionSpec(
+    "ssh_key",
+    indexes=(_ix("fingerprint", unique=True), _ix("userId")),
+)
+SETTING = CollectionSpec("setting", indexes=(_ix("key", unique=True),))
+ASSETSTORE = CollectionSpec("assetstore", indexes=(_ix("name", unique=True),))
+THROTTLE = CollectionSpec("throttle", indexes=(_ix("expires"),), ttl_field="expires")
+LOCK = CollectionSpec("lock", indexes=(_ix("root"), _ix("expires")), ttl_field="expires")
+MOUNT = CollectionSpec("mount", indexes=(_ix("host", "pid"),))
+
+ALL_SPECS = (USER, GROUP, COLLECTION, FOLDER, ITEM, FILE, UPLOAD, TOKEN, API_KEY, SSH_KEY,
+             SETTING, ASSETSTORE, THROTTLE, LOCK, MOUNT)

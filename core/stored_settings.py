@@ -1,0 +1,219 @@
+"""Run-time settings kept in the metadata store, shared by every process.
+
+Keys use Girder's names where Girder has the setting (``core.*``) and
+``joist.*`` for ours. Unknown keys are refused. ``JOIST_SETTING_<KEY>`` in the
+environment (dots as underscores, upper case, JSON when it parses) overrides a
+stored value, as Girder's ``GIRDER_SETTING_*`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .db.engine import Collection
+from .errors import ValidationError
+
+Validator = Callable[[Any], Any]
+
+
+def _choice(*values: str) -> Validator:
+    def check(value: Any) -> Any:
+        if value not in values:
+            raise ValueError(f"must be one of {', '.join(values)}")
+        return value
+    return check
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("must be a boolean")
+
+
+def _number(minimum: float | None = None, integer: bool = False,
+            exclusive: bool = False) -> Validator:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        number = int(value) if integer else float(value)
+        if integer and float(value) != number:
+            raise ValueError("must be an integer")
+        if minimum is not None and (number <= minimum if exclusive else number < minimum):
+            raise ValueError(f"must be {'>' if exclusive else '>='} {minimum}")
+        return number
+    return check
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _collection_policy(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, Mapping):
+        raise ValueError("must be an object with open, groups and users")
+    return {"open": _bool(value.get("open", False)),
+            "groups": [str(g) for g in value.get("groups") or []],
+            "users": [str(u) for u in value.get("users") or []]}
+
+
+def _mount_info(value: Any) -> Any:
+    if value is not None and (not isinstance(value, Mapping) or "path" not in value):
+        raise ValueError("must be an object with a path")
+    return value
+
+
+@dataclass(frozen=True)
+class SettingDef:
+    key: str
+    default: Any
+    validate: Validator
+    help: str
+    public: bool = False
+
+
+DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
+    SettingDef("core.cookie_lifetime", 180.0, _number(0, exclusive=True),
+               "Days a login token lives (and the default cap for API-key tokens)."),
+    SettingDef("core.cookie_domain", "", _string, "Domain attribute of the login cookie."),
+    SettingDef("core.registration_policy", "open", _choice("open", "closed", "approve"),
+               "Who may create accounts.", public=True),
+    SettingDef("core.email_verification", "disabled",
+               _choice("required", "optional", "disabled"), "Email verification policy."),
+    SettingDef("core.enable_password_login", True, _bool, "Allow password logins.",
+               public=True),
+    SettingDef("core.api_keys", True, _bool, "Allow API keys."),
+    SettingDef("core.user_default_folders", "public_private",
+               _choice("public_private", "none"), "Folders made for each new user."),
+    SettingDef("core.collection_create_policy", {"open": False, "groups": [], "users": []},
+               _collection_policy, "Who besides admins may create collections."),
+    SettingDef("core.add_to_group_policy", "never",
+               _choice("never", "noadmin", "nomod", "yesadmin", "yesmod"),
+               "Whether group admins/moderators may add members without invitation."),
+    SettingDef("core.upload_minimum_chunk_size", 5242880, _number(0, integer=True),
+               "Smallest non-final upload chunk, bytes."),
+    SettingDef("core.filehandle_max_size", 16777216, _number(1, integer=True),
+               "Largest single read through SFTP and FUSE, bytes."),
+    SettingDef("core.brand_name", "Joist", _string, "Name shown to users.", public=True),
+    SettingDef("core.contact_email_address", "kitware@kitware.com", _string,
+               "Contact address.", public=True),
+    SettingDef("core.privacy_notice", "", _string, "Privacy notice URL.", public=True),
+    SettingDef("core.banner_color", "#3F3B3B", _string, "Banner colour.", public=True),
+    SettingDef("core.server_root", "", _string, "Public base URL of the server."),
+    SettingDef("core.cors.allow_origin", "", _string, "CORS allowed origins."),
+    SettingDef("core.cors.allow_methods", "GET, POST, PUT, HEAD, DELETE", _string,
+               "CORS allowed methods."),
+    SettingDef("core.cors.allow_headers",
+               "Accept-Encoding, Authorization, Content-Disposition, Content-Type, Cookie, "
+               "Girder-Authorization, Girder-OTP, Girder-Token", _string,
+               "CORS allowed headers."),
+    SettingDef("core.cors.expose_headers", "Girder-Total-Count, Content-Disposition",
+               _string, "CORS exposed headers."),
+    SettingDef("core.girder_mount_information", None, _mount_info,
+               "Where a Joist FUSE mount of this store is (written by `joist mount`)."),
+    SettingDef("joist.hierarchy.item_layout", "natural", _choice("natural", "girder"),
+               "'natural': a one-file item named like its file shows as that file; "
+               "'girder': every item is a directory of its files."),
+    SettingDef("joist.hierarchy.cache_ttl", 1.0, _number(0),
+               "Seconds a path lookup may be served from cache."),
+    SettingDef("joist.anonymous_access", True, _bool,
+               "Let anonymous clients read public data (REST, WebDAV, SFTP 'anonymous')."),
+    SettingDef("joist.throttle.max_failures", 5, _number(1, integer=True),
+               "Failed logins allowed per login name (and per client address) per window."),
+    SettingDef("joist.throttle.window_seconds", 300.0, _number(1),
+               "Length of the failed-login window, seconds."),
+    SettingDef("joist.s3.redirect_downloads", True, _bool,
+               "Redirect REST downloads of S3 files to presigned URLs."),
+)}
+
+
+def env_name(key: str) -> str:
+    return "JOIST_SETTING_" + key.upper().replace(".", "_")
+
+
+class SettingsService:
+    """Typed access to stored settings, with a short process-local cache.
+
+    The cache keeps hot reads (item layout on every listing) off the store; a
+    change made in another process is seen within ``cache_seconds``.
+    """
+
+    def __init__(self, collection: Collection, *, env: Mapping[str, str] | None = None,
+                 cache_seconds: float = 2.0) -> None:
+        self._coll = collection
+        self._env = os.environ if env is None else env
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def definition(key: str) -> SettingDef:
+        try:
+            return DEFINITIONS[key]
+        except KeyError:
+            raise ValidationError(f"Invalid setting key \"{key}\".", field="key") from None
+
+    def validate(self, key: str, value: Any) -> Any:
+        definition = self.definition(key)
+        try:
+            return definition.validate(value)
+        except (TypeError, ValueError, json.JSONDecodeError) as exc:
+            raise ValidationError(f"Invalid value for {key}: {exc}", field="value") from None
+
+    def get(self, key: str) -> Any:
+        definition = self.definition(key)
+        if env_name(key) in self._env:
+            raw = self._env[env_name(key)]
+            with contextlib.suppress(ValueError):
+                raw = json.loads(raw)
+            return self.validate(key, raw)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self._cache_seconds:
+            return hit[1]
+        doc = self._coll.find_one({"key": key})
+        value = definition.default if doc is None else doc.get("value")
+        with self._lock:
+            self._cache[key] = (now, value)
+        return value
+
+    def set(self, key: str, value: Any) -> Any:
+        """Store a validated value; None restores the default."""
+        if value is None:
+            self.unset(key)
+            return self.definition(key).default
+        value = self.validate(key, value)
+        self._coll.update_one({"key": key}, {"$set": {"key": key, "value": value}},
+                              upsert=True)
+        self._forget(key)
+        return value
+
+    def unset(self, key: str) -> None:
+        self.definition(key)
+        self._coll.delete_one({"key": key})
+        self._forget(key)
+
+    def all(self) -> dict[str, Any]:
+        return {key: self.get(key) for key in DEFINITIONS}
+
+    def public(self) -> dict[str, Any]:
+        return {key: self.get(key) for key, d in DEFINITIONS.items() if d.public}
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            self._cache.pop(key, None)

@@ -1,0 +1,268 @@
+"""Fixtures and helpers for the assetstore adapter contract suite.
+
+Each backend plugs in through an ``AdapterFactory``: it builds adapters over
+one backend (a fresh instance = a restarted process), lists the blobs that are
+physically stored, and tells a child process how to build the same adapter.
+S3 and GridFS add a factory class and a name in ``FACTORIES``.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import io
+import json
+import os
+import queue
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from joist.core.assetstores.base import AssetstoreAdapter
+from joist.core.assetstores.filesystem import (
+    BLOB_REFS_SPEC,
+    SHA512_RE,
+    FilesystemAssetstore,
+)
+from joist.core.db.engine import Engine
+
+MiB = 1 << 20
+
+
+def open_engine(path: Path | str) -> Engine:
+    """The embedded metadata store; the suite skips until it exists."""
+    sqlite = pytest.importorskip("joist.core.db.sqlite",
+                                 reason="core/db/sqlite.py (SQLiteEngine) not available yet")
+    return sqlite.SQLiteEngine(str(path))
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    """Deterministic bytes that do not compress or repeat across seeds."""
+    return random.Random(seed).randbytes(size)
+
+
+class AdapterFactory(abc.ABC):
+    """Builds adapters over one backend that lives as long as the test."""
+
+    name: str
+
+    @abc.abstractmethod
+    def open(self) -> AssetstoreAdapter:
+        """A new adapter instance: nothing shared in memory with earlier ones."""
+
+    @abc.abstractmethod
+    def stored_blobs(self) -> set[str]:
+        """Keys of the blobs the backend physically holds."""
+
+    @abc.abstractmethod
+    def child_args(self) -> dict[str, Any]:
+        """JSON that ``build_adapter`` turns into the same adapter in a child."""
+
+    def blob_key(self, blob: dict[str, Any]) -> str:
+        return blob["sha512"]
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release what the factory opened."""
+
+
+class FilesystemFactory(AdapterFactory):
+    name = "filesystem"
+
+    def __init__(self, tmp: Path) -> None:
+        self.root = tmp / "assetstore"
+        self.db = tmp / "meta.db"
+        self.engines: list[Engine] = []
+
+    def open(self) -> FilesystemAssetstore:
+        engine = open_engine(self.db)  # a new connection, as a restarted process has
+        self.engines.append(engine)
+        return FilesystemAssetstore(self.root, refs=engine.collection(BLOB_REFS_SPEC),
+                                    assetstore_id="as-test")
+
+    def stored_blobs(self) -> set[str]:
+        return {name for _, _, names in os.walk(self.root) for name in names
+                if SHA512_RE.match(name)}
+
+    def child_args(self) -> dict[str, Any]:
+        return {"kind": self.name, "root": str(self.root), "db": str(self.db),
+                "id": "as-test"}
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.close()
+
+
+FACTORIES = {"filesystem": FilesystemFactory}
+
+
+def build_adapter(args: dict[str, Any]) -> AssetstoreAdapter:
+    """The adapter ``child_args`` describes (run in a child process)."""
+    if args["kind"] == "filesystem":
+        engine = open_engine(args["db"])
+        return FilesystemAssetstore(args["root"], refs=engine.collection(BLOB_REFS_SPEC),
+                                    assetstore_id=args["id"])
+    raise ValueError(args["kind"])
+
+
+class Ledger:
+    """Stands in for the upload and file records a service would keep, in the
+    order the contract asks of callers, so ``check`` can be given the truth."""
+
+    def __init__(self, factory: AdapterFactory, adapter: AssetstoreAdapter) -> None:
+        self.factory = factory
+        self.adapter = adapter
+        self.uploads: dict[str, dict[str, Any]] = {}
+        self.files: list[dict[str, Any]] = []
+
+    def begin(self, size: int) -> dict[str, Any]:
+        upload = {"_id": str(ObjectId()), "size": size, "received": 0, "state": {}}
+        upload["state"] = self.adapter.begin_upload(upload)
+        self.uploads[upload["_id"]] = upload
+        return upload
+
+    def write(self, upload: dict[str, Any], offset: int, data: bytes | Any,
+              length: int | None = None) -> int:
+        stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+        received, state = self.adapter.write_chunk(upload, offset, stream, length)
+        upload.update(received=received, state=state)
+        return received
+
+    def finalize(self, upload: dict[str, Any]) -> dict[str, Any]:
+        blob = self.adapter.finalize_upload(upload)
+        self.files.append(blob)
+        del self.uploads[upload["_id"]]
+        return blob
+
+    def upload(self, data: bytes, chunk: int | None = None) -> dict[str, Any]:
+        upload = self.begin(len(data))
+        step = chunk or max(1, len(data))
+        for offset in range(0, len(data), step):
+            self.write(upload, offset, data[offset:offset + step])
+        return self.finalize(upload)
+
+    def abort(self, upload: dict[str, Any]) -> None:
+        self.adapter.abort_upload(upload)
+        self.uploads.pop(upload["_id"], None)
+
+    def copy(self, blob: dict[str, Any]) -> dict[str, Any]:
+        self.adapter.add_reference(blob)  # count first, then the record
+        self.files.append(dict(blob))
+        return self.files[-1]
+
+    def remove(self, blob: dict[str, Any]) -> None:
+        self.files.remove(blob)  # the record first, then the reference
+        self.adapter.delete(blob)
+
+    @property
+    def live_uploads(self) -> set[str]:
+        return set(self.uploads)
+
+    @property
+    def live_references(self) -> dict[str, int]:
+        return dict(collections.Counter(self.factory.blob_key(b) for b in self.files))
+
+    def assert_clean(self) -> None:
+        problems = self.adapter.check(self.live_uploads, self.live_references)
+        assert problems == []
+        expected = {self.factory.blob_key(b) for b in self.files}
+        assert self.factory.stored_blobs() == expected
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def assetstore_factory(request: pytest.FixtureRequest,
+                       tmp_path: Path) -> Iterator[AdapterFactory]:
+    factory = FACTORIES[request.param](tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def assetstore(assetstore_factory: AdapterFactory) -> AssetstoreAdapter:
+    return assetstore_factory.open()
+
+
+@pytest.fixture
+def ledger(assetstore_factory: AdapterFactory, assetstore: AssetstoreAdapter) -> Ledger:
+    return Ledger(assetstore_factory, assetstore)
+
+
+# -- child processes -----------------------------------------------------------
+CHILD_BOOT = (
+    "import importlib.util, json, sys\n"
+    "spec = importlib.util.spec_from_file_location('conftest_assetstore_child', sys.argv[1])\n"
+    "mod = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(mod)\n"
+    "getattr(mod, sys.argv[2])(json.loads(sys.argv[3]))\n"
+)
+
+
+def spawn(function: str, args: dict[str, Any]) -> subprocess.Popen[str]:
+    """Run ``function(args)`` of this module in a new Python process."""
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD_BOOT, __file__, function, json.dumps(args)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+
+
+class LineReader:
+    """Lines from a child's stdout, waited for with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        assert proc.stdout is not None
+        stdout = proc.stdout
+        threading.Thread(target=lambda: [self._lines.put(x) for x in stdout],
+                         daemon=True).start()
+
+    def next(self, timeout: float = 30.0) -> str:
+        try:
+            return self._lines.get(timeout=timeout).rstrip("\n")
+        except queue.Empty:
+            raise AssertionError(f"no line from the child within {timeout}s") from None
+
+
+class _StallingStream:
+    """Hands out ``data`` up to ``stall_after`` bytes, says so on stdout, then
+    blocks for ever: a client that stops mid-chunk."""
+
+    def __init__(self, data: bytes, stall_after: int) -> None:
+        self.data, self.pos, self.stall_after = data, 0, stall_after
+
+    def read(self, size: int) -> bytes:
+        if self.pos >= self.stall_after:
+            print("stalled", flush=True)
+            sys.stdin.readline()  # the parent kills us here
+            raise SystemExit("not killed")
+        block = self.data[self.pos:min(self.pos + size, self.stall_after)]
+        self.pos += len(block)
+        return block
+
+
+def child_upload_then_stall(args: dict[str, Any]) -> None:
+    """Begin an upload, write a first chunk, then stall inside a second one."""
+    adapter = build_adapter(args["adapter"])
+    data = payload(args["size"], args["seed"])
+    upload = {"_id": args["upload_id"], "size": len(data), "received": 0, "state": {}}
+    upload["state"] = adapter.begin_upload(upload)
+    print(json.dumps(upload["state"]), flush=True)
+    first = args["first"]
+    adapter.write_chunk(upload, 0, io.BytesIO(data[:first]))
+    stream = _StallingStream(data[first:], args["stall_after"])
+    adapter.write_chunk(upload, first, stream, len(data) - first)  # type: ignore[arg-type]
+
+
+def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until true or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)  # a polling interval, not synchronisation
