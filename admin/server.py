@@ -1,7 +1,8 @@
-"""Running servers for an ``App``: the HTTP server (cheroot) for now.
+"""Running servers for an ``App``: one cheroot HTTP server for REST and WebDAV.
 
-The REST and WebDAV gateways plug into the WSGI application built here; the
-SFTP server joins ``joist serve`` with its gateway.
+The WSGI application is a prefix dispatcher: each gateway's app is mounted at
+its prefix (``/api/v1`` for REST, ``/dav`` for WebDAV) with ``SCRIPT_NAME`` and
+``PATH_INFO`` adjusted, as any WSGI container would.
 """
 
 from __future__ import annotations
@@ -18,58 +19,94 @@ from joist.core.acl import SYSTEM
 from .bootstrap import App
 
 StartResponse = Callable[..., Any]
-VERSION = "5.0.0"  # the Girder API generation we speak (girder-client checks it)
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def health_app(app: App) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """Until the REST gateway lands: a health route and the version route."""
+def _json(start: StartResponse, status: str, payload: Any) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
 
-    def application(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path in ("/healthz", "/api/v1/system/version"):
-            body = json.dumps({"release": VERSION, "status": "ok"}).encode()
-            start("200 OK", [("Content-Type", "application/json"),
-                             ("Content-Length", str(len(body)))])
-            return [body]
-        body = b'{"message": "Not found.", "type": "rest"}'
-        start("404 Not Found", [("Content-Type", "application/json"),
-                                ("Content-Length", str(len(body)))])
-        return [body]
 
-    return application
+def health(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+    if environ.get("PATH_INFO", "") in ("/healthz", "/"):
+        return _json(start, "200 OK", {"status": "ok"})
+    return _json(start, "404 Not Found", {"message": "Not found.", "type": "rest"})
+
+
+class PrefixDispatcher:
+    """Route by path prefix; the longest prefix wins."""
+
+    def __init__(self, routes: dict[str, WSGIApp], fallback: WSGIApp) -> None:
+        self.routes = sorted(routes.items(), key=lambda r: -len(r[0]))
+        self.fallback = fallback
+
+    def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        for prefix, application in self.routes:
+            if path == prefix or path.startswith(prefix + "/"):
+                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+                environ["PATH_INFO"] = path[len(prefix):]
+                return application(environ, start)
+        return self.fallback(environ, start)
+
+
+def build_routes(app: App) -> dict[str, WSGIApp]:
+    """The gateways served on the HTTP port, by prefix."""
+    from joist.gateways.http import make_rest_app
+    routes: dict[str, WSGIApp] = {
+        "/api/v1": make_rest_app(app.services, app.hierarchy, app.settings),
+    }
+    return routes
 
 
 class Server:
+    """Everything ``joist serve`` runs, startable and stoppable in-process
+    (tests start it on port 0)."""
+
     def __init__(self, app: App) -> None:
         self.app = app
         settings = app.settings.server
-        self.http = wsgi.Server((settings.host, settings.port), health_app(app),
+        self.wsgi = PrefixDispatcher(build_routes(app), health)
+        self.http = wsgi.Server((settings.host, settings.port), self.wsgi,
                                 numthreads=settings.threads, server_name="joist")
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def http_address(self) -> tuple[str, int]:
         host, port = self.http.bind_addr[:2]
         return str(host), int(port)
 
+    @property
+    def url(self) -> str:
+        host, port = self.http_address
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
     def start(self) -> None:
         self.http.prepare()
-        self._thread = threading.Thread(target=self.http.serve, name="http", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self.http.serve, name="http", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def stop(self) -> None:
         self.http.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
 
     def banner(self) -> list[str]:
-        host, port = self.http_address
-        users = self.app.services.users.list(SYSTEM, limit=1)
-        lines = [f"Joist is running. REST API: http://{host}:{port}/api/v1",
+        lines = [f"Joist is running. REST API: {self.url}/api/v1",
                  f"Data directory: {self.app.settings.data_path}"]
-        if not users:
+        if not self.app.services.users.list(SYSTEM, limit=1):
             lines.append("No users yet: create the first (an administrator) with\n"
                          "  .venv/bin/joist user create LOGIN --email you@example.org")
         else:
-            lines.append("Log in with your Joist login and password.")
+            lines.append("Log in with your Joist login (or email) and password.")
         return lines

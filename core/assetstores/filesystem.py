@@ -14,6 +14,7 @@ processes of one machine (and over NFS where the server supports locks).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -39,15 +40,8 @@ from ..errors import (
     StorageError,
     ValidationError,
 )
-from .base import (
-    BLOCK_SIZE,
-    AssetstoreAdapter,
-    BlobReader,
-    Capabilities,
-    Capacity,
-    Problem,
-)
-from .localio import LocalBlobReader, copy_stream, fsync_dir, locked, storage_error
+from .base import BLOCK_SIZE, AssetstoreAdapter, BlobReader, Capabilities, Capacity, Problem
+from .localio import LocalBlobReader, copy_stream, fsync_dir, locked, os_errors, storage_error
 
 __all__ = ["BLOB_REFS_SPEC", "FilesystemAssetstore"]
 
@@ -100,10 +94,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
         self.reserve_bytes = max(0, int(reserve_bytes))
         self.sync_chunks = sync_chunks
         self.temp_root = os.path.join(self.root, TEMP_DIR)
-        try:
+        with os_errors(f"Creating assetstore root {self.root}"):
             os.makedirs(self.temp_root, exist_ok=True)
-        except OSError as exc:
-            raise storage_error(exc, f"Creating assetstore root {self.root}") from exc
         self._hashes: OrderedDict[str, _HashState] = OrderedDict()
         self._hash_lock = threading.Lock()
 
@@ -135,7 +127,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
                              f"({free} available on the assetstore).")
         path = self.temp_path(upload_id)
         self._forget_hash(upload_id)
-        try:
+        with os_errors("Starting an upload"):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, self.perms)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # wait out a writer of a previous attempt
@@ -144,8 +136,6 @@ class FilesystemAssetstore(AssetstoreAdapter):
             finally:
                 os.close(fd)
             fsync_dir(self.temp_root)
-        except OSError as exc:
-            raise storage_error(exc, "Starting an upload") from exc
         # A fresh generation invalidates every process's cached hasher, even
         # when the kernel reuses the inode number.
         return {"tempPath": f"{TEMP_DIR}/{upload_id}{TEMP_SUFFIX}",
@@ -197,13 +187,11 @@ class FilesystemAssetstore(AssetstoreAdapter):
                 raise ConflictError(f"Server has received {received} bytes, "
                                     f"but the upload is {size} bytes.")
             digest = self._hasher_at(upload_id, state["generation"], fd, size).hexdigest()
-            try:
+            with os_errors("Finalizing an upload"):
                 os.fchmod(fd, self.perms)
                 os.fsync(fd)  # the content must be durable before its name is
                 self._install(digest, self.temp_path(upload_id), size)
                 fsync_dir(self.temp_root)
-            except OSError as exc:
-                raise storage_error(exc, "Finalizing an upload") from exc
         finally:
             os.close(fd)
         self._forget_hash(upload_id)
@@ -212,12 +200,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
     def abort_upload(self, upload: dict[str, Any]) -> None:
         upload_id = _upload_id(upload)
         self._forget_hash(upload_id)
-        try:
+        with os_errors("Aborting an upload"), contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp_path(upload_id))
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise storage_error(exc, "Aborting an upload") from exc
 
     # -- blobs ----------------------------------------------------------------
     def open_read(self, blob: Mapping[str, Any]) -> BlobReader:
@@ -227,15 +211,12 @@ class FilesystemAssetstore(AssetstoreAdapter):
 
     def add_reference(self, blob: Mapping[str, Any]) -> None:
         digest = _sha512(blob)
-        try:
-            with locked(self.bucket_lock(digest)):
-                if not os.path.exists(self.blob_path(digest)):
-                    raise StorageError(f"The bytes of blob {digest[:16]}... are missing.")
-                result = self.refs.update_one(
-                    {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
-                    {"$inc": {"refs": 1}, "$set": {"updated": _now()}})
-        except OSError as exc:
-            raise storage_error(exc, "Adding a blob reference") from exc
+        with os_errors("Adding a blob reference"), locked(self.bucket_lock(digest)):
+            if not os.path.exists(self.blob_path(digest)):
+                raise StorageError(f"The bytes of blob {digest[:16]}... are missing.")
+            result = self.refs.update_one(
+                {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
+                {"$inc": {"refs": 1}, "$set": {"updated": _now()}})
         if result.matched == 0:
             # Counting from an unknown base could undercount and later delete
             # bytes still in use; ``joist check`` restores the count first.
@@ -244,29 +225,24 @@ class FilesystemAssetstore(AssetstoreAdapter):
 
     def delete(self, blob: Mapping[str, Any]) -> None:
         digest = _sha512(blob)
-        try:
-            with locked(self.bucket_lock(digest)):
-                doc = self.refs.find_one_and_update(
-                    {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
-                    {"$inc": {"refs": -1}, "$set": {"updated": _now()}})
-                if doc is None:
-                    log.warning("delete of blob %s in assetstore %s: no reference "
-                                "count; left for `joist check`", digest, self.assetstore_id)
-                    return
-                if doc["refs"] > 0:
-                    return
-                # Bytes first, then the count: a crash in between leaves a
-                # refs document at 0 (stale-refs), never counted bytes gone.
-                self._unlink_blob(digest)
-                self.refs.delete_one({"_id": self.ref_id(digest), "refs": {"$lte": 0}})
-        except OSError as exc:
-            raise storage_error(exc, "Deleting a blob") from exc
+        with os_errors("Deleting a blob"), locked(self.bucket_lock(digest)):
+            doc = self.refs.find_one_and_update(
+                {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
+                {"$inc": {"refs": -1}, "$set": {"updated": _now()}})
+            if doc is None:
+                log.warning("delete of blob %s in assetstore %s: no reference count; "
+                            "left for `joist check`", digest, self.assetstore_id)
+                return
+            if doc["refs"] > 0:
+                return
+            # Bytes first, then the count: a crash in between leaves a refs
+            # document at 0 (stale-refs), never counted bytes that are gone.
+            self._unlink_blob(digest)
+            self.refs.delete_one({"_id": self.ref_id(digest), "refs": {"$lte": 0}})
 
     def capacity(self) -> Capacity:
-        try:
+        with os_errors("Reading assetstore capacity"):
             usage = shutil.disk_usage(self.root)
-        except OSError as exc:
-            raise storage_error(exc, "Reading assetstore capacity") from exc
         return Capacity(total=usage.total, free=max(0, usage.free - self.reserve_bytes),
                         used=usage.used)
 
@@ -295,8 +271,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
         leaves at worst an uncounted blob or a count too high (both repaired by
         ``check``), never a count for bytes that are not there."""
         final = self.blob_path(digest)
-        self.bucket_lock(digest)
-        if True:
+        with locked(self.bucket_lock(digest)):
             try:
                 existing: int | None = os.stat(final).st_size
             except FileNotFoundError:
@@ -311,7 +286,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
             try:
                 self._count_new_reference(digest, size)
             except BaseException:
-                os.rename(final, temp)  # keep the upload retryable
+                if existing is None:  # (a healed damaged copy stays healed)
+                    os.rename(final, temp)  # keep the upload retryable
                 raise
 
     def _count_new_reference(self, digest: str, size: int) -> None:
@@ -350,8 +326,9 @@ class FilesystemAssetstore(AssetstoreAdapter):
     def _lock_temp(fd: int, *, shared: bool = False) -> int:
         """Lock the temp file (one writer per upload, across processes) and
         return its size: the bytes received."""
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        st = os.fstat(fd)
+        with os_errors("Locking an upload"):
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            st = os.fstat(fd)
         if st.st_nlink == 0:  # aborted or finalized while we waited
             raise NotFoundError("The upload was finalized or aborted meanwhile.")
         return st.st_size
@@ -379,15 +356,13 @@ class FilesystemAssetstore(AssetstoreAdapter):
             hasher, pos = cached.hasher.copy(), cached.offset
         else:
             hasher, pos = hashlib.sha512(), 0
-        try:
+        with os_errors("Hashing an upload"):
             while pos < offset:
                 data = os.pread(fd, min(BLOCK_SIZE, offset - pos), pos)
                 if not data:
                     raise StorageError("The upload's temp file shrank while hashing.")
                 hasher.update(data)
                 pos += len(data)
-        except OSError as exc:
-            raise storage_error(exc, "Hashing an upload") from exc
         return hasher
 
     def _remember_hash(self, upload_id: str, state: _HashState) -> None:

@@ -11,6 +11,7 @@ mistaken for damage.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CoreError
 from .base import BLOCK_SIZE, Problem, ProblemKind
 from .filesystem import LOCK_NAME, SHA512_RE, TEMP_DIR, TEMP_SUFFIX, _now, _upload_id
-from .localio import locked, storage_error
+from .localio import locked, os_errors
 
 if TYPE_CHECKING:
     from .filesystem import FilesystemAssetstore
@@ -44,14 +45,15 @@ class FilesystemChecker:
     def check(self, live_uploads: AbstractSet[str],
               live_references: Mapping[str, int] | None = None, *,
               settled_before: float | None = None, deep: bool = False) -> list[Problem]:
-        try:
+        with os_errors("Checking the assetstore"):
             problems = self._check_temp(live_uploads, settled_before)
             seen_live: set[str] = set()
             for digest, size, doc in self._merged():
                 live = None if live_references is None else live_references.get(digest, 0)
                 if live_references is not None and digest in live_references:
                     seen_live.add(digest)
-                if deep and size is not None and self._hash(digest) != digest:
+                actual = self._hash(digest) if deep and size is not None else None
+                if actual is not None and actual != digest:  # None: deleted meanwhile
                     problems.append(Problem(ProblemKind.HASH_MISMATCH,
                                             "blob content does not match its name", digest))
                     continue
@@ -70,8 +72,6 @@ class FilesystemChecker:
             problems.extend(Problem(ProblemKind.UNKNOWN_FILE, "not written by the assetstore",
                                     path) for path in self._unknown)
             self._unknown = []
-        except OSError as exc:
-            raise storage_error(exc, "Checking the assetstore") from exc
         return problems
 
     def _check_temp(self, live_uploads: AbstractSet[str],
@@ -177,28 +177,23 @@ class FilesystemChecker:
                     left.append(problem)
             else:  # unknown files are for a human to look at
                 left.append(problem)
-        try:
+        with os_errors("Repairing the assetstore"):
             for digest, found in by_digest.items():
                 verify = any(p.kind in _CONTENT_KINDS for p in found)
                 if not self._reconcile(digest, live_references.get(digest, 0),
                                        settled_before, verify):
                     left.extend(found)
-        except OSError as exc:
-            raise storage_error(exc, "Repairing the assetstore") from exc
         return left
 
     def _drop_temp(self, upload_id: str, settled_before: float | None) -> bool:
         try:
             path = self.store.temp_path(_upload_id({"_id": upload_id}))
+        except CoreError:
+            return False  # not a name the assetstore would have written
+        with os_errors("Removing a stale temp file"), contextlib.suppress(FileNotFoundError):
             if _recent(os.stat(path).st_mtime, settled_before):
                 return False
             os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except CoreError:
-            return False
-        except OSError as exc:
-            raise storage_error(exc, "Removing a stale temp file") from exc
         self.store._forget_hash(upload_id)
         return True
 

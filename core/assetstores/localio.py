@@ -14,7 +14,10 @@ from typing import Any, BinaryIO
 from ..errors import CoreError, QuotaError, StorageError, ValidationError
 from .base import BLOCK_SIZE, BlobReader
 
-__all__ = ["LocalBlobReader", "copy_stream", "fsync_dir", "locked", "pwrite_all", "storage_error"]
+__all__ = [
+    "LocalBlobReader", "copy_stream", "fsync_dir", "locked", "os_errors", "pwrite_all",
+    "storage_error",
+]
 
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -30,6 +33,18 @@ def storage_error(exc: BaseException, what: str) -> CoreError:
         err = StorageError(f"{what}: {exc}")
     err.__cause__ = exc
     return err
+
+
+@contextlib.contextmanager
+def os_errors(what: str) -> Iterator[None]:
+    """Turn OS failures inside the block into core errors (see ``storage_error``);
+    core errors pass through untouched."""
+    try:
+        yield
+    except CoreError:
+        raise
+    except OSError as exc:
+        raise storage_error(exc, what) from exc
 
 
 def fsync_dir(path: str) -> None:

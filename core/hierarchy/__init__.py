@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..acl import Principal
 from ..services import Services
+from . import lookup
 from .io import Reader, Writer
 from .nodes import FsStats, Node
 from .paths import decode_name, encode_name, join_path, normalize, split_path
@@ -28,6 +31,13 @@ class Hierarchy:
 
     def view(self, principal: Principal, *, read_only: bool = False) -> HierarchyView:
         return (ReadOnlyView if read_only else HierarchyView)(self, principal)
+
+    def lookup(self, principal: Principal, path: str) -> tuple[str, dict[str, Any]]:
+        """Girder's path lookup (items never collapsed): (model, document)."""
+        return lookup.lookup(self.services, principal, path)
+
+    def resource_path(self, principal: Principal, model: str, doc: dict[str, Any]) -> str:
+        return lookup.resource_path(self.services, principal, model, doc)
 
 
 __all__ = ["FsStats", "Hierarchy", "HierarchyView", "Node", "ReadOnlyView", "Reader",

@@ -25,22 +25,18 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+
 from joist.core.assetstores.base import AssetstoreAdapter
-from joist.core.assetstores.filesystem import (
-    BLOB_REFS_SPEC,
-    SHA512_RE,
-    FilesystemAssetstore,
-)
+from joist.core.assetstores.filesystem import BLOB_REFS_SPEC, SHA512_RE, FilesystemAssetstore
 from joist.core.db.engine import Engine
+from joist.core.db.sqlite import SQLiteEngine
 
 MiB = 1 << 20
 
 
 def open_engine(path: Path | str) -> Engine:
-    """The embedded metadata store; the suite skips until it exists."""
-    sqlite = pytest.importorskip("joist.core.db.sqlite",
-                                 reason="core/db/sqlite.py (SQLiteEngine) not available yet")
-    return sqlite.SQLiteEngine(str(path))
+    """The embedded metadata store (a new connection each time)."""
+    return SQLiteEngine(path)
 
 
 def payload(size: int, seed: int = 0) -> bytes:

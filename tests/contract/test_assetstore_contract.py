@@ -18,14 +18,9 @@ import conftest_assetstore
 import pytest
 from bson import ObjectId
 from conftest_assetstore import AdapterFactory, Ledger, LineReader, MiB, payload, spawn
+
 from joist.core.assetstores.base import AssetstoreAdapter, Capacity, ProblemKind
-from joist.core.errors import (
-    ConflictError,
-    CoreError,
-    NotFoundError,
-    StorageError,
-    ValidationError,
-)
+from joist.core.errors import ConflictError, CoreError, NotFoundError, StorageError, ValidationError
 
 # The fixtures come from there too (bound here so pytest sees them).
 assetstore_factory = conftest_assetstore.assetstore_factory

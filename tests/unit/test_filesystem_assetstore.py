@@ -20,14 +20,16 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
-from joist.core.assetstores import filesystem as fsmod
+
 from joist.core.assetstores.filesystem import BLOB_REFS_SPEC, FilesystemAssetstore
-from joist.core.db.engine import Collection, Engine
+from joist.core.db.engine import Collection
+from joist.core.db.sqlite import SQLiteEngine
 from joist.core.errors import (
     ConflictError,
     NotFoundError,
     QuotaError,
     StorageError,
+    UnsupportedError,
     ValidationError,
 )
 
@@ -35,17 +37,9 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    sqlite = pytest.importorskip("joist.core.db.sqlite",
-                                 reason="core/db/sqlite.py (SQLiteEngine) not available yet")
-    engine = sqlite.SQLiteEngine(str(tmp_path / "meta.db"))
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def refs(engine: Engine) -> Collection:
-    return engine.collection(BLOB_REFS_SPEC)
+def refs(tmp_path: Path) -> Iterator[Collection]:
+    with SQLiteEngine(tmp_path / "meta.db") as engine:
+        yield engine.collection(BLOB_REFS_SPEC)
 
 
 @pytest.fixture
@@ -235,6 +229,8 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
 @pytest.mark.parametrize("operation", ["finalize", "delete"])
 def test_bucket_lock_holds_across_processes(store: FilesystemAssetstore, refs: Collection,
                                             operation: str) -> None:
+    if not os.path.exists("/proc/locks"):
+        pytest.skip("needs /proc/locks to see a blocked flock")
     data = payload(2000)
     blob = put(store, data)
     digest = blob["sha512"]
@@ -412,6 +408,25 @@ def test_missing_upload_temp(store: FilesystemAssetstore) -> None:
             call()
 
 
+def test_streams_are_read_in_bounded_blocks(store: FilesystemAssetstore) -> None:
+    data = payload(5 * MiB + 3)
+    asked: list[int] = []
+
+    class Recording(io.BytesIO):
+        def readinto(self, buffer: Any) -> int:
+            asked.append(len(buffer))
+            return super().readinto(buffer)
+
+    upload = begin(store, len(data))
+    assert store.write_chunk(upload, 0, Recording(data))[0] == len(data)
+    assert asked and max(asked) <= MiB
+
+
+def test_import_is_not_offered(store: FilesystemAssetstore) -> None:
+    with pytest.raises(UnsupportedError):
+        store.import_data("/srv/data")
+
+
 # -- check and repair ------------------------------------------------------------
 def _set_refs(refs: Collection, digest: str, count: int) -> None:
     refs.update_one({"_id": f"as1:{digest}"}, {"$set": {"refs": count}})
@@ -525,4 +540,3 @@ def test_check_pages_through_many_blobs(store: FilesystemAssetstore,
     gone = sorted(live)[7]
     del live[gone]
     assert kinds(store.check(set(), live)) == [("refcount-mismatch", gone)]
-    assert fsmod.SHA512_RE.match(gone)

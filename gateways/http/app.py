@@ -1,0 +1,235 @@
+"""The REST WSGI application: parse, authenticate, dispatch, format.
+
+Every response carries ``Girder-Request-Uid``; every error is a JSON body with
+``message`` and ``type``; an unexpected exception is logged with that uid and
+answered 500 without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from joist.core import acl
+from joist.core.acl import Principal
+from joist.core.errors import AccessDeniedError, AuthenticationError, CoreError
+from joist.core.hierarchy import Hierarchy
+from joist.core.services import Services
+from joist.core.settings import Settings
+
+from .errors import status_for
+from .filters import Filter
+from .request import Request, RestError, bind
+from .response import JsonWithHeaders, Page, Raw, dumps
+from .router import Route, RouteTable
+
+log = logging.getLogger("joist.http")
+
+StartResponse = Callable[..., Any]
+REASONS = {200: "OK", 206: "Partial Content", 303: "See Other", 304: "Not Modified",
+           400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 412: "Precondition Failed", 413: "Payload Too Large",
+           416: "Range Not Satisfiable", 423: "Locked", 429: "Too Many Requests",
+           500: "Internal Server Error", 503: "Service Unavailable",
+           507: "Insufficient Storage"}
+API_PAGE = "describe"
+
+
+@dataclass
+class Context:
+    """What a handler sees: the request, who is asking, and core."""
+
+    request: Request
+    principal: Principal
+    token: str | None
+    route: Route
+    services: Services
+    hierarchy: Hierarchy
+    settings: Settings
+    filter: Filter
+    uid: str
+
+    def user_doc(self) -> dict[str, Any]:
+        if self.principal.user_id is None:
+            raise acl.denial(self.principal, acl.READ, "user", None)
+        return self.services.store.get("user", self.principal.user_id)
+
+
+class RestApp:
+    def __init__(self, services: Services, hierarchy: Hierarchy, settings: Settings,
+                 routes: RouteTable, pages: dict[str, Callable[[Request], Raw]],
+                 static: Callable[[Request, str], Raw]) -> None:
+        self.services = services
+        self.hierarchy = hierarchy
+        self.settings = settings
+        self.routes = routes
+        self.pages = pages
+        self.static = static
+        self.filter = Filter(services)
+
+    # ------------------------------------------------------------ WSGI
+    def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        uid = str(uuid.uuid4())
+        request = Request(environ)
+        authenticated = False
+        try:
+            result, route, authenticated = self._dispatch(request, uid)
+            return self._render(environ, start, request, result, uid, route)
+        except RestError as exc:
+            body: dict[str, Any] = {"message": exc.message, "type": exc.kind}
+            if exc.extra is not None:
+                body["extra"] = exc.extra
+            return self._error(start, exc.status, body, uid)
+        except CoreError as exc:
+            status, kind = status_for(exc, authenticated=authenticated)
+            body = {"message": exc.message, "type": kind}
+            if exc.field:
+                body["field"] = exc.field
+            if exc.extra is not None:
+                body["extra"] = exc.extra
+            if status >= 500:
+                log.error("request %s failed: %s", uid, exc.message)
+            return self._error(start, status, body, uid)
+        except Exception:
+            log.exception("unexpected error in request %s %s %s", uid, request.method,
+                          request.path)
+            return self._error(start, 500, {"type": "internal", "uid": uid,
+                                            "message": "An unexpected error occurred."}, uid)
+
+    def _dispatch(self, request: Request, uid: str) -> tuple[Any, Route | None, bool]:
+        segments = [s for s in request.path.split("/") if s]
+        if not segments:
+            return self.pages["index"](request), None, False
+        resource, rest = segments[0], segments[1:]
+        if resource == API_PAGE and not rest:
+            return self.pages[API_PAGE](request), None, False
+        if resource == "static" and len(rest) == 2 and rest[0] == "swagger-ui" and \
+                request.method in ("GET", "HEAD"):
+            return self.static(request, rest[1]), None, False
+        if resource not in self.routes.resources():
+            raise RestError(f"No such resource: {resource}", 404)
+        method = request.method
+        if method == "OPTIONS":
+            return self._preflight(request), None, False
+        match = self.routes.match(method, resource, rest)
+        if match is None and method == "HEAD":
+            match = self.routes.match("GET", resource, rest)
+        if match is None:
+            raise RestError(f'No matching route for "{method} {"/".join(segments)}"')
+        route, path_values = match
+        token, principal = self._authenticate(request, route)
+        self._check_access(route, principal)
+        kwargs = bind(route.params, request.params(route.raw_body), path_values)
+        ctx = Context(request, principal, token, route, self.services, self.hierarchy,
+                      self.settings, self.filter, uid)
+        return route.handler(ctx, **kwargs), route, not principal.is_anonymous
+
+    def _authenticate(self, request: Request, route: Route) -> tuple[str | None, Principal]:
+        params = request.params(route.raw_body)
+        token = params.get("token") or request.header("Girder-Token") or \
+            (request.cookie("girderToken") if route.cookie else None) or None
+        principal = self.services.auth.principal_for_token(token)
+        if route.scope is not None:
+            principal = principal.for_scope(route.scope)
+        elif principal.scopes is not None:
+            principal = Principal.anonymous()  # a scoped token cannot act fully
+        return token, principal
+
+    @staticmethod
+    def _check_access(route: Route, principal: Principal) -> None:
+        if route.access == "user" and principal.is_anonymous:
+            raise AuthenticationError("You must be logged in.")
+        if route.access == "admin" and not principal.is_site_admin:
+            if principal.is_anonymous:
+                raise AuthenticationError("You must be logged in.")
+            raise AccessDeniedError("Administrator access required.")
+
+    def _preflight(self, request: Request) -> Raw:
+        settings = self.services.settings
+        headers = [("Access-Control-Allow-Methods", settings.get("core.cors.allow_methods")),
+                   ("Access-Control-Allow-Headers", settings.get("core.cors.allow_headers"))]
+        return Raw(200, headers, [b""])
+
+    # ------------------------------------------------------------ output
+    def _common_headers(self, uid: str, request: Request | None = None
+                        ) -> list[tuple[str, str]]:
+        headers = [("Girder-Request-Uid", uid)]
+        origin = request.header("Origin") if request is not None else None
+        allowed = self.services.settings.get("core.cors.allow_origin")
+        if origin and allowed and (allowed == "*" or origin in
+                                   [o.strip() for o in allowed.split(",")]):
+            headers += [("Access-Control-Allow-Origin", origin),
+                        ("Access-Control-Allow-Credentials", "true"),
+                        ("Access-Control-Expose-Headers",
+                         self.services.settings.get("core.cors.expose_headers"))]
+        return headers
+
+    def _render(self, environ: dict[str, Any], start: StartResponse, request: Request,
+                result: Any, uid: str, route: Route | None) -> Iterable[bytes]:
+        head = request.method == "HEAD"
+        headers = self._common_headers(uid, request)
+        if isinstance(result, Raw):
+            headers += result.headers
+            start(f"{result.status} {REASONS.get(result.status, '')}", headers)
+            if head:
+                _close(result)
+                return [b""]
+            return _stream(environ, result)
+        extra: list[tuple[str, str]] = []
+        if isinstance(result, JsonWithHeaders):
+            extra, result = result.headers, result.value
+        if isinstance(result, Page):
+            if result.total is not None:
+                extra.append(("Girder-Total-Count", str(result.total)))
+            result = result.items
+        body = dumps(result)
+        headers += [("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))),
+                    ("Cache-Control", "no-cache"), *extra]
+        start("200 OK", headers)
+        return [b""] if head else [body]
+
+    def _error(self, start: StartResponse, status: int, body: dict[str, Any],
+               uid: str) -> Iterable[bytes]:
+        data = dumps(body)
+        start(f"{status} {REASONS.get(status, '')}",
+              [*self._common_headers(uid), ("Content-Type", "application/json"),
+               ("Content-Length", str(len(data)))])
+        return [data]
+
+
+def _close(result: Raw) -> None:
+    try:
+        if result.file is not None:
+            result.file.close()
+        if result.on_close is not None:
+            result.on_close()
+    except Exception:  # closing must not mask the response
+        log.debug("close failed", exc_info=True)
+
+
+def _stream(environ: dict[str, Any], result: Raw) -> Iterable[bytes]:
+    wrapper = environ.get("wsgi.file_wrapper")
+    if result.file is not None and wrapper is not None and result.file_range is None:
+        return wrapper(result.file, 1 << 20)  # type: ignore[no-any-return]
+    return _ClosingIterator(result)
+
+
+class _ClosingIterator:
+    """Iterates a streamed body and closes its file even if the client leaves."""
+
+    def __init__(self, result: Raw) -> None:
+        self._result = result
+        self._iter: Iterator[bytes] = iter(result.iterate())
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._iter
+
+    def close(self) -> None:
+        close = getattr(self._iter, "close", None)
+        if close is not None:
+            close()
+        _close(self._result)

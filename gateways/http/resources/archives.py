@@ -1,0 +1,68 @@
+"""Zip downloads of an item, a folder or a collection (streamed)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..app import Context
+from ..archive import ArchiveWalker
+from ..downloads import content_disposition
+from ..request import RestError
+from ..response import Raw
+from ..router import READ_SCOPE, Param
+from ..zipstream import stream_zip
+from .common import load
+from .file import download as file_download
+from .tree import collections, folders, items
+
+
+def _zip(name: str, entries: Any) -> Raw:
+    return Raw(200, [("Content-Type", "application/zip"),
+                     ("Content-Disposition", content_disposition(name + ".zip"))],
+               stream_zip(entries))
+
+
+def _mime_filter(raw: str | None) -> list[str] | None:
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise RestError("Parameter mimeFilter must be valid JSON.") from None
+    if not isinstance(value, list):
+        raise RestError("Parameter mimeFilter must be a JSON array.")
+    return [str(v) for v in value]
+
+
+@items.get(":id/download", "Download an item: its one file, or a zip.", scope=READ_SCOPE,
+           cookie=True, params=(Param("offset", "integer", default=0),
+                                Param("format"), Param("contentDisposition"),
+                                Param("extraParameters")))
+def download_item(ctx: Context, id: str, offset: int, format: str | None,
+                  content_disposition: str | None, extra_parameters: str | None) -> Raw:
+    item = load(ctx, "item", id)
+    if format not in (None, "", "zip"):
+        raise RestError(f"Unsupported format: {format}.")
+    files = ctx.services.items.files(ctx.principal, item, limit=2, check_access=False)
+    if len(files) == 1 and format != "zip":
+        return file_download(ctx, files[0], offset, None, content_disposition or "attachment")
+    walker = ArchiveWalker(ctx.services, ctx.principal)
+    return _zip(item["name"], walker.item({**item, "fileCount": 2}, "", set()))
+
+
+@folders.get(":id/download", "Download a folder as a zip.", scope=READ_SCOPE, cookie=True,
+             params=(Param("mimeFilter"), Param("contentDisposition")))
+def download_folder(ctx: Context, id: str, mime_filter: str | None,
+                    content_disposition: str | None) -> Raw:
+    folder = load(ctx, "folder", id)
+    walker = ArchiveWalker(ctx.services, ctx.principal, mime_filter=_mime_filter(mime_filter))
+    return _zip(folder["name"], walker.folder(folder, folder["name"] + "/"))
+
+
+@collections.get(":id/download", "Download a collection as a zip.", scope=READ_SCOPE,
+                 cookie=True, params=(Param("mimeFilter"),))
+def download_collection(ctx: Context, id: str, mime_filter: str | None) -> Raw:
+    doc = load(ctx, "collection", id)
+    walker = ArchiveWalker(ctx.services, ctx.principal, mime_filter=_mime_filter(mime_filter))
+    return _zip(doc["name"], walker.root("collection", doc, doc["name"] + "/"))

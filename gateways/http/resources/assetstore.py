@@ -1,0 +1,86 @@
+"""``assetstore``: administration of where bytes are stored (site admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from joist.core.assetstores.registry import FILESYSTEM, TYPE_NAMES
+
+from ..app import Context
+from ..request import RestError
+from ..router import Param, RouteCollector
+from .common import PAGING
+
+api = RouteCollector("assetstore", "Assetstores (administrators only).")
+
+
+def _view(ctx: Context, doc: dict[str, Any], adapter: Any = None) -> dict[str, Any]:
+    out = {k: v for k, v in doc.items() if k not in ("secret",)}
+    try:
+        adapter = adapter or ctx.services.assetstores.adapter(doc["_id"])
+        cap = adapter.capacity()
+        out["capacity"] = {"free": cap.free, "total": cap.total}
+    except Exception:  # an unreachable store still lists, without capacity
+        out["capacity"] = None
+    out["hasFiles"] = ctx.services.store.files.find_one(
+        {"assetstoreId": doc["_id"]}, projection=["_id"]) is not None
+    out["_modelType"] = "assetstore"
+    return out
+
+
+@api.get("", "List assetstores.", access="admin", params=PAGING)
+def list_assetstores(ctx: Context, limit: int, offset: int, sortdir: int) -> list[Any]:
+    return [_view(ctx, d) for d in ctx.services.assetstores.list(skip=offset, limit=limit)]
+
+
+@api.get(":id", "Get an assetstore.", access="admin")
+def get_assetstore(ctx: Context, id: str) -> Any:
+    return _view(ctx, ctx.services.assetstores.get(id))
+
+
+@api.post("", "Create an assetstore.", access="admin", params=(
+    Param("name", required=True, strip=True), Param("type", "integer", required=True),
+    Param("root"), Param("perms", default="600"), Param("current", "boolean",
+                                                       default=False)))
+def create_assetstore(ctx: Context, name: str, type: int, root: str | None, perms: str,
+                      current: bool) -> Any:
+    if type != FILESYSTEM:
+        raise RestError(f"Assetstore type {TYPE_NAMES.get(type, type)} is not available.")
+    if not root:
+        raise RestError("Parameter 'root' is required for a filesystem assetstore.")
+    try:
+        mode = int(perms, 8)
+    except ValueError:
+        raise RestError("perms must be an octal number such as 600.") from None
+    doc = ctx.services.assetstores.create_filesystem(name, root, perms=mode, current=current)
+    return _view(ctx, doc)
+
+
+@api.put(":id", "Edit an assetstore.", access="admin", params=(
+    Param("name", strip=True), Param("current", "boolean")))
+def update_assetstore(ctx: Context, id: str, name: str | None, current: bool | None) -> Any:
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = name
+    if current:
+        changes["current"] = True
+    return _view(ctx, ctx.services.assetstores.update(id, changes))
+
+
+@api.delete(":id", "Delete an empty assetstore.", access="admin")
+def delete_assetstore(ctx: Context, id: str) -> dict[str, str]:
+    doc = ctx.services.assetstores.get(id)
+    has_files = ctx.services.store.files.find_one({"assetstoreId": doc["_id"]},
+                                                  projection=["_id"]) is not None
+    ctx.services.assetstores.delete(doc["_id"], has_files=has_files)
+    return {"message": f"Deleted assetstore {doc['name']}."}
+
+
+@api.get(":id/files", "List the files stored in an assetstore.", access="admin",
+         params=PAGING)
+def assetstore_files(ctx: Context, id: str, limit: int, offset: int,
+                     sortdir: int) -> list[Any]:
+    doc = ctx.services.assetstores.get(id)
+    files = ctx.services.store.files.find({"assetstoreId": doc["_id"]}, sort=[("_id", 1)],
+                                          skip=offset, limit=limit)
+    return ctx.filter.many("file", files, ctx.principal)

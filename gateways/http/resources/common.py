@@ -1,0 +1,54 @@
+"""Parameters and helpers shared by resource modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from joist.core import acl
+from joist.core.errors import NotFoundError, ValidationError
+
+from ..app import Context
+from ..request import RestError
+from ..router import Param
+
+PAGING = (
+    Param("limit", "integer", default=50, description="Result set size limit (0 = none)."),
+    Param("offset", "integer", default=0, description="Offset into the result set."),
+    Param("sortdir", "integer", default=1, description="1 ascending, -1 descending.",
+          enum=(1, -1)),
+)
+LEVELS = {"read": acl.READ, "write": acl.WRITE, "admin": acl.ADMIN}
+
+
+def sort_param(default: str) -> Param:
+    return Param("sort", default=default, description="Field to sort the result set by.")
+
+
+def paging(limit: int, offset: int, sortdir: int, sort: str | None,
+           default: str) -> tuple[int, int, list[tuple[str, int]]]:
+    if limit < 0 or offset < 0:
+        raise RestError("limit and offset must not be negative.")
+    if sortdir not in (1, -1):
+        raise RestError("Invalid value for sortdir parameter.")
+    field = sort or default
+    spec = [(field, sortdir)] if field == "_id" else [(field, sortdir), ("_id", sortdir)]
+    return limit, offset, spec
+
+
+def load(ctx: Context, model: str, doc_id: Any, level: int = acl.READ) -> dict[str, Any]:
+    """A document by id from a route parameter, access-checked (Girder's
+    "Invalid <model> id" is a 400)."""
+    try:
+        return ctx.services.tree.load(ctx.principal, model, doc_id, level)
+    except NotFoundError:
+        raise ValidationError(f"Invalid {model} id ({doc_id}).", field="id") from None
+
+
+def level_from(value: Any) -> int:
+    try:
+        level = int(value)
+    except (TypeError, ValueError):
+        raise RestError("Invalid access level.") from None
+    if level not in (acl.READ, acl.WRITE, acl.ADMIN):
+        raise RestError("Invalid access level.")
+    return level

@@ -1,0 +1,64 @@
+"""Routes every tree model shares: metadata and access lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from joist.core import acl
+
+from ..app import Context
+from ..request import RestError
+from ..router import WRITE_SCOPE, Param, RouteCollector
+from .common import load
+
+ACCESS_MODELS = ("collection", "folder")
+
+
+def register(api: RouteCollector, model: str) -> None:
+    """Add ``PUT/DELETE <model>/:id/metadata`` and, for ACL models, ``access``."""
+
+    def set_metadata(ctx: Context, id: str, allow_null: bool) -> Any:
+        body = ctx.request.json_body()
+        if not isinstance(body, dict):
+            raise RestError("Metadata must be a JSON object.")
+        doc = load(ctx, model, id, acl.WRITE)
+        service = getattr(ctx.services, model + "s")
+        return ctx.filter(model, service.set_metadata(ctx.principal, doc, body,
+                                                      allow_null=allow_null), ctx.principal)
+
+    def delete_metadata(ctx: Context, id: str) -> Any:
+        body = ctx.request.json_body()
+        if not isinstance(body, list) or not all(isinstance(k, str) for k in body):
+            raise RestError("Metadata fields must be a JSON array of strings.")
+        doc = load(ctx, model, id, acl.WRITE)
+        service = getattr(ctx.services, model + "s")
+        return ctx.filter(model, service.delete_metadata(ctx.principal, doc, body),
+                          ctx.principal)
+
+    api.put(":id/metadata", f"Set metadata on a {model} (JSON object body; null deletes).",
+            scope=WRITE_SCOPE, raw_body=True,
+            params=(Param("allowNull", "boolean", default=False),))(set_metadata)
+    api.delete(":id/metadata", f"Delete metadata keys of a {model} (JSON array body).",
+               scope=WRITE_SCOPE, raw_body=True)(delete_metadata)
+    if model not in ACCESS_MODELS:
+        return
+
+    def get_access(ctx: Context, id: str) -> Any:
+        doc = load(ctx, model, id, acl.ADMIN)
+        return ctx.services.access.get(ctx.principal, model, doc)
+
+    def set_access(ctx: Context, id: str, access: Any, public: bool | None,
+                   public_flags: Any, recurse: bool, progress: bool) -> Any:
+        doc = load(ctx, model, id, acl.ADMIN)
+        doc = ctx.services.access.set(ctx.principal, model, doc, access, public=public,
+                                      public_flags=public_flags, recurse=recurse)
+        out = ctx.filter(model, doc, ctx.principal) or {}
+        out["access"] = doc["access"]
+        return out
+
+    api.get(":id/access", f"Get the access list of a {model}.")(get_access)
+    api.put(":id/access", f"Replace the access list of a {model}.",
+            scope=acl.SCOPE_DATA_OWN, params=(
+                Param("access", "jsonObject", required=True), Param("public", "boolean"),
+                Param("publicFlags", "jsonArray"), Param("recurse", "boolean", default=False),
+                Param("progress", "boolean", default=False)))(set_access)

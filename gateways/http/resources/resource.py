@@ -1,0 +1,227 @@
+"""``resource``: path lookup, paths, search, selections (zip, move, copy, delete)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from joist.core import acl
+from joist.core.errors import AccessDeniedError, NotFoundError, ValidationError
+
+from ..app import Context
+from ..archive import ArchiveWalker
+from ..downloads import content_disposition
+from ..request import RestError
+from ..response import Raw
+from ..router import READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
+from ..zipstream import Entry, safe_member, stream_zip, unique_name
+from .common import load
+
+api = RouteCollector("resource", "Operations on any kind of resource.")
+MODELS = ("collection", "file", "folder", "group", "item", "user")
+
+
+@api.get("lookup", "Look up a resource by its path.", scope=READ_SCOPE, params=(
+    Param("path", required=True), Param("test", "boolean", default=False)))
+def lookup(ctx: Context, path: str, test: bool) -> Any:
+    try:
+        model, doc = ctx.hierarchy.lookup(ctx.principal, path)
+    except NotFoundError:
+        if test:
+            return None
+        raise ValidationError(f"Path not found: {path}", field="path") from None
+    return ctx.filter(model, doc, ctx.principal)
+
+
+@api.get(":id/path", "The path of a resource.", scope=READ_SCOPE, params=(
+    Param("type", required=True, enum=MODELS),))
+def resource_path(ctx: Context, id: str, type: str) -> str:
+    try:
+        doc = ctx.services.store.get(type, id)
+    except NotFoundError:
+        raise ValidationError("Invalid resource id.", field="id") from None
+    return ctx.hierarchy.resource_path(ctx.principal, type, doc)
+
+
+@api.get("search", "Search by name (text or prefix).", scope=READ_SCOPE, params=(
+    Param("q", required=True), Param("mode", default="text", enum=("text", "prefix")),
+    Param("types", "jsonArray", required=True), Param("level", "integer", default=0),
+    Param("limit", "integer", default=10), Param("offset", "integer", default=0)))
+def search(ctx: Context, q: str, mode: str, types: list[Any], level: int, limit: int,
+           offset: int) -> dict[str, list[Any]]:
+    escaped = re.escape(q.strip().lower())
+    pattern = "^" + escaped if mode == "prefix" else escaped
+    results: dict[str, list[Any]] = {}
+    svc = ctx.services
+    for model in types:
+        if model not in MODELS:
+            continue
+        field = "login" if model == "user" else "lowerName" if model != "file" else "name"
+        query: dict[str, Any] = {field: {"$regex": pattern, "$options": "i"}}
+        if model in ("collection", "folder", "user", "group"):
+            query = acl.and_filter(query, acl.permission_filter(ctx.principal, level))
+            docs = svc.store.of(model).find(query, sort=[("_id", 1)], skip=offset,
+                                            limit=limit)
+        else:
+            docs = _readable_leaves(ctx, model, query, offset, limit, level)
+        results[model] = ctx.filter.many(model, docs, ctx.principal)
+    return results
+
+
+def _readable_leaves(ctx: Context, model: str, query: dict[str, Any], offset: int,
+                     limit: int, level: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    skipped = 0
+    for doc in ctx.services.store.of(model).find(query, sort=[("_id", 1)],
+                                                 limit=(offset + limit) * 20 or 0):
+        try:
+            if ctx.services.tree.level(ctx.principal, model, doc) < level:
+                continue
+        except NotFoundError:
+            continue
+        if skipped < offset:
+            skipped += 1
+            continue
+        out.append(doc)
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
+# ---------------------------------------------------------------- selections
+
+def _selection(ctx: Context, resources: Any, level: int) -> dict[str, list[dict[str, Any]]]:
+    if not isinstance(resources, dict):
+        raise RestError("Parameter resources must be a JSON object.")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for model, ids in resources.items():
+        if model not in ("item", "folder", "collection", "user", "file"):
+            raise RestError(f"Invalid resource type: {model}.")
+        if not isinstance(ids, list):
+            raise RestError("Each resource type must map to a list of ids.")
+        docs = []
+        for doc_id in ids:
+            try:
+                docs.append(ctx.services.tree.load(ctx.principal, model, doc_id, level))
+            except (NotFoundError, AccessDeniedError):
+                raise RestError(f"Resource {model} {doc_id} not found.") from None
+        out[model] = docs
+    return out
+
+
+def _zip_selection(ctx: Context, resources: Any, include_metadata: bool) -> Raw:
+    chosen = _selection(ctx, resources, acl.READ)
+    walker = ArchiveWalker(ctx.services, ctx.principal, include_metadata=include_metadata)
+
+    def entries() -> Iterator[Entry]:
+        taken: set[str] = set()
+        for model in ("collection", "user", "folder", "item"):
+            for doc in chosen.get(model, []):
+                label = doc["login"] if model == "user" else doc["name"]
+                if model == "item":
+                    yield from walker.item(doc, "", taken)
+                    continue
+                prefix = unique_name(safe_member(label), taken) + "/"
+                if model == "folder":
+                    yield from walker.folder(doc, prefix)
+                else:
+                    yield from walker.root(model, doc, prefix)
+
+    return Raw(200, [("Content-Type", "application/zip"),
+                     ("Content-Disposition", content_disposition("Resources.zip"))],
+               stream_zip(entries()))
+
+
+ZIP_PARAMS = (Param("resources", "jsonObject", required=True),
+              Param("includeMetadata", "boolean", default=False))
+
+
+@api.get("download", "Download a selection as a zip.", scope=READ_SCOPE, cookie=True,
+         params=ZIP_PARAMS)
+def download(ctx: Context, resources: Any, include_metadata: bool) -> Raw:
+    return _zip_selection(ctx, resources, include_metadata)
+
+
+@api.post("download", "Download a selection as a zip (form body).", scope=READ_SCOPE,
+          cookie=True, params=ZIP_PARAMS)
+def download_post(ctx: Context, resources: Any, include_metadata: bool) -> Raw:
+    return _zip_selection(ctx, resources, include_metadata)
+
+
+@api.put("move", "Move items and folders.", scope=WRITE_SCOPE, params=(
+    Param("resources", "jsonObject", required=True),
+    Param("parentType", required=True, enum=("folder", "user", "collection")),
+    Param("parentId", required=True), Param("progress", "boolean", default=False)))
+def move(ctx: Context, resources: Any, parent_type: str, parent_id: str,
+         progress: bool) -> None:
+    chosen = _selection(ctx, resources, acl.WRITE)
+    parent = load(ctx, parent_type, parent_id, acl.WRITE)
+    if chosen.get("item") and parent_type != "folder":
+        raise RestError("Invalid parentType.")
+    for item in chosen.get("item", []):
+        ctx.services.moves.move_item(ctx.principal, item, parent)
+    for folder in chosen.get("folder", []):
+        ctx.services.moves.move_folder(ctx.principal, folder, parent_type, parent)
+
+
+@api.post("copy", "Copy items and folders.", scope=WRITE_SCOPE, params=(
+    Param("resources", "jsonObject", required=True),
+    Param("parentType", required=True, enum=("folder", "user", "collection")),
+    Param("parentId", required=True), Param("progress", "boolean", default=False)))
+def copy(ctx: Context, resources: Any, parent_type: str, parent_id: str,
+         progress: bool) -> None:
+    chosen = _selection(ctx, resources, acl.READ)
+    parent = load(ctx, parent_type, parent_id, acl.WRITE)
+    if chosen.get("item") and parent_type != "folder":
+        raise RestError("Invalid parentType.")
+    for item in chosen.get("item", []):
+        ctx.services.moves.copy_item(ctx.principal, item, parent)
+    for folder in chosen.get("folder", []):
+        ctx.services.moves.copy_folder(ctx.principal, folder, parent_type, parent)
+
+
+@api.delete("", "Delete a selection of resources.", scope=acl.SCOPE_DATA_OWN, params=(
+    Param("resources", "jsonObject", required=True),
+    Param("progress", "boolean", default=False)))
+def delete(ctx: Context, resources: Any, progress: bool) -> None:
+    svc = ctx.services
+    chosen = _selection(ctx, resources, acl.WRITE)
+    for file in chosen.get("file", []):
+        svc.files.delete(ctx.principal, file)
+    for item in chosen.get("item", []):
+        svc.removal.delete_item(ctx.principal, item)
+    for folder in chosen.get("folder", []):
+        svc.removal.delete_folder(ctx.principal, folder)
+    for collection in chosen.get("collection", []):
+        svc.removal.delete_collection(ctx.principal, collection)
+    for user in chosen.get("user", []):
+        svc.removal.delete_user(ctx.principal, user)
+
+
+@api.put(":id/timestamp", "Set created/updated times (admin).", access="admin", params=(
+    Param("type", required=True, enum=MODELS), Param("created"), Param("updated")))
+def timestamp(ctx: Context, id: str, type: str, created: str | None,
+              updated: str | None) -> Any:
+    doc = load(ctx, type, id, acl.WRITE)
+    changes: dict[str, Any] = {}
+    for key, raw in (("created", created), ("updated", updated)):
+        if raw is None:
+            continue
+        if key not in doc:
+            raise RestError(f"Resource has no {key} field.")
+        changes[key] = _parse_time(raw)
+    if changes:
+        ctx.services.store.of(type).update_one({"_id": doc["_id"]}, {"$set": changes})
+    return ctx.filter(type, {**doc, **changes}, ctx.principal)
+
+
+def _parse_time(raw: str) -> _dt.datetime:
+    try:
+        value = _dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise RestError(f"Invalid date: {raw}.") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    return value.astimezone(_dt.UTC)

@@ -1,0 +1,312 @@
+"""``collection``, ``folder`` and ``item``: the data tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from joist.core import acl
+from joist.core.errors import ValidationError
+
+from ..app import Context
+from ..request import RestError
+from ..response import Page
+from ..router import READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
+from . import metadata
+from .common import PAGING, load, paging, sort_param
+
+collections = RouteCollector("collection", "Collections: top-level containers.")
+folders = RouteCollector("folder", "Folders.")
+items = RouteCollector("item", "Items: the leaves of the tree, holding files.")
+
+
+# ---------------------------------------------------------------- collections
+
+@collections.get("", "List collections you may read.", scope=READ_SCOPE, total_count=True,
+                 params=(Param("text"), sort_param("name"), *PAGING))
+def list_collections(ctx: Context, text: str | None, sort: str, limit: int, offset: int,
+                     sortdir: int) -> Page:
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "name")
+    docs = ctx.services.collections.list(ctx.principal, skip=offset, limit=limit, sort=spec,
+                                         text=text)
+    return Page(ctx.filter.many("collection", docs, ctx.principal),
+                ctx.services.collections.count(ctx.principal))
+
+
+@collections.get("details", "Count collections.", scope=READ_SCOPE)
+def collections_details(ctx: Context) -> dict[str, int]:
+    return {"nCollections": ctx.services.collections.count(ctx.principal)}
+
+
+@collections.post("", "Create a collection.", access="user", scope=WRITE_SCOPE, params=(
+    Param("name", required=True, strip=True), Param("description", default="", strip=True),
+    Param("public", "boolean", default=False)))
+def create_collection(ctx: Context, name: str, description: str, public: bool) -> Any:
+    doc = ctx.services.collections.create(ctx.principal, name, description=description,
+                                          public=public)
+    return ctx.filter("collection", doc, ctx.principal)
+
+
+@collections.get(":id", "Get a collection.", scope=READ_SCOPE)
+def get_collection(ctx: Context, id: str) -> Any:
+    return ctx.filter("collection", load(ctx, "collection", id), ctx.principal)
+
+
+@collections.get(":id/details", "Count a collection's folders.", scope=READ_SCOPE)
+def collection_details(ctx: Context, id: str) -> dict[str, int]:
+    doc = load(ctx, "collection", id)
+    return {"nFolders": ctx.services.folders.count(ctx.principal, doc)}
+
+
+@collections.put(":id", "Edit a collection.", scope=WRITE_SCOPE, params=(
+    Param("name", strip=True), Param("description", strip=True)))
+def update_collection(ctx: Context, id: str, name: str | None,
+                      description: str | None) -> Any:
+    doc = load(ctx, "collection", id, acl.WRITE)
+    doc = ctx.services.collections.update(ctx.principal, doc, name=name,
+                                          description=description)
+    return ctx.filter("collection", doc, ctx.principal)
+
+
+@collections.delete(":id", "Delete a collection and everything in it.",
+                    scope=acl.SCOPE_DATA_OWN)
+def delete_collection(ctx: Context, id: str) -> dict[str, str]:
+    doc = load(ctx, "collection", id, acl.ADMIN)
+    ctx.services.removal.delete_collection(ctx.principal, doc)
+    return {"message": f"Deleted collection {doc['name']}."}
+
+
+# ---------------------------------------------------------------- folders
+
+@folders.get("", "List or search folders.", scope=READ_SCOPE, total_count=True, params=(
+    Param("parentType", enum=("folder", "user", "collection")), Param("parentId"),
+    Param("text"), Param("name"), sort_param("lowerName"), *PAGING))
+def list_folders(ctx: Context, parent_type: str | None, parent_id: str | None,
+                 text: str | None, name: str | None, sort: str, limit: int, offset: int,
+                 sortdir: int) -> Page:
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
+    svc = ctx.services
+    if parent_type and parent_id:
+        parent = load(ctx, parent_type, parent_id)
+        query = svc.folders.children_filter(ctx.principal, parent, name)
+        if text:
+            query = {"$and": [query, _name_search(text)]}
+    elif text:
+        query = acl.and_filter(_name_search(text),
+                               acl.permission_filter(ctx.principal, acl.READ))
+    else:
+        raise RestError("Invalid search mode.")
+    docs = svc.store.folders.find(query, sort=spec, skip=offset, limit=limit)
+    return Page(ctx.filter.many("folder", docs, ctx.principal), svc.store.folders.count(query))
+
+
+def _name_search(text: str) -> dict[str, Any]:
+    import re
+    return {"lowerName": {"$regex": re.escape(text.strip().lower())}}
+
+
+@folders.post("", "Create a folder.", access="user", scope=WRITE_SCOPE, params=(
+    Param("parentType", default="folder", enum=("folder", "user", "collection")),
+    Param("parentId", required=True), Param("name", required=True, strip=True),
+    Param("description", default="", strip=True), Param("reuseExisting", "boolean",
+                                                        default=False),
+    Param("public", "boolean"), Param("metadata", "jsonObject")))
+def create_folder(ctx: Context, parent_type: str, parent_id: str, name: str,
+                  description: str, reuse_existing: bool, public: bool | None,
+                  metadata: dict[str, Any] | None) -> Any:
+    load(ctx, parent_type, parent_id)
+    doc = ctx.services.folders.create(ctx.principal, parent_type, parent_id, name,
+                                      description=description, public=public,
+                                      reuse_existing=reuse_existing, metadata=metadata)
+    return ctx.filter("folder", doc, ctx.principal)
+
+
+@folders.get(":id", "Get a folder.", scope=READ_SCOPE)
+def get_folder(ctx: Context, id: str) -> Any:
+    return ctx.filter("folder", load(ctx, "folder", id), ctx.principal)
+
+
+@folders.put(":id", "Edit or move a folder.", scope=WRITE_SCOPE, params=(
+    Param("name", strip=True), Param("description", strip=True),
+    Param("parentType", enum=("folder", "user", "collection")), Param("parentId"),
+    Param("metadata", "jsonObject")))
+def update_folder(ctx: Context, id: str, name: str | None, description: str | None,
+                  parent_type: str | None, parent_id: str | None,
+                  metadata: dict[str, Any] | None) -> Any:
+    svc = ctx.services
+    doc = load(ctx, "folder", id, acl.WRITE)
+    doc = svc.folders.update(ctx.principal, doc, name=name, description=description,
+                             metadata=metadata)
+    if parent_id is not None:
+        kind = parent_type or "folder"
+        parent = load(ctx, kind, parent_id, acl.WRITE)
+        if parent["_id"] != doc["parentId"]:
+            doc = svc.moves.move_folder(ctx.principal, doc, kind, parent)
+    return ctx.filter("folder", doc, ctx.principal)
+
+
+@folders.delete(":id", "Delete a folder and everything in it.", scope=acl.SCOPE_DATA_OWN)
+def delete_folder(ctx: Context, id: str) -> dict[str, str]:
+    doc = load(ctx, "folder", id, acl.ADMIN)
+    ctx.services.removal.delete_folder(ctx.principal, doc)
+    return {"message": f"Deleted folder {doc['name']}."}
+
+
+@folders.delete(":id/contents", "Delete everything inside a folder.",
+                scope=acl.SCOPE_DATA_OWN)
+def clear_folder(ctx: Context, id: str) -> dict[str, str]:
+    doc = load(ctx, "folder", id, acl.ADMIN)
+    ctx.services.removal.clear_folder(doc)
+    return {"message": f"Deleted contents of folder {doc['name']}."}
+
+
+@folders.get(":id/details", "Count a folder's items and subfolders.", scope=READ_SCOPE)
+def folder_details(ctx: Context, id: str) -> dict[str, int]:
+    return ctx.services.folders.details(ctx.principal, load(ctx, "folder", id))
+
+
+@folders.get(":id/rootpath", "The folder's ancestors, root first.", scope=READ_SCOPE)
+def folder_rootpath(ctx: Context, id: str) -> list[dict[str, Any]]:
+    doc = load(ctx, "folder", id)
+    return [{"type": a["type"], "object": ctx.filter(a["type"], a["object"], ctx.principal)}
+            for a in ctx.services.folders.root_path(ctx.principal, doc)]
+
+
+@folders.post(":id/copy", "Copy a folder (deep; files share their bytes).",
+              scope=WRITE_SCOPE, params=(
+                  Param("parentType", enum=("folder", "user", "collection")),
+                  Param("parentId"), Param("name", strip=True),
+                  Param("description", strip=True), Param("public", default="original"),
+                  Param("progress", "boolean", default=False)))
+def copy_folder(ctx: Context, id: str, parent_type: str | None, parent_id: str | None,
+                name: str | None, description: str | None, public: str,
+                progress: bool) -> Any:
+    doc = load(ctx, "folder", id)
+    kind = parent_type or doc["parentCollection"]
+    parent = load(ctx, kind, parent_id or doc["parentId"], acl.WRITE)
+    flag: Any = public if public == "original" else public.lower() in ("true", "1", "yes")
+    new = ctx.services.moves.copy_folder(ctx.principal, doc, kind, parent, name=name,
+                                         description=description, public=flag)
+    return ctx.filter("folder", new, ctx.principal)
+
+
+# ---------------------------------------------------------------- items
+
+@items.get("", "List or search items.", scope=READ_SCOPE, total_count=True, params=(
+    Param("folderId"), Param("text"), Param("name"), sort_param("lowerName"), *PAGING))
+def list_items(ctx: Context, folder_id: str | None, text: str | None, name: str | None,
+               sort: str, limit: int, offset: int, sortdir: int) -> Page:
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
+    svc = ctx.services
+    if folder_id:
+        folder = load(ctx, "folder", folder_id)
+        query: dict[str, Any] = {"folderId": folder["_id"]}
+        if name is not None:
+            query["name"] = name
+        if text:
+            query = {"$and": [query, _name_search(text)]}
+        docs = svc.store.items.find(query, sort=spec, skip=offset, limit=limit)
+        return Page(ctx.filter.many("item", docs, ctx.principal), svc.store.items.count(query))
+    if text:
+        return Page(_search_items(ctx, text, offset, limit))
+    raise RestError("Invalid search mode.")
+
+
+def _search_items(ctx: Context, text: str, offset: int, limit: int) -> list[dict[str, Any]]:
+    """Global item search, filtered through each item's folder (checked per
+    distinct folder, with the folder documents cached for this request)."""
+    out: list[dict[str, Any]] = []
+    readable: dict[Any, bool] = {}
+    skipped = 0
+    for doc in ctx.services.store.items.find(_name_search(text), sort=[("_id", 1)]):
+        folder_id = doc["folderId"]
+        if folder_id not in readable:
+            folder = ctx.services.store.folders.find_one({"_id": folder_id})
+            readable[folder_id] = folder is not None and \
+                acl.effective_level(folder, ctx.principal) >= acl.READ
+        if not readable[folder_id]:
+            continue
+        if skipped < offset:
+            skipped += 1
+            continue
+        out.append(ctx.filter("item", doc, ctx.principal) or {})
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
+@items.post("", "Create an item.", access="user", scope=WRITE_SCOPE, params=(
+    Param("folderId", required=True), Param("name", required=True, strip=True),
+    Param("description", default="", strip=True),
+    Param("reuseExisting", "boolean", default=False), Param("metadata", "jsonObject")))
+def create_item(ctx: Context, folder_id: str, name: str, description: str,
+                reuse_existing: bool, metadata: dict[str, Any] | None) -> Any:
+    folder = load(ctx, "folder", folder_id)
+    doc = ctx.services.items.create(ctx.principal, folder, name, description=description,
+                                    reuse_existing=reuse_existing, metadata=metadata)
+    return ctx.filter("item", doc, ctx.principal)
+
+
+@items.get(":id", "Get an item.", scope=READ_SCOPE)
+def get_item(ctx: Context, id: str) -> Any:
+    return ctx.filter("item", load(ctx, "item", id), ctx.principal)
+
+
+@items.put(":id", "Edit or move an item.", scope=WRITE_SCOPE, params=(
+    Param("name", strip=True), Param("description", strip=True), Param("folderId"),
+    Param("metadata", "jsonObject")))
+def update_item(ctx: Context, id: str, name: str | None, description: str | None,
+                folder_id: str | None, metadata: dict[str, Any] | None) -> Any:
+    svc = ctx.services
+    doc = load(ctx, "item", id, acl.WRITE)
+    doc = svc.items.update(ctx.principal, doc, name=name, description=description,
+                           metadata=metadata)
+    if folder_id is not None:
+        folder = load(ctx, "folder", folder_id, acl.WRITE)
+        if folder["_id"] != doc["folderId"]:
+            doc = svc.moves.move_item(ctx.principal, doc, folder)
+    return ctx.filter("item", doc, ctx.principal)
+
+
+@items.delete(":id", "Delete an item and its files.", scope=WRITE_SCOPE)
+def delete_item(ctx: Context, id: str) -> dict[str, str]:
+    doc = load(ctx, "item", id, acl.WRITE)
+    ctx.services.removal.delete_item(ctx.principal, doc)
+    return {"message": f"Deleted item {doc['name']}."}
+
+
+@items.get(":id/files", "List an item's files.", scope=READ_SCOPE, total_count=True,
+           params=(sort_param("name"), *PAGING))
+def item_files(ctx: Context, id: str, sort: str, limit: int, offset: int,
+               sortdir: int) -> Page:
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "name")
+    doc = load(ctx, "item", id)
+    files = ctx.services.items.files(ctx.principal, doc, skip=offset, limit=limit,
+                                     sort=spec, check_access=False)
+    total = ctx.services.store.files.count({"itemId": doc["_id"]})
+    return Page(ctx.filter.many("file", files, ctx.principal), total)
+
+
+@items.get(":id/rootpath", "The item's ancestors, root first.", scope=READ_SCOPE)
+def item_rootpath(ctx: Context, id: str) -> list[dict[str, Any]]:
+    doc = load(ctx, "item", id)
+    return [{"type": a["type"], "object": ctx.filter(a["type"], a["object"], ctx.principal)}
+            for a in ctx.services.items.root_path(ctx.principal, doc)]
+
+
+@items.post(":id/copy", "Copy an item (files share their bytes).", scope=WRITE_SCOPE,
+            params=(Param("folderId"), Param("name", strip=True),
+                    Param("description", strip=True)))
+def copy_item(ctx: Context, id: str, folder_id: str | None, name: str | None,
+              description: str | None) -> Any:
+    doc = load(ctx, "item", id)
+    folder = load(ctx, "folder", folder_id or doc["folderId"], acl.WRITE)
+    new = ctx.services.moves.copy_item(ctx.principal, doc, folder, name=name,
+                                       description=description)
+    return ctx.filter("item", new, ctx.principal)
+
+
+metadata.register(collections, "collection")
+metadata.register(folders, "folder")
+metadata.register(items, "item")
+
+__all__ = ["ValidationError", "collections", "folders", "items"]

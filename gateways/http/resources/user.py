@@ -1,0 +1,212 @@
+"""``user``: accounts, login and logout, passwords, OTP."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from joist.core import acl
+from joist.core.acl import Principal
+from joist.core.errors import AuthenticationError
+
+from ..app import Context
+from ..request import RestError
+from ..response import JsonWithHeaders
+from ..router import Param, RouteCollector
+from .common import PAGING, load, paging, sort_param
+
+api = RouteCollector("user", "Users and authentication.")
+COOKIE = "girderToken"
+
+
+def _basic_credentials(ctx: Context) -> tuple[str, str]:
+    header = ctx.request.header("Girder-Authorization") or ctx.request.header("Authorization")
+    if not header:
+        raise AuthenticationError("Use HTTP Basic Authentication")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise AuthenticationError("Use HTTP Basic Authentication")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise AuthenticationError("Invalid HTTP Authorization header") from None
+    login, sep, password = decoded.partition(":")
+    if not sep:
+        raise AuthenticationError("Invalid HTTP Authorization header")
+    return login, password
+
+
+def cookie_header(ctx: Context, token: dict[str, Any] | None) -> tuple[str, str]:
+    secure = "; Secure" if ctx.request.environ.get("wsgi.url_scheme") == "https" else ""
+    domain = ctx.services.settings.get("core.cookie_domain")
+    domain_part = f"; Domain={domain}" if domain else ""
+    if token is None:
+        return ("Set-Cookie", f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly{secure}{domain_part}")
+    days = float(ctx.services.settings.get("core.cookie_lifetime"))
+    return ("Set-Cookie", f"{COOKIE}={token['_id']}; Path=/; "
+                          f"Max-Age={int(days * 86400)}; HttpOnly{secure}{domain_part}")
+
+
+def token_view(token: dict[str, Any]) -> dict[str, Any]:
+    return {"token": token["_id"], "expires": token["expires"], "scope": token["scope"]}
+
+
+@api.get("authentication", "Log in with HTTP Basic auth and get a token.")
+def login(ctx: Context) -> JsonWithHeaders:
+    auth = ctx.services.auth
+    if not ctx.principal.is_anonymous and ctx.token:
+        token = auth.tokens.lookup(ctx.token)
+        user = ctx.user_doc()
+    else:
+        name, password = _basic_credentials(ctx)
+        otp_code = ctx.request.header("Girder-OTP")
+        user = auth.password_login(name, password, otp_code, source=ctx.request.remote_addr)
+        token = auth.login_token(user)
+    assert token is not None
+    me = Principal.from_user(user)
+    return JsonWithHeaders(
+        {"user": ctx.filter("user", user, me), "authToken": token_view(token),
+         "message": "Login succeeded."}, [cookie_header(ctx, token)])
+
+
+@api.delete("authentication", "Log out (delete the current token).")
+def logout(ctx: Context) -> JsonWithHeaders:
+    if ctx.token:
+        ctx.services.auth.tokens.delete(ctx.token)
+    return JsonWithHeaders({"message": "Logged out."}, [cookie_header(ctx, None)])
+
+
+@api.get("me", "The current user (null when anonymous).", scope=acl.SCOPE_USER_INFO_READ)
+def me(ctx: Context) -> Any:
+    if ctx.principal.is_anonymous:
+        return None
+    return ctx.filter("user", ctx.user_doc(), ctx.principal)
+
+
+@api.get("", "List or search users.", access="user", total_count=False,
+         params=(Param("text"), sort_param("lastName"), *PAGING))
+def list_users(ctx: Context, text: str | None, sort: str, limit: int, offset: int,
+               sortdir: int) -> list[Any]:
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "lastName")
+    docs = ctx.services.users.list(ctx.principal, skip=offset, limit=limit, sort=spec,
+                                   text=text)
+    return ctx.filter.many("user", docs, ctx.principal)
+
+
+@api.get("details", "Count users.", access="user")
+def users_details(ctx: Context) -> dict[str, int]:
+    return {"nUsers": len(ctx.services.users.list(ctx.principal, limit=0))}
+
+
+@api.get(":id", "Get a user by id.", scope=acl.SCOPE_USER_INFO_READ)
+def get_user(ctx: Context, id: str) -> Any:
+    return ctx.filter("user", load(ctx, "user", id), ctx.principal)
+
+
+@api.get(":id/details", "Count a user's top-level folders.")
+def user_details(ctx: Context, id: str) -> dict[str, int]:
+    user = load(ctx, "user", id)
+    return {"nFolders": ctx.services.folders.count(ctx.principal, user)}
+
+
+@api.post("", "Create a user.", params=(
+    Param("login", required=True), Param("email", required=True),
+    Param("firstName", required=True), Param("lastName", required=True),
+    Param("password", required=True), Param("admin", "boolean", default=False)))
+def create_user(ctx: Context, login: str, email: str, first_name: str, last_name: str,
+                password: str, admin: bool) -> Any:
+    user = ctx.services.users.create(ctx.principal, login=login, email=email,
+                                     first_name=first_name, last_name=last_name,
+                                     password=password, admin=admin)
+    me = Principal.from_user(user)
+    out = ctx.filter("user", user, me)
+    if ctx.principal.is_anonymous and user.get("status") == "enabled":
+        token = ctx.services.auth.login_token(user)
+        assert out is not None
+        out["authToken"] = {"token": token["_id"], "expires": token["expires"]}
+        return JsonWithHeaders(out, [cookie_header(ctx, token)])
+    return out
+
+
+@api.put(":id", "Update a user's profile.", scope=acl.SCOPE_DATA_WRITE, params=(
+    Param("firstName", required=True), Param("lastName", required=True),
+    Param("email", required=True), Param("admin", "boolean"), Param("status")))
+def update_user(ctx: Context, id: str, first_name: str, last_name: str, email: str,
+                admin: bool | None, status: str | None) -> Any:
+    user = load(ctx, "user", id)
+    user = ctx.services.users.update(ctx.principal, user, first_name=first_name,
+                                     last_name=last_name, email=email, admin=admin,
+                                     status=status)
+    return ctx.filter("user", user, ctx.principal)
+
+
+@api.delete(":id", "Delete a user and everything they own.", scope=acl.SCOPE_DATA_OWN)
+def delete_user(ctx: Context, id: str) -> dict[str, str]:
+    user = load(ctx, "user", id, acl.ADMIN)
+    ctx.services.removal.delete_user(ctx.principal, user)
+    return {"message": f"Deleted user {user['login']}."}
+
+
+@api.put("password", "Change your password.", access="user",
+         params=(Param("old", required=True), Param("new", required=True)))
+def change_password(ctx: Context, old: str, new: str) -> dict[str, str]:
+    ctx.services.users.change_password(ctx.principal, ctx.user_doc(), new, old=old)
+    return {"message": "Password changed."}
+
+
+@api.put(":id/password", "Set a user's password (admin).", access="admin",
+         params=(Param("password", required=True),))
+def set_password(ctx: Context, id: str, password: str) -> dict[str, str]:
+    user = load(ctx, "user", id)
+    ctx.services.users.change_password(ctx.principal, user, password)
+    return {"message": "Password changed."}
+
+
+@api.post(":id/otp", "Start enrolling a TOTP second factor.", access="user")
+def otp_enroll(ctx: Context, id: str) -> dict[str, str]:
+    user = load(ctx, "user", id, acl.ADMIN)
+    return {"totpUri": ctx.services.users.otp_enroll(ctx.principal, user)}
+
+
+@api.put(":id/otp", "Finish TOTP enrolment (code in the Girder-OTP header).", access="user")
+def otp_confirm(ctx: Context, id: str) -> dict[str, str]:
+    user = load(ctx, "user", id, acl.ADMIN)
+    code = ctx.request.header("Girder-OTP")
+    if not code:
+        raise RestError("The Girder-OTP header is required.")
+    ctx.services.users.otp_confirm(ctx.principal, user, code)
+    return {"message": "One-time passwords enabled."}
+
+
+@api.delete(":id/otp", "Disable the TOTP second factor.", access="user")
+def otp_disable(ctx: Context, id: str) -> dict[str, str]:
+    user = load(ctx, "user", id, acl.ADMIN)
+    ctx.services.users.otp_disable(ctx.principal, user)
+    return {"message": "One-time passwords disabled."}
+
+
+@api.get(":id/sshkey", "List a user's SSH public keys (for SFTP).", access="user")
+def list_keys(ctx: Context, id: str) -> list[dict[str, Any]]:
+    user = load(ctx, "user", id, acl.ADMIN)
+    return [_key_view(k) for k in ctx.services.auth.ssh_keys.list(user["_id"])]
+
+
+@api.post(":id/sshkey", "Register an SSH public key (OpenSSH format).", access="user",
+          scope=acl.SCOPE_DATA_OWN, params=(Param("key", required=True), Param("name")))
+def add_key(ctx: Context, id: str, key: str, name: str | None) -> dict[str, Any]:
+    user = load(ctx, "user", id, acl.ADMIN)
+    return _key_view(ctx.services.auth.ssh_keys.add(user, key, name or ""))
+
+
+@api.delete(":id/sshkey/:keyId", "Remove an SSH public key.", access="user",
+            scope=acl.SCOPE_DATA_OWN)
+def remove_key(ctx: Context, id: str, key_id: str) -> dict[str, str]:
+    user = load(ctx, "user", id, acl.ADMIN)
+    ctx.services.auth.ssh_keys.remove(user["_id"], key_id)
+    return {"message": "Key removed."}
+
+
+def _key_view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc[k] for k in ("_id", "name", "type", "fingerprint", "created", "userId")}
+

@@ -1,0 +1,139 @@
+"""Route declarations: the one source for dispatch and for the API description.
+
+Each resource module declares its routes with ``@route(...)``; the router
+matches by method and path segments with Girder's rule that literal segments
+beat wildcards (``user/me`` wins over ``user/:id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from joist.core import acl
+
+Access = Literal["public", "user", "admin"]
+Kind = Literal["string", "integer", "number", "boolean", "json", "jsonObject", "jsonArray",
+               "objectId", "body"]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: Kind = "string"
+    required: bool = False
+    default: Any = None
+    description: str = ""
+    enum: tuple[Any, ...] = ()
+    location: Literal["query", "path", "body"] = "query"
+    strip: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    resource: str
+    tokens: tuple[str, ...]          # segments after the resource, ":x" = wildcard
+    handler: Callable[..., Any]
+    summary: str
+    params: tuple[Param, ...] = ()
+    access: Access = "public"
+    scope: str | None = None         # token scope needed; None = full user auth
+    cookie: bool = False             # accept the girderToken cookie (downloads)
+    total_count: bool = False        # answer carries Girder-Total-Count
+    raw_body: bool = False           # the body is data (uploads), not form params
+    notes: str = ""
+
+    @property
+    def path(self) -> str:
+        return "/".join((self.resource, *self.tokens))
+
+    @property
+    def wildcards(self) -> tuple[str, ...]:
+        return tuple(t[1:] for t in self.tokens if t.startswith(":"))
+
+    def specificity(self) -> tuple[int, ...]:
+        return tuple(0 if t.startswith(":") else 1 for t in self.tokens)
+
+
+@dataclass
+class RouteTable:
+    routes: list[Route] = field(default_factory=list)
+
+    def add(self, route: Route) -> None:
+        self.routes.append(route)
+
+    def resources(self) -> set[str]:
+        return {r.resource for r in self.routes}
+
+    def match(self, method: str, resource: str,
+              segments: list[str]) -> tuple[Route, dict[str, str]] | None:
+        best: tuple[tuple[int, ...], Route, dict[str, str]] | None = None
+        for route in self.routes:
+            if route.resource != resource or route.method != method or \
+                    len(route.tokens) != len(segments):
+                continue
+            captured: dict[str, str] = {}
+            for token, segment in zip(route.tokens, segments, strict=True):
+                if token.startswith(":"):
+                    captured[token[1:]] = segment
+                elif token != segment:
+                    break
+            else:
+                spec = route.specificity()
+                if best is None or spec > best[0]:
+                    best = (spec, route, captured)
+        return None if best is None else (best[1], best[2])
+
+    def methods_for(self, resource: str, segments: list[str]) -> list[str]:
+        return sorted({r.method for r in self.routes if r.resource == resource and
+                       self.match(r.method, resource, segments) is not None})
+
+
+class RouteCollector:
+    """Used by resource modules: ``api = RouteCollector("item")``, then
+    ``@api.get(":id/files", ...)``."""
+
+    def __init__(self, resource: str, description: str = "") -> None:
+        self.resource = resource
+        self.description = description
+        self.routes: list[Route] = []
+
+    def _add(self, method: str, path: str, summary: str, **kw: Any
+             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        tokens = tuple(t for t in path.split("/") if t)
+
+        def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            params = tuple(kw.pop("params", ()))
+            declared = {p.name for p in params}
+            path_params = tuple(Param(t[1:], "string", True, location="path")
+                                for t in tokens if t.startswith(":") and t[1:] not in declared)
+            self.routes.append(Route(method, self.resource, tokens, handler, summary,
+                                     params=path_params + params, **kw))
+            return handler
+        return register
+
+    def get(self, path: str, summary: str, **kw: Any) -> Callable[..., Any]:
+        return self._add("GET", path, summary, **kw)
+
+    def post(self, path: str, summary: str, **kw: Any) -> Callable[..., Any]:
+        return self._add("POST", path, summary, **kw)
+
+    def put(self, path: str, summary: str, **kw: Any) -> Callable[..., Any]:
+        return self._add("PUT", path, summary, **kw)
+
+    def delete(self, path: str, summary: str, **kw: Any) -> Callable[..., Any]:
+        return self._add("DELETE", path, summary, **kw)
+
+
+def table_from(collectors: Iterable[RouteCollector]) -> RouteTable:
+    table = RouteTable()
+    for collector in collectors:
+        for route in collector.routes:
+            table.add(route)
+    return table
+
+
+# Scopes by kind of operation (Girder's).
+READ_SCOPE, WRITE_SCOPE, OWN_SCOPE = acl.SCOPE_DATA_READ, acl.SCOPE_DATA_WRITE, acl.SCOPE_DATA_OWN
