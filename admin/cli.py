@@ -49,8 +49,11 @@ def settings_from(args: argparse.Namespace, extra: dict[str, object] | None = No
     return load_settings(args.config, overrides=overrides)
 
 
-def configure_logging(settings: Settings, verbose: int) -> None:
+def configure_logging(settings: Settings, verbose: int, *, quiet: bool = False) -> None:
+    """``quiet`` (one-shot admin commands): warnings only unless -v is given."""
     level = logging.DEBUG if verbose else getattr(logging, settings.logging.level.upper())
+    if quiet and not verbose:
+        level = max(level, logging.WARNING)
     handler: logging.Handler = (logging.FileHandler(settings.logging.file)
                                 if settings.logging.file else logging.StreamHandler())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -116,30 +116,42 @@ ANONYMOUS = Principal()
 SYSTEM = Principal(login="system", admin=True)
 
 
-def _level_of(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return AccessLevel.NONE
+_AS_LEVEL = {-1: AccessLevel.NONE, 0: AccessLevel.READ, 1: AccessLevel.WRITE,
+             2: AccessLevel.ADMIN}
+
+
+def _best_entry(entries: Any, ids: Any, single: bool, best: int) -> int:
+    for entry in entries or ():
+        if (entry.get("id") == ids) if single else (entry.get("id") in ids):
+            level = entry.get("level")
+            if isinstance(level, int) and level > best:
+                best = level
+    return best
 
 
 def effective_level(doc: Mapping[str, Any], principal: Principal) -> AccessLevel:
-    """The principal's level on an access-controlled document."""
+    """The principal's level on an access-controlled document.
+
+    On every path lookup, once per container: kept free of enum arithmetic.
+    """
     if principal.admin:
-        return ADMIN
-    best = AccessLevel.NONE
-    access = doc.get("access") or {}
-    if principal.user_id is not None:
-        for entry in access.get("users") or ():
-            if entry.get("id") == principal.user_id:
-                best = max(best, _level_of(entry.get("level")))
-        if principal.groups and best < ADMIN:
-            for entry in access.get("groups") or ():
-                if entry.get("id") in principal.groups:
-                    best = max(best, _level_of(entry.get("level")))
-    if best < READ and doc.get("public"):
-        best = READ
-    return AccessLevel(min(best, ADMIN)) if best >= READ else AccessLevel.NONE
+        return AccessLevel.ADMIN
+    best = -1
+    access = doc.get("access")
+    if access and principal.user_id is not None:
+        best = _best_entry(access.get("users"), principal.user_id, True, best)
+        if principal.groups and best < 2:
+            best = _best_entry(access.get("groups"), principal.groups, False, best)
+    if best < 0 and doc.get("public"):
+        best = 0
+    return _AS_LEVEL[min(best, 2)]
+
+
+def can_read(doc: Mapping[str, Any], principal: Principal) -> bool:
+    """``effective_level >= READ``, with the common cases first."""
+    if principal.admin or doc.get("public"):
+        return True
+    return effective_level(doc, principal) >= READ
 
 
 def has_access(doc: Mapping[str, Any], principal: Principal, level: int) -> bool:

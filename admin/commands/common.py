@@ -23,7 +23,7 @@ LEVELS = {"read": 0, "write": 1, "admin": 2}
 def app_for(args: argparse.Namespace) -> Iterator[App]:
     from ..cli import configure_logging, settings_from
     settings = settings_from(args)
-    configure_logging(settings, args.verbose)
+    configure_logging(settings, args.verbose, quiet=True)
     app = build_app(settings)
     try:
         yield app

@@ -45,6 +45,8 @@ def decode_name(segment: str) -> str:
 
 def _raw_segments(path: str) -> list[str]:
     """Split on ``/`` except where an odd run of backslashes escapes it."""
+    if "\\" not in path:
+        return path.split("/")
     segments: list[str] = []
     current: list[str] = []
     backslashes = 0

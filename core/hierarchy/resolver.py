@@ -89,13 +89,14 @@ class PathCache:
 
 
 def keyset_pages(coll: Collection, base: dict[str, Any], field: str, *,
-                 page: int = PAGE, projection: list[str] | None = None
+                 page: int = PAGE, projection: list[str] | None = None, skip: int = 0
                  ) -> Iterator[list[Document]]:
     """All matches of ``base`` ordered by (``field``, ``_id``), page by page.
 
     Each page starts with ``field >= last value`` (an index range scan) and
     drops what the previous page already returned, so deep pages cost the same
-    as the first, on every engine.
+    as the first, on every engine. ``skip`` is applied once, by the store, to
+    the first page (an index walk, not documents decoded and dropped).
     """
     last_value: Any = None
     seen_at_last: set[Any] = set()
@@ -103,8 +104,9 @@ def keyset_pages(coll: Collection, base: dict[str, Any], field: str, *,
         query = dict(base)
         if last_value is not None:
             query = {"$and": [base, {field: {"$gte": last_value}}]}
-        docs = coll.find(query, sort=[(field, 1), ("_id", 1)],
+        docs = coll.find(query, sort=[(field, 1), ("_id", 1)], skip=skip,
                          limit=page + len(seen_at_last), projection=projection)
+        skip = 0
         fresh = [d for d in docs
                  if not (d.get(field) == last_value and d["_id"] in seen_at_last)]
         if fresh:
@@ -125,6 +127,14 @@ class Resolver:
         self.cache = cache
 
     # ------------------------------------------------------------ access
+    @staticmethod
+    def readable(entry: Entry, principal: Principal) -> bool:
+        if entry.kind in (k.ROOT, k.USERS, k.COLLECTIONS):
+            return True
+        governing = entry.folder if entry.kind in (k.ITEM, k.FILE) else entry.doc
+        assert governing is not None
+        return acl.can_read(governing, principal)
+
     @staticmethod
     def level(entry: Entry, principal: Principal) -> AccessLevel:
         if entry.kind in (k.ROOT, k.USERS, k.COLLECTIONS):
@@ -154,7 +164,7 @@ class Resolver:
             if entry is None:
                 raise NotFoundError("Path not found.")
             self.cache.put(key, entry)
-        if self.level(entry, principal) < acl.READ:
+        if not self.readable(entry, principal):
             raise NotFoundError("Path not found.")
         return entry
 
@@ -194,23 +204,26 @@ class Resolver:
         return Entry(k.ITEM, item, folder)
 
     # ------------------------------------------------------------ listing
-    def children(self, parent: Entry, principal: Principal) -> Iterator[tuple[str, Entry]]:
-        """(name, entry) of every readable child, in a stable order, lazily."""
+    def children(self, parent: Entry, principal: Principal,
+                 offset: int = 0) -> Iterator[tuple[str, Entry]]:
+        """(name, entry) of every readable child from ``offset`` on, in a stable
+        order (folders, then items, by lower-case name), fetched page by page."""
         if not parent.is_dir:
             raise NotDirectoryError("Not a directory.")
         s = self.store
         if parent.kind == k.ROOT:
-            yield "collection", COLLECTIONS_ENTRY
-            yield "user", USERS_ENTRY
+            yield from [("collection", COLLECTIONS_ENTRY), ("user", USERS_ENTRY)][offset:]
             return
         readable = acl.permission_filter(principal, acl.READ)
         if parent.kind == k.USERS:
-            for page in keyset_pages(s.users, acl.and_filter({}, readable), "login"):
+            for page in keyset_pages(s.users, acl.and_filter({}, readable), "login",
+                                     skip=offset):
                 for doc in page:
                     yield doc["login"], self._prime(parent, doc["login"], Entry(k.USER, doc))
             return
         if parent.kind == k.COLLECTIONS:
-            for page in keyset_pages(s.collections, acl.and_filter({}, readable), "name"):
+            for page in keyset_pages(s.collections, acl.and_filter({}, readable), "name",
+                                     skip=offset):
                 for doc in page:
                     yield doc["name"], self._prime(parent, doc["name"],
                                                    Entry(k.COLLECTION, doc))
@@ -218,7 +231,8 @@ class Resolver:
         assert parent.doc is not None
         if parent.kind == k.ITEM:
             previous = None
-            for page in keyset_pages(s.files, {"itemId": parent.doc["_id"]}, "name"):
+            for page in keyset_pages(s.files, {"itemId": parent.doc["_id"]}, "name",
+                                     skip=offset):
                 for doc in page:
                     if doc["name"] != previous:  # duplicate names: the oldest wins
                         previous = doc["name"]
@@ -226,13 +240,19 @@ class Resolver:
                             parent, doc["name"], Entry(k.FILE, doc, parent.folder, doc, False))
             return
         folders = acl.and_filter({"parentId": parent.doc["_id"]}, readable)
-        for page in keyset_pages(s.folders, folders, "lowerName"):
+        item_offset, list_folders = 0, True
+        if offset:  # an offset past the folders goes straight to the items
+            n_folders = s.folders.count(folders)
+            item_offset, list_folders = max(offset - n_folders, 0), offset < n_folders
+        for page in keyset_pages(s.folders, folders, "lowerName", skip=offset) \
+                if list_folders else ():
             for doc in page:
                 yield doc["name"], self._prime(parent, doc["name"], Entry(k.FOLDER, doc))
         if parent.kind != k.FOLDER:
             return
         natural = self.layout() == "natural"
-        for page in keyset_pages(s.items, {"folderId": parent.doc["_id"]}, "lowerName"):
+        for page in keyset_pages(s.items, {"folderId": parent.doc["_id"]}, "lowerName",
+                                 skip=item_offset):
             # One query per page finds the files of one-file items (natural layout).
             singles = [i["_id"] for i in page if i.get("fileCount") == 1] if natural else []
             sole = {f["itemId"]: f for f in s.files.find({"itemId": {"$in": singles}})} \

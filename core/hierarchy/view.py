@@ -89,14 +89,13 @@ class HierarchyView(WriteOps):
         """Readable children in a stable order (folders, then items, each by
         lower-case name), produced page by page as they are consumed."""
         names, entry = self._entry(path)
-        produced = 0
-        for index, (name, child) in enumerate(self.resolver.children(entry, self._reader)):
-            if index < offset:
-                continue
-            if limit is not None and produced >= limit:
-                return
-            produced += 1
+        if limit is not None and limit <= 0:
+            return
+        children = self.resolver.children(entry, self._reader, offset)
+        for produced, (name, child) in enumerate(children, start=1):
             yield self.node_for([*names, name], child)
+            if limit is not None and produced >= limit:
+                return  # before the generator fetches another page
 
     def open_read(self, path: str) -> Reader:
         names, entry = self._entry(path)

@@ -24,10 +24,10 @@ class CollectionService:
         self.settings = settings
 
     def may_create(self, principal: Principal) -> bool:
-        if principal.is_anonymous:
-            return False
         if principal.is_site_admin:
             return True
+        if principal.is_anonymous:
+            return False
         policy = self.settings.get("core.collection_create_policy") or {}
         if not policy.get("open"):
             return False

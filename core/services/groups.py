@@ -26,7 +26,7 @@ class GroupService:
 
     def create(self, principal: Principal, name: Any, *, description: str = "",
                public: bool = True) -> Document:
-        if principal.is_anonymous:
+        if principal.is_anonymous and not principal.admin:
             raise acl.denial(principal, acl.WRITE, "group", None)
         name = validate_name(name, "Group name")
         now = utcnow()
@@ -40,9 +40,10 @@ class GroupService:
             self.store.groups.insert_one(doc)
         except DuplicateKeyError:
             raise ExistsError(GROUP_EXISTS, field="name") from None
-        # The creator is a member too (membership is on the user document).
-        self.store.users.update_one({"_id": principal.user_id},
-                                    {"$addToSet": {"groups": doc["_id"]}})
+        if principal.user_id is not None:
+            # The creator is a member too (membership is on the user document).
+            self.store.users.update_one({"_id": principal.user_id},
+                                        {"$addToSet": {"groups": doc["_id"]}})
         return doc
 
     def get(self, principal: Principal, group_id: Any, level: int = acl.READ) -> Document:
