@@ -158,7 +158,7 @@ def options(cls: type = Settings, prefix: str = "") -> list[Option]:
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             out.extend(options(hint, prefix + f.name + "."))
             continue
         choices: tuple[str, ...] = ()

@@ -64,6 +64,7 @@ def resource_path(services: Services, principal: Principal, model: str,
             store.get("folder", item["folderId"])
     elif model == "item":
         tail, model, doc = [doc["name"]], "folder", store.get("folder", doc["folderId"])
+    chain: list[dict[str, Any]]
     if model in ROOTS:
         chain = [{"type": model, "object": doc}]
     elif model == "folder":

@@ -29,14 +29,28 @@ from .paths import join_path, parent_and_name
 from .resolver import Entry
 
 if TYPE_CHECKING:
-    from .view import HierarchyView
-
-    _Base = HierarchyView
-else:
-    _Base = object
+    from ..services import Services
+    from .resolver import Resolver
 
 
-class WriteOps(_Base):
+class WriteOps:
+    """Mixed into ``HierarchyView``; these are the view's members it uses."""
+
+    services: Services
+    resolver: Resolver
+    _reader: Any
+    _writer: Any
+    _owner: Any
+
+    def node_for(self, names: list[str], entry: Entry) -> Node:
+        raise NotImplementedError
+
+    def _chain(self, path: str) -> tuple[list[str], list[Entry]]:
+        raise NotImplementedError
+
+    def _entry(self, path: str) -> tuple[list[str], Entry]:
+        raise NotImplementedError
+
     # ------------------------------------------------------------ helpers
     def _parent(self, path: str) -> tuple[list[str], Entry, str]:
         parent_names, name = parent_and_name(path)

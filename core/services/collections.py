@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from typing import Any
 
@@ -64,18 +65,22 @@ class CollectionService:
     def by_name(self, name: str) -> Document | None:
         return self.store.collections.find_one({"name": name})
 
-    def list(self, principal: Principal, *, skip: int = 0, limit: int = 50,
-             sort: SortSpec | None = None, text: str | None = None) -> list[Document]:
+    @staticmethod
+    def _visible(principal: Principal, text: str | None) -> dict[str, Any]:
         query: dict[str, Any] = {}
         if text:
-            query["lowerName"] = {"$regex": re.escape(text.lower())}
-        return self.store.collections.find(
-            acl.and_filter(query, acl.permission_filter(principal, acl.READ)),
-            sort=sort or [("name", 1), ("_id", 1)], skip=skip, limit=limit)
+            query["lowerName"] = {"$regex": re.escape(text.strip().lower())}
+        return acl.and_filter(query, acl.permission_filter(principal, acl.READ))
 
-    def count(self, principal: Principal) -> int:
-        return self.store.collections.count(
-            acl.and_filter({}, acl.permission_filter(principal, acl.READ)))
+    def list(self, principal: Principal, *, skip: int = 0, limit: int = 50,
+             sort: SortSpec | None = None, text: str | None = None) -> builtins.list[Document]:
+        return self.store.collections.find(
+            self._visible(principal, text), sort=sort or [("name", 1), ("_id", 1)],
+            skip=skip, limit=limit)
+
+    def count(self, principal: Principal, text: str | None = None) -> int:
+        """How many collections ``list`` would return without paging."""
+        return self.store.collections.count(self._visible(principal, text))
 
     def update(self, principal: Principal, collection: Document, *, name: Any = None,
                description: str | None = None,
@@ -106,7 +111,7 @@ class CollectionService:
         return {**collection, "meta": meta, "updated": now}
 
     def delete_metadata(self, principal: Principal, collection: Document,
-                        keys: list[str]) -> Document:
+                        keys: builtins.list[str]) -> Document:
         self.tree.require(principal, "collection", collection, acl.WRITE)
         meta = {k: v for k, v in (collection.get("meta") or {}).items()
                 if k not in set(keys)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import copy
 from typing import Any
 
@@ -161,7 +162,7 @@ class FolderService:
         return {**folder, "meta": meta, "updated": now}
 
     def delete_metadata(self, principal: Principal, folder: Document,
-                        keys: list[str]) -> Document:
+                        keys: builtins.list[str]) -> Document:
         self.tree.require(principal, "folder", folder, acl.WRITE)
         validate_meta_keys({k: None for k in keys})
         meta = {k: v for k, v in (folder.get("meta") or {}).items() if k not in set(keys)}
@@ -174,6 +175,6 @@ class FolderService:
         return {"nItems": self.store.items.count({"folderId": folder["_id"]}),
                 "nFolders": self.count(principal, folder)}
 
-    def root_path(self, principal: Principal, folder: Document) -> list[dict[str, Any]]:
+    def root_path(self, principal: Principal, folder: Document) -> builtins.list[dict[str, Any]]:
         """Ancestors from the root down (Girder's ``rootpath``), READ required."""
         return self.tree.ancestors(principal, folder["parentCollection"], folder["parentId"])

@@ -3,6 +3,8 @@ moderators (WRITE) and admins (ADMIN) in the group's ``access.users``."""
 
 from __future__ import annotations
 
+import builtins
+import re
 from typing import Any
 
 from bson import ObjectId
@@ -53,10 +55,14 @@ class GroupService:
         return self.store.groups.find_one({"lowerName": str(name).strip().lower()})
 
     def list(self, principal: Principal, *, skip: int = 0, limit: int = 50,
-             sort: SortSpec | None = None) -> list[Document]:
+             sort: SortSpec | None = None, text: str | None = None) -> builtins.list[Document]:
+        """Groups the principal may see; ``text`` matches names (case-insensitive)."""
         member_of: dict[str, Any] = {"_id": {"$in": sorted(principal.groups)}}
         visible = acl.permission_filter(principal, acl.READ)
-        query = {} if visible is None else {"$or": [visible, member_of]}
+        query: dict[str, Any] = {} if visible is None else {"$or": [visible, member_of]}
+        if text:
+            query = acl.and_filter(query, {"lowerName": {
+                "$regex": re.escape(text.strip().lower())}})
         return self.store.groups.find(query, sort=sort or [("lowerName", 1), ("_id", 1)],
                                       skip=skip, limit=limit)
 
@@ -90,7 +96,7 @@ class GroupService:
 
     # ------------------------------------------------------------ members
     def members(self, principal: Principal, group: Document, *, skip: int = 0,
-                limit: int = 50) -> list[Document]:
+                limit: int = 50) -> builtins.list[Document]:
         self.tree.require(principal, "group", group, acl.READ)
         return self.store.users.find({"groups": group["_id"]},
                                      sort=[("lastName", 1), ("firstName", 1), ("_id", 1)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from typing import Any
 
@@ -139,7 +140,7 @@ class ItemService:
         return {**item, "meta": meta, "updated": now}
 
     def delete_metadata(self, principal: Principal, item: Document,
-                        keys: list[str]) -> Document:
+                        keys: builtins.list[str]) -> Document:
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise ValidationError("Metadata keys must be a JSON array of strings.",
                                   field="fields")
@@ -151,12 +152,12 @@ class ItemService:
         return {**item, "meta": meta, "updated": now}
 
     def files(self, principal: Principal, item: Document, *, skip: int = 0, limit: int = 50,
-              sort: SortSpec | None = None, check_access: bool = True) -> list[Document]:
+              sort: SortSpec | None = None, check_access: bool = True) -> builtins.list[Document]:
         if check_access:
             self.tree.require(principal, "item", item, acl.READ)
         return self.store.files.find({"itemId": item["_id"]},
                                      sort=sort or [("name", 1), ("_id", 1)],
                                      skip=skip, limit=limit)
 
-    def root_path(self, principal: Principal, item: Document) -> list[dict[str, Any]]:
+    def root_path(self, principal: Principal, item: Document) -> builtins.list[dict[str, Any]]:
         return self.tree.ancestors(principal, "folder", item["folderId"])
