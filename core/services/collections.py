@@ -101,22 +101,11 @@ class CollectionService:
             raise ExistsError(COLLECTION_EXISTS, field="name") from None
         return {**collection, **update}
 
-    def set_metadata(self, principal: Principal, collection: Document,
-                     metadata: dict[str, Any], *, allow_null: bool = False) -> Document:
-        self.tree.require(principal, "collection", collection, acl.WRITE)
-        meta = merge_meta(collection.get("meta"), metadata, allow_null)
-        now = utcnow()
-        self.store.collections.update_one({"_id": collection["_id"]},
-                                          {"$set": {"meta": meta, "updated": now}})
-        return {**collection, "meta": meta, "updated": now}
+    def set_metadata(self, principal: Principal, collection: Document, metadata: dict[str, Any],
+                     *, allow_null: bool = False, check_access: bool = True) -> Document:
+        return self.tree.set_meta(principal, "collection", collection, metadata,
+                                  allow_null=allow_null, check_access=check_access)
 
     def delete_metadata(self, principal: Principal, collection: Document,
                         keys: builtins.list[str]) -> Document:
-        self.tree.require(principal, "collection", collection, acl.WRITE)
-        meta = {k: v for k, v in (collection.get("meta") or {}).items()
-                if k not in set(keys)}
-        now = utcnow()
-        self.store.collections.update_one({"_id": collection["_id"]},
-                                          {"$set": {"meta": meta, "updated": now}})
-        return {**collection, "meta": meta, "updated": now}
-
+        return self.tree.delete_meta(principal, "collection", collection, keys)

@@ -153,23 +153,12 @@ class FolderService:
 
     def set_metadata(self, principal: Principal, folder: Document, metadata: dict[str, Any],
                      *, allow_null: bool = False, check_access: bool = True) -> Document:
-        if check_access:
-            self.tree.require(principal, "folder", folder, acl.WRITE)
-        meta = merge_meta(folder.get("meta"), metadata, allow_null)
-        now = utcnow()
-        self.store.folders.update_one({"_id": folder["_id"]},
-                                      {"$set": {"meta": meta, "updated": now}})
-        return {**folder, "meta": meta, "updated": now}
+        return self.tree.set_meta(principal, "folder", folder, metadata, allow_null=allow_null,
+                                  check_access=check_access)
 
     def delete_metadata(self, principal: Principal, folder: Document,
                         keys: builtins.list[str]) -> Document:
-        self.tree.require(principal, "folder", folder, acl.WRITE)
-        validate_meta_keys({k: None for k in keys})
-        meta = {k: v for k, v in (folder.get("meta") or {}).items() if k not in set(keys)}
-        now = utcnow()
-        self.store.folders.update_one({"_id": folder["_id"]},
-                                      {"$set": {"meta": meta, "updated": now}})
-        return {**folder, "meta": meta, "updated": now}
+        return self.tree.delete_meta(principal, "folder", folder, keys)
 
     def details(self, principal: Principal, folder: Document) -> dict[str, int]:
         return {"nItems": self.store.items.count({"folderId": folder["_id"]}),

@@ -12,7 +12,7 @@ from .. import acl
 from ..acl import Principal
 from ..common import utcnow, validate_name
 from ..db.engine import Document, DuplicateKeyError, SortSpec
-from ..errors import ExistsError, ValidationError
+from ..errors import ExistsError
 from .folders import merge_meta
 from .tree import Tree
 
@@ -131,25 +131,12 @@ class ItemService:
 
     def set_metadata(self, principal: Principal, item: Document, metadata: dict[str, Any],
                      *, allow_null: bool = False, check_access: bool = True) -> Document:
-        if check_access:
-            self.tree.require(principal, "item", item, acl.WRITE)
-        meta = merge_meta(item.get("meta"), metadata, allow_null)
-        now = utcnow()
-        self.store.items.update_one({"_id": item["_id"]},
-                                    {"$set": {"meta": meta, "updated": now}})
-        return {**item, "meta": meta, "updated": now}
+        return self.tree.set_meta(principal, "item", item, metadata, allow_null=allow_null,
+                                  check_access=check_access)
 
     def delete_metadata(self, principal: Principal, item: Document,
                         keys: builtins.list[str]) -> Document:
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise ValidationError("Metadata keys must be a JSON array of strings.",
-                                  field="fields")
-        self.tree.require(principal, "item", item, acl.WRITE)
-        meta = {k: v for k, v in (item.get("meta") or {}).items() if k not in set(keys)}
-        now = utcnow()
-        self.store.items.update_one({"_id": item["_id"]},
-                                    {"$set": {"meta": meta, "updated": now}})
-        return {**item, "meta": meta, "updated": now}
+        return self.tree.delete_meta(principal, "item", item, keys)
 
     def files(self, principal: Principal, item: Document, *, skip: int = 0, limit: int = 50,
               sort: SortSpec | None = None, check_access: bool = True) -> builtins.list[Document]:

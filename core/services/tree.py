@@ -13,6 +13,7 @@ from bson import ObjectId
 
 from .. import acl
 from ..acl import AccessLevel, Principal
+from ..common import utcnow, validate_meta_keys
 from ..db.engine import Document
 from ..errors import ValidationError
 from ..store import Store, object_id
@@ -83,6 +84,43 @@ class Tree:
                 break
             model, doc_id = doc["parentCollection"], doc["parentId"]
         return list(reversed(chain))
+
+    # ------------------------------------------------------------ metadata
+    def set_meta(self, principal: Principal, model: str, doc: Document,
+                 changes: dict[str, Any], *, allow_null: bool = False,
+                 check_access: bool = True) -> Document:
+        """Girder's merge (null deletes a key unless ``allow_null``), applied key
+        by key in the store so concurrent writers of other keys are not lost."""
+        if check_access:
+            self.require(principal, model, doc, acl.WRITE)
+        if not isinstance(changes, dict):
+            raise ValidationError("Metadata must be a JSON object.", field="metadata")
+        validate_meta_keys(changes)
+        sets: dict[str, Any] = {"updated": utcnow()}
+        unsets = {}
+        for key, value in changes.items():
+            if value is None and not allow_null:
+                unsets[f"meta.{key}"] = ""
+            else:
+                sets[f"meta.{key}"] = value
+        update: dict[str, Any] = {"$set": sets}
+        if unsets:
+            update["$unset"] = unsets
+        self.store.of(model).update_one({"_id": doc["_id"]}, update)
+        return self.store.get(model, doc["_id"])
+
+    def delete_meta(self, principal: Principal, model: str, doc: Document,
+                    keys: list[str]) -> Document:
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ValidationError("Metadata keys must be a JSON array of strings.",
+                                  field="fields")
+        self.require(principal, model, doc, acl.WRITE)
+        validate_meta_keys({k: None for k in keys})
+        update: dict[str, Any] = {"$set": {"updated": utcnow()}}
+        if keys:
+            update["$unset"] = {f"meta.{k}": "" for k in keys}
+        self.store.of(model).update_one({"_id": doc["_id"]}, update)
+        return self.store.get(model, doc["_id"])
 
     # ------------------------------------------------------------ roots
     @staticmethod
