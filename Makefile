@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 # Debian packages the test suite drives as real clients and servers.
 DEB_TEST_PACKAGES := openssh-client fuse3 litmus
 
-.PHONY: run test install system-deps lint clean
+.PHONY: run test test-mongo install system-deps lint clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-mongo
+
+# The core, hierarchy and auth suites again, on the MongoDB engine (mongomock here; a real
+# server when JOIST_TEST_MONGO_URI is set: see the README).
+MONGO_SUITES := tests/unit/test_services_tree.py tests/unit/test_auth.py \
+	tests/contract/test_hierarchy_contract.py tests/unit/test_hierarchy_paging.py
+test-mongo: $(STAMP)
+	JOIST_TEST_ENGINE=mongo $(PY) -m pytest $(MONGO_SUITES)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

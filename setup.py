@@ -39,6 +39,7 @@ setup(
         "wsgidav>=4.3",
         "paramiko>=3.4",
         "mfusepy>=3.0",
+        "diskcache>=5.6",      # the FUSE mount's chunk cache
         "defusedxml>=0.7",
     ],
     extras_require={
@@ -49,6 +50,7 @@ setup(
             "pytest-timeout>=2.3",
             "requests>=2.31",
             "girder-client==5.0.21",
+            "openapi-spec-validator>=0.7",  # checks the REST API description
             "mongomock>=4.1",
             "moto[server]>=5.0",
             "boto3>=1.34",

@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from joist.core.assetstores.registry import AssetstoreRegistry
-from joist.core.db.engine import Engine
+from joist.core.assetstores.base import AssetstoreAdapter
+from joist.core.assetstores.registry import GRIDFS, AssetstoreRegistry
+from joist.core.db.engine import Document, Engine
 from joist.core.hierarchy import Hierarchy
 from joist.core.services import Services
 from joist.core.settings import Settings
@@ -23,10 +24,12 @@ log = logging.getLogger("joist")
 DEFAULT_ASSETSTORE = "Default"
 
 
-def open_engine(settings: Settings) -> Engine:
+def open_engine(settings: Settings, *, mongo_client: Any = None) -> Engine:
+    """The metadata engine the settings name. ``mongo_client`` replaces the
+    connection ``database.uri`` would open (tests pass a mongomock client)."""
     if settings.database.engine == "mongo":
         from joist.core.db.mongo import MongoEngine  # optional scale-out engine
-        return MongoEngine(settings.database.uri)
+        return MongoEngine(settings.database.uri, client=mongo_client)
     from joist.core.db.sqlite import SQLiteEngine
     path = settings.sqlite_path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,14 +55,21 @@ class App:
         self.close()
 
 
-def build_app(settings: Settings, *, env: dict[str, str] | None = None) -> App:
+def _gridfs(doc: Document, engine: Engine) -> AssetstoreAdapter:
+    from joist.core.assetstores.gridfs import GridFSAssetstore
+    return GridFSAssetstore.from_document(doc, engine)
+
+
+def build_app(settings: Settings, *, env: dict[str, str] | None = None,
+              mongo_client: Any = None) -> App:
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = open_engine(settings)
+    engine = open_engine(settings, mongo_client=mongo_client)
     try:
         store = Store(engine)
         registry = AssetstoreRegistry(store.assetstores, engine,
                                       reserve_bytes=settings.assetstore.reserve_mb << 20)
+        registry.register_type(GRIDFS, _gridfs)
         if store.assetstores.find_one({}, projection=["_id"]) is None:
             # The embedded default: a filesystem assetstore under the data directory.
             root = settings.assetstore_root

@@ -20,6 +20,7 @@ from .bootstrap import App
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+MAX_HEADER_BYTES = 64 * 1024  # request line plus headers, per request
 
 
 def _json(start: StartResponse, status: str, payload: Any) -> list[bytes]:
@@ -57,6 +58,9 @@ def build_routes(app: App) -> dict[str, WSGIApp]:
     routes: dict[str, WSGIApp] = {
         "/api/v1": make_rest_app(app.services, app.hierarchy, app.settings),
     }
+    if app.settings.webdav.enabled:
+        from joist.gateways.webdav import make_dav_app
+        routes["/dav"] = make_dav_app(app.hierarchy, app.services, app.settings)
     return routes
 
 
@@ -70,6 +74,15 @@ class Server:
         self.wsgi = PrefixDispatcher(build_routes(app), health)
         self.http = wsgi.Server((settings.host, settings.port), self.wsgi,
                                 numthreads=settings.threads, server_name="joist")
+        # cheroot reads headers without limit by default; past this it answers 413/414.
+        self.http.max_request_header_size = MAX_HEADER_BYTES
+        self.dav: wsgi.Server | None = None  # WebDAV alone on its own port, if configured
+        if app.settings.webdav.enabled and app.settings.webdav.port >= 0:
+            from joist.gateways.webdav import make_dav_app
+            self.dav = wsgi.Server(
+                (settings.host, app.settings.webdav.port),
+                make_dav_app(app.hierarchy, app.services, app.settings, prefix=""),
+                numthreads=settings.threads, server_name="joist")
         self._threads: list[threading.Thread] = []
 
     @property
@@ -82,14 +95,26 @@ class Server:
         host, port = self.http_address
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
+    @property
+    def dav_url(self) -> str | None:
+        """WebDAV's own-port URL (None unless ``webdav.port`` is set)."""
+        if self.dav is None:
+            return None
+        host, port = self.dav.bind_addr[:2]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
     def start(self) -> None:
-        self.http.prepare()
-        thread = threading.Thread(target=self.http.serve, name="http", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        for name, server in (("http", self.http), ("dav", self.dav)):
+            if server is not None:
+                server.prepare()
+                thread = threading.Thread(target=server.serve, name=name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         self.http.stop()
+        if self.dav is not None:
+            self.dav.stop()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()

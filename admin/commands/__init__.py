@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import check, collection, group, serve, setting, user
+from . import assetstore, check, collection, group, mount, serve, setting, sftpd, user
 
-COMMANDS = (serve, user, group, collection, setting, check)
+COMMANDS = (serve, user, group, collection, setting, check, mount, sftpd, assetstore)
 
 __all__ = ["COMMANDS"]

@@ -38,7 +38,7 @@ from ..errors import UnsupportedError, ValidationError
 
 __all__ = [
     "BLOCK_SIZE", "AssetstoreAdapter", "BlobReader", "Capabilities", "Capacity",
-    "Problem", "ProblemKind",
+    "ImportEntry", "Problem", "ProblemKind",
 ]
 
 BLOCK_SIZE = 1 << 20
@@ -95,6 +95,18 @@ class Problem:
     kind: ProblemKind
     detail: str
     ref: str
+
+
+@dataclass(frozen=True)
+class ImportEntry:
+    """One entry of ``list_import``: a ``dir`` (listed again with ``path``) or a
+    ``file`` whose bytes stay where they are (``imported_blob`` describes them)."""
+
+    kind: str
+    name: str
+    path: str
+    size: int
+    modified: Any
 
 
 class BlobReader(io.RawIOBase):
@@ -235,6 +247,23 @@ class AssetstoreAdapter(abc.ABC):
     def local_path(self, blob: Mapping[str, Any]) -> str | None:
         """An absolute local path holding the blob's bytes, if the backend has one."""
         return None
+
+    def download_url(self, blob: Mapping[str, Any], name: str,
+                     disposition: str = "attachment") -> str | None:
+        """A URL a client may fetch the blob's bytes from directly (served as
+        ``name`` with that Content-Disposition), or None: proxy the bytes."""
+        return None
+
+    def list_import(self, path: str) -> Iterable[ImportEntry]:
+        """One level of existing backend data under ``path``, for imports."""
+        raise UnsupportedError("Importing existing data is not supported by this kind of "
+                               "assetstore.")
+
+    def imported_blob(self, entry: ImportEntry) -> dict[str, Any]:
+        """The blob fields of a file record for an imported ``file`` entry
+        (``imported: True``: never counted, never deleted)."""
+        raise UnsupportedError("Importing existing data is not supported by this kind of "
+                               "assetstore.")
 
     def import_data(self, *args: Any, **kwargs: Any) -> Any:
         """Register existing backend data without copying it (optional)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,11 @@ def _filesystem(doc: Document, engine: Engine, reserve_bytes: int) -> Assetstore
                                 reserve_bytes=reserve_bytes)
 
 
+def _s3(doc: Document, engine: Engine) -> AssetstoreAdapter:
+    from .s3 import S3Assetstore  # boto3 is the optional `s3` extra
+    return S3Assetstore.from_document(doc, engine)
+
+
 class AssetstoreRegistry:
     def __init__(self, collection: Collection, engine: Engine, *,
                  reserve_bytes: int = 0) -> None:
@@ -40,7 +45,7 @@ class AssetstoreRegistry:
         self._engine = engine
         self._reserve = reserve_bytes
         self._factories: dict[int, Factory] = {
-            FILESYSTEM: lambda doc, eng: _filesystem(doc, eng, self._reserve)}
+            FILESYSTEM: lambda doc, eng: _filesystem(doc, eng, self._reserve), S3: _s3}
         self._adapters: dict[Any, tuple[Document, AssetstoreAdapter]] = {}
         self._lock = threading.Lock()
 
@@ -122,6 +127,28 @@ class AssetstoreRegistry:
         return self.create({"type": FILESYSTEM, "name": name, "root": str(path),
                             "perms": perms, "current": current})
 
+    def create_s3(self, name: str, fields: Mapping[str, Any], *,
+                  current: bool = False) -> Document:
+        """An S3 assetstore (Girder's fields), once its bucket answered."""
+        from .s3_client import s3_fields
+        doc = {"type": S3, "name": name, **s3_fields(fields)}
+        self.probe(doc)
+        return self.create({**doc, "current": current})
+
+    def probe(self, doc: Mapping[str, Any]) -> None:
+        """``ValidationError`` unless the backend ``doc`` describes answers."""
+        factory = self._factories.get(int(doc.get("type", FILESYSTEM)))
+        if factory is None:
+            raise ValidationError(f"Assetstore type {doc.get('type')} is not available here.",
+                                  field="type")
+        adapter = factory({**doc, "_id": doc.get("_id") or "probe"}, self._engine)
+        probe = getattr(adapter, "probe", None)
+        if probe is not None:
+            try:
+                probe()
+            except StorageError as exc:
+                raise ValidationError(exc.message) from exc
+
     def set_current(self, assetstore_id: Any) -> None:
         oid = object_id(assetstore_id, "assetstore")
         self.get(oid)
@@ -134,6 +161,15 @@ class AssetstoreRegistry:
         doc = self.get(assetstore_id)
         if "name" in changes:
             changes["name"] = validate_name(changes["name"], "Assetstore name")
+        if int(doc.get("type", FILESYSTEM)) == S3 and any(
+                k in changes for k in ("bucket", "prefix", "service", "region", "accessKeyId",
+                                       "secret", "inferCredentials", "readOnly")):
+            from .s3_client import s3_fields
+            if not changes.get("secret"):
+                changes.pop("secret", None)  # never shown, so usually not sent back
+            merged = {**doc, **changes}
+            changes.update(s3_fields(merged))
+            self.probe({**merged, **changes})
         if changes.pop("current", False):
             self.set_current(doc["_id"])
         if changes:

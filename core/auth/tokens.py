@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 import secrets
 import string
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,9 +25,18 @@ def random_string(length: int) -> str:
 
 
 class TokenService:
-    def __init__(self, tokens: Collection, users: Collection) -> None:
+    """Tokens in the store. Who a token speaks for is remembered for
+    ``cache_seconds`` per process (every REST request asks), so a change made
+    elsewhere (logout, a disabled account) is seen within that time; changes
+    made through this service take effect at once."""
+
+    def __init__(self, tokens: Collection, users: Collection, *,
+                 cache_seconds: float = 1.0) -> None:
         self._tokens = tokens
         self._users = users
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
 
     def create(self, user: Document | None, *, days: float,
                scopes: Iterable[str] | None = None,
@@ -58,6 +69,25 @@ class TokenService:
 
     def principal(self, value: str | None) -> Principal:
         """Who a token speaks for; unknown or expired tokens are anonymous."""
+        if not value:
+            return Principal.anonymous()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(value)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = self._principal(value)
+        with self._lock:
+            if len(self._cache) > 10_000:  # bounded: drop everything, it refills
+                self._cache.clear()
+            self._cache[value] = (now + self._cache_seconds, principal)
+        return principal
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def _principal(self, value: str) -> Principal:
         doc = self.lookup(value)
         if doc is None or not doc.get("userId"):
             return Principal.anonymous()
@@ -68,9 +98,12 @@ class TokenService:
 
     def delete(self, value: str) -> None:
         self._tokens.delete_one({"_id": value})
+        self.forget()
 
     def delete_for_user(self, user_id: ObjectId) -> int:
+        self.forget()
         return self._tokens.delete_many({"userId": user_id})
 
     def delete_for_api_key(self, key_id: ObjectId) -> int:
+        self.forget()
         return self._tokens.delete_many({"apiKeyId": key_id})

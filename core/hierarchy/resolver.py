@@ -57,6 +57,10 @@ class PathCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        # Bumped by every drop: documents read before a write may predate it,
+        # so a put carrying an older generation is ignored (a listing running
+        # alongside a write must not bring back what the write dropped).
+        self.generation = 0
 
     def get(self, key: CacheKey) -> Entry | None:
         now = time.monotonic()
@@ -69,11 +73,13 @@ class PathCache:
             self.hits += 1
             return hit[1]
 
-    def put(self, key: CacheKey, entry: Entry) -> None:
+    def put(self, key: CacheKey, entry: Entry, generation: int | None = None) -> None:
         ttl = self._ttl()
         if ttl <= 0:
             return
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return
             self._data[key] = (time.monotonic() + ttl, entry)
             self._data.move_to_end(key)
             while len(self._data) > self._max:
@@ -82,10 +88,12 @@ class PathCache:
     def drop(self, key: CacheKey) -> None:
         with self._lock:
             self._data.pop(key, None)
+            self.generation += 1
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self.generation += 1
 
 
 def keyset_pages(coll: Collection, base: dict[str, Any], field: str, *,
@@ -160,10 +168,11 @@ class Resolver:
         key: CacheKey = (parent.kind, parent.key[1], name)
         entry = self.cache.get(key)
         if entry is None:
+            generation = self.cache.generation
             entry = self._find(parent, name)
             if entry is None:
                 raise NotFoundError("Path not found.")
-            self.cache.put(key, entry)
+            self.cache.put(key, entry, generation)
         if not self.readable(entry, principal):
             raise NotFoundError("Path not found.")
         return entry
@@ -211,6 +220,11 @@ class Resolver:
         if not parent.is_dir:
             raise NotDirectoryError("Not a directory.")
         s = self.store
+        generation = self.cache.generation
+
+        def prime(name: str, entry: Entry) -> Entry:
+            return self._prime(parent, name, entry, generation)
+
         if parent.kind == k.ROOT:
             yield from [("collection", COLLECTIONS_ENTRY), ("user", USERS_ENTRY)][offset:]
             return
@@ -219,14 +233,13 @@ class Resolver:
             for page in keyset_pages(s.users, acl.and_filter({}, readable), "login",
                                      skip=offset):
                 for doc in page:
-                    yield doc["login"], self._prime(parent, doc["login"], Entry(k.USER, doc))
+                    yield doc["login"], prime(doc["login"], Entry(k.USER, doc))
             return
         if parent.kind == k.COLLECTIONS:
             for page in keyset_pages(s.collections, acl.and_filter({}, readable), "name",
                                      skip=offset):
                 for doc in page:
-                    yield doc["name"], self._prime(parent, doc["name"],
-                                                   Entry(k.COLLECTION, doc))
+                    yield doc["name"], prime(doc["name"], Entry(k.COLLECTION, doc))
             return
         assert parent.doc is not None
         if parent.kind == k.ITEM:
@@ -236,8 +249,8 @@ class Resolver:
                 for doc in page:
                     if doc["name"] != previous:  # duplicate names: the oldest wins
                         previous = doc["name"]
-                        yield doc["name"], self._prime(
-                            parent, doc["name"], Entry(k.FILE, doc, parent.folder, doc, False))
+                        yield doc["name"], prime(
+                            doc["name"], Entry(k.FILE, doc, parent.folder, doc, False))
             return
         folders = acl.and_filter({"parentId": parent.doc["_id"]}, readable)
         item_offset, list_folders = 0, True
@@ -247,7 +260,7 @@ class Resolver:
         for page in keyset_pages(s.folders, folders, "lowerName", skip=offset) \
                 if list_folders else ():
             for doc in page:
-                yield doc["name"], self._prime(parent, doc["name"], Entry(k.FOLDER, doc))
+                yield doc["name"], prime(doc["name"], Entry(k.FOLDER, doc))
         if parent.kind != k.FOLDER:
             return
         natural = self.layout() == "natural"
@@ -262,11 +275,11 @@ class Resolver:
                 entry = Entry(k.ITEM, item, parent.doc, file, is_dir=False) \
                     if file is not None and file["name"] == item["name"] \
                     else Entry(k.ITEM, item, parent.doc)
-                yield item["name"], self._prime(parent, item["name"], entry)
+                yield item["name"], prime(item["name"], entry)
 
-    def _prime(self, parent: Entry, name: str, entry: Entry) -> Entry:
+    def _prime(self, parent: Entry, name: str, entry: Entry, generation: int) -> Entry:
         # A listing is usually followed by a stat of each child (ls -l, FUSE).
-        self.cache.put((parent.kind, parent.key[1], name), entry)
+        self.cache.put((parent.kind, parent.key[1], name), entry, generation)
         return entry
 
     def forget(self, parent: Entry, name: str) -> None:

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from .. import acl
 from ..acl import Principal
-from ..errors import AccessDeniedError, IsDirectoryError, NotFoundError, UnsupportedError
+from ..errors import (
+    AccessDeniedError,
+    IsDirectoryError,
+    NotFoundError,
+    StorageError,
+    UnsupportedError,
+)
 from . import nodes as k
 from .io import Reader
 from .nodes import FsStats, Node, epoch, file_etag
@@ -98,13 +104,23 @@ class HierarchyView(WriteOps):
                 return  # before the generator fetches another page
 
     def open_read(self, path: str) -> Reader:
-        names, entry = self._entry(path)
+        names, chain = self._chain(path)
+        entry = chain[-1]
         if entry.is_dir:
             raise IsDirectoryError("Is a directory.")
         assert entry.file is not None
         if entry.file.get("linkUrl"):
             raise UnsupportedError("A link file has no stored bytes.")
-        blob = self.services.files.open_read(self._reader, entry.file, check_access=False)
+        try:
+            blob = self.services.files.open_read(self._reader, entry.file, check_access=False)
+        except StorageError:
+            # The cached entry may name bytes a replace has just released (another
+            # process wrote the file): look the path up afresh once.
+            self.resolver.forget(chain[-2], names[-1])
+            names, entry = self._entry(path)
+            if entry.is_dir or entry.file is None:
+                raise IsDirectoryError("Is a directory.") from None
+            blob = self.services.files.open_read(self._reader, entry.file, check_access=False)
         return Reader(self.node_for(names, entry), blob)
 
     def metadata(self, path: str) -> dict[str, Any]:

@@ -18,10 +18,14 @@ from ..store import Store
 from ..stored_settings import SettingsService
 from .access import AccessService
 from .collections import CollectionService
+from .filemoves import FileMoveService
 from .files import FileService
 from .folders import FolderService
 from .groups import GroupService
+from .imports import ImportService
 from .items import ItemService
+from .locks import LockService
+from .mounts import MountService
 from .moves import MoveService
 from .removal import RemovalService
 from .tree import Tree
@@ -46,6 +50,10 @@ class Services:
     moves: MoveService
     removal: RemovalService
     auth: Authenticator
+    locks: LockService
+    mounts: MountService
+    imports: ImportService
+    filemoves: FileMoveService
 
     @classmethod
     def build(cls, store: Store, assetstores: AssetstoreRegistry, *,
@@ -54,7 +62,7 @@ class Services:
         tree = Tree(store)
         folders = FolderService(tree)
         items = ItemService(tree)
-        files = FileService(tree, assetstores)
+        files = FileService(tree, assetstores, settings)
         uploads = UploadService(tree, items, files, assetstores, settings)
         tokens = TokenService(store.tokens, store.users)
         auth = Authenticator(store, settings, tokens,
@@ -67,7 +75,10 @@ class Services:
             users=UserService(tree, folders, settings, bcrypt_rounds=bcrypt_rounds),
             groups=GroupService(tree, settings), access=AccessService(tree),
             moves=MoveService(tree, folders, items, files),
-            removal=RemovalService(tree, files, uploads), auth=auth)
+            removal=RemovalService(tree, files, uploads), auth=auth,
+            locks=LockService(store.locks), mounts=MountService(store, tree, settings),
+            imports=ImportService(tree, folders, items, files, assetstores),
+            filemoves=FileMoveService(tree, files, assetstores))
 
 
 __all__ = ["Services"]

@@ -64,7 +64,8 @@ class Checker:
         roots |= {("collection", d["_id"]) for d in _scan(s.collections, ["_id"])}
         folders: dict[Any, Document] = {
             d["_id"]: d for d in _scan(s.folders, ["parentId", "parentCollection", "size",
-                                                   "baseParentType", "baseParentId"])}
+                                                   "baseParentType", "baseParentId",
+                                                   "itemCount"])}
         for fid, folder in folders.items():
             parent = (folder["parentCollection"], folder["parentId"])
             if parent not in roots and not (parent[0] == "folder" and parent[1] in folders):
@@ -86,9 +87,11 @@ class Checker:
             sums[0] += int(file.get("size") or 0)
             sums[1] += 1
         folder_sums: dict[Any, int] = defaultdict(int)
+        folder_items: dict[Any, int] = defaultdict(int)
         for iid, item in items.items():
             size, count = file_sums.get(iid, (0, 0))
             folder_sums[item["folderId"]] += size
+            folder_items[item["folderId"]] += 1
             if int(item.get("size") or 0) != size:
                 out.append(Finding("item-size", f"item {iid} says {item.get('size')} bytes, "
                                    f"its files hold {size}", iid,
@@ -105,6 +108,11 @@ class Checker:
                 out.append(Finding("folder-size", f"folder {fid} says {folder.get('size')} "
                                    f"bytes, its items hold {size}", fid,
                                    {"model": "folder", "set": {"size": size}}))
+            n_items = folder_items.get(fid, 0)
+            if folder.get("itemCount", 0) != n_items:
+                out.append(Finding("folder-item-count", f"folder {fid} says "
+                                   f"{folder.get('itemCount')} items, holds {n_items}", fid,
+                                   {"model": "folder", "set": {"itemCount": n_items}}))
         for model, coll in (("user", s.users), ("collection", s.collections)):
             for doc in _scan(coll, ["size"]):
                 size = root_sums.get((model, doc["_id"]), 0)

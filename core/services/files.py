@@ -21,6 +21,7 @@ from ..assetstores.registry import AssetstoreRegistry
 from ..common import file_exts, utcnow, validate_name
 from ..db.engine import Document
 from ..errors import ValidationError
+from ..stored_settings import SettingsService
 from .tree import Tree
 
 DEFAULT_MIME = "application/octet-stream"
@@ -32,10 +33,12 @@ def guess_mime(name: str) -> str:
 
 
 class FileService:
-    def __init__(self, tree: Tree, assetstores: AssetstoreRegistry) -> None:
+    def __init__(self, tree: Tree, assetstores: AssetstoreRegistry,
+                 settings: SettingsService | None = None) -> None:
         self.tree = tree
         self.store = tree.store
         self.assetstores = assetstores
+        self.settings = settings
 
     def get(self, principal: Principal, file_id: Any, level: int = acl.READ) -> Document:
         return self.tree.load(principal, "file", file_id, level)
@@ -99,6 +102,18 @@ class FileService:
         if check_access:
             self.tree.require(principal, "file", file, acl.READ)
         return self.assetstores.for_file(file).open_read(file)
+
+    def download_url(self, file: Document, *, disposition: str = "attachment") -> str | None:
+        """Where to redirect a download of ``file`` (a presigned URL), when the
+        setting ``joist.s3.redirect_downloads`` allows and its assetstore has
+        one; None means: send the bytes. The caller checked READ access."""
+        if not file.get("assetstoreId") or file.get("linkUrl") or self.settings is None \
+                or not self.settings.get("joist.s3.redirect_downloads"):
+            return None
+        adapter = self.assetstores.for_file(file)
+        if not adapter.capabilities.presigned_download:
+            return None
+        return adapter.download_url(file, str(file["name"]), disposition)
 
     def delete(self, principal: Principal, file: Document, *,
                check_access: bool = True) -> None:

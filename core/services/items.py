@@ -80,6 +80,9 @@ class ItemService:
             doc.pop("_id", None)
             try:
                 self.store.items.insert_one(doc)
+                # Girder-Total-Count of a folder's items without a count query.
+                self.store.folders.update_one({"_id": folder["_id"]},
+                                              {"$inc": {"itemCount": 1}})
                 return doc
             except DuplicateKeyError:
                 if not rename:

@@ -50,7 +50,9 @@ class RemovalService:
         for page in self._pages("file", {"itemId": item["_id"]}):
             for file in page:
                 self.files.delete(principal, file, check_access=False)
-        self.store.items.delete_one({"_id": item["_id"]})
+        if self.store.items.delete_one({"_id": item["_id"]}):
+            self.store.folders.update_one({"_id": item["folderId"]},
+                                          {"$inc": {"itemCount": -1}})
 
     def delete_folder(self, principal: Principal, folder: Document, *,
                       check_access: bool = True, recursive: bool = True) -> None:

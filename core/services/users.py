@@ -119,7 +119,7 @@ class UserService:
     def update(self, principal: Principal, user: Document, *,
                first_name: str | None = None, last_name: str | None = None,
                email: str | None = None, admin: bool | None = None,
-               status: str | None = None) -> Document:
+               status: str | None = None, email_verified: bool | None = None) -> Document:
         self.tree.require(principal, "user", user, acl.WRITE)
         update: dict[str, Any] = {}
         if first_name is not None:
@@ -139,6 +139,10 @@ class UserService:
                 raise ValidationError("Status must be pending, enabled or disabled.",
                                       field="status")
             update["status"] = status
+        if email_verified is not None and bool(email_verified) != user.get("emailVerified"):
+            if not principal.is_site_admin:
+                raise AccessDeniedError("Only admins may mark an email as verified.")
+            update["emailVerified"] = bool(email_verified)
         if update:
             try:
                 self.store.users.update_one({"_id": user["_id"]}, {"$set": update})

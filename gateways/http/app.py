@@ -74,9 +74,8 @@ class RestApp:
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         uid = str(uuid.uuid4())
         request = Request(environ)
-        authenticated = False
         try:
-            result, route, authenticated = self._dispatch(request, uid)
+            result, route = self._dispatch(request, uid)
             return self._render(environ, start, request, result, uid, route)
         except RestError as exc:
             body: dict[str, Any] = {"message": exc.message, "type": exc.kind}
@@ -84,14 +83,19 @@ class RestApp:
                 body["extra"] = exc.extra
             return self._error(start, exc.status, body, uid)
         except CoreError as exc:
-            status, kind = status_for(exc, authenticated=authenticated)
+            # 401 when nobody is logged in on this request, 403 when someone is.
+            status, kind = status_for(exc, authenticated=request.authenticated)
             body = {"message": exc.message, "type": kind}
             if exc.field:
                 body["field"] = exc.field
             if exc.extra is not None:
                 body["extra"] = exc.extra
             if status >= 500:
-                log.error("request %s failed: %s", uid, exc.message)
+                # Server-side failures (storage) may name server paths: the
+                # detail goes to the log under the request id, not to the client.
+                log.error("request %s failed: %s", uid, exc.message, exc_info=exc)
+                body = {"message": "The server failed to complete the request.",
+                        "type": kind, "uid": uid}
             return self._error(start, status, body, uid)
         except Exception:
             log.exception("unexpected error in request %s %s %s", uid, request.method,
@@ -99,21 +103,21 @@ class RestApp:
             return self._error(start, 500, {"type": "internal", "uid": uid,
                                             "message": "An unexpected error occurred."}, uid)
 
-    def _dispatch(self, request: Request, uid: str) -> tuple[Any, Route | None, bool]:
+    def _dispatch(self, request: Request, uid: str) -> tuple[Any, Route | None]:
         segments = [s for s in request.path.split("/") if s]
         if not segments:
-            return self.pages["index"](request), None, False
+            return self.pages["index"](request), None
         resource, rest = segments[0], segments[1:]
         if resource == API_PAGE and not rest:
-            return self.pages[API_PAGE](request), None, False
+            return self.pages[API_PAGE](request), None
         if resource == "static" and len(rest) == 2 and rest[0] == "swagger-ui" and \
                 request.method in ("GET", "HEAD"):
-            return self.static(request, rest[1]), None, False
+            return self.static(request, rest[1]), None
         if resource not in self.routes.resources():
             raise RestError(f"No such resource: {resource}", 404)
         method = request.method
         if method == "OPTIONS":
-            return self._preflight(request), None, False
+            return self._preflight(request), None
         match = self.routes.match(method, resource, rest)
         if match is None and method == "HEAD":
             match = self.routes.match("GET", resource, rest)
@@ -121,14 +125,15 @@ class RestApp:
             raise RestError(f'No matching route for "{method} {"/".join(segments)}"')
         route, path_values = match
         token, principal = self._authenticate(request, route)
+        request.authenticated = not principal.is_anonymous
         self._check_access(route, principal)
-        kwargs = bind(route.params, request.params(route.raw_body), path_values)
+        kwargs = bind(route.params, request.params(), path_values)
         ctx = Context(request, principal, token, route, self.services, self.hierarchy,
                       self.settings, self.filter, uid)
-        return route.handler(ctx, **kwargs), route, not principal.is_anonymous
+        return route.handler(ctx, **kwargs), route
 
     def _authenticate(self, request: Request, route: Route) -> tuple[str | None, Principal]:
-        params = request.params(route.raw_body)
+        params = request.params()
         token = params.get("token") or request.header("Girder-Token") or \
             (request.cookie("girderToken") if route.cookie else None) or None
         principal = self.services.auth.principal_for_token(token)
@@ -177,7 +182,7 @@ class RestApp:
             if head:
                 _close(result)
                 return [b""]
-            return _stream(environ, result)
+            return _stream(environ, result, uid)
         extra: list[tuple[str, str]] = []
         if isinstance(result, JsonWithHeaders):
             extra, result = result.headers, result.value
@@ -211,22 +216,29 @@ def _close(result: Raw) -> None:
         log.debug("close failed", exc_info=True)
 
 
-def _stream(environ: dict[str, Any], result: Raw) -> Iterable[bytes]:
+def _stream(environ: dict[str, Any], result: Raw, uid: str) -> Iterable[bytes]:
     wrapper = environ.get("wsgi.file_wrapper")
     if result.file is not None and wrapper is not None and result.file_range is None:
         return wrapper(result.file, 1 << 20)  # type: ignore[no-any-return]
-    return _ClosingIterator(result)
+    return _ClosingIterator(result, uid)
 
 
 class _ClosingIterator:
-    """Iterates a streamed body and closes its file even if the client leaves."""
+    """Iterates a streamed body and closes its file even if the client leaves.
+    A failure after the headers went out is logged with the request id; the
+    server then drops the connection, so the client sees a short body."""
 
-    def __init__(self, result: Raw) -> None:
+    def __init__(self, result: Raw, uid: str) -> None:
         self._result = result
+        self._uid = uid
         self._iter: Iterator[bytes] = iter(result.iterate())
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._iter
+        try:
+            yield from self._iter
+        except Exception:
+            log.exception("request %s failed while streaming its body", self._uid)
+            raise
 
     def close(self) -> None:
         close = getattr(self._iter, "close", None)

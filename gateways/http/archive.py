@@ -60,11 +60,17 @@ class ArchiveWalker:
             yield self._file_entry(prefix + name, files[0])
             return
         folder = prefix + unique_name(safe_member(item["name"]), taken) + "/"
+        yield from self.item_files(item, folder, files)
+
+    def item_files(self, item: dict[str, Any], folder: str,
+                   files: list[dict[str, Any]] | None = None) -> Iterator[Entry]:
+        """Every file of an item under ``folder`` (and its metadata file)."""
         inner: set[str] = set()
         for file in files if files is not None else self._files(item):
             yield self._file_entry(folder + unique_name(safe_member(file["name"]), inner),
                                    file)
-        if add_meta and "girder-item-metadata.json" not in inner:
+        meta = item.get("meta") or {}
+        if self.include_metadata and meta and "girder-item-metadata.json" not in inner:
             yield _json_entry(folder + "girder-item-metadata.json", meta)
 
     def folder(self, folder: dict[str, Any], prefix: str) -> Iterator[Entry]:

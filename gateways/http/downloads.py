@@ -49,14 +49,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
                 raise RangeNotSatisfiableError(size)
             return max(size - length, 0), size
         start = int(start_text)
-        end = int(end_text) + 1 if end_text else size
+        end = int(end_text) + 1 if end_text else None
     except ValueError:
         return None  # malformed ranges are ignored (RFC 9110)
-    if end <= start:
+    if start < 0 or (end is not None and end <= start):
         return None  # "a-b" with b < a is invalid: ignored, the whole body follows
     if start >= size:
         raise RangeNotSatisfiableError(size)
-    return start, min(end, size)
+    return start, size if end is None else min(end, size)
 
 
 class RangeNotSatisfiableError(RestError):

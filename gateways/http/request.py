@@ -7,6 +7,7 @@ with Girder's rules and messages.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -47,7 +48,8 @@ class Request:
             self.method = override.upper()
         self.path = environ.get("PATH_INFO", "")
         self._params: dict[str, str] | None = None
-        self._body_consumed = False
+        self._form_body: bytes | None = None
+        self.authenticated = False  # someone is logged in on this request (401 vs 403)
 
     # ------------------------------------------------------------ headers
     def header(self, name: str, default: str | None = None) -> str | None:
@@ -89,7 +91,6 @@ class Request:
 
     @property
     def body(self) -> BinaryIO:
-        self._body_consumed = True
         return self.environ["wsgi.input"]  # type: ignore[no-any-return]
 
     def read_body(self, limit: int = MAX_FORM_BYTES) -> bytes:
@@ -108,8 +109,11 @@ class Request:
         return data
 
     def json_body(self) -> Any:
+        """The body as JSON, whatever the Content-Type (Girder's rule); a body
+        already read as form parameters is parsed from what was read."""
+        raw = self._form_body if self._form_body is not None else self.read_body()
         try:
-            return json.loads(self.read_body() or b"null")
+            return json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             raise RestError("Invalid JSON passed in request body.") from None
 
@@ -129,14 +133,16 @@ class Request:
         return str(self.environ.get("REMOTE_ADDR") or "")
 
     # ------------------------------------------------------------ params
-    def params(self, raw_body: bool = False) -> dict[str, str]:
-        """Query plus form-body parameters; repeats are refused."""
+    def params(self) -> dict[str, str]:
+        """Query plus form-body parameters; repeats are refused. A form-encoded
+        body is always parameters, even on routes whose body is otherwise data."""
         if self._params is not None:
             return self._params
         pairs = parse_qsl(self.environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        if not raw_body and self.content_type == "application/x-www-form-urlencoded":
-            body = self.read_body().decode("utf-8", "replace")
-            pairs += parse_qsl(body, keep_blank_values=True)
+        if self.content_type == "application/x-www-form-urlencoded":
+            self._form_body = self.read_body()
+            pairs += parse_qsl(self._form_body.decode("utf-8", "replace"),
+                               keep_blank_values=True)
         params: dict[str, str] = {}
         for key, value in pairs:
             if key in params:
@@ -199,6 +205,7 @@ def coerce(param: Param, raw: Any) -> Any:
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
+@functools.lru_cache(maxsize=1024)
 def snake(name: str) -> str:
     """Wire names are Girder's camelCase; handler arguments are PEP 8."""
     return _CAMEL.sub(r"_\1", name).replace(".", "_").lower()

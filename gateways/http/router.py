@@ -60,20 +60,23 @@ class Route:
 @dataclass
 class RouteTable:
     routes: list[Route] = field(default_factory=list)
+    # (method, resource, number of segments) -> candidates: matching looks at a few
+    _index: dict[tuple[str, str, int], list[Route]] = field(default_factory=dict)
+    _resources: set[str] = field(default_factory=set)
 
     def add(self, route: Route) -> None:
         self.routes.append(route)
+        key = (route.method, route.resource, len(route.tokens))
+        self._index.setdefault(key, []).append(route)
+        self._resources.add(route.resource)
 
     def resources(self) -> set[str]:
-        return {r.resource for r in self.routes}
+        return self._resources
 
     def match(self, method: str, resource: str,
               segments: list[str]) -> tuple[Route, dict[str, str]] | None:
         best: tuple[tuple[int, ...], Route, dict[str, str]] | None = None
-        for route in self.routes:
-            if route.resource != resource or route.method != method or \
-                    len(route.tokens) != len(segments):
-                continue
+        for route in self._index.get((method, resource, len(segments)), ()):
             captured: dict[str, str] = {}
             for token, segment in zip(route.tokens, segments, strict=True):
                 if token.startswith(":"):

@@ -4,12 +4,17 @@ Each backend plugs in through an ``AdapterFactory``: it builds adapters over
 one backend (a fresh instance = a restarted process), lists the blobs that are
 physically stored, and tells a child process how to build the same adapter.
 S3 and GridFS add a factory class and a name in ``FACTORIES``.
+
+GridFS runs on mongomock (no MongoDB server can be installed on the CI machine;
+see ``tests/mongo_stand_in.py``), and also on the server ``JOIST_TEST_MONGO_URI``
+names when it is set.
 """
 
 from __future__ import annotations
 
 import abc
 import collections
+import hashlib
 import io
 import json
 import os
@@ -28,8 +33,10 @@ from bson import ObjectId
 
 from joist.core.assetstores.base import AssetstoreAdapter
 from joist.core.assetstores.filesystem import BLOB_REFS_SPEC, SHA512_RE, FilesystemAssetstore
+from joist.core.assetstores.gridfs import GridFSAssetstore
 from joist.core.db.engine import Engine
 from joist.core.db.sqlite import SQLiteEngine
+from tests.mongo_stand_in import REAL_URI, LockedMongoClient, enable_gridfs, fresh_db_name
 
 MiB = 1 << 20
 
@@ -95,7 +102,105 @@ class FilesystemFactory(AdapterFactory):
             engine.close()
 
 
-FACTORIES = {"filesystem": FilesystemFactory}
+class S3Factory(AdapterFactory):
+    """An S3 assetstore on a fresh bucket of the session's moto server (a real
+    HTTP S3 endpoint on 127.0.0.1; see ``tests/s3env.py``)."""
+
+    name = "s3"
+
+    def __init__(self, tmp: Path) -> None:
+        from tests.s3env import shared_moto
+        self.moto = shared_moto()
+        self.bucket = self.moto.new_bucket("contract")
+        self.db = tmp / "meta.db"
+        self.engines: list[Engine] = []
+
+    def open(self) -> AssetstoreAdapter:
+        engine = open_engine(self.db)
+        self.engines.append(engine)
+        return _s3_adapter(self.child_args(), engine)
+
+    def stored_blobs(self) -> set[str]:
+        """SHA-512 of every blob object (hashed here: the bytes, not the books)."""
+        from joist.core.assetstores.s3_upload import UploadKeys
+        client, keys = self.moto.client(), UploadKeys("")
+        found = set()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for obj in page.get("Contents") or ():
+                if keys.parse_blob(obj["Key"]) is not None:
+                    body = client.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"]
+                    found.add(hashlib.sha512(body.read()).hexdigest())
+        return found
+
+    def child_args(self) -> dict[str, Any]:
+        return {"kind": self.name, "fields": self.moto.fields(self.bucket),
+                "db": str(self.db), "id": "as-test"}
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.close()
+
+
+def _s3_adapter(args: dict[str, Any], engine: Engine) -> AssetstoreAdapter:
+    from joist.core.assetstores.s3 import S3Assetstore
+    return S3Assetstore.from_document({"_id": args["id"], **args["fields"]}, engine)
+
+
+class GridFSFactory(AdapterFactory):
+    """GridFS on mongomock: every ``open()`` shares the one in-memory "server"."""
+
+    name = "gridfs"
+
+    def __init__(self, tmp: Path) -> None:
+        enable_gridfs()  # pymongo's GridOut (deep checks) must accept mongomock objects
+        self.client = self.connect()
+        self.db_name = fresh_db_name("joist_gridfs")
+
+    def connect(self) -> Any:
+        return LockedMongoClient()
+
+    def open(self) -> GridFSAssetstore:
+        return GridFSAssetstore(self.client.get_database(self.db_name), bucket="fs",
+                                assetstore_id="as-test", lease_s=2.0)
+
+    def stored_blobs(self) -> set[str]:
+        files = self.client.get_database(self.db_name).get_collection("fs.files")
+        return {doc["metadata"]["sha512"] for doc in files.find({})}
+
+    def child_args(self) -> dict[str, Any]:
+        pytest.skip("mongomock lives in this process's memory: a child process cannot "
+                    "reach it (this test runs against a real server when "
+                    "JOIST_TEST_MONGO_URI is set)")
+
+
+class GridFSServerFactory(GridFSFactory):
+    """GridFS on the real MongoDB server of ``JOIST_TEST_MONGO_URI``."""
+
+    name = "gridfs-server"
+
+    def connect(self) -> Any:
+        import pymongo
+        return pymongo.MongoClient(REAL_URI, tz_aware=True, serverSelectionTimeoutMS=10_000)
+
+    def child_args(self) -> dict[str, Any]:
+        return {"kind": "gridfs", "uri": REAL_URI, "db": self.db_name}
+
+    def close(self) -> None:
+        self.client.drop_database(self.db_name)
+        self.client.close()
+
+
+def _gridfs_adapter(args: dict[str, Any]) -> AssetstoreAdapter:
+    import pymongo
+    client = pymongo.MongoClient(args["uri"], tz_aware=True)
+    return GridFSAssetstore(client.get_database(args["db"]), bucket="fs",
+                            assetstore_id="as-test", lease_s=2.0)
+
+
+FACTORIES = {"filesystem": FilesystemFactory, "s3": S3Factory}
+FACTORIES["gridfs"] = GridFSFactory
+if REAL_URI:
+    FACTORIES["gridfs-server"] = GridFSServerFactory
 
 
 def build_adapter(args: dict[str, Any]) -> AssetstoreAdapter:
@@ -104,6 +209,10 @@ def build_adapter(args: dict[str, Any]) -> AssetstoreAdapter:
         engine = open_engine(args["db"])
         return FilesystemAssetstore(args["root"], refs=engine.collection(BLOB_REFS_SPEC),
                                     assetstore_id=args["id"])
+    if args["kind"] == "s3":
+        return _s3_adapter(args, open_engine(args["db"]))
+    if args["kind"] == "gridfs":
+        return _gridfs_adapter(args)
     raise ValueError(args["kind"])
 
 

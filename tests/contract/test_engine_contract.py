@@ -115,6 +115,9 @@ def test_unstorable_values_are_refused(coll: Collection, bad: dict[str, Any]) ->
 
 # -- equality, null, kinds -----------------------------------------------------------
 
+@pytest.mark.mongomock_gap(
+    "its equality uses Python's ==, so {'v': 1} matches True (MongoDB keeps bool and number"
+    " apart)")
 def test_equality_keeps_kinds_apart(kinds: Collection) -> None:
     assert ids(kinds, {"v": 1}) == {"int1"}
     assert ids(kinds, {"v": 1.0}) == {"int1"}
@@ -140,6 +143,9 @@ def test_none_means_null_or_missing(kinds: Collection) -> None:
     assert "missing" in ids(kinds, {"v": {"$nin": [5]}})
 
 
+@pytest.mark.mongomock_gap(
+    "it compares sub-documents as Python dicts, ignoring field order, so {'x': 1, 'y': 2} "
+    "matches {'y': 2, 'x': 1}")
 def test_whole_subdocument_equality_is_ordered(coll: Collection) -> None:
     coll.insert_many([{"_id": "xy", "n": {"x": 1, "y": 2}}, {"_id": "yx", "n": {"y": 2, "x": 1}},
                       {"_id": "xf", "n": {"x": 1.0, "y": 2}}, {"_id": "x", "n": {"x": 1}}])
@@ -150,6 +156,9 @@ def test_whole_subdocument_equality_is_ordered(coll: Collection) -> None:
     assert ids(coll, {"n.x": 1}) == {"xy", "yx", "xf", "x"}
 
 
+@pytest.mark.mongomock_gap(
+    "{'a.b': None} does not match a document whose 'a' is the number 5 (for MongoDB the "
+    "path leads nowhere, so it is missing and null matches)")
 def test_dotted_paths(coll: Collection) -> None:
     coll.insert_many([{"_id": "deep", "a": {"b": {"c": 3}}}, {"_id": "flat", "a": 5},
                       {"_id": "none", "a": {"b": None}}, {"_id": "empty", "a": {}}])
@@ -178,6 +187,8 @@ def test_comparisons_follow_type_bracketing(kinds: Collection) -> None:
     assert ids(kinds, {"v": {"$lt": OIDS[2]}}) == {"oid"}
 
 
+@pytest.mark.mongomock_gap(
+    "its $nin uses Python's ==, so $nin [1, 0] also excludes True and False")
 def test_in_and_nin(kinds: Collection) -> None:
     assert ids(kinds, {"v": {"$in": [1, "abc", T0, True]}}) == {"int1", "str", "date", "true"}
     assert ids(kinds, {"v": {"$in": []}}) == set()
@@ -189,6 +200,8 @@ def test_in_and_nin(kinds: Collection) -> None:
     assert ids(kinds, {"_id": {"$in": ["str", "oid", "nope"]}}) == {"str", "oid"}
 
 
+@pytest.mark.mongomock_gap(
+    "its equality uses Python's ==, so {'v': 1} inside $or matches True")
 def test_logical_operators(kinds: Collection) -> None:
     assert ids(kinds, {"$or": [{"v": 1}, {"v": "abc"}]}) == {"int1", "str"}
     assert ids(kinds, {"$and": [{"v": {"$gt": 0}}, {"v": {"$lt": 2}}]}) == {"int1"}
@@ -344,6 +357,9 @@ def test_bad_skip_and_limit_are_refused(coll: Collection) -> None:
             coll.find({}, **kw)
 
 
+@pytest.mark.mongomock_gap(
+    "projecting 'items.k' through an array that holds a non-document element raises "
+    "AttributeError inside mongomock")
 def test_projection(coll: Collection) -> None:
     coll.insert_one({"_id": "p", "a": 1, "b": {"c": 2, "d": 3}, "e": 4,
                      "items": [{"k": 1, "v": 2}, {"v": 3}, 7]})

@@ -29,6 +29,9 @@ def test_set_and_unset_with_dotted_paths(coll: Collection) -> None:
     assert coll.find_one({"_id": "d"}) == {"_id": "d", "a": {"b": 10}, "n": {"m": {"o": "new"}}}
 
 
+@pytest.mark.mongomock_gap(
+    "$set of 'a.b' where 'a' is the number 5 is accepted silently instead of refused "
+    "(MongoDB: PathNotViable)")
 def test_set_through_a_non_document_is_refused(coll: Collection) -> None:
     coll.insert_one({"_id": "d", "a": 5, "tags": [{"k": 1}]})
     before = snapshot(coll)
@@ -38,6 +41,8 @@ def test_set_through_a_non_document_is_refused(coll: Collection) -> None:
     assert snapshot(coll) == before
 
 
+@pytest.mark.mongomock_gap(
+    "$inc on a string field raises TypeError inside mongomock instead of a WriteError")
 def test_inc(coll: Collection) -> None:
     coll.insert_one({"_id": "d", "i": 1, "f": 1.5, "s": "x"})
     coll.update_one({"_id": "d"}, {"$inc": {"i": 2, "f": 1, "new": -3, "sub.n": 1}})
@@ -61,6 +66,8 @@ def test_min_and_max(coll: Collection) -> None:
                                            "t": t0 - timedelta(days=1), "new": 7}
 
 
+@pytest.mark.mongomock_gap(
+    "$addToSet with $each adds a value repeated inside $each twice")
 def test_push_and_add_to_set(coll: Collection) -> None:
     coll.insert_one({"_id": "d", "tags": ["a"]})
     coll.update_one({"_id": "d"}, {"$push": {"tags": "a", "new": {"k": 1}}})
@@ -78,6 +85,9 @@ def test_push_and_add_to_set(coll: Collection) -> None:
         coll.update_one({"_id": "d"}, {"$push": {"tags": {"$each": [1], "$slice": 2}}})
 
 
+@pytest.mark.mongomock_gap(
+    "$push onto a string field raises AttributeError inside mongomock instead of a "
+    "WriteError")
 def test_push_onto_a_non_array_is_refused(coll: Collection) -> None:
     coll.insert_one({"_id": "d", "s": "x"})
     with pytest.raises(ValidationError):
@@ -268,6 +278,10 @@ def test_unique_index_counts_missing_as_null(make_coll: MakeColl) -> None:
     assert snapshot(c) == [{"_id": "a"}, {"_id": "d", "k": 1}]
 
 
+@pytest.mark.mongomock_gap(
+    "its $type does not take a list of types (TypeError: unhashable type 'list' in "
+    "filtering._type_op), so it cannot evaluate the partial filter the engine gives a "
+    "unique sparse index")
 def test_sparse_unique_index_ignores_missing_and_null(make_coll: MakeColl) -> None:
     c = make_coll(indexes=[Index((("sha", 1),), unique=True, sparse=True)])
     c.insert_many([{"_id": "a"}, {"_id": "b"}, {"_id": "c", "sha": None},

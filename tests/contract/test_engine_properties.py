@@ -106,6 +106,9 @@ def load(coll: Collection, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return stored
 
 
+@pytest.mark.mongomock_gap(
+    "its matching uses Python's == (docs=[{'a': False}] match {'a': 0}) and ignores sub-"
+    "document field order; the named tests of test_engine_contract.py show each gap")
 @SETTINGS
 @given(docs=st.lists(documents, max_size=10), fs=st.lists(filters, min_size=1, max_size=4))
 def test_find_agrees_with_matches(pcoll: Collection, docs: list[dict[str, Any]],
@@ -154,6 +157,10 @@ updates = st.dictionaries(
     for op in ops}))
 
 
+@pytest.mark.mongomock_gap(
+    "its update operators crash with TypeError on a path through null ({'n': None} with "
+    "{'$addToSet': {'n.x': None}} or {'$pull': {'n.x': None}}) instead of refusing or "
+    "ignoring it")
 @SETTINGS
 @given(doc=documents, update=updates)
 def test_update_agrees_with_apply_update(pcoll: Collection, doc: dict[str, Any],

@@ -73,3 +73,27 @@ def test_listing_errors(tree: tuple[App, Principal, str]) -> None:
     with pytest.raises(NotDirectoryError):
         view.stat(path + "/file.txt/below")
     assert list(view.listdir(path, offset=0, limit=0)) == []
+
+
+def test_read_after_a_replace_by_another_process(app: App) -> None:
+    """A stale cache entry naming released bytes is looked up afresh."""
+    from joist.admin.bootstrap import build_app
+    svc = app.services
+    owner = svc.users.create(SYSTEM, login="owner", email="o@example.org", first_name="O",
+                             last_name="W", password="password")
+    me = Principal.from_user(owner)
+    svc.settings.set("joist.hierarchy.cache_ttl", 60.0)
+    view = app.hierarchy.view(me)
+    path = "/user/owner/Private/f.txt"
+    with view.open_write(path) as writer:
+        writer.write(b"old bytes")
+    with view.open_read(path) as reader:  # primes this process's path cache
+        assert reader.read() == b"old bytes"
+    other = build_app(app.settings, env={})  # a second process on the same store
+    try:
+        with other.hierarchy.view(me).open_write(path) as writer:
+            writer.write(b"brand new bytes")
+    finally:
+        other.close()
+    with view.open_read(path) as reader:
+        assert reader.read() == b"brand new bytes"

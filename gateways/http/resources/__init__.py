@@ -6,11 +6,12 @@ from . import archives as _archives  # noqa: F401 - registers item/folder/collec
 from .assetstore import api as assetstore
 from .file import api as file
 from .group import api as group
+from .item import items
 from .resource import api as resource
 from .system import api as system
 from .token import keys as api_key
 from .token import tokens as token
-from .tree import collections, folders, items
+from .tree import collections, folders
 from .user import api as user
 
 COLLECTORS = (system, user, token, api_key, group, collections, folders, items, file,

@@ -11,10 +11,11 @@ from ..downloads import content_disposition
 from ..request import RestError
 from ..response import Raw
 from ..router import READ_SCOPE, Param
-from ..zipstream import stream_zip
+from ..zipstream import safe_member, stream_zip
 from .common import load
 from .file import download as file_download
-from .tree import collections, folders, items
+from .item import items
+from .tree import collections, folders
 
 
 def _zip(name: str, entries: Any) -> Raw:
@@ -48,7 +49,7 @@ def download_item(ctx: Context, id: str, offset: int, format: str | None,
     if len(files) == 1 and format != "zip":
         return file_download(ctx, files[0], offset, None, content_disposition or "attachment")
     walker = ArchiveWalker(ctx.services, ctx.principal)
-    return _zip(item["name"], walker.item({**item, "fileCount": 2}, "", set()))
+    return _zip(item["name"], walker.item_files(item, safe_member(item["name"]) + "/"))
 
 
 @folders.get(":id/download", "Download a folder as a zip.", scope=READ_SCOPE, cookie=True,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from joist.core.assetstores.registry import FILESYSTEM, TYPE_NAMES
+from joist.core.assetstores.registry import FILESYSTEM, S3, TYPE_NAMES
+from joist.core.services.imports import ImportOptions
 
 from ..app import Context
 from ..request import RestError
@@ -38,12 +39,28 @@ def get_assetstore(ctx: Context, id: str) -> Any:
     return _view(ctx, ctx.services.assetstores.get(id))
 
 
+S3_PARAMS = (Param("bucket", strip=True), Param("prefix"), Param("accessKeyId", strip=True),
+             Param("secret"), Param("service", strip=True), Param("region", strip=True),
+             Param("inferCredentials", "boolean"), Param("readOnly", "boolean"),
+             Param("serverSideEncryption", "boolean"))
+
+
+def _s3_fields(**given: Any) -> dict[str, Any]:
+    """Girder's field names for the S3 parameters that were sent."""
+    camel = {"access_key_id": "accessKeyId", "infer_credentials": "inferCredentials",
+             "read_only": "readOnly", "server_side_encryption": "serverSideEncryption"}
+    return {camel.get(k, k): v for k, v in given.items() if v is not None}
+
+
 @api.post("", "Create an assetstore.", access="admin", params=(
     Param("name", required=True, strip=True), Param("type", "integer", required=True),
     Param("root"), Param("perms", default="600"), Param("current", "boolean",
-                                                       default=False)))
+                                                       default=False), *S3_PARAMS))
 def create_assetstore(ctx: Context, name: str, type: int, root: str | None, perms: str,
-                      current: bool) -> Any:
+                      current: bool, **s3: Any) -> Any:
+    if type == S3:
+        return _view(ctx, ctx.services.assetstores.create_s3(name, _s3_fields(**s3),
+                                                             current=current))
     if type != FILESYSTEM:
         raise RestError(f"Assetstore type {TYPE_NAMES.get(type, type)} is not available.")
     if not root:
@@ -57,9 +74,10 @@ def create_assetstore(ctx: Context, name: str, type: int, root: str | None, perm
 
 
 @api.put(":id", "Edit an assetstore.", access="admin", params=(
-    Param("name", strip=True), Param("current", "boolean")))
-def update_assetstore(ctx: Context, id: str, name: str | None, current: bool | None) -> Any:
-    changes: dict[str, Any] = {}
+    Param("name", strip=True), Param("current", "boolean"), *S3_PARAMS))
+def update_assetstore(ctx: Context, id: str, name: str | None, current: bool | None,
+                      **s3: Any) -> Any:
+    changes: dict[str, Any] = _s3_fields(**s3)
     if name is not None:
         changes["name"] = name
     if current:
@@ -84,3 +102,20 @@ def assetstore_files(ctx: Context, id: str, limit: int, offset: int,
     files = ctx.services.store.files.find({"assetstoreId": doc["_id"]}, sort=[("_id", 1)],
                                           skip=offset, limit=limit)
     return ctx.filter.many("file", files, ctx.principal)
+
+
+@api.post(":id/import", "Import existing data (an S3 bucket prefix) without copying it.",
+          access="admin", params=(
+              Param("importPath", required=True), Param("destinationId", required=True),
+              Param("destinationType", required=True, enum=("folder", "collection", "user")),
+              Param("progress", "boolean", default=False),
+              Param("leafFoldersAsItems", "boolean", default=False),
+              Param("fileIncludeRegex"), Param("fileExcludeRegex")))
+def import_data(ctx: Context, id: str, import_path: str, destination_id: str,
+                destination_type: str, progress: bool, leaf_folders_as_items: bool,
+                file_include_regex: str | None, file_exclude_regex: str | None) -> Any:
+    options = ImportOptions.build(leaf_folders_as_items=leaf_folders_as_items,
+                                  include=file_include_regex, exclude=file_exclude_regex)
+    summary = ctx.services.imports.import_data(ctx.principal, id, import_path,
+                                               destination_type, destination_id, options)
+    return summary.as_dict()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from joist.core import acl
@@ -11,11 +13,12 @@ from ..app import Context
 from ..request import RestError
 from ..router import Param
 
+SORTDIR = Param("sortdir", "integer", default=1, description="1 ascending, -1 descending.",
+                enum=(1, -1))
 PAGING = (
     Param("limit", "integer", default=50, description="Result set size limit (0 = none)."),
     Param("offset", "integer", default=0, description="Offset into the result set."),
-    Param("sortdir", "integer", default=1, description="1 ascending, -1 descending.",
-          enum=(1, -1)),
+    SORTDIR,
 )
 LEVELS = {"read": acl.READ, "write": acl.WRITE, "admin": acl.ADMIN}
 
@@ -52,3 +55,30 @@ def level_from(value: Any) -> int:
     if level not in (acl.READ, acl.WRITE, acl.ADMIN):
         raise RestError("Invalid access level.")
     return level
+
+
+def name_search(text: str) -> dict[str, Any]:
+    """The ``text`` parameter of listings: a case-insensitive substring of the name."""
+    return {"lowerName": {"$regex": re.escape(text.strip().lower())}}
+
+
+def before(doc: dict[str, Any], spec: list[tuple[str, int]]) -> dict[str, Any]:
+    """A filter for the documents sorted before ``doc`` by ``spec`` (a field,
+    then ``_id`` as tie-breaker): Girder's ``position`` routes count them."""
+    field, direction = spec[0]
+    op = "$lt" if direction == 1 else "$gt"
+    if field == "_id":
+        return {"_id": {op: doc["_id"]}}
+    value: Any = doc
+    for part in field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return {"$or": [{field: {op: value}}, {field: value, "_id": {op: doc["_id"]}}]}
+
+
+def total(count: Callable[[], int], offset: int, limit: int, returned: int) -> int:
+    """``Girder-Total-Count`` without a count query when the page itself shows
+    the total (a short, non-empty page is the last one); counting a large
+    folder costs more than reading a page of it."""
+    if (returned and (limit == 0 or returned < limit)) or (offset == 0 and returned < limit):
+        return offset + returned
+    return count()

@@ -134,6 +134,15 @@ def copy_file(ctx: Context, id: str, item_id: str) -> Any:
                       ctx.principal)
 
 
+@api.put(":id/move", "Move a file's bytes to another assetstore (the id stays).",
+         access="admin", scope=WRITE_SCOPE, params=(Param("assetstoreId", required=True),
+                                                    Param("progress", "boolean",
+                                                          default=False)))
+def move_file(ctx: Context, id: str, assetstore_id: str, progress: bool) -> Any:
+    doc = ctx.services.filemoves.move(ctx.principal, load(ctx, "file", id), assetstore_id)
+    return ctx.filter("file", doc, ctx.principal)
+
+
 DOWNLOAD_PARAMS = (Param("offset", "integer", default=0), Param("endByte", "integer"),
                    Param("contentDisposition", default="attachment"),
                    Param("extraParameters"))
@@ -143,6 +152,11 @@ def download(ctx: Context, doc: dict[str, Any], offset: int, end_byte: int | Non
              content_disposition: str) -> Raw:
     if doc.get("linkUrl"):
         return Raw(303, [("Location", doc["linkUrl"]), ("Content-Length", "0")])
+    if offset == 0 and end_byte is None:  # (a Range header follows the redirect)
+        url = ctx.services.files.download_url(doc, disposition=content_disposition or
+                                              "attachment")
+        if url is not None:
+            return Raw(303, [("Location", url), ("Content-Length", "0")])
     reader = ctx.services.files.open_read(ctx.principal, doc, check_access=False)
     return send_bytes(ctx.request, reader, size=int(doc.get("size") or 0), name=doc["name"],
                       mime_type=doc.get("mimeType"), etag=file_etag(doc),

@@ -18,7 +18,8 @@ api = RouteCollector("group", "Groups of users.")
 def list_groups(ctx: Context, text: str | None, sort: str, limit: int, offset: int,
                 sortdir: int) -> Page:
     limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
-    docs = ctx.services.groups.list(ctx.principal, skip=offset, limit=limit, sort=spec)
+    docs = ctx.services.groups.list(ctx.principal, skip=offset, limit=limit, sort=spec,
+                                    text=text)
     return Page(ctx.filter.many("group", docs, ctx.principal))
 
 

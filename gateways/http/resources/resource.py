@@ -45,6 +45,12 @@ def resource_path(ctx: Context, id: str, type: str) -> str:
     return ctx.hierarchy.resource_path(ctx.principal, type, doc)
 
 
+@api.get(":id", "Get any resource by id and type (administrators).", access="admin",
+         params=(Param("type", required=True, enum=MODELS),))
+def get_resource(ctx: Context, id: str, type: str) -> Any:
+    return ctx.filter(type, load(ctx, type, id), ctx.principal)
+
+
 @api.get("search", "Search by name (text or prefix).", scope=READ_SCOPE, params=(
     Param("q", required=True), Param("mode", default="text", enum=("text", "prefix")),
     Param("types", "jsonArray", required=True), Param("level", "integer", default=0),
@@ -58,8 +64,10 @@ def search(ctx: Context, q: str, mode: str, types: list[Any], level: int, limit:
     for model in types:
         if model not in MODELS:
             continue
-        field = "login" if model == "user" else "lowerName" if model != "file" else "name"
-        query: dict[str, Any] = {field: {"$regex": pattern, "$options": "i"}}
+        fields = ("login", "firstName", "lastName") if model == "user" else \
+            ("lowerName",) if model != "file" else ("name",)
+        clauses = [{f: {"$regex": pattern, "$options": "i"}} for f in fields]
+        query: dict[str, Any] = clauses[0] if len(clauses) == 1 else {"$or": clauses}
         if model in ("collection", "folder", "user", "group"):
             query = acl.and_filter(query, acl.permission_filter(ctx.principal, level))
             docs = svc.store.of(model).find(query, sort=[("_id", 1)], skip=offset,
@@ -187,7 +195,7 @@ def copy(ctx: Context, resources: Any, parent_type: str, parent_id: str,
     Param("progress", "boolean", default=False)))
 def delete(ctx: Context, resources: Any, progress: bool) -> None:
     svc = ctx.services
-    chosen = _selection(ctx, resources, acl.WRITE)
+    chosen = _selection(ctx, resources, acl.ADMIN)  # Girder: deletes need ADMIN
     for file in chosen.get("file", []):
         svc.files.delete(ctx.principal, file)
     for item in chosen.get("item", []):

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
+import time
 from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from joist.core.services.check import Checker
 
 from ..app import Context
 from ..filters import upload_view
@@ -16,6 +23,7 @@ from .common import PAGING
 api = RouteCollector("system", "System utilities and settings.")
 RELEASE = "5.0.0"  # girder-client compares the first component lexically: keep it 3-9
 STARTED = _dt.datetime.now(_dt.UTC)
+CHECK_SETTLE_SECONDS = 300.0
 
 
 @api.get("version", "Get the version of the server.")
@@ -89,10 +97,65 @@ def plugins(ctx: Context) -> dict[str, Any]:
 
 @api.get("check", "Check the consistency of the store and assetstores.", access="admin")
 def check(ctx: Context) -> dict[str, Any]:
-    from joist.core.services.check import Checker
-    findings = Checker(ctx.services).check()
+    findings = Checker(ctx.services).check(settled_before=_settled())
     return {"problems": [str(f) for f in findings], "ok": not findings}
 
+
+@api.put("check", "Repair what a consistency check finds.", access="admin",
+         params=(Param("progress", "boolean", default=False),))
+def repair(ctx: Context, progress: bool) -> dict[str, Any]:
+    checker = Checker(ctx.services)
+    settled = _settled()
+    found = checker.check(settled_before=settled)
+    left = checker.repair(found, settled_before=settled)
+    return {"repaired": len(found) - len(left), "problems": [str(f) for f in left],
+            "ok": not left}
+
+
+def _settled() -> float:
+    # Work younger than this may be in flight on a live server: not judged.
+    return time.time() - CHECK_SETTLE_SECONDS
+
+
+@api.get("configuration", "The server's deployment configuration (no secrets).",
+         access="admin")
+def configuration(ctx: Context) -> dict[str, Any]:
+    s = ctx.settings
+    return {"server": dataclasses.asdict(s.server), "webdav": dataclasses.asdict(s.webdav),
+            "sftp": {"enabled": s.sftp.enabled, "host": s.sftp.host, "port": s.sftp.port},
+            "database": {"engine": s.database.engine}, "release": RELEASE}
+
+
+@api.get("plugin_static_files", "Static files of web client plugins (none).")
+def plugin_static_files(ctx: Context) -> dict[str, list[str]]:
+    return {"css": [], "js": []}
+
+
+@api.get("setting/collection_creation_policy/access",
+         "Who may create collections, as an access list.", access="admin")
+def collection_policy_access(ctx: Context) -> dict[str, Any]:
+    policy = ctx.services.settings.get("core.collection_create_policy") or {}
+    store = ctx.services.store
+    users, groups = [], []
+    for raw in policy.get("users") or []:
+        user = store.users.find_one({"_id": _oid(raw)}) if _oid(raw) else None
+        if user is not None:
+            users.append({"id": user["_id"], "login": user["login"],
+                          "name": f"{user.get('firstName', '')} "
+                                  f"{user.get('lastName', '')}".strip()})
+    for raw in policy.get("groups") or []:
+        group = store.groups.find_one({"_id": _oid(raw)}) if _oid(raw) else None
+        if group is not None:
+            groups.append({"id": group["_id"], "name": group["name"],
+                           "description": group.get("description", "")})
+    return {"open": bool(policy.get("open")), "users": users, "groups": groups}
+
+
+def _oid(raw: Any) -> ObjectId | None:
+    try:
+        return ObjectId(str(raw))
+    except (InvalidId, TypeError):
+        return None
 
 
 def _json_or_text(value: Any) -> Any:

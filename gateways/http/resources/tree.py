@@ -5,18 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from joist.core import acl
-from joist.core.errors import ValidationError
 
 from ..app import Context
 from ..request import RestError
 from ..response import Page
 from ..router import READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
 from . import metadata
-from .common import PAGING, load, paging, sort_param
+from .common import PAGING, SORTDIR, before, load, name_search, paging, sort_param, total
 
 collections = RouteCollector("collection", "Collections: top-level containers.")
 folders = RouteCollector("folder", "Folders.")
-items = RouteCollector("item", "Items: the leaves of the tree, holding files.")
 
 
 # ---------------------------------------------------------------- collections
@@ -29,7 +27,7 @@ def list_collections(ctx: Context, text: str | None, sort: str, limit: int, offs
     docs = ctx.services.collections.list(ctx.principal, skip=offset, limit=limit, sort=spec,
                                          text=text)
     return Page(ctx.filter.many("collection", docs, ctx.principal),
-                ctx.services.collections.count(ctx.principal))
+                ctx.services.collections.count(ctx.principal, text))
 
 
 @collections.get("details", "Count collections.", scope=READ_SCOPE)
@@ -77,31 +75,44 @@ def delete_collection(ctx: Context, id: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------- folders
 
-@folders.get("", "List or search folders.", scope=READ_SCOPE, total_count=True, params=(
-    Param("parentType", enum=("folder", "user", "collection")), Param("parentId"),
-    Param("text"), Param("name"), sort_param("lowerName"), *PAGING))
+LIST_FOLDER_PARAMS = (Param("parentType", enum=("folder", "user", "collection")),
+                      Param("parentId"), Param("text"), Param("name"), sort_param("lowerName"))
+
+
+def _folder_query(ctx: Context, parent_type: str | None, parent_id: str | None,
+                  text: str | None, name: str | None) -> dict[str, Any]:
+    """The readable folders a listing covers (children of a parent, or a search)."""
+    if parent_type and parent_id:
+        parent = load(ctx, parent_type, parent_id)
+        query = ctx.services.folders.children_filter(ctx.principal, parent, name)
+        return {"$and": [query, name_search(text)]} if text else query
+    if text:
+        return acl.and_filter(name_search(text), acl.permission_filter(ctx.principal, acl.READ))
+    raise RestError("Invalid search mode.")
+
+
+@folders.get("", "List or search folders.", scope=READ_SCOPE, total_count=True,
+             params=(*LIST_FOLDER_PARAMS, *PAGING))
 def list_folders(ctx: Context, parent_type: str | None, parent_id: str | None,
                  text: str | None, name: str | None, sort: str, limit: int, offset: int,
                  sortdir: int) -> Page:
     limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
-    svc = ctx.services
-    if parent_type and parent_id:
-        parent = load(ctx, parent_type, parent_id)
-        query = svc.folders.children_filter(ctx.principal, parent, name)
-        if text:
-            query = {"$and": [query, _name_search(text)]}
-    elif text:
-        query = acl.and_filter(_name_search(text),
-                               acl.permission_filter(ctx.principal, acl.READ))
-    else:
-        raise RestError("Invalid search mode.")
-    docs = svc.store.folders.find(query, sort=spec, skip=offset, limit=limit)
-    return Page(ctx.filter.many("folder", docs, ctx.principal), svc.store.folders.count(query))
+    query = _folder_query(ctx, parent_type, parent_id, text, name)
+    store = ctx.services.store.folders
+    docs = store.find(query, sort=spec, skip=offset, limit=limit)
+    return Page(ctx.filter.many("folder", docs, ctx.principal),
+                total(lambda: store.count(query), offset, limit, len(docs)))
 
 
-def _name_search(text: str) -> dict[str, Any]:
-    import re
-    return {"lowerName": {"$regex": re.escape(text.strip().lower())}}
+@folders.get(":id/position", "The index of a folder in a listing of its siblings.",
+             scope=READ_SCOPE, params=(*LIST_FOLDER_PARAMS, SORTDIR))
+def folder_position(ctx: Context, id: str, parent_type: str | None, parent_id: str | None,
+                    text: str | None, name: str | None, sort: str, sortdir: int) -> int:
+    doc = load(ctx, "folder", id)
+    spec = paging(0, 0, sortdir, sort, "lowerName")[2]
+    query = _folder_query(ctx, parent_type or doc["parentCollection"],
+                          parent_id or str(doc["parentId"]), text, name)
+    return ctx.services.store.folders.count({"$and": [query, before(doc, spec)]})
 
 
 @folders.post("", "Create a folder.", access="user", scope=WRITE_SCOPE, params=(
@@ -189,124 +200,7 @@ def copy_folder(ctx: Context, id: str, parent_type: str | None, parent_id: str |
     return ctx.filter("folder", new, ctx.principal)
 
 
-# ---------------------------------------------------------------- items
-
-@items.get("", "List or search items.", scope=READ_SCOPE, total_count=True, params=(
-    Param("folderId"), Param("text"), Param("name"), sort_param("lowerName"), *PAGING))
-def list_items(ctx: Context, folder_id: str | None, text: str | None, name: str | None,
-               sort: str, limit: int, offset: int, sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
-    svc = ctx.services
-    if folder_id:
-        folder = load(ctx, "folder", folder_id)
-        query: dict[str, Any] = {"folderId": folder["_id"]}
-        if name is not None:
-            query["name"] = name
-        if text:
-            query = {"$and": [query, _name_search(text)]}
-        docs = svc.store.items.find(query, sort=spec, skip=offset, limit=limit)
-        return Page(ctx.filter.many("item", docs, ctx.principal), svc.store.items.count(query))
-    if text:
-        return Page(_search_items(ctx, text, offset, limit))
-    raise RestError("Invalid search mode.")
-
-
-def _search_items(ctx: Context, text: str, offset: int, limit: int) -> list[dict[str, Any]]:
-    """Global item search, filtered through each item's folder (checked per
-    distinct folder, with the folder documents cached for this request)."""
-    out: list[dict[str, Any]] = []
-    readable: dict[Any, bool] = {}
-    skipped = 0
-    for doc in ctx.services.store.items.find(_name_search(text), sort=[("_id", 1)]):
-        folder_id = doc["folderId"]
-        if folder_id not in readable:
-            folder = ctx.services.store.folders.find_one({"_id": folder_id})
-            readable[folder_id] = folder is not None and \
-                acl.effective_level(folder, ctx.principal) >= acl.READ
-        if not readable[folder_id]:
-            continue
-        if skipped < offset:
-            skipped += 1
-            continue
-        out.append(ctx.filter("item", doc, ctx.principal) or {})
-        if limit and len(out) >= limit:
-            break
-    return out
-
-
-@items.post("", "Create an item.", access="user", scope=WRITE_SCOPE, params=(
-    Param("folderId", required=True), Param("name", required=True, strip=True),
-    Param("description", default="", strip=True),
-    Param("reuseExisting", "boolean", default=False), Param("metadata", "jsonObject")))
-def create_item(ctx: Context, folder_id: str, name: str, description: str,
-                reuse_existing: bool, metadata: dict[str, Any] | None) -> Any:
-    folder = load(ctx, "folder", folder_id)
-    doc = ctx.services.items.create(ctx.principal, folder, name, description=description,
-                                    reuse_existing=reuse_existing, metadata=metadata)
-    return ctx.filter("item", doc, ctx.principal)
-
-
-@items.get(":id", "Get an item.", scope=READ_SCOPE)
-def get_item(ctx: Context, id: str) -> Any:
-    return ctx.filter("item", load(ctx, "item", id), ctx.principal)
-
-
-@items.put(":id", "Edit or move an item.", scope=WRITE_SCOPE, params=(
-    Param("name", strip=True), Param("description", strip=True), Param("folderId"),
-    Param("metadata", "jsonObject")))
-def update_item(ctx: Context, id: str, name: str | None, description: str | None,
-                folder_id: str | None, metadata: dict[str, Any] | None) -> Any:
-    svc = ctx.services
-    doc = load(ctx, "item", id, acl.WRITE)
-    doc = svc.items.update(ctx.principal, doc, name=name, description=description,
-                           metadata=metadata)
-    if folder_id is not None:
-        folder = load(ctx, "folder", folder_id, acl.WRITE)
-        if folder["_id"] != doc["folderId"]:
-            doc = svc.moves.move_item(ctx.principal, doc, folder)
-    return ctx.filter("item", doc, ctx.principal)
-
-
-@items.delete(":id", "Delete an item and its files.", scope=WRITE_SCOPE)
-def delete_item(ctx: Context, id: str) -> dict[str, str]:
-    doc = load(ctx, "item", id, acl.WRITE)
-    ctx.services.removal.delete_item(ctx.principal, doc)
-    return {"message": f"Deleted item {doc['name']}."}
-
-
-@items.get(":id/files", "List an item's files.", scope=READ_SCOPE, total_count=True,
-           params=(sort_param("name"), *PAGING))
-def item_files(ctx: Context, id: str, sort: str, limit: int, offset: int,
-               sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "name")
-    doc = load(ctx, "item", id)
-    files = ctx.services.items.files(ctx.principal, doc, skip=offset, limit=limit,
-                                     sort=spec, check_access=False)
-    total = ctx.services.store.files.count({"itemId": doc["_id"]})
-    return Page(ctx.filter.many("file", files, ctx.principal), total)
-
-
-@items.get(":id/rootpath", "The item's ancestors, root first.", scope=READ_SCOPE)
-def item_rootpath(ctx: Context, id: str) -> list[dict[str, Any]]:
-    doc = load(ctx, "item", id)
-    return [{"type": a["type"], "object": ctx.filter(a["type"], a["object"], ctx.principal)}
-            for a in ctx.services.items.root_path(ctx.principal, doc)]
-
-
-@items.post(":id/copy", "Copy an item (files share their bytes).", scope=WRITE_SCOPE,
-            params=(Param("folderId"), Param("name", strip=True),
-                    Param("description", strip=True)))
-def copy_item(ctx: Context, id: str, folder_id: str | None, name: str | None,
-              description: str | None) -> Any:
-    doc = load(ctx, "item", id)
-    folder = load(ctx, "folder", folder_id or doc["folderId"], acl.WRITE)
-    new = ctx.services.moves.copy_item(ctx.principal, doc, folder, name=name,
-                                       description=description)
-    return ctx.filter("item", new, ctx.principal)
-
-
 metadata.register(collections, "collection")
 metadata.register(folders, "folder")
-metadata.register(items, "item")
 
-__all__ = ["ValidationError", "collections", "folders", "items"]
+__all__ = ["collections", "folders"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from joist.core import acl
 from joist.core.acl import Principal
-from joist.core.errors import AuthenticationError
+from joist.core.errors import AuthenticationError, UnsupportedError
 
 from ..app import Context
 from ..request import RestError
@@ -153,6 +153,41 @@ def delete_user(ctx: Context, id: str) -> dict[str, str]:
 def change_password(ctx: Context, old: str, new: str) -> dict[str, str]:
     ctx.services.users.change_password(ctx.principal, ctx.user_doc(), new, old=old)
     return {"message": "Password changed."}
+
+
+NO_MAIL = "This server does not send email; ask an administrator."
+
+
+@api.put("password/temporary", "Email a temporary access link (needs mail).",
+         params=(Param("email", required=True),))
+def temporary_password(ctx: Context, email: str) -> None:
+    raise UnsupportedError(NO_MAIL)
+
+
+@api.get("password/temporary/:id", "Check a temporary access token and log in with it.",
+         params=(Param("token", required=True),))
+def check_temporary(ctx: Context, id: str, token: str) -> JsonWithHeaders:
+    auth = ctx.services.auth
+    doc = auth.tokens.lookup(token)
+    user = load(ctx, "user", id) if doc else None
+    if doc is None or user is None or doc.get("userId") != user["_id"] or \
+            acl.SCOPE_TEMPORARY not in (doc.get("scope") or []):
+        raise AuthenticationError("The token does not grant temporary access to this user.")
+    return JsonWithHeaders({"user": ctx.filter("user", user, Principal.from_user(user)),
+                            "authToken": token_view(doc)}, [cookie_header(ctx, doc)])
+
+
+@api.put(":id/verification", "Mark a user's email address as verified.", access="admin")
+def verify_email(ctx: Context, id: str) -> Any:
+    user = ctx.services.users.update(ctx.principal, load(ctx, "user", id),
+                                     email_verified=True)
+    return ctx.filter("user", user, ctx.principal)
+
+
+@api.post("verification", "Send the email verification message again (needs mail).",
+          params=(Param("email", required=True),))
+def send_verification(ctx: Context, email: str) -> None:
+    raise UnsupportedError(NO_MAIL)
 
 
 @api.put(":id/password", "Set a user's password (admin).", access="admin",

@@ -1,0 +1,87 @@
+"""The mount's memory of nodes it has just seen, and of the file versions the
+kernel may hold in its page cache.
+
+``NodeCache`` answers ``getattr`` for a path it listed or looked up less than
+``attr_timeout`` ago: the same freshness the kernel's own attribute cache
+allows, and only ever for this mount's one principal. ``Versions`` remembers,
+per path, the content version last opened, which decides whether the kernel
+may keep its cached pages on the next open.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Generic, TypeVar
+
+from joist.core.hierarchy import Node
+
+V = TypeVar("V")
+
+
+class BoundedMap(Generic[V]):
+    """A thread-safe LRU mapping with an optional time to live."""
+
+    def __init__(self, max_entries: int, ttl: float | None = None) -> None:
+        self._max = max_entries
+        self._ttl = ttl
+        self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> V | None:
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is None:
+                return None
+            if self._ttl is not None and hit[0] < time.monotonic():
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: str, value: V) -> None:
+        if self._ttl is not None and self._ttl <= 0:
+            return
+        expiry = time.monotonic() + (self._ttl or 0.0)
+        with self._lock:
+            self._data[key] = (expiry, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def drop_tree(self, path: str) -> None:
+        """``path`` and everything below it."""
+        prefix = path.rstrip("/") + "/"
+        with self._lock:
+            for key in [k for k in self._data if k == path or k.startswith(prefix)]:
+                del self._data[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class NodeCache(BoundedMap[Node]):
+    def __init__(self, ttl: float, max_entries: int = 200_000) -> None:
+        super().__init__(max_entries, ttl)
+
+
+class Versions(BoundedMap[Any]):
+    def __init__(self, max_entries: int = 200_000) -> None:
+        super().__init__(max_entries, None)
+
+
+def parent_of(path: str) -> str:
+    head = path.rstrip("/").rsplit("/", 1)[0]
+    return head or "/"
+
+
+__all__ = ["BoundedMap", "NodeCache", "Versions", "parent_of"]

@@ -1,0 +1,172 @@
+"""``item``: the leaves of the tree, holding files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from joist.core import acl
+
+from ..app import Context
+from ..request import RestError
+from ..response import Page
+from ..router import READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
+from . import metadata
+from .common import PAGING, SORTDIR, before, load, name_search, paging, sort_param, total
+
+items = RouteCollector("item", "Items: the leaves of the tree, holding files.")
+
+
+# ---------------------------------------------------------------- items
+
+LIST_ITEM_PARAMS = (Param("folderId"), Param("text"), Param("name"), sort_param("lowerName"))
+
+
+def _folder_items(ctx: Context, folder_id: str, text: str | None,
+                  name: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A readable folder and the query for the items a listing covers (items
+    have no ACL of their own)."""
+    folder = load(ctx, "folder", folder_id)
+    query: dict[str, Any] = {"folderId": folder["_id"]}
+    if name is not None:
+        query["name"] = name
+    return folder, ({"$and": [query, name_search(text)]} if text else query)
+
+
+@items.get("", "List or search items.", scope=READ_SCOPE, total_count=True,
+           params=(*LIST_ITEM_PARAMS, *PAGING))
+def list_items(ctx: Context, folder_id: str | None, text: str | None, name: str | None,
+               sort: str, limit: int, offset: int, sortdir: int) -> Page:
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
+    store = ctx.services.store.items
+    if folder_id:
+        folder, query = _folder_items(ctx, folder_id, text, name)
+        docs = store.find(query, sort=spec, skip=offset, limit=limit)
+        if text is None and name is None and isinstance(folder.get("itemCount"), int):
+            # The folder keeps its item count: no count query on a big folder.
+            return Page(ctx.filter.many("item", docs, ctx.principal), folder["itemCount"])
+        return Page(ctx.filter.many("item", docs, ctx.principal),
+                    total(lambda: store.count(query), offset, limit, len(docs)))
+    if text:
+        return Page(_search_items(ctx, text, offset, limit))
+    raise RestError("Invalid search mode.")
+
+
+@items.get(":id/position", "The index of an item in a listing of its folder.",
+           scope=READ_SCOPE, params=(*LIST_ITEM_PARAMS, SORTDIR))
+def item_position(ctx: Context, id: str, folder_id: str | None, text: str | None,
+                  name: str | None, sort: str, sortdir: int) -> int:
+    doc = load(ctx, "item", id)
+    spec = paging(0, 0, sortdir, sort, "lowerName")[2]
+    _folder, query = _folder_items(ctx, folder_id or str(doc["folderId"]), text, name)
+    return ctx.services.store.items.count({"$and": [query, before(doc, spec)]})
+
+
+SEARCH_PAGE = 500
+
+
+def _search_items(ctx: Context, text: str, offset: int, limit: int) -> list[dict[str, Any]]:
+    """Global item search, filtered through each item's folder (checked once
+    per distinct folder); matches are read a page at a time."""
+    out: list[dict[str, Any]] = []
+    readable: dict[Any, bool] = {}
+    skipped, last = 0, None
+    query = name_search(text)
+    for _ in range(10**9):
+        page = ctx.services.store.items.find(
+            query if last is None else {"$and": [query, {"_id": {"$gt": last}}]},
+            sort=[("_id", 1)], limit=SEARCH_PAGE)
+        for doc in page:
+            folder_id = doc["folderId"]
+            if folder_id not in readable:
+                folder = ctx.services.store.folders.find_one({"_id": folder_id})
+                readable[folder_id] = folder is not None and \
+                    acl.effective_level(folder, ctx.principal) >= acl.READ
+            if not readable[folder_id]:
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            out.append(ctx.filter("item", doc, ctx.principal) or {})
+            if limit and len(out) >= limit:
+                return out
+        if len(page) < SEARCH_PAGE:
+            return out
+        last = page[-1]["_id"]
+    return out
+
+
+@items.post("", "Create an item.", access="user", scope=WRITE_SCOPE, params=(
+    Param("folderId", required=True), Param("name", required=True, strip=True),
+    Param("description", default="", strip=True),
+    Param("reuseExisting", "boolean", default=False), Param("metadata", "jsonObject")))
+def create_item(ctx: Context, folder_id: str, name: str, description: str,
+                reuse_existing: bool, metadata: dict[str, Any] | None) -> Any:
+    folder = load(ctx, "folder", folder_id)
+    doc = ctx.services.items.create(ctx.principal, folder, name, description=description,
+                                    reuse_existing=reuse_existing, metadata=metadata)
+    return ctx.filter("item", doc, ctx.principal)
+
+
+@items.get(":id", "Get an item.", scope=READ_SCOPE)
+def get_item(ctx: Context, id: str) -> Any:
+    return ctx.filter("item", load(ctx, "item", id), ctx.principal)
+
+
+@items.put(":id", "Edit or move an item.", scope=WRITE_SCOPE, params=(
+    Param("name", strip=True), Param("description", strip=True), Param("folderId"),
+    Param("metadata", "jsonObject")))
+def update_item(ctx: Context, id: str, name: str | None, description: str | None,
+                folder_id: str | None, metadata: dict[str, Any] | None) -> Any:
+    svc = ctx.services
+    doc = load(ctx, "item", id, acl.WRITE)
+    doc = svc.items.update(ctx.principal, doc, name=name, description=description,
+                           metadata=metadata)
+    if folder_id is not None:
+        folder = load(ctx, "folder", folder_id, acl.WRITE)
+        if folder["_id"] != doc["folderId"]:
+            doc = svc.moves.move_item(ctx.principal, doc, folder)
+    return ctx.filter("item", doc, ctx.principal)
+
+
+@items.delete(":id", "Delete an item and its files.", scope=WRITE_SCOPE)
+def delete_item(ctx: Context, id: str) -> dict[str, str]:
+    doc = load(ctx, "item", id, acl.WRITE)
+    ctx.services.removal.delete_item(ctx.principal, doc)
+    return {"message": f"Deleted item {doc['name']}."}
+
+
+@items.get(":id/files", "List an item's files.", scope=READ_SCOPE, total_count=True,
+           params=(sort_param("name"), *PAGING))
+def item_files(ctx: Context, id: str, sort: str, limit: int, offset: int,
+               sortdir: int) -> Page:
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "name")
+    doc = load(ctx, "item", id)
+    files = ctx.services.items.files(ctx.principal, doc, skip=offset, limit=limit,
+                                     sort=spec, check_access=False)
+    count = total(lambda: ctx.services.store.files.count({"itemId": doc["_id"]}), offset,
+                  limit, len(files))
+    return Page(ctx.filter.many("file", files, ctx.principal), count)
+
+
+@items.get(":id/rootpath", "The item's ancestors, root first.", scope=READ_SCOPE)
+def item_rootpath(ctx: Context, id: str) -> list[dict[str, Any]]:
+    doc = load(ctx, "item", id)
+    return [{"type": a["type"], "object": ctx.filter(a["type"], a["object"], ctx.principal)}
+            for a in ctx.services.items.root_path(ctx.principal, doc)]
+
+
+@items.post(":id/copy", "Copy an item (files share their bytes).", scope=WRITE_SCOPE,
+            params=(Param("folderId"), Param("name", strip=True),
+                    Param("description", strip=True)))
+def copy_item(ctx: Context, id: str, folder_id: str | None, name: str | None,
+              description: str | None) -> Any:
+    doc = load(ctx, "item", id)
+    folder = load(ctx, "folder", folder_id or doc["folderId"], acl.WRITE)
+    new = ctx.services.moves.copy_item(ctx.principal, doc, folder, name=name,
+                                       description=description)
+    return ctx.filter("item", new, ctx.principal)
+
+
+metadata.register(items, "item")
+
+__all__ = ["items"]

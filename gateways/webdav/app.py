@@ -1,0 +1,198 @@
+"""The WebDAV WSGI application: wsgidav configured over the Joist provider.
+
+``make_dav_app(hierarchy, services, settings, prefix="/dav")`` returns a WSGI
+callable for a server that mounts it at ``prefix`` (``SCRIPT_NAME``), or at
+the root of its own port with ``prefix=""``. Around wsgidav sit two layers of
+ours: ``RequestGuard`` (outermost: request ids, refusal of ambiguous paths, a
+last-resort 500) and ``ErrorMiddleware`` (in wsgidav's stack, in place of its
+ErrorPrinter: maps every error through ``errors.dav_error`` and writes a
+short body with no traceback and no exception text).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from wsgidav.dav_error import DAVError, get_http_status_string
+from wsgidav.dir_browser import WsgiDavDirBrowser
+from wsgidav.mw.base_mw import BaseMiddleware
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from joist.core.hierarchy import Hierarchy
+from joist.core.services import Services
+from joist.core.settings import Settings
+
+from .auth import JoistAuthenticator, JoistDomainController
+from .errors import dav_error
+from .locks import StoreLockManager
+from .provider import JoistProvider
+
+log = logging.getLogger("joist.webdav")
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+BLOCK_SIZE = 1 << 20           # GET/PUT copy size (wsgidav's default 8 KiB is 4x slower)
+MAX_XML_BODY = 4 << 20         # PROPFIND/PROPPATCH/LOCK bodies are read whole
+XML_METHODS = ("PROPFIND", "PROPPATCH", "LOCK")
+_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+
+
+def _plain(start_response: StartResponse, status: int, message: str,
+           headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    body = (message + "\n").encode("utf-8")
+    start_response(get_http_status_string(status) if status != 413
+                   else "413 Request Entity Too Large",
+                   [("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(body))), *(headers or [])])
+    return [body]
+
+
+def _dot_segment(path: str) -> bool:
+    return any(seg in (".", "..") for seg in path.split("/"))
+
+
+class ErrorMiddleware(BaseMiddleware):
+    """Every error leaves as a status from the mapping table and a short body."""
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse
+                 ) -> Iterator[bytes]:
+        pending: list[Any] = []
+
+        def deferred(status: str, headers: list[tuple[str, str]], exc_info: Any = None
+                     ) -> None:
+            pending[:] = [status, headers]  # sent with the first chunk
+
+        request_id = environ.get("joist.request_id", "-")
+        try:
+            app_iter = self.next_app(environ, deferred)
+            try:
+                for chunk in app_iter:
+                    if pending:
+                        start_response(*pending)
+                        pending.clear()
+                    yield chunk
+            finally:
+                if hasattr(app_iter, "close"):
+                    app_iter.close()
+            if pending:
+                start_response(*pending)
+            return
+        except Exception as exc:
+            error = dav_error(exc, request_id)
+        status = get_http_status_string(error)
+        headers = list(error.add_headers or [])
+        if error.value in (204, 304):
+            start_response(status, [("Content-Length", "0"), *headers])
+            yield b""
+            return
+        if error.err_condition is not None:
+            content_type, body = "application/xml; charset=utf-8", \
+                error.err_condition.as_string().encode("utf-8")
+        else:
+            text = status if not error.context_info else f"{status}: {error.context_info}"
+            content_type, body = "text/plain; charset=utf-8", (text + "\n").encode("utf-8")
+        start_response(status, [("Content-Type", content_type),
+                                ("Content-Length", str(len(body))), *headers])
+        yield body if error.add_body and environ["REQUEST_METHOD"] != "HEAD" else b""
+
+
+class RequestGuard:
+    """Outermost layer: a request id, and refusal of requests whose path
+    could mean two things (encoded slashes, dot segments) before any work."""
+
+    def __init__(self, dav: WsgiDAVApp) -> None:
+        self.dav = dav
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse
+                 ) -> Iterable[bytes]:
+        request_id = secrets.token_hex(6)
+        environ["joist.request_id"] = request_id
+        problem = self._problem(environ)
+        if problem is not None:
+            return _plain(start_response, problem[0], problem[1])
+        return self._run(environ, start_response, request_id)
+
+    def _run(self, environ: dict[str, Any], start_response: StartResponse,
+             request_id: str) -> Iterator[bytes]:
+        started = False
+
+        def tracked(status: str, headers: list[tuple[str, str]], exc_info: Any = None
+                    ) -> Any:
+            nonlocal started
+            started = True
+            return start_response(status, headers, exc_info)
+
+        try:
+            yield from self.dav(environ, tracked)
+        except Exception:
+            log.exception("request %s: unhandled failure", request_id)
+            if started:
+                raise  # headers are out: the server can only drop the connection
+            yield from _plain(start_response, 500,
+                              f"The server failed to complete the request "
+                              f"(request {request_id}).")
+
+    @staticmethod
+    def _problem(environ: dict[str, Any]) -> tuple[int, str] | None:
+        raw = str(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")).split("?")[0]
+        if _ENCODED_SLASH.search(raw):
+            return 400, "Encoded slashes are not allowed in paths."
+        if _dot_segment(environ.get("PATH_INFO", "")) or _dot_segment(unquote(raw)):
+            return 400, "Path segments '.' and '..' are not allowed."
+        destination = environ.get("HTTP_DESTINATION")
+        if destination:
+            dest_path = urlsplit(destination).path
+            if _ENCODED_SLASH.search(dest_path):
+                return 400, "Encoded slashes are not allowed in the Destination."
+            if _dot_segment(unquote(dest_path)):
+                return 400, "Destination segments '.' and '..' are not allowed."
+        if environ.get("REQUEST_METHOD") in XML_METHODS:
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return 400, "Invalid Content-Length."
+            if length > MAX_XML_BODY:
+                return 413, "The XML request body is too large."
+        return None
+
+
+def make_dav_app(hierarchy: Hierarchy, services: Services, settings: Settings, *,
+                 prefix: str = "/dav") -> WSGIApp:
+    """The WebDAV application, to be mounted at ``prefix`` ("" for its own port)."""
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+        raise ValueError("prefix must start with '/' and not end with it")
+    provider = JoistProvider(hierarchy, services.locks)
+    config: dict[str, Any] = {
+        "provider_mapping": {"/": provider},
+        "mount_path": prefix or None,
+        "joist": {"auth": services.auth},
+        "http_authenticator": {"domain_controller": JoistDomainController,
+                               "accept_basic": True, "accept_digest": False,
+                               "default_to_digest": False},
+        "lock_storage": False,  # our manager over the store is set below
+        "property_manager": None,
+        "middleware_stack": [ErrorMiddleware, JoistAuthenticator, WsgiDavDirBrowser,
+                             RequestResolver],
+        "block_size": BLOCK_SIZE,
+        "verbose": 1,
+        "logging": {"enable": False},
+        "suppress_version_info": True,
+        "add_header_MS_Author_Via": True,
+        "dir_browser": {"enable": True, "icon": False, "response_trailer": "",
+                        "show_user": True, "davmount": True,
+                        "ms_sharepoint_support": False, "libre_office_support": False},
+    }
+    dav = WsgiDAVApp(config)
+    dav.lock_manager = StoreLockManager(services.locks)
+    provider.set_lock_manager(dav.lock_manager)
+    return RequestGuard(dav)
+
+
+__all__ = ["DAVError", "make_dav_app"]

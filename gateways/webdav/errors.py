@@ -1,0 +1,103 @@
+"""The one place where core errors become WebDAV statuses.
+
+``STATUS`` has a row for every class of ``ALL_ERRORS`` (a test checks it);
+``dav_error`` picks the most specific row by walking the class's MRO.
+``translate()`` wraps every core call of the provider, and the error
+middleware applies the same function to anything that escapes, so no core
+error reaches wsgidav's generic 500 path. Server-side failures get a generic
+message and a request id, never a traceback or the cause's text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from wsgidav.dav_error import DAVError
+
+from joist.core.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    ConflictError,
+    CoreError,
+    ExistsError,
+    InvalidPathError,
+    IsDirectoryError,
+    LockedError,
+    NotDirectoryError,
+    NotEmptyError,
+    NotFoundError,
+    QuotaError,
+    ReadOnlyError,
+    StorageError,
+    ThrottledError,
+    UnsupportedError,
+    ValidationError,
+)
+
+log = logging.getLogger("joist.webdav")
+
+REALM = "Joist"
+
+STATUS: dict[type[CoreError], int] = {
+    CoreError: 500,
+    NotFoundError: 404,
+    AccessDeniedError: 403,
+    AuthenticationError: 401,      # with a Basic challenge: the client may log in
+    ThrottledError: 429,           # with Retry-After
+    ReadOnlyError: 403,
+    ExistsError: 405,              # MKCOL onto a mapped URL (RFC 4918 9.3.1)
+    NotDirectoryError: 409,        # an intermediate collection is missing
+    IsDirectoryError: 405,         # PUT onto a collection
+    NotEmptyError: 409,
+    ValidationError: 400,
+    InvalidPathError: 400,
+    UnsupportedError: 403,         # e.g. a folder inside an item directory
+    QuotaError: 507,               # Insufficient Storage
+    LockedError: 423,
+    ConflictError: 409,
+    StorageError: 500,
+}
+
+SERVER_FAILURE = "The server failed to complete the request."
+
+
+def status_of(exc: CoreError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def challenge() -> tuple[str, str]:
+    return ("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"')
+
+
+def dav_error(exc: BaseException, request_id: str = "-") -> DAVError:
+    """The DAVError for any exception (DAVErrors pass through)."""
+    if isinstance(exc, DAVError):
+        return exc
+    if isinstance(exc, CoreError):
+        status = status_of(exc)
+        headers: list[tuple[str, str]] = []
+        if isinstance(exc, ThrottledError):
+            headers.append(("Retry-After", str(int(exc.retry_after) + 1)))
+        elif status == 401:
+            headers.append(challenge())
+        if status >= 500:
+            log.error("request %s: %s: %s", request_id, type(exc).__name__, exc,
+                      exc_info=exc.__cause__ is not None)
+            return DAVError(status, f"{SERVER_FAILURE} (request {request_id})")
+        return DAVError(status, exc.message, add_headers=headers or None)
+    log.error("request %s: unexpected %s", request_id, type(exc).__name__, exc_info=exc)
+    return DAVError(500, f"{SERVER_FAILURE} (request {request_id})")
+
+
+@contextlib.contextmanager
+def translate(request_id: str = "-") -> Iterator[None]:
+    """Run core calls; core errors leave as the mapped ``DAVError``."""
+    try:
+        yield
+    except CoreError as exc:
+        raise dav_error(exc, request_id) from None

@@ -1,0 +1,172 @@
+"""Contract sections 2.1, 3.1 (system, assetstore, the mail-less user routes)
+and 10.1: version, settings, partial uploads, consistency check, assetstores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from joist.core import acl
+from tests.gateways.http.restsite import RestSite
+
+
+def test_version_passes_the_clients_gate(ro_site: RestSite) -> None:
+    version = ro_site.get("system/version").json()
+    release = version["release"]
+    assert release.split(".", 2) >= ["2", "3"] and len(release.split(".")[0]) == 1
+    assert version["serverStartDate"].endswith("+00:00")
+
+
+def test_public_settings(ro_site: RestSite) -> None:
+    public = ro_site.get("system/public_settings").json()
+    assert public["core.brand_name"] == "Joist"
+    assert public["core.registration_policy"] == "open"
+    assert "core.cookie_lifetime" not in public
+
+
+def test_settings_are_admin_only_and_validated(site: RestSite) -> None:
+    assert site.get("system/setting", params={"key": "core.brand_name"}).status_code == 401
+    assert site.get("system/setting", "alice", params={"key": "core.brand_name"}) \
+        .status_code == 403
+    assert site.get("system/setting", "admin", params={"key": "core.brand_name"}).json() == \
+        "Joist"
+    assert site.put("system/setting", "admin", params={"key": "core.brand_name",
+                                                       "value": "Acme"}).json() is True
+    listed = site.get("system/setting", "admin", params={
+        "list": '["core.brand_name", "core.cookie_lifetime"]'}).json()
+    assert listed == {"core.brand_name": "Acme", "core.cookie_lifetime": 180.0}
+    many = site.put("system/setting", "admin", params={"list": json.dumps([
+        {"key": "core.cookie_lifetime", "value": 7}, {"key": "core.brand_name",
+                                                      "value": None}])})
+    assert many.status_code == 200
+    assert site.get("system/setting", "admin", params={"key": "core.brand_name"}).json() == \
+        "Joist"
+    unknown = site.put("system/setting", "admin", params={"key": "core.nope", "value": "1"})
+    assert unknown.status_code == 400 and unknown.json()["field"] == "key"
+    invalid = site.put("system/setting", "admin", params={"key": "core.cookie_lifetime",
+                                                          "value": "-3"})
+    assert invalid.status_code == 400
+    assert site.delete("system/setting", "admin",
+                       params={"key": "core.cookie_lifetime"}).text == "null"
+    assert site.get("system/setting", "admin", params={
+        "key": "core.cookie_lifetime"}).json() == 180.0
+
+
+def test_partial_uploads_listing_and_cleanup(site: RestSite) -> None:
+    site.app.services.settings.set("core.upload_minimum_chunk_size", 1)
+    upload = site.post("file", "alice", params={
+        "parentType": "folder", "parentId": site.id("public"), "name": "p", "size": 10,
+    }, data=b"12345").json()
+    listed = site.get("system/uploads", "admin").json()
+    assert [u["_id"] for u in listed] == [upload["_id"]]
+    assert not {"state", "tempFile", "streaming"} & set(listed[0])
+    assert site.get("system/uploads", "alice").status_code == 403
+    dropped = site.delete("system/uploads", "admin", params={"uploadId": upload["_id"]})
+    assert [u["_id"] for u in dropped.json()] == [upload["_id"]]
+    assert site.get("system/uploads", "admin").json() == []
+    assert site.check() == []
+
+
+def test_check_and_repair(site: RestSite) -> None:
+    assert site.get("system/check", "admin").json() == {"ok": True, "problems": []}
+    item = site.find_file("data", "a.txt")["itemId"]
+    site.app.store.items.update_one({"_id": __import__("bson").ObjectId(item)},
+                                    {"$set": {"size": 1}})
+    found = site.get("system/check", "admin").json()
+    assert found["ok"] is False and any("item-size" in p for p in found["problems"])
+    fixed = site.put("system/check", "admin").json()
+    assert fixed["ok"] is True and fixed["repaired"] >= 1
+    assert site.check() == []
+    assert site.put("system/check", "alice").status_code == 403
+
+
+def test_misc_system_routes(ro_site: RestSite) -> None:
+    assert ro_site.get("system/access_flag").json() == {}
+    assert ro_site.get("system/plugins", "admin").json()["enabled"] == []
+    assert ro_site.get("system/plugin_static_files").json() == {"css": [], "js": []}
+    config = ro_site.get("system/configuration", "admin")
+    assert config.status_code == 200
+    assert config.json()["server"]["host"] == "127.0.0.1"
+    assert "uri" not in config.text and "password" not in config.text.lower()
+    assert ro_site.get("system/configuration", "alice").status_code == 403
+
+
+def test_collection_creation_policy_access(site: RestSite) -> None:
+    site.app.services.settings.set("core.collection_create_policy", {
+        "open": True, "users": [site.id("alice")], "groups": [site.id("team")]})
+    reply = site.get("system/setting/collection_creation_policy/access", "admin").json()
+    assert reply["open"] is True
+    assert [u["login"] for u in reply["users"]] == ["alice"]
+    assert [g["name"] for g in reply["groups"]] == ["team"]
+
+
+# ---------------------------------------------------------------- assetstores
+
+def test_assetstore_administration(site: RestSite, tmp_path: Path) -> None:
+    assert site.get("assetstore").status_code == 401
+    assert site.get("assetstore", "alice").status_code == 403
+    stores = site.get("assetstore", "admin").json()
+    assert len(stores) == 1 and stores[0]["current"] is True and stores[0]["type"] == 0
+    assert stores[0]["hasFiles"] is True and stores[0]["capacity"]["total"] > 0
+    first = stores[0]["_id"]
+    made = site.post("assetstore", "admin", params={
+        "name": "second", "type": 0, "root": str(tmp_path / "second")})
+    assert made.status_code == 200, made.text
+    second = made.json()
+    assert second["current"] is False and second["hasFiles"] is False
+    assert site.post("assetstore", "admin", params={"name": "s3", "type": 2}).status_code \
+        == 400
+    assert site.post("assetstore", "admin", params={"name": "second", "type": 0,
+                                                    "root": str(tmp_path / "x")}) \
+        .status_code == 400
+    switched = site.put(f"assetstore/{second['_id']}", "admin", params={"current": "true"})
+    assert switched.json()["current"] is True
+    doc = site.upload("alice", site.id("public"), "into-second.bin", b"second store")
+    files = site.get(f"assetstore/{second['_id']}/files", "admin").json()
+    assert [f["_id"] for f in files] == [doc["_id"]]
+    assert site.get(f"file/{doc['_id']}/download", "alice").content == b"second store"
+    busy = site.delete(f"assetstore/{first}", "admin")
+    assert busy.status_code == 400
+    site.put(f"assetstore/{first}", "admin", params={"current": "true"})
+    site.delete(f"file/{doc['_id']}", "alice")
+    assert site.delete(f"assetstore/{second['_id']}", "admin").status_code == 200
+    assert len(site.get("assetstore", "admin").json()) == 1
+    imported = site.post(f"assetstore/{first}/import", "admin", params={
+        "importPath": str(tmp_path), "destinationId": site.id("public"),
+        "destinationType": "folder"})
+    assert imported.status_code == 400 and "not supported" in imported.json()["message"]
+    assert site.check() == []
+
+
+# ---------------------------------------------------------------- mail-less user routes
+
+def test_routes_that_need_mail_say_so(site: RestSite) -> None:
+    for reply in (site.put("user/password/temporary", params={"email": "alice@example.org"}),
+                  site.post("user/verification", params={"email": "alice@example.org"})):
+        assert reply.status_code == 400 and "email" in reply.json()["message"]
+
+
+def test_admin_marks_an_email_verified(site: RestSite) -> None:
+    site.app.services.settings.set("core.email_verification", "required")
+    site.app.store.users.update_one({"login": "bobby"}, {"$set": {"emailVerified": False}})
+    bobby = site.id("bobby")
+    assert site.put(f"user/{bobby}/verification", "alice").status_code == 403
+    done = site.put(f"user/{bobby}/verification", "admin").json()
+    assert done["emailVerified"] is True
+
+
+@pytest.mark.parametrize("scope", [acl.SCOPE_TEMPORARY, acl.SCOPE_USER_AUTH])
+def test_temporary_access_tokens(site: RestSite, scope: str) -> None:
+    bobby = site.app.store.users.find_one({"login": "bobby"})
+    token = site.app.services.auth.tokens.create(bobby, days=1, scopes=[scope])
+    reply = site.get(f"user/password/temporary/{bobby['_id']}",
+                     params={"token": token["_id"]})
+    if scope == acl.SCOPE_TEMPORARY:
+        assert reply.status_code == 200 and reply.json()["user"]["login"] == "bobby"
+    else:
+        assert reply.status_code == 401
+    other = site.get(f"user/password/temporary/{site.id('alice')}",
+                     params={"token": token["_id"]})
+    assert other.status_code == 401

@@ -1,0 +1,37 @@
+"""The path cache must not bring back entries a write dropped (a listing that
+read its page before the write primes the cache after it)."""
+
+from __future__ import annotations
+
+import io
+
+from joist.admin.bootstrap import App
+from joist.core.acl import SYSTEM, Principal
+from joist.core.hierarchy.resolver import Entry, PathCache
+
+
+def test_put_with_an_older_generation_is_ignored() -> None:
+    cache = PathCache(lambda: 60.0)
+    key = ("folder", 1, "x")
+    generation = cache.generation
+    cache.drop(key)  # a write happened after the reader looked
+    cache.put(key, Entry("folder"), generation)
+    assert cache.get(key) is None
+    cache.put(key, Entry("folder"), cache.generation)
+    assert cache.get(key) is not None
+
+
+def test_listing_across_a_write_keeps_the_cache_fresh(app: App) -> None:
+    user = app.services.users.create(SYSTEM, login="lister", email="l@example.org",
+                                     first_name="L", last_name="L", password="password1")
+    view = app.hierarchy.view(Principal.from_user(user))
+    base = "/user/lister/Private"
+    for name in ("a.txt", "b.txt"):
+        with view.open_write(f"{base}/{name}") as writer:
+            writer.write_from(io.BytesIO(b"old"), 3)
+    listing = view.listdir(base)
+    next(listing)  # the page with both entries has been read
+    with app.hierarchy.view(Principal.from_user(user)).open_write(f"{base}/b.txt") as writer:
+        writer.write_from(io.BytesIO(b"much newer"), 10)
+    assert [n.name for n in listing] == ["b.txt"]  # primes b.txt from the old page...
+    assert view.stat(f"{base}/b.txt").size == 10  # ...which the cache must not keep
