@@ -8,6 +8,8 @@ import contextlib
 import errno
 import fcntl
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -65,18 +67,62 @@ def pwrite_all(fd: int, data: Any, pos: int) -> None:
         view, pos = view[written:], pos + written
 
 
+PIPELINE_MIN = 4 * BLOCK_SIZE
+
+
 def copy_stream(fd: int, offset: int, stream: BinaryIO, length: int | None, limit: int,
                 hasher: Any) -> int:
     """Copy ``length`` bytes (None: to EOF) from ``stream`` into ``fd`` at
     ``offset`` in ``BLOCK_SIZE`` blocks, feeding ``hasher``; returns the new
     end. Never goes past ``limit`` (``ValidationError``); a failing stream
     becomes ``StorageError``, a short one ``ValidationError``. The caller rolls
-    back what was written."""
-    buf = memoryview(bytearray(BLOCK_SIZE))  # one buffer, reused for every block
+    back what was written.
+
+    Large copies hash on a second thread while the next block is read and
+    written (``hashlib`` and ``pwrite`` both release the GIL): SHA-512 is as
+    slow as the disk, so overlapping them nearly doubles upload throughput.
+    """
+    if length is not None and length < PIPELINE_MIN:
+        return _copy(fd, offset, stream, length, limit, hasher.update)
+    feed: queue.Queue[Any] = queue.Queue()
+    free = threading.Semaphore(2)  # two buffers: one hashed while the other fills
+    failure: list[BaseException] = []
+
+    def hash_blocks() -> None:
+        for _ in range(1 << 62):
+            block = feed.get()
+            if block is None:
+                return
+            try:
+                hasher.update(block)
+            except BaseException as exc:  # reported after the copy
+                failure.append(exc)
+            finally:
+                free.release()
+
+    worker = threading.Thread(target=hash_blocks, name="upload-hash", daemon=True)
+    worker.start()
+    try:
+        return _copy(fd, offset, stream, length, limit, feed.put, buffers=2,
+                     before_fill=free.acquire)
+    finally:
+        feed.put(None)
+        worker.join()
+        if failure:
+            raise StorageError(f"Hashing the upload failed: {failure[0]}")
+
+
+def _copy(fd: int, offset: int, stream: BinaryIO, length: int | None, limit: int,
+          consume: Any, buffers: int = 1, before_fill: Any = None) -> int:
+    bufs = [memoryview(bytearray(BLOCK_SIZE)) for _ in range(buffers)]
     readinto = getattr(stream, "readinto", None)
-    pos, remaining = offset, length
+    pos, remaining, turn = offset, length, 0
     while remaining is None or remaining > 0:
         want = BLOCK_SIZE if remaining is None else min(BLOCK_SIZE, remaining)
+        buf = bufs[turn % buffers]
+        turn += 1
+        if before_fill is not None:
+            before_fill()  # wait until the hasher is done with this buffer
         try:
             if readinto is not None:
                 data: Any = buf[:readinto(buf[:want]) or 0]
@@ -92,7 +138,7 @@ def copy_stream(fd: int, offset: int, stream: BinaryIO, length: int | None, limi
         if pos + len(data) > limit:
             raise ValidationError("Received too many bytes.")
         pwrite_all(fd, data, pos)
-        hasher.update(data)
+        consume(data)
         pos += len(data)
         if remaining is not None:
             remaining -= len(data)

@@ -28,6 +28,7 @@ from .locks import LockService
 from .mounts import MountService
 from .moves import MoveService
 from .removal import RemovalService
+from .search import SearchService
 from .tree import Tree
 from .uploads import UploadService
 from .users import UserService
@@ -54,6 +55,7 @@ class Services:
     mounts: MountService
     imports: ImportService
     filemoves: FileMoveService
+    search: SearchService
 
     @classmethod
     def build(cls, store: Store, assetstores: AssetstoreRegistry, *,
@@ -78,7 +80,8 @@ class Services:
             removal=RemovalService(tree, files, uploads), auth=auth,
             locks=LockService(store.locks), mounts=MountService(store, tree, settings),
             imports=ImportService(tree, folders, items, files, assetstores),
-            filemoves=FileMoveService(tree, files, assetstores))
+            filemoves=FileMoveService(tree, files, assetstores),
+            search=SearchService(tree))
 
 
 __all__ = ["Services"]

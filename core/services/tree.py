@@ -122,6 +122,20 @@ class Tree:
         self.store.of(model).update_one({"_id": doc["_id"]}, update)
         return self.store.get(model, doc["_id"])
 
+    def set_timestamps(self, principal: Principal, model: str, doc: Document,
+                       changes: dict[str, Any]) -> Document:
+        """Girder's ``resource/{id}/timestamp``: site admins only, WRITE on it,
+        and only fields the document already has."""
+        if not principal.is_site_admin:
+            raise acl.denial(principal, acl.ADMIN, model, doc.get("_id"))
+        self.require(principal, model, doc, acl.WRITE)
+        for key in changes:
+            if key not in ("created", "updated") or key not in doc:
+                raise ValidationError(f"Resource has no {key} field.", field=key)
+        if changes:
+            self.store.of(model).update_one({"_id": doc["_id"]}, {"$set": changes})
+        return {**doc, **changes}
+
     # ------------------------------------------------------------ roots
     @staticmethod
     def root_of(doc: Document, model: str) -> tuple[str, ObjectId]:

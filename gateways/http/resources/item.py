@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from joist.core import acl
+from joist.core.services.search import name_query
 
 from ..app import Context
 from ..request import RestError
@@ -61,38 +62,11 @@ def item_position(ctx: Context, id: str, folder_id: str | None, text: str | None
     return ctx.services.store.items.count({"$and": [query, before(doc, spec)]})
 
 
-SEARCH_PAGE = 500
-
-
 def _search_items(ctx: Context, text: str, offset: int, limit: int) -> list[dict[str, Any]]:
-    """Global item search, filtered through each item's folder (checked once
-    per distinct folder); matches are read a page at a time."""
-    out: list[dict[str, Any]] = []
-    readable: dict[Any, bool] = {}
-    skipped, last = 0, None
-    query = name_search(text)
-    for _ in range(10**9):
-        page = ctx.services.store.items.find(
-            query if last is None else {"$and": [query, {"_id": {"$gt": last}}]},
-            sort=[("_id", 1)], limit=SEARCH_PAGE)
-        for doc in page:
-            folder_id = doc["folderId"]
-            if folder_id not in readable:
-                folder = ctx.services.store.folders.find_one({"_id": folder_id})
-                readable[folder_id] = folder is not None and \
-                    acl.effective_level(folder, ctx.principal) >= acl.READ
-            if not readable[folder_id]:
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            out.append(ctx.filter("item", doc, ctx.principal) or {})
-            if limit and len(out) >= limit:
-                return out
-        if len(page) < SEARCH_PAGE:
-            return out
-        last = page[-1]["_id"]
-    return out
+    """Global item search; core filters each match through its folder."""
+    docs = ctx.services.search.find(ctx.principal, "item", name_query("item", text),
+                                    offset=offset, limit=limit)
+    return ctx.filter.many("item", docs, ctx.principal)
 
 
 @items.post("", "Create an item.", access="user", scope=WRITE_SCOPE, params=(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from joist.core import acl
 from joist.core.errors import AccessDeniedError, NotFoundError, ValidationError
+from joist.core.services.search import name_query
 
 from ..app import Context
 from ..archive import ArchiveWalker
@@ -57,45 +57,14 @@ def get_resource(ctx: Context, id: str, type: str) -> Any:
     Param("limit", "integer", default=10), Param("offset", "integer", default=0)))
 def search(ctx: Context, q: str, mode: str, types: list[Any], level: int, limit: int,
            offset: int) -> dict[str, list[Any]]:
-    escaped = re.escape(q.strip().lower())
-    pattern = "^" + escaped if mode == "prefix" else escaped
     results: dict[str, list[Any]] = {}
-    svc = ctx.services
     for model in types:
         if model not in MODELS:
             continue
-        fields = ("login", "firstName", "lastName") if model == "user" else \
-            ("lowerName",) if model != "file" else ("name",)
-        clauses = [{f: {"$regex": pattern, "$options": "i"}} for f in fields]
-        query: dict[str, Any] = clauses[0] if len(clauses) == 1 else {"$or": clauses}
-        if model in ("collection", "folder", "user", "group"):
-            query = acl.and_filter(query, acl.permission_filter(ctx.principal, level))
-            docs = svc.store.of(model).find(query, sort=[("_id", 1)], skip=offset,
-                                            limit=limit)
-        else:
-            docs = _readable_leaves(ctx, model, query, offset, limit, level)
+        docs = ctx.services.search.find(ctx.principal, model, name_query(model, q, mode),
+                                        level=level, offset=offset, limit=limit)
         results[model] = ctx.filter.many(model, docs, ctx.principal)
     return results
-
-
-def _readable_leaves(ctx: Context, model: str, query: dict[str, Any], offset: int,
-                     limit: int, level: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    skipped = 0
-    for doc in ctx.services.store.of(model).find(query, sort=[("_id", 1)],
-                                                 limit=(offset + limit) * 20 or 0):
-        try:
-            if ctx.services.tree.level(ctx.principal, model, doc) < level:
-                continue
-        except NotFoundError:
-            continue
-        if skipped < offset:
-            skipped += 1
-            continue
-        out.append(doc)
-        if limit and len(out) >= limit:
-            break
-    return out
 
 
 # ---------------------------------------------------------------- selections
@@ -213,16 +182,10 @@ def delete(ctx: Context, resources: Any, progress: bool) -> None:
 def timestamp(ctx: Context, id: str, type: str, created: str | None,
               updated: str | None) -> Any:
     doc = load(ctx, type, id, acl.WRITE)
-    changes: dict[str, Any] = {}
-    for key, raw in (("created", created), ("updated", updated)):
-        if raw is None:
-            continue
-        if key not in doc:
-            raise RestError(f"Resource has no {key} field.")
-        changes[key] = _parse_time(raw)
-    if changes:
-        ctx.services.store.of(type).update_one({"_id": doc["_id"]}, {"$set": changes})
-    return ctx.filter(type, {**doc, **changes}, ctx.principal)
+    changes = {key: _parse_time(raw) for key, raw in (("created", created),
+                                                       ("updated", updated)) if raw is not None}
+    doc = ctx.services.tree.set_timestamps(ctx.principal, type, doc, changes)
+    return ctx.filter(type, doc, ctx.principal)
 
 
 def _parse_time(raw: str) -> _dt.datetime:

@@ -249,7 +249,7 @@ def test_file_record_edits(site: RestSite) -> None:
 
 def test_upload_bodies_are_streamed_not_held_in_memory(site: RestSite,
                                                        tmp_path: Path) -> None:
-    size = 24 << 20
+    size = 48 << 20
     source = tmp_path / "big.bin"
     with source.open("wb") as out:
         block = hashlib.sha512(b"seed").digest() * 1024
@@ -266,6 +266,8 @@ def test_upload_bodies_are_streamed_not_held_in_memory(site: RestSite,
         tracemalloc.stop()
     assert reply.status_code == 200, reply.text
     assert reply.json()["size"] == size
-    assert peak < 8 << 20, peak  # a few blocks, never the whole body
+    # A few 1 MiB blocks in flight (client, server, the hashing pipeline), never
+    # the whole body.
+    assert peak < 16 << 20, peak
     got = hashlib.sha512(site.get(f"file/{reply.json()['_id']}/download", "alice").content)
     assert got.hexdigest() == hashlib.sha512(source.read_bytes()).hexdigest()
