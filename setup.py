@@ -38,6 +38,7 @@ setup(
         "cheroot>=10.0",
         "wsgidav>=4.3",
         "paramiko>=3.4",
+        "cryptography>=3.3",  # SFTP host key generation (also a paramiko dependency)
         "mfusepy>=3.0",
         "diskcache>=5.6",      # the FUSE mount's chunk cache
         "defusedxml>=0.7",

@@ -83,6 +83,12 @@ class Server:
                 (settings.host, app.settings.webdav.port),
                 make_dav_app(app.hierarchy, app.services, app.settings, prefix=""),
                 numthreads=settings.threads, server_name="joist")
+        self.sftp: Any = None  # the read-only SFTP server, unless disabled
+        if app.settings.sftp.enabled:
+            from joist.gateways.sftp import SftpServer
+            self.sftp = SftpServer(app.hierarchy, app.services.auth,
+                                   host=app.settings.sftp.host, port=app.settings.sftp.port,
+                                   host_key_path=app.settings.sftp_host_key)
         self._threads: list[threading.Thread] = []
 
     @property
@@ -104,14 +110,22 @@ class Server:
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
     def start(self) -> None:
-        for name, server in (("http", self.http), ("dav", self.dav)):
-            if server is not None:
-                server.prepare()
-                thread = threading.Thread(target=server.serve, name=name, daemon=True)
-                thread.start()
-                self._threads.append(thread)
+        try:
+            for name, server in (("http", self.http), ("dav", self.dav)):
+                if server is not None:
+                    server.prepare()
+                    thread = threading.Thread(target=server.serve, name=name, daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+            if self.sftp is not None:
+                self.sftp.start()
+        except BaseException:
+            self.stop()  # whatever did start must not outlive a failed start
+            raise
 
     def stop(self) -> None:
+        if self.sftp is not None:
+            self.sftp.stop()
         self.http.stop()
         if self.dav is not None:
             self.dav.stop()
@@ -127,8 +141,15 @@ class Server:
         self.stop()
 
     def banner(self) -> list[str]:
-        lines = [f"Joist is running. REST API: {self.url}/api/v1",
-                 f"Data directory: {self.app.settings.data_path}"]
+        lines = [f"Joist is running. REST API: {self.url}/api/v1"]
+        if self.app.settings.webdav.enabled:
+            lines.append(f"WebDAV: {self.url}/dav" +
+                         (f" (and {self.dav_url})" if self.dav_url else ""))
+        if self.sftp is not None:
+            host, port = self.sftp.address
+            lines.append(f"SFTP (read-only): sftp -P {port} LOGIN@{host}   "
+                         f"host key {self.sftp.host_key_fingerprint}")
+        lines.append(f"Data directory: {self.app.settings.data_path}")
         if not self.app.services.users.list(SYSTEM, limit=1):
             lines.append("No users yet: create the first (an administrator) with\n"
                          "  .venv/bin/joist user create LOGIN --email you@example.org")

@@ -12,14 +12,21 @@ to a plain directory, then starts, on 127.0.0.1:
 and times the OpenSSH ``sftp`` client (public-key login, batch mode) doing
 ``get`` of the 1 GiB file and ``get -r`` of the tree from each, with the
 client's defaults and with ``-c aes128-gcm@openssh.com -R 64 -B 261120``.
-Each figure is the median of ``--runs`` runs; ratios are Joist / OpenSSH
+Each figure is the median of ``--runs`` runs, the servers taking turns so a
+busy moment of the machine hits all of them; ratios are Joist / OpenSSH
 (1.0 = as fast). Server CPU seconds are per run (median), read from
-``/proc`` (sshd's include its reaped session children).
+``/proc`` (sshd's include its reaped session children). ``--bare`` adds the
+issue's calibration point: paramiko's own ``SFTPServer`` over the plain files.
+
+With the client's defaults OpenSSH's client picks chacha20-poly1305 against
+sshd, and aes128-ctr with hmac-sha2-256-etm against paramiko (which has no
+chacha20): the first column compares the two servers as a user meets them.
 
 Issue 6's targets: 1 GiB download >= 0.55 of OpenSSH in both settings;
 ``get -r`` of the tree >= 0.75 of OpenSSH's files per second.
 
-Run by hand, as root:  .venv/bin/python benchmarks/sftp_bench.py [--runs 3] [--dir DIR]
+Run by hand, as root:
+    .venv/bin/python benchmarks/sftp_bench.py [--runs 5] [--bare] [--keep DIR]
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ from joist.core.settings import Settings, load_settings
 from tests.mongo_stand_in import REAL_URI, LockedMongoClient, fresh_db_name, real_uri
 from tests.s3env import select_test_assetstore, stop_shared_moto
 
-# Fast bcrypt for tests; production uses the schema default (12).
-TEST_OVERRIDES = {"security.bcrypt_rounds": 4, "assetstore.reserve_mb": 0}
+# Fast bcrypt for tests (production uses the schema default, 12); servers a test
+# starts bind free ports, SFTP included.
+TEST_OVERRIDES = {"security.bcrypt_rounds": 4, "assetstore.reserve_mb": 0, "sftp.port": 0}
 ENGINE = os.environ.get("JOIST_TEST_ENGINE", "sqlite")
 if ENGINE not in ("sqlite", "mongo"):
     raise pytest.UsageError(f"JOIST_TEST_ENGINE must be sqlite or mongo, not {ENGINE!r}")
@@ -82,5 +83,6 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     """Environment for running the `joist` CLI against a fresh data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOIST_")}
     env.update(JOIST_DATA_DIR=str(tmp_path / "data"), JOIST_SECURITY__BCRYPT_ROUNDS="4",
-               JOIST_ASSETSTORE__RESERVE_MB="0", HOME=str(tmp_path / "home"))
+               JOIST_ASSETSTORE__RESERVE_MB="0", JOIST_SFTP__PORT="0",
+               HOME=str(tmp_path / "home"))
     return env

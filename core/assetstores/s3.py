@@ -41,8 +41,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from botocore.exceptions import ClientError
+
 from ..db.engine import Collection, DuplicateKeyError, Engine
-from ..errors import ConflictError, StorageError, UnsupportedError, ValidationError
+from ..errors import ConflictError, CoreError, StorageError, UnsupportedError, ValidationError
 from .base import (
     AssetstoreAdapter,
     BlobReader,
@@ -52,7 +54,15 @@ from .base import (
     Problem,
 )
 from .filesystem import BLOB_REFS_SPEC, SHA512_RE, _upload_id, _upload_size
-from .s3_client import S3BlobReader, S3Location, make_client, s3_errors
+from .s3_client import (
+    MIN_PART,
+    S3BlobReader,
+    S3Location,
+    error_code,
+    error_for,
+    make_client,
+    s3_errors,
+)
 from .s3_upload import (
     JOURNAL_SPEC,
     TAIL_SPEC,
@@ -86,7 +96,8 @@ class S3Assetstore(AssetstoreAdapter):
                                 dedup=True, resumable=True, presigned_download=True)
 
     def __init__(self, location: S3Location, *, refs: Collection, journals: Collection,
-                 tails: Collection, assetstore_id: str, buffer_part: int = 16 << 20) -> None:
+                 tails: Collection, assetstore_id: str, part_size: int = 16 << 20,
+                 window: int = 4) -> None:
         if not location.bucket:
             raise ValidationError("The S3 bucket name is required.", field="bucket")
         self.location = location
@@ -98,7 +109,10 @@ class S3Assetstore(AssetstoreAdapter):
         self.client = make_client(location)
         self.stream_client = make_client(location, retries=False)
         self.keys = UploadKeys(location.key_prefix)
-        self.buffer_part = buffer_part
+        # A chunk is sent as whole parts of about ``part_size`` bytes (more for
+        # uploads that would need too many), ``window`` of them at a time.
+        self.part_size = max(MIN_PART, part_size)
+        self.window = window
         self._hashes: OrderedDict[str, _Hashing] = OrderedDict()
         self._hash_lock = threading.Lock()
 
@@ -117,8 +131,12 @@ class S3Assetstore(AssetstoreAdapter):
     def probe(self) -> None:
         """Fail with a clear error unless the bucket is reachable and, for a
         writable store, writable: run before an assetstore document is saved."""
-        with self.errors("Checking the S3 bucket"):
+        what = "Checking the S3 bucket"
+        try:
             self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            raise self._bucket_error(what, exc) from exc
+        with self.errors(what):
             if not self.location.read_only:
                 key = self.keys.prefix + "joist-probe-" + uuid.uuid4().hex
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=b"")
@@ -132,7 +150,7 @@ class S3Assetstore(AssetstoreAdapter):
         writer = self.writer()
         old = writer.journal(upload_id, missing_ok=True)
         if old is not None:  # begun again: start afresh
-            self._drop_upload(upload_id, protect=self._counted_key(old))
+            self._drop_upload(upload_id, old, protect=self._counted_key(old))
         journal = writer.start(upload_id, uuid.uuid4().hex)
         self._remember(upload_id, _Hashing(journal.generation, 0, hashlib.sha512()))
         return self._state(upload_id, journal)
@@ -154,8 +172,13 @@ class S3Assetstore(AssetstoreAdapter):
             raise ValidationError("Received too many bytes.")
         hashing = self._hashing_for(upload_id, journal)
         hasher = hashing.hasher.copy() if hashing else _NullHasher()
-        new, _ = writer.write(upload_id, journal, stream, length, size=size,
-                              final_allowed=not upload.get("streaming"), hasher=hasher)
+        try:
+            new, _ = writer.write(upload_id, journal, stream, length, size=size,
+                                  final_allowed=not upload.get("streaming"), hasher=hasher)
+        except BaseException:
+            if hashing is not None:  # the chunk may have committed a multipart id
+                self._keep_hashing(upload_id, journal, hashing)
+            raise
         if hashing is not None:
             self._remember(upload_id, _Hashing(new.generation, new.version, hasher))
         return new.received, self._state(upload_id, new)
@@ -179,16 +202,16 @@ class S3Assetstore(AssetstoreAdapter):
         if digest is not None:
             claimed = self._claim(digest)
             if claimed is not None:  # the content is stored already: send nothing more
-                self._drop_upload(upload_id, protect=claimed)
+                self._drop_upload(upload_id, journal, protect=claimed)
                 return self._blob(size, digest, claimed)
         if not writer.install(upload_id, journal, key):
             digest = None  # completed by an earlier attempt: hash what S3 holds
         if digest is None:  # some chunks went through another process: re-read
             digest = self._hash_object(key, size)
-        writer.commit(upload_id, journal, sha512=digest)
+        journal = writer.commit(upload_id, journal, sha512=digest)
         final_key = self._count_new(digest, size, key)
         try:
-            self._drop_upload(upload_id, protect=final_key)
+            self._drop_upload(upload_id, journal.but(multipart_id=""), protect=final_key)
         except StorageError:  # counted already: leftovers are for `joist check`
             log.warning("upload %s: leftovers stay for `joist check`", upload_id)
         return self._blob(size, digest, final_key)
@@ -197,11 +220,10 @@ class S3Assetstore(AssetstoreAdapter):
         upload_id = _upload_id(upload)
         journal = self.writer().journal(upload_id, missing_ok=True)
         self._forget(upload_id)
-        if journal is None:  # finalized or aborted: only stray multiparts may be left
-            self.writer().abort_multiparts(upload_id)
+        if journal is None:  # finalized or aborted already
             self.writer().drop_tail(upload_id)
             return
-        self._drop_upload(upload_id, protect=self._counted_key(journal))
+        self._drop_upload(upload_id, journal, protect=self._counted_key(journal))
 
     # -- blobs --------------------------------------------------------------
     def open_read(self, blob: Mapping[str, Any]) -> BlobReader:
@@ -302,6 +324,27 @@ class S3Assetstore(AssetstoreAdapter):
                                       settled_before=settled_before)
 
     # -- internals ------------------------------------------------------------
+    def explain(self, what: str, exc: BaseException) -> CoreError:
+        """The error for a failed streamed send. S3 may answer an early error
+        (bad credentials, no bucket) and close the connection while the body
+        is still going, which looks like a network failure: ask about the
+        bucket, whose answer usually says why."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as probe:
+            return self._bucket_error(what, probe)
+        except Exception:  # unreachable indeed
+            pass
+        return error_for(exc, what, self.bucket)
+
+    def _bucket_error(self, what: str, exc: BaseException) -> CoreError:
+        if error_code(exc) in ("404", "NotFound", "NoSuchBucket"):  # HEAD has no body
+            err: CoreError = StorageError(f"{what}: the S3 bucket {self.bucket!r} does "
+                                          "not exist.")
+            err.__cause__ = exc
+            return err
+        return error_for(exc, what, self.bucket)
+
     def writer(self) -> ChunkWriter:
         return ChunkWriter(self)
 
@@ -311,8 +354,8 @@ class S3Assetstore(AssetstoreAdapter):
         return {"key": self.keys.blob(upload_id, journal.generation),
                 "generation": journal.generation, "version": journal.version,
                 "multipartId": journal.multipart_id or None,
-                "parts": [{"partNumber": i + 1, "etag": etag, "size": size}
-                          for i, (etag, size) in enumerate(journal.parts)],
+                "parts": [{"partNumber": i + 1, "etag": part.etag, "size": part.size}
+                          for i, part in enumerate(journal.parts)],
                 "tail": journal.tail}
 
     def _claim(self, digest: str) -> str | None:
@@ -353,17 +396,23 @@ class S3Assetstore(AssetstoreAdapter):
         doc = self.refs.find_one({"_id": self.ref_id(journal.sha512)})
         return str(doc["s3Key"]) if doc and doc.get("refs", 0) > 0 else None
 
-    def _drop_upload(self, upload_id: str, *, protect: str | None = None) -> None:
-        """Delete the upload's objects (but ``protect``), multipart uploads,
-        tail and, last, its journal: an interruption leaves the journal for
-        ``check`` to find."""
-        writer = self.writer()
-        for key in list(writer.upload_objects(upload_id)):
-            if key != protect:
-                with self.errors("Deleting upload data"):
-                    self.client.delete_object(Bucket=self.bucket, Key=key)
-        writer.abort_multiparts(upload_id)
-        writer.forget(upload_id)
+    def _drop_upload(self, upload_id: str, journal: Journal, *,
+                     protect: str | None = None) -> None:
+        """Delete what the journal says the upload holds in S3 (its object but
+        ``protect``, its multipart upload), its tail and, last, the journal:
+        an interruption leaves the journal for ``check`` to find."""
+        key = self.keys.blob(upload_id, journal.generation)
+        with self.errors("Deleting upload data"):
+            if key != protect and (journal.done or journal.sha512 or journal.parts):
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+            if journal.multipart_id:
+                try:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key,
+                                                       UploadId=journal.multipart_id)
+                except Exception as exc:
+                    if error_code(exc) != "NoSuchUpload":  # (completed or aborted)
+                        raise
+        self.writer().forget(upload_id)
         self._forget(upload_id)
 
     def _hash_object(self, key: str, size: int) -> str:
@@ -392,6 +441,16 @@ class S3Assetstore(AssetstoreAdapter):
                 or cached.version != journal.version:
             return None
         return cached
+
+    def _keep_hashing(self, upload_id: str, before: Journal, hashing: _Hashing) -> None:
+        """After a failed chunk: the hash still holds if the bytes did not change."""
+        try:
+            now = self.writer().journal(upload_id, missing_ok=True)
+        except Exception:
+            return
+        if now is not None and now.generation == before.generation \
+                and now.received == before.received:
+            self._remember(upload_id, _Hashing(now.generation, now.version, hashing.hasher))
 
     def _remember(self, upload_id: str, state: _Hashing) -> None:
         with self._hash_lock:

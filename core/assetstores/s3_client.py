@@ -8,6 +8,7 @@ Nothing here knows about uploads or reference counts (see ``s3.py``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import re
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import boto3
+import botocore.loaders
+import botocore.session
 import urllib3.exceptions
 from botocore.config import Config
 from botocore.exceptions import (
@@ -107,10 +110,13 @@ def make_client(loc: S3Location, *, retries: bool = True) -> Any:
     part is read once, straight from the client's request. Streamed bodies
     cannot be rewound, so their client (``retries=False``) never re-sends.
     """
-    if loc.infer_credentials:
-        session = boto3.session.Session(region_name=loc.region)  # the default chain
+    core = botocore.session.Session()
+    core.register_component("data_loader", _data_loader())
+    if loc.infer_credentials:  # boto3's default chain: environment, profile, role...
+        session = boto3.session.Session(botocore_session=core, region_name=loc.region)
     else:
-        session = boto3.session.Session(aws_access_key_id=loc.access_key_id or "",
+        session = boto3.session.Session(botocore_session=core,
+                                        aws_access_key_id=loc.access_key_id or "",
                                         aws_secret_access_key=loc.secret or "",
                                         region_name=loc.region)
     config = Config(
@@ -122,6 +128,14 @@ def make_client(loc: S3Location, *, retries: bool = True) -> Any:
         response_checksum_validation="when_required",
         max_pool_connections=64, signature_version="s3v4")
     return session.client("s3", endpoint_url=loc.endpoint_url, config=config)
+
+
+@functools.cache
+def _data_loader() -> Any:
+    """botocore's loader of its JSON data files (service models, endpoints).
+    They are static, and parsing them costs ~0.1 s per new session: every
+    client shares one loader, as every client of boto3's default session does."""
+    return botocore.loaders.create_loader()
 
 
 def error_for(exc: BaseException, what: str, bucket: str) -> CoreError:
@@ -237,11 +251,15 @@ class PartBody:
         return bytes(data)
 
 
+_BULK_READ = 256 << 10  # a read this big at offset 0 starts a whole-object GET
+
+
 class S3BlobReader(BlobReader):
     """A blob read with ranged GETs. Sequential reads share one open GET to the
-    end of the object (no request per block); other reads fetch exactly their
-    range. A body that fails midway is resumed from the last byte received,
-    up to ``attempts`` times."""
+    end of the object (no request per block): a big read at 0 or a read where
+    the previous one ended opens it. Other reads fetch exactly their range. A
+    body that fails midway is resumed from the last byte received, up to
+    ``attempts`` times."""
 
     def __init__(self, client: Any, bucket: str, key: str, *, size: int,
                  attempts: int = 3) -> None:
@@ -274,8 +292,9 @@ class S3BlobReader(BlobReader):
 
     def _read_range(self, offset: int, size: int) -> bytes:
         with self._lock:
-            if offset == self._body_pos or (self._body is None and offset == self._last_end
-                                             and size < self._size - offset):
+            if offset == self._body_pos or (
+                    self._body is None and size < self._size - offset and
+                    (offset == self._last_end or (offset == 0 and size >= _BULK_READ))):
                 return self._from_stream(offset, size)
         data = self._fetch(offset, size)
         self._last_end = offset + len(data)
@@ -310,9 +329,10 @@ class S3BlobReader(BlobReader):
 
     def _open_body(self, start: int) -> None:
         self._close_body()
+        # No Range from 0: some servers (moto) work harder for any ranged GET.
+        extra = {"Range": f"bytes={start}-"} if start else {}
         try:
-            reply = self._client.get_object(Bucket=self._bucket, Key=self._key,
-                                            Range=f"bytes={start}-")
+            reply = self._client.get_object(Bucket=self._bucket, Key=self._key, **extra)
         except ClientError as exc:
             raise error_for(exc, "Reading an S3 blob", self._bucket) from exc
         self._body, self._body_pos = reply["Body"], start

@@ -4,26 +4,30 @@ See ``s3.py``'s docstring for the design; ``S3Assetstore`` is the caller."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 from urllib.parse import quote
+
+from botocore.exceptions import ClientError
 
 from ..db.engine import CollectionSpec
 from ..errors import ConflictError, CoreError, NotFoundError, StorageError, ValidationError
 from .base import BLOCK_SIZE
 from .s3_client import (
-    MAX_PART,
     MIN_PART,
     PartBody,
     error_for,
     even_pieces,
     read_exactly,
 )
+from .s3_parts import PieceSender, part_size_for
 
 if TYPE_CHECKING:
     from .s3 import S3Assetstore
@@ -35,7 +39,7 @@ __all__ = [
 
 JOURNAL_SPEC = CollectionSpec("s3_upload_journal")
 """One document per upload in progress: ``{_id: "<assetstoreId>:<uploadId>",
-assetstoreId, uploadId, gen, version, parts: [[etag, size]...], base, mpu,
+assetstoreId, uploadId, gen, version, parts: [[etag, size, crc32]...], base, mpu,
 done, sha512, tail, updated}``."""
 TAIL_SPEC = CollectionSpec("s3_upload_tail")
 """Tail segments: ``{_id: "<assetstoreId>:<uploadId>:<gen>:<offset, 20 digits>",
@@ -98,13 +102,19 @@ class UploadKeys:
         return bool(_FANOUT_DIR_RE.match(rel)) or self.parse_blob(key) is not None
 
 
+class Part(NamedTuple):
+    etag: str
+    size: int
+    crc32: str  # base64, as S3 wants it: parts carry checksums S3 verifies
+
+
 @dataclass(frozen=True)
 class Journal:
     """An upload's committed state; ``version`` grows with every commit."""
 
     generation: str
     version: int = 0
-    parts: tuple[tuple[str, int], ...] = ()  # (ETag, size) of parts 1..n
+    parts: tuple[Part, ...] = ()  # parts 1..n
     base: int = 0  # bytes in those parts (or in the single PUT)
     multipart_id: str = ""
     done: str = ""  # ETag of the single PUT that holds the whole upload
@@ -128,7 +138,7 @@ class Journal:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Journal:
         return cls(generation=doc["gen"], version=int(doc["version"]),
-                   parts=tuple((str(e), int(s)) for e, s in doc.get("parts") or ()),
+                   parts=tuple(Part(str(e), int(s), str(c)) for e, s, c in doc.get("parts") or ()),
                    base=int(doc["base"]), multipart_id=doc.get("mpu") or "",
                    done=doc.get("done") or "", sha512=doc.get("sha512") or "",
                    tail=int(doc.get("tail") or 0), updated=doc.get("updated"))
@@ -224,39 +234,42 @@ class ChunkWriter:
         key = self.keys.blob(upload_id, journal.generation)
         total = journal.tail + length
         final = final_allowed and journal.received + length == size
-        if final and not journal.parts and total <= MAX_PART:
+        part_size = part_size_for(size if final_allowed else None, self.store.part_size)
+        if final and not journal.parts and total <= part_size:
             body = PartBody(self.tail_bytes(upload_id, journal), stream, length, hasher)
-            etag = self._put_object(key, body, total)
+            etag = self._put_object(key, body, total)  # streamed, unbuffered
             return self.commit(upload_id, journal, base=journal.base + total, tail=0,
                                done=etag), [etag]
-        if final or total >= MIN_PART:
-            pieces = even_pieces(total)
-            self._check_parts(len(journal.parts) + len(pieces))
-            head = self.tail_bytes(upload_id, journal)
-            mpu = journal.multipart_id or self._create_multipart(key)
-            sent: list[tuple[str, int]] = []
+        if not final and total < MIN_PART:
+            self.add_tail(upload_id, journal, read_exactly(stream, length, hasher))
+            return self.commit(upload_id, journal, tail=total), []
+        pieces = even_pieces(total, part_size)  # each >= 5 MiB unless total is (final)
+        self._check_parts(len(journal.parts) + len(pieces))
+        head = self.tail_bytes(upload_id, journal)
+        journal = self._multipart(upload_id, journal, key)
+        sender = PieceSender(self, key, journal.multipart_id, len(journal.parts) + 1,
+                             self.store.window)
+        try:
             for piece in pieces:
-                body = PartBody(head, stream, piece - len(head), hasher)
-                number = len(journal.parts) + len(sent) + 1
-                sent.append((self._upload_part(key, mpu, number, body, piece), piece))
+                sender.send(head + read_exactly(stream, piece - len(head), hasher))
                 head = b""
-            new = self.commit(upload_id, journal, parts=journal.parts + tuple(sent),
-                              base=journal.base + total, tail=0, multipart_id=mpu)
-            return new, [etag for etag, _ in sent]
-        self.add_tail(upload_id, journal, read_exactly(stream, length, hasher))
-        return self.commit(upload_id, journal, tail=total), []
+            sent = sender.finish()
+        finally:
+            sender.close()
+        new = self.commit(upload_id, journal, parts=journal.parts + tuple(sent),
+                          base=journal.base + total, tail=0)
+        return new, [part.etag for part in sent]
 
     def _write_unknown(self, upload_id: str, journal: Journal, stream: BinaryIO, *,
                        size: int, final_allowed: bool,
                        hasher: Any) -> tuple[Journal, list[str]]:
-        """A chunk read to EOF: parts of ``buffer_part`` bytes as they fill up.
-        The stored tail is fetched only when it goes into a part (so small
-        appends cost no re-reading)."""
+        """A chunk read to EOF, cut into parts as they fill up. The stored tail
+        is fetched only when it goes into a part (small appends re-read nothing)."""
         key = self.keys.blob(upload_id, journal.generation)
-        limit, part_size = size - journal.received, self.store.buffer_part
+        limit, part_size = size - journal.received, self.store.part_size
         buf, unloaded = bytearray(), journal.tail  # unloaded: tail bytes not in buf
-        got, base, mpu = 0, journal.base, journal.multipart_id
-        sent: list[tuple[str, int]] = []
+        got, base = 0, journal.base
+        sender: PieceSender | None = None
 
         def load() -> None:
             nonlocal unloaded
@@ -264,47 +277,50 @@ class ChunkWriter:
                 buf[0:0] = self.tail_bytes(upload_id, journal)
                 unloaded = 0
 
-        for block in _blocks(stream):
-            got += len(block)
-            if got > limit:
-                raise ValidationError("Received too many bytes.")
-            hasher.update(block)
-            buf += block
-            if unloaded + len(buf) >= part_size:
+        def send(data: bytes) -> None:
+            nonlocal journal, sender, base
+            if sender is None:
+                journal = self._multipart(upload_id, journal, key)
+                sender = PieceSender(self, key, journal.multipart_id, len(journal.parts) + 1,
+                                     self.store.window)
+            self._check_parts(sender.next_number)
+            sender.send(data)
+            base += len(data)
+
+        try:
+            for block in _blocks(stream):
+                got += len(block)
+                if got > limit:
+                    raise ValidationError("Received too many bytes.")
+                hasher.update(block)
+                buf += block
+                if unloaded + len(buf) >= part_size:
+                    load()
+                    send(bytes(buf[:part_size]))
+                    del buf[:part_size]
+            if got == 0:
+                return journal, []
+            final = final_allowed and journal.received + got == size
+            if final and not journal.parts and sender is None:
                 load()
-                self._check_parts(len(journal.parts) + len(sent) + 1)
-                mpu = mpu or self._create_multipart(key)
-                number = len(journal.parts) + len(sent) + 1
-                sent.append((self._upload_part(key, mpu, number, bytes(buf[:part_size]),
-                                               part_size), part_size))
-                del buf[:part_size]
-                base += part_size
-        if got == 0:
-            return journal, []
-        final = final_allowed and journal.received + got == size
-        parts = journal.parts + tuple(sent)
-        if final and not parts:
-            load()
-            etag = self._put_object(key, bytes(buf), len(buf))
-            return self.commit(upload_id, journal, base=base + len(buf), tail=0,
-                               done=etag), [etag]
-        left = unloaded + len(buf)
-        if left and (final or left >= MIN_PART):
-            load()
-            self._check_parts(len(parts) + 1)
-            mpu = mpu or self._create_multipart(key)
-            etag = self._upload_part(key, mpu, len(parts) + 1, bytes(buf), len(buf))
-            sent.append((etag, len(buf)))
-            parts = (*parts, (etag, len(buf)))
-            base += len(buf)
-            buf = bytearray()
+                etag = self._put_object(key, bytes(buf), len(buf))
+                return self.commit(upload_id, journal, base=base + len(buf), tail=0,
+                                   done=etag), [etag]
+            if unloaded + len(buf) and (final or unloaded + len(buf) >= MIN_PART):
+                load()
+                send(bytes(buf))
+                buf = bytearray()
+            sent = sender.finish() if sender is not None else []
+        finally:
+            if sender is not None:
+                sender.close()
         if buf:  # after a part, what is left starts a new tail (old segments lie
             # below the new base, where tail_bytes does not look)
             self.add_tail(upload_id, journal if not sent else journal.but(base=base, tail=0),
                           bytes(buf))
-        new = self.commit(upload_id, journal, parts=parts, base=base,
-                          tail=unloaded + len(buf), multipart_id=mpu)
-        return new, [etag for etag, _ in sent]
+        new = self.commit(upload_id, journal, parts=journal.parts + tuple(sent), base=base,
+                          tail=unloaded + len(buf))
+        return new, [part.etag for part in sent]
 
     # -- finalize ---------------------------------------------------------------
     def install(self, upload_id: str, journal: Journal, key: str) -> bool:
@@ -316,14 +332,14 @@ class ChunkWriter:
             tail = self.tail_bytes(upload_id, journal)
             self._put_object(key, tail, len(tail))
             return True
-        parts = [{"PartNumber": i + 1, "ETag": etag} for i, (etag, _) in
-                 enumerate(journal.parts)]
+        parts = [{"PartNumber": i + 1, "ETag": part.etag, "ChecksumCRC32": part.crc32}
+                 for i, part in enumerate(journal.parts)]
         try:
             if journal.tail:
                 tail = self.tail_bytes(upload_id, journal)
-                etag = self._upload_part(key, journal.multipart_id, len(parts) + 1, tail,
-                                         len(tail))
-                parts.append({"PartNumber": len(parts) + 1, "ETag": etag})
+                last = self.upload_part(key, journal.multipart_id, len(parts) + 1, tail)
+                parts.append({"PartNumber": len(parts) + 1, "ETag": last.etag,
+                              "ChecksumCRC32": last.crc32})
             with self.store.errors("Completing an S3 multipart upload"):
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket, Key=key, UploadId=journal.multipart_id,
@@ -368,20 +384,32 @@ class ChunkWriter:
             raise ValidationError(f"This upload needs more than {MAX_PARTS} S3 parts: "
                                   "send bigger chunks.")
 
-    def _create_multipart(self, key: str) -> str:
+    def _multipart(self, upload_id: str, journal: Journal, key: str) -> Journal:
+        """The journal with a multipart upload, started (and committed, so that
+        nothing S3 holds is unknown to the journal) if there was none."""
+        if journal.multipart_id:
+            return journal
         with self.store.errors("Starting an S3 multipart upload"):
-            return str(self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, **self.put_extra)["UploadId"])
+            mpu = str(self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32",
+                **self.put_extra)["UploadId"])
+        try:
+            return self.commit(upload_id, journal, multipart_id=mpu)
+        except ConflictError:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=mpu)
+            raise
 
     def _put_object(self, key: str, body: PartBody | bytes, length: int) -> str:
         return self._send("Storing an upload in S3", body, lambda client: client.put_object(
             Bucket=self.bucket, Key=key, Body=body, ContentLength=length, **self.put_extra))
 
-    def _upload_part(self, key: str, mpu: str, number: int, body: PartBody | bytes,
-                     length: int) -> str:
-        return self._send("Sending an upload chunk to S3", body, lambda client: (
+    def upload_part(self, key: str, mpu: str, number: int, data: bytes) -> Part:
+        """One buffered part (so botocore may re-send it), with its CRC32."""
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        etag = self._send("Sending an upload chunk to S3", data, lambda client: (
             client.upload_part(Bucket=self.bucket, Key=key, UploadId=mpu, PartNumber=number,
-                               Body=body, ContentLength=length)))
+                               Body=data, ContentLength=len(data), ChecksumCRC32=crc)))
+        return Part(etag, len(data), crc)
 
     def _send(self, what: str, body: PartBody | bytes, call: Any) -> str:
         # A streamed body cannot be sent twice: its client never retries.
@@ -391,6 +419,8 @@ class ChunkWriter:
         except Exception as exc:
             if isinstance(body, PartBody) and body.failure is not None:
                 raise body.failure from None  # the client's stream failed, not S3
+            if not isinstance(exc, CoreError | ClientError):
+                raise self.store.explain(what, exc) from exc  # (see explain)
             raise error_for(exc, what, self.bucket) from exc
         return str(reply["ETag"])
 

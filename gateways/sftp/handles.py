@@ -1,10 +1,11 @@
 """Open handles of one SFTP session.
 
 A file handle keeps the core ``Reader`` and ``Node`` it was opened with, so
-reads and ``fstat`` never resolve the path again. Reads fill a read-ahead
-buffer sized to the run of contiguous READs the client has pipelined (what the
-session sees queued), capped by ``SftpTuning.read_ahead``. A directory handle
-holds core's lazy listing and hands it out a page at a time.
+reads and ``fstat`` never resolve the path again. Reads are served from a
+read-ahead buffer: a miss fetches the run of contiguous READs the client has
+pipelined (what the session sees queued), capped by ``SftpTuning.read_ahead``.
+For a remote blob (S3, GridFS: a round trip per call) that is the point; for
+a local one it turns a pipeline's preads into one.
 """
 
 from __future__ import annotations

@@ -35,11 +35,12 @@ _U32 = struct.Struct(">I")
 MAX_FRAME = MAX_MESSAGE + 1024
 
 
-def complete_prefix(buf: bytes | bytearray, limit: int | None = None) -> int:
-    """Length of the complete requests at the front of ``buf`` (at most
-    ``limit`` bytes, but at least one request); all of ``buf`` when a length
-    prefix is out of bounds, so that the reader meets the violation."""
-    pos, size = 0, len(buf)
+def complete_prefix(buf: bytes | bytearray, limit: int | None = None, start: int = 0) -> int:
+    """End of the complete requests at the front of ``buf``, scanning from
+    ``start`` (a request boundary): at most ``limit`` bytes, but at least one
+    request; all of ``buf`` when a length prefix is out of bounds, so that the
+    reader meets the violation."""
+    pos, size = start, len(buf)
     while size - pos >= 4:
         (length,) = _U32.unpack_from(buf, pos)
         if length < 5 or length > MAX_FRAME:
@@ -64,16 +65,21 @@ class RequestInbox:
         self._buf = bytearray()
         self._closed = False
         self._event: threading.Event | None = None
+        self._ready = 0               # end of the complete requests in _buf
         self._busy = False            # a batch is being answered
         self._inline: int | None = None  # the transport thread, while it answers
 
     # ---------------------------------------------------- paramiko's side
     def feed(self, data: bytes) -> None:
         with self._cv:
+            if self._closed:
+                return  # the session is over: nobody will answer
             self._buf += data
             if self._event is not None:
                 self._event.set()
-            ready = complete_prefix(self._buf)
+            # Scan only what is new: a client may queue thousands of requests
+            # while a batch is being answered.
+            self._ready = ready = complete_prefix(self._buf, start=self._ready)
             if not ready:
                 return  # part of a request: nothing to answer yet
             if self._busy or ready != len(self._buf) or not self._light(self._buf):
@@ -89,14 +95,16 @@ class RequestInbox:
         finally:
             with self._cv:
                 self._busy, self._inline = False, None
+                if self._closed:
+                    self._cv.notify_all()  # shutdown() waits for this answer
 
     def read(self, nbytes: int, timeout: float | None = None) -> bytes:
         with self._cv:
             if self._inline == threading.get_ident():
-                return self._take(complete_prefix(self._buf, nbytes))
+                return self._take(self._upto(nbytes))
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
-                ready = 0 if self._busy else complete_prefix(self._buf, nbytes)
+                ready = 0 if self._busy else self._upto(nbytes)
                 if ready:
                     break
                 if self._closed:
@@ -132,15 +140,33 @@ class RequestInbox:
             return len(self._buf)
 
     # ---------------------------------------------------- the session's side
+    def shutdown(self) -> None:
+        """The session ends: refuse further input, and wait until an answer
+        under way on the transport thread is done (the handles go next)."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+            if self._inline != threading.get_ident():
+                while self._inline is not None:
+                    self._cv.wait()
+
     def release(self) -> None:
         """The session thread has answered what ``read`` gave it (it then
         reads again, so it needs no wake-up for what came meanwhile)."""
         with self._cv:
             self._busy = False
 
+    def _upto(self, nbytes: int) -> int:
+        """Bytes of whole requests to hand out: all that are ready, or as many
+        as fit in ``nbytes`` (at least one)."""
+        if self._ready <= nbytes:
+            return self._ready
+        return complete_prefix(self._buf, nbytes)
+
     def _take(self, size: int) -> bytes:
         data = bytes(self._buf[:size])
         del self._buf[:size]
+        self._ready = max(self._ready - size, 0)
         if self._event is not None and not self._buf and not self._closed:
             self._event.clear()
         return data

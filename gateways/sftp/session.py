@@ -76,9 +76,12 @@ class Outbox:
         self.size += len(part)
 
     def flush(self) -> None:
-        if not self.parts:
+        parts = self.parts
+        if not parts:
             return
-        view = memoryview(b"".join(self.parts))
+        # One small reply (the common case on the transport thread) goes out
+        # as it is; several are joined so packets leave full.
+        view = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))
         self.parts, self.size = [], 0
         send = self.channel.send
         while view:
@@ -145,6 +148,7 @@ class SftpSession(paramiko.SubsystemHandler):
         except Exception:
             log.exception("sftp session of %s failed", self.principal.label())
         finally:
+            self.inbox.shutdown()
             self.handles.close_all()
             self.host.session_ended(self)
             self.auth.session_ended()
@@ -170,16 +174,18 @@ class SftpSession(paramiko.SubsystemHandler):
     def _light(self, data: bytes | bytearray) -> bool:
         """May the transport thread answer these requests as they arrive? Only
         if no key exchange is under way and every reply surely fits in the
-        client's window, so that sending never waits for the thread itself."""
+        client's window, so that sending never waits for the thread itself.
+        ``data`` is whole requests (``RequestInbox`` checked the framing)."""
         if not self._negotiated or self.ops is None or not self.transport.is_active() \
                 or not self.transport.clear_to_send.is_set():
             return False
-        try:
-            spans, _used = split_requests(data)
-        except ProtocolError:
-            return False
-        bound = 0
-        for start, end in spans:
+        limit = min(INLINE_MAX, self.channel.out_window_size)
+        bound, pos, size = 0, 0, len(data)
+        while pos < size and bound <= limit:  # stops early on a long queue
+            (length,) = _U32.unpack_from(data, pos)
+            start, end = pos + 4, pos + 4 + length
+            if length < 5 or end > size:
+                return False  # broken framing: the session thread meets it
             kind = data[start]
             if kind in HEAVY:
                 return False
@@ -187,7 +193,8 @@ class SftpSession(paramiko.SubsystemHandler):
                 bound += self._read_bound(data, start, end)
             else:
                 bound += READDIR_REPLY if kind == CMD_READDIR else OTHER_REPLY
-        return bound <= min(INLINE_MAX, self.channel.out_window_size)
+            pos = end
+        return bound <= limit
 
     def _read_bound(self, data: bytes | bytearray, start: int, end: int) -> int:
         """Reply bytes of a READ: what the file has there, at most what was
@@ -210,7 +217,7 @@ class SftpSession(paramiko.SubsystemHandler):
             if data:
                 self._answer(data)
         except (ProtocolError, EOFError, OSError, paramiko.SSHException) as exc:
-            log.debug("sftp session of %s ended: %r", self.principal, exc)
+            log.debug("sftp session ended on the transport thread: %r", exc)
             self.channel.close()  # the session thread sees it and cleans up
 
     def _batch(self, buf: memoryview, spans: list[tuple[int, int]], outbox: Outbox) -> None:
@@ -263,6 +270,11 @@ class SftpSession(paramiko.SubsystemHandler):
                 except SftpStatusError as exc:
                     reads[index] = exc
         run_end: dict[int, int] = {}
+        if len(reads) < 2:
+            for index, parsed in reads.items():  # no run: the read itself
+                if not isinstance(parsed, SftpStatusError):
+                    run_end[index] = parsed[1] + parsed[2]
+            return reads, run_end
         following: dict[bytes, tuple[int, int]] = {}  # handle -> (offset, run end)
         for index in sorted(reads, reverse=True):
             parsed = reads[index]

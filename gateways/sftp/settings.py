@@ -51,9 +51,10 @@ class SftpTuning:
     session is given up, so a stalled or vanished client frees its thread."""
     keepalive: int = 60
     """Seconds between keepalive probes on an idle transport (0: none)."""
-    read_ahead: int = 4 << 20
+    read_ahead: int = WINDOW_SIZE
     """Most bytes fetched from the assetstore at once for the READs a client
-    has pipelined on one handle."""
+    has pipelined on one handle: a window's worth, as more cannot be sent
+    before the client acknowledges some."""
     send_batch: int = 1 << 20
     """Replies are sent in runs of about this many bytes, so channel packets go
     out full instead of one short packet per reply."""

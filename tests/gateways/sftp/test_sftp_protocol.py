@@ -288,3 +288,14 @@ def test_raw_client_is_independent(site: SftpSite) -> None:
     reply = raw.call("lstat", f"{DATA}/a.txt")
     flags, size = reply.u32(), reply.u64()
     assert flags & 1 and size == site.client().lstat(f"{DATA}/a.txt").st_size
+
+
+def test_thousands_of_queued_reads(site: SftpSite) -> None:
+    raw = site.raw()
+    handle = raw.handle("open", f"{DATA}/multi/y.bin", 1, 0)
+    offsets = [(n * 7) % len(w.Y_BIN) for n in range(3000)]
+    ids = [raw.send("read", handle, (Q, offset), 100) for offset in offsets]
+    for rid, offset in zip(ids, offsets, strict=True):
+        reply = raw.reply()
+        assert reply.id == rid and reply.string() == w.Y_BIN[offset:offset + 100]
+    assert raw.call("close", handle).status()[0] == OK
