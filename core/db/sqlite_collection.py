@@ -315,10 +315,41 @@ class SQLiteCollection(Collection):
     def update_one(self, filter: Filter, update: Update, *,
                    upsert: bool = False) -> UpdateResult:
         validate_update(update)
+        if not upsert and self._inc_by_id(filter, update):
+            return UpdateResult(1, 1)
         result = self._modify(filter, lambda d: apply_update(d, update),
                               self._upsert_doc(filter, update) if upsert else None)[0]
         self._maybe_purge()
         return result
+
+    def _inc_by_id(self, filter: Filter, update: Update) -> bool:
+        """Counters (sizes, file and item counts) change on every upload and
+        create: ``{"_id": x}`` with only ``$inc`` of top-level numbers runs as
+        one UPDATE statement, no read-modify-write. False when the case does
+        not apply or nothing was changed (the general path then decides,
+        raising what it must: a missing document, a non-numeric field)."""
+        if len(filter) != 1 or len(update) != 1 or "$inc" not in update:
+            return False
+        doc_id = filter.get("_id")
+        if not isinstance(doc_id, ObjectId | str):
+            return False
+        incs = update["$inc"]
+        if not incs or any("." in k or k == "_id" or k.startswith("$") or
+                           isinstance(v, bool) or not isinstance(v, int | float) or v == 0
+                           for k, v in incs.items()):
+            return False
+        sets, guards, params = [], [], []
+        for key, value in incs.items():
+            path = json_path((key,))  # an escaped SQL literal
+            sets.append(f"{path}, coalesce(json_extract(doc, {path}), 0) + ?")
+            params.append(value)
+            # missing counts as 0; a JSON null or any other type is an error
+            guards.append(f"coalesce(json_type(doc, {path}), 'missing') "
+                          "IN ('integer', 'real', 'missing')")
+        sql = (f"UPDATE {self._t} SET doc = json_set(doc, {', '.join(sets)}) "
+               f"WHERE id = ? AND {' AND '.join(guards)}")
+        cursor = self._engine.conn().execute(sql, (*params, encode_scalar(doc_id)))
+        return cursor.rowcount == 1
 
     @_mapped
     def update_many(self, filter: Filter, update: Update) -> UpdateResult:
