@@ -71,24 +71,28 @@ class ItemService:
             "creatorId": creator_id or principal.user_id, "created": now, "updated": now,
             "size": 0, "meta": merge_meta({}, metadata or {}), "fileCount": 0,
         }
+        # The unique (folderId, name) index settles item-against-item collisions
+        # (concurrent creates included); only sibling folders need a look first.
+        candidate = name
         for _ in range(MAX_RENAMES):
-            if rename:
-                doc["name"] = self.free_name(folder["_id"], name)
-            elif self._taken(folder["_id"], name, None):
-                raise ExistsError(f"{name!r} already exists here.", field="name")
-            doc["lowerName"] = doc["name"].lower()
+            if self.store.folders.find_one({"parentId": folder["_id"], "name": candidate},
+                                           projection=["_id"]) is not None:
+                if not rename:
+                    raise ExistsError(f"{name!r} already exists here.", field="name")
+                candidate = self.free_name(folder["_id"], name)
+            doc.update(name=candidate, lowerName=candidate.lower())
             doc.pop("_id", None)
             try:
                 self.store.items.insert_one(doc)
-                # Girder-Total-Count of a folder's items without a count query.
-                self.store.folders.update_one({"_id": folder["_id"]},
-                                              {"$inc": {"itemCount": 1}})
-                return doc
             except DuplicateKeyError:
                 if not rename:
                     raise ExistsError(f"{name!r} already exists here.",
                                       field="name") from None
-                # A concurrent create took the name: pick the next free one.
+                candidate = self.free_name(folder["_id"], name)
+                continue
+            # Girder-Total-Count of a folder's items without a count query.
+            self.store.folders.update_one({"_id": folder["_id"]}, {"$inc": {"itemCount": 1}})
+            return doc
         raise ExistsError(f"Too many items named {name!r} here.", field="name")
 
     def get(self, principal: Principal, item_id: Any, level: int = acl.READ) -> Document:
