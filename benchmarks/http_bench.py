@@ -135,6 +135,8 @@ def fill_folder(app: App, owner: dict[str, Any], folder: dict[str, Any], count: 
             batch = []
     if batch:
         app.store.items.insert_many(batch)
+    # What ItemService.create keeps up to date item by item.
+    app.store.folders.update_one({"_id": folder["_id"]}, {"$inc": {"itemCount": count}})
 
 
 class BareCheroot:
