@@ -89,8 +89,10 @@ class ProblemKind(StrEnum):
 
 @dataclass(frozen=True)
 class Problem:
-    """One inconsistency: ``ref`` is the blob key (sha512), the upload id for
-    ``stale-temp``, or the path relative to the root for ``unknown-file``."""
+    """One inconsistency: ``ref`` is the blob key (sha512; for bytes no
+    document counts, an adapter without content-addressed names may give its
+    own object key instead), the upload id for ``stale-temp``, or the path
+    relative to the root for ``unknown-file``."""
 
     kind: ProblemKind
     detail: str

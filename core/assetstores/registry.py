@@ -130,7 +130,7 @@ class AssetstoreRegistry:
     def create_s3(self, name: str, fields: Mapping[str, Any], *,
                   current: bool = False) -> Document:
         """An S3 assetstore (Girder's fields), once its bucket answered."""
-        from .s3_client import s3_fields
+        from .s3_config import s3_fields
         doc = {"type": S3, "name": name, **s3_fields(fields)}
         self.probe(doc)
         return self.create({**doc, "current": current})
@@ -164,7 +164,7 @@ class AssetstoreRegistry:
         if int(doc.get("type", FILESYSTEM)) == S3 and any(
                 k in changes for k in ("bucket", "prefix", "service", "region", "accessKeyId",
                                        "secret", "inferCredentials", "readOnly")):
-            from .s3_client import s3_fields
+            from .s3_config import s3_fields
             if not changes.get("secret"):
                 changes.pop("secret", None)  # never shown, so usually not sent back
             merged = {**doc, **changes}

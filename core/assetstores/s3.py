@@ -38,12 +38,11 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
-from ..db.engine import Collection, DuplicateKeyError, Engine
+from ..db.engine import Collection, Engine
 from ..errors import ConflictError, CoreError, StorageError, UnsupportedError, ValidationError
 from .base import (
     AssetstoreAdapter,
@@ -54,32 +53,18 @@ from .base import (
     Problem,
 )
 from .filesystem import BLOB_REFS_SPEC, SHA512_RE, _upload_id, _upload_size
-from .s3_client import (
-    MIN_PART,
-    S3BlobReader,
-    S3Location,
-    error_code,
-    error_for,
-    make_client,
-    s3_errors,
-)
-from .s3_upload import (
-    JOURNAL_SPEC,
-    TAIL_SPEC,
-    ChunkWriter,
-    Journal,
-    UploadKeys,
-    content_disposition,
-)
+from .s3_client import MIN_PART, S3BlobReader, error_code, error_for, s3_errors
+from .s3_config import S3Location, make_client
+from .s3_keys import UploadKeys, content_disposition, list_level
+from .s3_refs import RefCounts
+from .s3_upload import JOURNAL_SPEC, TAIL_SPEC, ChunkWriter, Journal
 
 __all__ = ["S3Assetstore"]
 
 log = logging.getLogger(__name__)
 
 PRESIGN_SECONDS = 3600  # boto's default, as Girder uses
-_COUNT_ATTEMPTS = 32  # rounds of the claim/insert race before giving up
 _HASH_CACHE_MAX = 4096
-_LIST_PAGES = 1_000_000  # bound on paginated listings (1000 keys a page)
 
 
 @dataclass
@@ -96,13 +81,14 @@ class S3Assetstore(AssetstoreAdapter):
                                 dedup=True, resumable=True, presigned_download=True)
 
     def __init__(self, location: S3Location, *, refs: Collection, journals: Collection,
-                 tails: Collection, assetstore_id: str, part_size: int = 16 << 20,
+                 tails: Collection, assetstore_id: str, part_size: int = 8 << 20,
                  window: int = 4) -> None:
         if not location.bucket:
             raise ValidationError("The S3 bucket name is required.", field="bucket")
         self.location = location
         self.bucket = location.bucket
         self.refs = refs
+        self.counts = RefCounts(refs, str(assetstore_id))
         self.journals = journals
         self.tails = tails
         self.assetstore_id = str(assetstore_id)
@@ -123,7 +109,7 @@ class S3Assetstore(AssetstoreAdapter):
                    tails=engine.collection(TAIL_SPEC), assetstore_id=str(doc["_id"]))
 
     def ref_id(self, sha512: str) -> str:
-        return f"{self.assetstore_id}:{sha512}"
+        return self.counts.ref_id(sha512)
 
     def errors(self, what: str) -> Any:
         return s3_errors(what, self.bucket)
@@ -200,7 +186,7 @@ class S3Assetstore(AssetstoreAdapter):
         hashing = self._hashing_for(upload_id, journal)
         digest = hashing.hasher.hexdigest() if hashing is not None else None
         if digest is not None:
-            claimed = self._claim(digest)
+            claimed = self.counts.claim(digest)
             if claimed is not None:  # the content is stored already: send nothing more
                 self._drop_upload(upload_id, journal, protect=claimed)
                 return self._blob(size, digest, claimed)
@@ -209,7 +195,7 @@ class S3Assetstore(AssetstoreAdapter):
         if digest is None:  # some chunks went through another process: re-read
             digest = self._hash_object(key, size)
         journal = writer.commit(upload_id, journal, sha512=digest)
-        final_key = self._count_new(digest, size, key)
+        final_key = self.counts.count_new(digest, size, key)
         try:
             self._drop_upload(upload_id, journal.but(multipart_id=""), protect=final_key)
         except StorageError:  # counted already: leftovers are for `joist check`
@@ -233,35 +219,21 @@ class S3Assetstore(AssetstoreAdapter):
                                  attempts=self.location.attempts)
 
     def add_reference(self, blob: Mapping[str, Any]) -> None:
-        digest, key = _sha512(blob), _s3_key(blob)
-        result = self.refs.update_one(
-            {"_id": self.ref_id(digest), "refs": {"$gt": 0}, "s3Key": key},
-            {"$inc": {"refs": 1}, "$set": {"updated": _now()}})
-        if result.matched == 0:
+        digest = _sha512(blob)
+        if not self.counts.add(digest, _s3_key(blob)):
             raise StorageError(f"Blob {digest[:16]}... has no live reference count; "
                                "run `joist check --repair`.")
 
     def delete(self, blob: Mapping[str, Any]) -> None:
-        digest = _sha512(blob)
-        doc = self.refs.find_one_and_update(
-            {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
-            {"$inc": {"refs": -1}, "$set": {"updated": _now()}})
-        if doc is None:
-            log.warning("delete of blob %s in assetstore %s: no reference count; "
-                        "left for `joist check`", digest, self.assetstore_id)
-            return
-        if doc["refs"] > 0:
-            return
-        # Bytes first, then the count: a failure in between leaves a count at
-        # 0 naming the object, which `joist check` finds. A finalize may have
-        # taken the document over meanwhile (new key, refs 1): the guard on
-        # refs keeps it, and the object deleted is the old one.
-        try:
-            with self.errors("Deleting an S3 blob"):
-                self.client.delete_object(Bucket=self.bucket, Key=doc["s3Key"])
-        except StorageError:
-            return
-        self.refs.delete_one({"_id": self.ref_id(digest), "refs": {"$lte": 0}})
+        def delete_object(key: str) -> bool:
+            try:
+                with self.errors("Deleting an S3 blob"):
+                    self.client.delete_object(Bucket=self.bucket, Key=key)
+            except StorageError:
+                return False  # the count stays at 0, for `joist check`
+            return True
+
+        self.counts.release(_sha512(blob), delete_object)
 
     def capacity(self) -> Capacity:
         return Capacity(total=None, free=None, used=None)  # S3 does not say
@@ -280,29 +252,8 @@ class S3Assetstore(AssetstoreAdapter):
     def list_import(self, path: str) -> Iterator[ImportEntry]:
         """One level of the bucket under the key prefix ``path``; the objects
         this assetstore manages itself are left out."""
-        prefix = path.strip("/")
-        prefix = f"{prefix}/" if prefix else ""
-        token: str | None = None
-        for _ in range(_LIST_PAGES):
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix,
-                                      "Delimiter": "/"}
-            if token:
-                kwargs["ContinuationToken"] = token
-            with self.errors("Listing the S3 bucket"):
-                page = self.client.list_objects_v2(**kwargs)
-            for common in page.get("CommonPrefixes") or ():
-                sub = common["Prefix"]
-                if not self.keys.is_managed(sub):
-                    yield ImportEntry("dir", sub[len(prefix):].rstrip("/"), sub, 0, None)
-            for obj in page.get("Contents") or ():
-                key = obj["Key"]
-                name = key[len(prefix):]
-                if name and not key.endswith("/") and not self.keys.is_managed(key):
-                    yield ImportEntry("file", name, key, int(obj["Size"]),
-                                      obj.get("LastModified"))
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return
+        with self.errors("Listing the S3 bucket"):
+            yield from list_level(self.client, self.bucket, path, self.keys)
 
     def imported_blob(self, entry: ImportEntry) -> dict[str, Any]:
         """The blob fields of a file record for an imported object."""
@@ -358,43 +309,9 @@ class S3Assetstore(AssetstoreAdapter):
                           for i, part in enumerate(journal.parts)],
                 "tail": journal.tail}
 
-    def _claim(self, digest: str) -> str | None:
-        """Count one more reference to live content; its key, or None."""
-        doc = self.refs.find_one_and_update(
-            {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
-            {"$inc": {"refs": 1}, "$set": {"updated": _now()}})
-        return None if doc is None else str(doc["s3Key"])
-
-    def _count_new(self, digest: str, size: int, key: str) -> str:
-        """Count a reference for content just installed at ``key``: share the
-        live copy if there is one, else make ``key`` the copy. Returns the key
-        the content is counted at."""
-        rid = self.ref_id(digest)
-        for _ in range(_COUNT_ATTEMPTS):
-            claimed = self._claim(digest)
-            if claimed is not None:
-                return claimed
-            # A count at 0 is a copy being deleted: take the document over.
-            taken = self.refs.update_one(
-                {"_id": rid, "refs": {"$lte": 0}},
-                {"$set": {"refs": 1, "s3Key": key, "size": size, "updated": _now()}})
-            if taken.matched:
-                return key
-            try:
-                self.refs.insert_one({"_id": rid, "assetstoreId": self.assetstore_id,
-                                      "sha512": digest, "size": size, "s3Key": key,
-                                      "refs": 1, "updated": _now()})
-                return key
-            except DuplicateKeyError:
-                continue  # someone counted first: claim theirs
-        raise StorageError(f"Could not count blob {digest[:16]}...: too much contention.")
-
     def _counted_key(self, journal: Journal) -> str | None:
         """The key counted for the upload's content, if its finalize got that far."""
-        if not journal.sha512:
-            return None
-        doc = self.refs.find_one({"_id": self.ref_id(journal.sha512)})
-        return str(doc["s3Key"]) if doc and doc.get("refs", 0) > 0 else None
+        return self.counts.counted_key(journal.sha512)
 
     def _drop_upload(self, upload_id: str, journal: Journal, *,
                      protect: str | None = None) -> None:
@@ -469,10 +386,6 @@ class _NullHasher:
 
     def update(self, data: Any) -> None:
         pass
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _sha512(blob: Mapping[str, Any]) -> str:

@@ -19,7 +19,7 @@ from ..errors import StorageError
 from .base import Problem, ProblemKind
 from .filesystem import SHA512_RE
 from .s3_client import S3BlobReader, error_code
-from .s3_upload import multipart_uploads
+from .s3_keys import multipart_uploads
 
 if TYPE_CHECKING:
     from .s3 import S3Assetstore

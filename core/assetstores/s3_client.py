@@ -1,6 +1,5 @@
-"""S3 building blocks: where a bucket is (from an assetstore document), boto3
-clients configured for streaming, the translation of botocore failures into
-core errors, the body of a streamed PUT, and a ranged, retrying ``BlobReader``.
+"""S3 building blocks: the translation of botocore failures into core errors,
+the body of a streamed PUT, and a ranged, retrying ``BlobReader``.
 
 Nothing here knows about uploads or reference counts (see ``s3.py``).
 """
@@ -8,21 +7,14 @@ Nothing here knows about uploads or reference counts (see ``s3.py``).
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
-import re
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-import boto3
-import botocore.loaders
-import botocore.session
 import urllib3.exceptions
-from botocore.config import Config
-from botocore.exceptions import (
+from botocore.exceptions import (  # type: ignore[import-untyped]
     BotoCoreError,
     ClientError,
     ConnectTimeoutError,
@@ -34,8 +26,8 @@ from ..errors import CoreError, NotFoundError, QuotaError, StorageError, Validat
 from .base import BLOCK_SIZE, BlobReader
 
 __all__ = [
-    "MAX_PART", "MIN_PART", "S3_FIELDS", "PartBody", "S3BlobReader", "S3Location",
-    "make_client", "read_exactly", "s3_errors", "s3_fields",
+    "MAX_PART", "MIN_PART", "PartBody", "S3BlobReader", "error_for", "even_pieces",
+    "read_exactly", "s3_errors",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,89 +45,6 @@ _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _QUOTA_CODES = frozenset({"QuotaExceeded", "XMinioStorageFull", "InsufficientStorage"})
 # Failures of a connection or a response body, worth a retry when reading.
 _TRANSIENT = (BotoCoreError, urllib3.exceptions.HTTPError, OSError)
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """Where one S3 assetstore keeps its objects, and how to reach them.
-
-    Field names of the assetstore document are Girder's (``bucket``,
-    ``prefix``, ``service``, ``region``, ``accessKeyId``, ``secret``,
-    ``inferCredentials``, ``readOnly``, ``serverSideEncryption``), plus ours
-    for timeouts and attempts."""
-
-    bucket: str
-    prefix: str = ""
-    region: str = "us-east-1"
-    endpoint_url: str | None = None
-    access_key_id: str | None = None
-    secret: str | None = None
-    infer_credentials: bool = False
-    read_only: bool = False
-    server_side_encryption: bool = False
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    attempts: int = 3
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> S3Location:
-        service = str(doc.get("service") or "").strip()
-        if service and "://" not in service:
-            service = "https://" + service  # Girder accepts host[:port]
-        return cls(
-            bucket=str(doc.get("bucket") or ""),
-            prefix=str(doc.get("prefix") or "").strip("/"),
-            region=str(doc.get("region") or "us-east-1"),
-            endpoint_url=service or None,
-            access_key_id=doc.get("accessKeyId") or None,
-            secret=doc.get("secret") or None,
-            infer_credentials=bool(doc.get("inferCredentials")),
-            read_only=bool(doc.get("readOnly")),
-            server_side_encryption=bool(doc.get("serverSideEncryption")),
-            connect_timeout=float(doc.get("connectTimeout") or 10.0),
-            read_timeout=float(doc.get("readTimeout") or 60.0),
-            attempts=max(1, int(doc.get("attempts") or 3)),
-        )
-
-    @property
-    def key_prefix(self) -> str:
-        """The prefix as keys start with it: ``""`` or ``"a/b/"``."""
-        return f"{self.prefix}/" if self.prefix else ""
-
-
-def make_client(loc: S3Location, *, retries: bool = True) -> Any:
-    """A thread-safe boto3 S3 client.
-
-    Payloads are not SHA-256 signed and no checksums are computed: a streamed
-    part is read once, straight from the client's request. Streamed bodies
-    cannot be rewound, so their client (``retries=False``) never re-sends.
-    """
-    core = botocore.session.Session()
-    core.register_component("data_loader", _data_loader())
-    if loc.infer_credentials:  # boto3's default chain: environment, profile, role...
-        session = boto3.session.Session(botocore_session=core, region_name=loc.region)
-    else:
-        session = boto3.session.Session(botocore_session=core,
-                                        aws_access_key_id=loc.access_key_id or "",
-                                        aws_secret_access_key=loc.secret or "",
-                                        region_name=loc.region)
-    config = Config(
-        connect_timeout=loc.connect_timeout, read_timeout=loc.read_timeout,
-        retries={"mode": "standard", "total_max_attempts": loc.attempts if retries else 1},
-        s3={"addressing_style": "path" if loc.endpoint_url else "auto",
-            "payload_signing_enabled": False},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        max_pool_connections=64, signature_version="s3v4")
-    return session.client("s3", endpoint_url=loc.endpoint_url, config=config)
-
-
-@functools.cache
-def _data_loader() -> Any:
-    """botocore's loader of its JSON data files (service models, endpoints).
-    They are static, and parsing them costs ~0.1 s per new session: every
-    client shares one loader, as every client of boto3's default session does."""
-    return botocore.loaders.create_loader()
 
 
 def error_for(exc: BaseException, what: str, bucket: str) -> CoreError:
@@ -188,11 +97,12 @@ def s3_errors(what: str, bucket: str) -> Iterator[None]:
         raise error_for(exc, what, bucket) from exc
 
 
-def read_exactly(stream: BinaryIO, length: int, hasher: Any) -> bytes:
+def read_exactly(stream: BinaryIO, length: int, hasher: Any, *, done: int = 0) -> bytes:
     """``length`` bytes of ``stream`` (never more), fed to ``hasher``. A failing
-    stream is ``StorageError``, a short one ``ValidationError``."""
-    body = PartBody(b"", stream, length, hasher)
-    chunks = []
+    stream is ``StorageError``, a short one ``ValidationError`` (their messages
+    count ``done`` bytes the caller took from the stream before)."""
+    body = PartBody(b"", stream, length, hasher, done=done)
+    chunks: list[bytes] = []
     while True:
         block = body.read(BLOCK_SIZE)
         if not block:
@@ -209,7 +119,9 @@ class PartBody:
     Deliberately not seekable: a half-sent body must fail, not be re-sent.
     """
 
-    def __init__(self, head: bytes, stream: BinaryIO, length: int, hasher: Any) -> None:
+    def __init__(self, head: bytes, stream: BinaryIO, length: int, hasher: Any, *,
+                 done: int = 0) -> None:
+        self._done = done
         self._head = memoryview(head)
         self._stream = stream
         self._length = length
@@ -239,12 +151,12 @@ class PartBody:
             self.failure = exc
             raise
         except Exception as exc:
-            self.failure = StorageError(f"The upload stream failed after {self.received} "
-                                        f"bytes: {exc}")
+            self.failure = StorageError("The upload stream failed after "
+                                        f"{self._done + self.received} bytes: {exc}")
             raise self.failure from exc
         if not data:
-            self.failure = ValidationError(f"Expected {self._length} bytes, the stream ended "
-                                           f"after {self.received}.")
+            self.failure = ValidationError(f"Expected {self._done + self._length} bytes, the "
+                                           f"stream ended after {self._done + self.received}.")
             raise self.failure
         self._hasher.update(data)
         self._left -= len(data)
@@ -372,63 +284,13 @@ class S3BlobReader(BlobReader):
         super().close()
 
 
-def even_pieces(total: int, limit: int = MAX_PART) -> list[int]:
-    """``total`` split into the fewest near-equal pieces of at most ``limit``."""
+def even_pieces(total: int, limit: int = MAX_PART, minimum: int = MIN_PART) -> list[int]:
+    """``total`` split into near-equal pieces of about ``limit`` at most, each
+    at least ``minimum`` (when ``total`` is: S3's smallest non-final part)."""
     count = max(1, math.ceil(total / limit))
+    if total >= minimum:
+        count = max(1, min(count, total // minimum))
     base, extra = divmod(total, count)
     return [base + (1 if i < extra else 0) for i in range(count)]
 
 
-S3_FIELDS = ("bucket", "prefix", "service", "region", "accessKeyId", "secret",
-             "inferCredentials", "readOnly", "serverSideEncryption", "connectTimeout",
-             "readTimeout", "attempts")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
-_SERVICE_RE = re.compile(r"^(https?://)?[A-Za-z0-9.-]+(:\d{1,5})?/?$")
-
-
-def s3_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The validated S3 fields of an assetstore document (Girder's names)."""
-    out: dict[str, Any] = {}
-    bucket = str(fields.get("bucket") or "").strip()
-    if not _BUCKET_RE.match(bucket):
-        raise ValidationError("A valid S3 bucket name is required.", field="bucket")
-    out["bucket"] = bucket
-    out["prefix"] = str(fields.get("prefix") or "").strip().strip("/")
-    service = str(fields.get("service") or "").strip()
-    if service and not _SERVICE_RE.match(service):
-        raise ValidationError("The S3 service must look like [http[s]://]host[:port].",
-                              field="service")
-    out["service"] = service.rstrip("/")
-    out["region"] = str(fields.get("region") or "").strip() or "us-east-1"
-    for flag in ("inferCredentials", "readOnly", "serverSideEncryption"):
-        out[flag] = _flag(fields.get(flag), flag)
-    out["accessKeyId"] = str(fields.get("accessKeyId") or "").strip()
-    out["secret"] = str(fields.get("secret") or "").strip()
-    if not out["inferCredentials"] and not (out["accessKeyId"] and out["secret"]):
-        raise ValidationError("Give accessKeyId and secret, or set inferCredentials to use "
-                              "the default credential chain.", field="accessKeyId")
-    for name, low, high in (("connectTimeout", 0.1, 600), ("readTimeout", 0.1, 3600),
-                            ("attempts", 1, 10)):
-        if fields.get(name) in (None, ""):
-            continue
-        try:
-            value = float(fields[name])
-        except (TypeError, ValueError):
-            raise ValidationError(f"{name} must be a number.", field=name) from None
-        if not low <= value <= high:
-            raise ValidationError(f"{name} must be between {low} and {high}.", field=name)
-        out[name] = int(value) if name == "attempts" else value
-    return out
-
-
-def _flag(value: Any, name: str) -> bool:
-    if value in (None, ""):
-        return False
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise ValidationError(f"{name} must be true or false.", field=name)

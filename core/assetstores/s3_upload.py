@@ -6,36 +6,32 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
-import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
-from urllib.parse import quote
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from ..db.engine import CollectionSpec
 from ..errors import ConflictError, CoreError, NotFoundError, StorageError, ValidationError
 from .base import BLOCK_SIZE
 from .s3_client import (
+    MAX_PART,
     MIN_PART,
     PartBody,
     error_for,
     even_pieces,
     read_exactly,
 )
+from .s3_keys import multipart_uploads
 from .s3_parts import PieceSender, part_size_for
 
 if TYPE_CHECKING:
     from .s3 import S3Assetstore
 
-__all__ = [
-    "JOURNAL_SPEC", "TAIL_SPEC", "ChunkWriter", "Journal", "UploadKeys",
-    "content_disposition", "multipart_uploads",
-]
+__all__ = ["JOURNAL_SPEC", "TAIL_SPEC", "ChunkWriter", "Journal", "Part"]
 
 JOURNAL_SPEC = CollectionSpec("s3_upload_journal")
 """One document per upload in progress: ``{_id: "<assetstoreId>:<uploadId>",
@@ -47,59 +43,6 @@ data}``, the bytes not yet in a part, in order."""
 
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 _PAGES = 10_000  # bound on paginated listings
-_BLOB_RE = re.compile(r"^([0-9a-f]{2})/([0-9a-f]{2})/([A-Za-z0-9_-]{1,128})\.([0-9a-f]{32})$")
-_FANOUT_DIR_RE = re.compile(r"^[0-9a-f]{2}/([0-9a-f]{2}/)?$")
-
-
-def content_disposition(name: str, disposition: str = "attachment") -> str:
-    """The REST gateway's Content-Disposition (latin-1 name, plus an RFC 5987
-    UTF-8 one when latin-1 cannot hold it), for S3 to send on a redirect."""
-    if disposition not in ("attachment", "inline"):
-        raise ValidationError(f'Unallowed contentDisposition type "{disposition}".')
-    safe = name.encode("latin-1", "replace").decode("latin-1").replace('"', "")
-    safe = "".join(ch if 32 <= ord(ch) < 127 or ord(ch) > 159 else "_" for ch in safe)
-    value = f'{disposition}; filename="{safe}"'
-    try:
-        name.encode("latin-1")
-    except UnicodeEncodeError:
-        value += f"; filename*=UTF-8''{quote(name, safe='')}"
-    return value
-
-
-class UploadKeys:
-    """Key layout under the assetstore's prefix (``""`` or ending in ``/``)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    @staticmethod
-    def fanout(upload_id: str) -> str:
-        h = hashlib.sha1(upload_id.encode(), usedforsecurity=False).hexdigest()
-        # "ad" path segments upset browser ad blockers (presigned URLs show keys).
-        pairs = ["da" if p == "ad" else p for p in (h[0:2], h[2:4])]
-        return f"{pairs[0]}/{pairs[1]}/"
-
-    def upload_prefix(self, upload_id: str) -> str:
-        return f"{self.prefix}{self.fanout(upload_id)}{upload_id}."
-
-    def blob(self, upload_id: str, generation: str) -> str:
-        return self.upload_prefix(upload_id) + generation
-
-    def parse_blob(self, key: str) -> str | None:
-        """The upload id in a blob key of this layout, else None."""
-        if not key.startswith(self.prefix):
-            return None
-        match = _BLOB_RE.match(key[len(self.prefix):])
-        if match is None or self.fanout(match.group(3)) != f"{match[1]}/{match[2]}/":
-            return None
-        return match.group(3)
-
-    def is_managed(self, key: str) -> bool:
-        """Whether a key (or a ``/``-ended folder) belongs to this layout."""
-        if not key.startswith(self.prefix):
-            return False
-        rel = key[len(self.prefix):]
-        return bool(_FANOUT_DIR_RE.match(rel)) or self.parse_blob(key) is not None
 
 
 class Part(NamedTuple):
@@ -234,12 +177,15 @@ class ChunkWriter:
         key = self.keys.blob(upload_id, journal.generation)
         total = journal.tail + length
         final = final_allowed and journal.received + length == size
-        part_size = part_size_for(size if final_allowed else None, self.store.part_size)
-        if final and not journal.parts and total <= part_size:
+        if final and not journal.parts and total <= MAX_PART:
+            # The whole upload in one request: one PUT, streamed as it arrives.
             body = PartBody(self.tail_bytes(upload_id, journal), stream, length, hasher)
-            etag = self._put_object(key, body, total)  # streamed, unbuffered
+            etag = self._put_object(key, body, total)
             return self.commit(upload_id, journal, base=journal.base + total, tail=0,
                                done=etag), [etag]
+        # (a streaming upload's size is unknown: this append is a lower bound)
+        part_size = part_size_for(size if final_allowed else journal.received + length,
+                                  self.store.part_size)
         if not final and total < MIN_PART:
             self.add_tail(upload_id, journal, read_exactly(stream, length, hasher))
             return self.commit(upload_id, journal, tail=total), []
@@ -250,8 +196,10 @@ class ChunkWriter:
         sender = PieceSender(self, key, journal.multipart_id, len(journal.parts) + 1,
                              self.store.window)
         try:
+            done = 0
             for piece in pieces:
-                sender.send(head + read_exactly(stream, piece - len(head), hasher))
+                sender.send(head + read_exactly(stream, piece - len(head), hasher, done=done))
+                done += piece - len(head)
                 head = b""
             sent = sender.finish()
         finally:
@@ -423,20 +371,6 @@ class ChunkWriter:
                 raise self.store.explain(what, exc) from exc  # (see explain)
             raise error_for(exc, what, self.bucket) from exc
         return str(reply["ETag"])
-
-
-def multipart_uploads(client: Any, bucket: str,
-                      prefix: str) -> Iterator[tuple[str, str, datetime | None]]:
-    """(key, multipart id, initiated) of the unfinished uploads under ``prefix``."""
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-    for _ in range(_PAGES):
-        page = client.list_multipart_uploads(**kwargs)
-        for up in page.get("Uploads") or ():
-            yield up["Key"], up["UploadId"], up.get("Initiated")
-        if not page.get("IsTruncated"):
-            return
-        kwargs.update(KeyMarker=page.get("NextKeyMarker") or "",
-                      UploadIdMarker=page.get("NextUploadIdMarker") or "")
 
 
 def _blocks(stream: BinaryIO) -> Iterator[bytes]:

@@ -9,7 +9,7 @@ at worst bytes counted twice, never a record pointing at missing bytes.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from ..acl import Principal
 from ..assetstores.base import AssetstoreAdapter, BlobReader
@@ -74,8 +74,9 @@ class FileMoveService:
             with source.open_read(file) as reader:
                 for offset in range(0, size, MOVE_CHUNK):
                     length = min(MOVE_CHUNK, size - offset)
+                    stream = cast(BinaryIO, _Slice(reader, offset, length))
                     upload["received"], upload["state"] = adapter.write_chunk(
-                        upload, offset, _Slice(reader, offset, length), length)
+                        upload, offset, stream, length)
             blob = adapter.finalize_upload(upload)
         except BaseException:
             try:

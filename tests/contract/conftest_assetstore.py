@@ -122,7 +122,7 @@ class S3Factory(AdapterFactory):
 
     def stored_blobs(self) -> set[str]:
         """SHA-512 of every blob object (hashed here: the bytes, not the books)."""
-        from joist.core.assetstores.s3_upload import UploadKeys
+        from joist.core.assetstores.s3_keys import UploadKeys
         client, keys = self.moto.client(), UploadKeys("")
         found = set()
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):

@@ -21,7 +21,7 @@ from bson import ObjectId
 
 from joist.core.assetstores.base import ProblemKind
 from joist.core.assetstores.s3 import S3Assetstore
-from joist.core.assetstores.s3_upload import UploadKeys
+from joist.core.assetstores.s3_keys import UploadKeys
 from joist.core.db.sqlite import SQLiteEngine
 from joist.core.errors import ConflictError, NotFoundError, StorageError, ValidationError
 from tests.s3env import BucketStore as Store
@@ -80,6 +80,30 @@ def test_parts_follow_the_chunks_and_the_state_carries_them(store: Store) -> Non
     assert read_all(adapter, blob) == data
     assert store.multiparts() == []
     assert adapter.check(set(), {blob["sha512"]: 1}) == []
+
+
+def test_a_big_chunk_is_sent_as_several_whole_parts(store: Store) -> None:
+    adapter = store.open()
+    data = data_of(21 * MiB + 5, seed=6)
+    upload = new_upload(adapter, len(data))
+    send(adapter, upload, data[:20 * MiB], 20 * MiB)  # 3 parts, sent concurrently
+    sizes = [p["size"] for p in upload["state"]["parts"]]
+    assert len(sizes) == 3 and sum(sizes) == 20 * MiB and min(sizes) >= 5 * MiB
+    send(adapter, upload, data, MiB + 5, start=20 * MiB)
+    blob = adapter.finalize_upload(upload)
+    assert read_all(adapter, blob) == data
+    assert blob["sha512"] == hashlib.sha512(data).hexdigest()
+
+
+@pytest.mark.parametrize("total", [1, 5 * MiB - 1, 5 * MiB, 8 * MiB + 1, 9 * MiB, 10 * MiB,
+                                   17 * MiB, 64 * MiB, 1 << 34])
+def test_pieces_are_whole_parts_s3_accepts(total: int) -> None:
+    from joist.core.assetstores.s3_client import MAX_PART, MIN_PART, even_pieces
+    from joist.core.assetstores.s3_parts import part_size_for
+    pieces = even_pieces(total, part_size_for(total, 8 * MiB))
+    assert sum(pieces) == total and max(pieces) <= MAX_PART
+    assert total < MIN_PART or min(pieces) >= MIN_PART
+    assert len(pieces) <= 9000
 
 
 def test_small_chunks_are_buffered_into_five_mib_parts(store: Store) -> None:
@@ -234,7 +258,7 @@ def test_check_finds_and_repair_clears_debris_but_not_foreign_keys(store: Store)
 
 def test_bad_configuration_is_refused_before_use(tmp_path: Path) -> None:
     from joist.core.assetstores.registry import AssetstoreRegistry
-    from joist.core.assetstores.s3_client import s3_fields
+    from joist.core.assetstores.s3_config import s3_fields
     moto = shared_moto()
     engine = SQLiteEngine(tmp_path / "meta.db")
     try:

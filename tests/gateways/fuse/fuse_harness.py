@@ -25,6 +25,7 @@ import pytest
 
 from joist.admin.bootstrap import App, build_app
 from tests.conftest import make_settings
+from tests.s3env import select_test_assetstore
 from tests.world import World, build_world
 
 DEADLINE = 20.0
@@ -196,6 +197,7 @@ def mount_site(base: Path) -> Iterator[MountSite]:
     base.mkdir(parents=True, exist_ok=True)
     (base / "home").mkdir(exist_ok=True)
     app = build_app(make_settings(base / "data"), env={})
+    select_test_assetstore(app)  # JOIST_TEST_ASSETSTORE=s3: uploads go to S3
     site = MountSite(app, build_world(app), base)
     try:
         yield site

@@ -15,6 +15,7 @@ from joist.admin.bootstrap import App, build_app
 from joist.gateways.sftp import SftpServer, SftpTuning
 from tests.conftest import make_settings
 from tests.gateways.sftp.sftpfs import RawSftp, SftpFs, connect
+from tests.s3env import select_test_assetstore
 from tests.world import PASSWORD, World, build_world
 
 # Short timers so tests about stalls and logins finish quickly.
@@ -71,6 +72,7 @@ def start_server(app: App, tuning: SftpTuning = TEST_TUNING, **kw: object) -> Sf
 def site(tmp_path: Path) -> Iterator[SftpSite]:
     app = build_app(make_settings(tmp_path / "data"), env={})
     try:
+        select_test_assetstore(app)  # JOIST_TEST_ASSETSTORE=s3: uploads go to S3
         world = build_world(app)
         server = start_server(app)
         site = SftpSite(app, world, server)
