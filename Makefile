@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 # Debian packages the test suite drives as real clients and servers.
 DEB_TEST_PACKAGES := openssh-client fuse3 litmus
 
-.PHONY: run test test-mongo install system-deps lint clean
+.PHONY: run test test-mongo test-s3 install system-deps lint clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) test-mongo
+	$(MAKE) test-s3
 
 # The core, hierarchy and auth suites again, on the MongoDB engine (mongomock here; a real
 # server when JOIST_TEST_MONGO_URI is set: see the README).
@@ -33,8 +34,15 @@ MONGO_SUITES := tests/unit/test_services_tree.py tests/unit/test_auth.py \
 test-mongo: $(STAMP)
 	JOIST_TEST_ENGINE=mongo $(PY) -m pytest $(MONGO_SUITES)
 
+# Every gateway suite again with an S3 assetstore current (moto's server on 127.0.0.1,
+# started by the tests: no S3 is reachable from CI).
+S3_SUITES := tests/gateways tests/contract/test_hierarchy_contract.py
+test-s3: $(STAMP)
+	JOIST_TEST_ASSETSTORE=s3 $(PY) -m pytest $(S3_SUITES)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy --ignore-missing-imports core
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

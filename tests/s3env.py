@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from joist.core.assetstores.registry import S3
@@ -164,6 +165,14 @@ def stop_shared_moto() -> None:
 
 def s3_switch_on() -> bool:
     return os.environ.get("JOIST_TEST_ASSETSTORE", "").lower() == "s3"
+
+
+# For tests that look at the filesystem assetstore's own files (blob files,
+# descriptors, the disk's capacity): with S3 current there are none to see.
+local_blobs_only = pytest.mark.skipif(
+    os.environ.get("JOIST_TEST_ASSETSTORE", "").lower() == "s3",
+    reason="checks the embedded filesystem assetstore itself (its files, descriptors, "
+           "capacity, or being the only store); S3 is current")
 
 
 def select_test_assetstore(app: Any) -> None:

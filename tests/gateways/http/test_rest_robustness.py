@@ -14,6 +14,7 @@ import requests
 from joist.core import errors
 from joist.gateways.http.errors import STATUS, status_for
 from tests.gateways.http.restsite import RestSite, open_fds
+from tests.s3env import local_blobs_only
 
 
 def test_every_core_error_has_a_row() -> None:
@@ -209,6 +210,7 @@ def test_no_traceback_ever_reaches_the_client(site: RestSite) -> None:
         assert "Traceback" not in reply.text and 'File "' not in reply.text
 
 
+@local_blobs_only
 def test_missing_bytes_fail_cleanly_before_and_during_streaming(
         site: RestSite, caplog: pytest.LogCaptureFixture) -> None:
     doc = site.upload("alice", site.id("data"), "lost.bin", os.urandom(50_000))

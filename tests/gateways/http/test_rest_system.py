@@ -10,6 +10,7 @@ import pytest
 
 from joist.core import acl
 from tests.gateways.http.restsite import RestSite
+from tests.s3env import local_blobs_only
 
 
 def test_version_passes_the_clients_gate(ro_site: RestSite) -> None:
@@ -104,6 +105,7 @@ def test_collection_creation_policy_access(site: RestSite) -> None:
 
 # ---------------------------------------------------------------- assetstores
 
+@local_blobs_only
 def test_assetstore_administration(site: RestSite, tmp_path: Path) -> None:
     assert site.get("assetstore").status_code == 401
     assert site.get("assetstore", "alice").status_code == 403

@@ -15,6 +15,7 @@ from joist.gateways.sftp import SftpServer, SftpTuning
 from tests import world as w
 from tests.gateways.sftp.conftest import SftpSite, start_server, wait_for
 from tests.gateways.sftp.sftpfs import CMD, RawSftp, connect
+from tests.s3env import local_blobs_only
 from tests.world import PASSWORD, upload_bytes
 
 BIG = os.urandom(3 << 20)
@@ -114,6 +115,7 @@ def test_a_stalled_client_holds_up_nobody(site: SftpSite, big: bytes,
         stalled_transport.close()
 
 
+@local_blobs_only
 def test_a_vanished_client_releases_its_session(site: SftpSite, big: bytes) -> None:
     transport = site.transport("alice")
     raw = RawSftp(transport)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from joist.gateways.webdav.props import decode_key, encode_key
 from tests.gateways.webdav.conftest import DavSite
 from tests.gateways.webdav.davclient import DAV, Dav, prop
+from tests.s3env import local_blobs_only
 
 DATA = "/user/alice/Private/data"
 J = "{urn:joist:meta}"
@@ -77,6 +78,7 @@ def test_dead_properties_persist_and_move(site: DavSite, dav: Callable[..., Dav]
     assert colour.find("{http://example.org/x}deep").text == "1"
 
 
+@local_blobs_only
 def test_quota_properties(site: DavSite, dav: Callable[..., Dav]) -> None:
     alice = dav("alice")
     body = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>'

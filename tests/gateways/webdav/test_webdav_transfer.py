@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from tests.gateways.webdav.conftest import DavSite
 from tests.gateways.webdav.davclient import Dav
+from tests.s3env import local_blobs_only
 from tests.world import PASSWORD, Y_BIN
 
 DATA = "/user/alice/Private/data"
@@ -125,6 +126,7 @@ def _poll(check: Callable[[], bool], what: str, deadline: float = 20.0) -> None:
         time.sleep(0.02)
 
 
+@local_blobs_only
 def test_put_cut_off_midway_leaves_nothing(site: DavSite, dav: Callable[..., Dav]) -> None:
     half = 6 * MIB
     sock = _raw_put(site, f"{DATA}/partial.bin", 2 * half, os.urandom(half))
