@@ -11,14 +11,17 @@ Values stored in documents are JSON-like: ``dict``, ``list``, ``str``, ``int``,
 back timezone-aware (UTC).
 
 Each call is atomic on its own (one document for ``*_one`` calls). There are no
-multi-call transactions: services order their writes so that a crash between
-two calls leaves a state that ``joist check`` can detect and repair.
+multi-call transactions a service may rely on: services order their writes so
+that a crash between two calls leaves a state that ``joist check`` can detect
+and repair. ``Engine.grouped`` lets an engine that can do better (SQLite: one
+transaction, one commit) run a few calls as one unit; a speed-up, not a rule.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -186,6 +189,15 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections. The engine must not be used afterwards."""
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Run this thread's calls inside the block as one unit where the
+        engine can (SQLite: one transaction; an exception leaving the block
+        undoes them all). The default runs them one by one, as MongoDB must
+        without a replica set, so callers order their writes as if there were
+        no group."""
+        yield
 
     def __enter__(self) -> Engine:
         return self

@@ -93,8 +93,16 @@ class SQLiteEngine(Engine):
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; the write lock is taken at BEGIN."""
+        """One write transaction; the write lock is taken at BEGIN. Inside
+        ``grouped`` it joins the group's transaction instead."""
         conn = self.conn()
+        if getattr(self._local, "group", None) is not None:
+            try:
+                yield conn
+            except BaseException:
+                self._local.group = False  # the whole group is undone
+                raise
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -103,6 +111,40 @@ class SQLiteEngine(Engine):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """One transaction for the block. A call that fails inside it has
+        possibly done half its work, so the whole group is rolled back then,
+        even when the caller catches the error (``StorageError`` at the end of
+        the block says so if it was caught)."""
+        if getattr(self._local, "group", None) is not None:
+            yield  # already in a group: part of it
+            return
+        conn = self.conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"metadata store: {exc}") from exc
+        self._local.group = True
+        try:
+            yield
+            intact = self._local.group
+        except BaseException:
+            self._local.group = None
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._local.group = None
+        try:
+            conn.execute("COMMIT" if intact else "ROLLBACK")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StorageError(f"metadata store: {exc}") from exc
+        if not intact:
+            raise StorageError("A write in a group failed and was caught; the group "
+                               "was rolled back.")
 
     def collection(self, spec: CollectionSpec) -> SQLiteCollection:
         with self._lock:

@@ -83,15 +83,17 @@ class ItemService:
             doc.update(name=candidate, lowerName=candidate.lower())
             doc.pop("_id", None)
             try:
-                self.store.items.insert_one(doc)
+                with self.store.engine.grouped():  # one commit on SQLite
+                    self.store.items.insert_one(doc)
+                    # Girder-Total-Count of a folder's items without a count query.
+                    self.store.folders.update_one({"_id": folder["_id"]},
+                                                  {"$inc": {"itemCount": 1}})
             except DuplicateKeyError:
                 if not rename:
                     raise ExistsError(f"{name!r} already exists here.",
                                       field="name") from None
                 candidate = self.free_name(folder["_id"], name)
                 continue
-            # Girder-Total-Count of a folder's items without a count query.
-            self.store.folders.update_one({"_id": folder["_id"]}, {"$inc": {"itemCount": 1}})
             return doc
         raise ExistsError(f"Too many items named {name!r} here.", field="name")
 

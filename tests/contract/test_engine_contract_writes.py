@@ -379,3 +379,20 @@ def test_purge_expired(engine: Any, make_coll: MakeColl) -> None:
     assert 0 <= purged <= 2  # a server may have purged some on its own already
     assert {d["_id"] for d in c.find()} == {"future", "none", "notdate"}
     assert engine.purge_expired() == 0
+
+
+# -- grouped writes ---------------------------------------------------------------------
+
+def test_grouped_writes_give_the_same_results(engine: Any, make_coll: MakeColl) -> None:
+    """Any engine: a group's calls land as they would one by one, nested
+    groups included; an error inside leaves the block as usual."""
+    coll = make_coll(indexes=(Index((("name", 1),), unique=True),))
+    with engine.grouped():
+        coll.insert_one({"_id": "a", "name": "a", "n": 0})
+        with engine.grouped():
+            coll.update_one({"_id": "a"}, {"$inc": {"n": 2}})
+        assert coll.find_one({"_id": "a"}) == {"_id": "a", "name": "a", "n": 2}
+    assert coll.find_one({"_id": "a"}) == {"_id": "a", "name": "a", "n": 2}
+    with pytest.raises(DuplicateKeyError), engine.grouped():
+        coll.insert_one({"_id": "b", "name": "a"})
+    assert coll.find_one({"_id": "b"}) is None

@@ -389,3 +389,51 @@ def test_unique_index_holds_across_racing_processes(db_path: Path) -> None:
         c = eng.collection(RACE)
         assert c.count() == keys
         assert sorted(c.distinct("key")) == list(range(keys))
+
+
+# -- grouped writes: one transaction ----------------------------------------------------
+
+def _counted(engine: SQLiteEngine) -> Any:
+    spec = CollectionSpec("g", (Index((("name", 1),), unique=True),))
+    return engine.collection(spec)
+
+
+def test_a_group_commits_together_and_others_see_nothing_before(
+        engine: SQLiteEngine, tmp_path: Path) -> None:
+    coll = _counted(engine)
+    other = SQLiteEngine(engine.path)
+    try:
+        seen = other.collection(CollectionSpec("g", (Index((("name", 1),), unique=True),)))
+        with engine.grouped():
+            coll.insert_one({"_id": "a", "name": "a", "n": 0})
+            coll.update_one({"_id": "a"}, {"$inc": {"n": 1}})
+            assert coll.find_one({"_id": "a"})["n"] == 1  # this thread sees its writes
+            assert seen.find_one({"_id": "a"}) is None  # another connection does not yet
+        assert seen.find_one({"_id": "a"}) == {"_id": "a", "name": "a", "n": 1}
+    finally:
+        other.close()
+
+
+def test_an_error_leaving_a_group_undoes_all_of_it(engine: SQLiteEngine) -> None:
+    coll = _counted(engine)
+    coll.insert_one({"_id": "x", "name": "x"})
+    with pytest.raises(RuntimeError), engine.grouped():
+        coll.insert_one({"_id": "a", "name": "a"})
+        coll.update_one({"_id": "x"}, {"$set": {"k": 1}})
+        raise RuntimeError("boom")
+    assert coll.find({}) == [{"_id": "x", "name": "x"}]
+
+
+def test_a_failed_call_caught_inside_a_group_rolls_the_group_back(
+        engine: SQLiteEngine) -> None:
+    """A call may fail half-way (a unique check after its INSERT); catching
+    its error must not commit the half."""
+    coll = _counted(engine)
+    coll.insert_one({"_id": "x", "name": "x"})
+    with pytest.raises(StorageError, match="rolled back"), engine.grouped():
+        coll.insert_one({"_id": "a", "name": "a"})
+        with pytest.raises(DuplicateKeyError):
+            coll.insert_one({"_id": "b", "name": "x"})
+    assert coll.find({}, sort=[("_id", 1)]) == [{"_id": "x", "name": "x"}]
+    coll.insert_one({"_id": "c", "name": "c"})  # the connection is usable again
+    assert coll.count({}) == 2
