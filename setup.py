@@ -42,6 +42,7 @@ setup(
         "mfusepy>=3.0",
         "diskcache>=5.6",      # the FUSE mount's chunk cache
         "defusedxml>=0.7",
+        "orjson>=3.9",         # the SQLite engine's document decoding
     ],
     extras_require={
         "mongo": [],          # pymongo is already required

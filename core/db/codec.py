@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from bson import ObjectId
 
 from ..errors import ValidationError
@@ -177,7 +178,6 @@ def _default(o: Any) -> str:
 
 _encode = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",", ":"),
                            allow_nan=False).encode
-_plain_loads = json.JSONDecoder().decode
 
 
 def encode_json(value: Any) -> str:
@@ -235,10 +235,33 @@ def encode_scalar(value: Any) -> Any:
     raise ValidationError(f"not a scalar: {type(value).__name__}")
 
 
+def _new_oid(hex_id: str, _new: Any = object.__new__, _fromhex: Any = bytes.fromhex
+             ) -> ObjectId:
+    """``ObjectId(hex_id)`` for a value this codec wrote, without re-validating:
+    twice as fast, and a listing decodes four per document."""
+    oid = _new(ObjectId)
+    oid._ObjectId__id = _fromhex(hex_id)  # bson's one slot
+    return oid  # type: ignore[no-any-return]
+
+
+def _check_fast_oid() -> Any:
+    probe = ObjectId()
+    try:
+        fast = _new_oid(str(probe))
+        if fast == probe and hash(fast) == hash(probe) and str(fast) == str(probe):
+            return _new_oid
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return ObjectId  # another bson: the plain constructor
+
+
+_oid = _check_fast_oid()
+
+
 def _dec_str(s: str) -> Any:
     tag = s[1:2]
     if tag == "O":
-        return ObjectId(s[2:])
+        return _oid(s[2:])
     if tag == "D":
         return datetime.fromisoformat(s[2:] + "+00:00")
     if tag == "S":
@@ -254,32 +277,45 @@ def _dec_list(items: list[Any]) -> None:
         if t is str:
             if v[:1] == TAG:
                 items[i] = _dec_str(v)
+        elif t is dict:
+            _dec_dict(v)
         elif t is list:
             _dec_list(v)
 
 
-def _hook(d: dict[str, Any]) -> dict[str, Any]:
+def _dec_dict(d: dict[str, Any]) -> None:
     for k, v in d.items():
         t = type(v)
         if t is str:
             if v[:1] == TAG:
                 d[k] = _dec_str(v)
+        elif t is dict:
+            if v:
+                _dec_dict(v)
         elif t is list:
-            _dec_list(v)  # dicts inside were already decoded by their own hook
-    return d
+            _dec_list(v)
 
 
-_hooked_loads = json.JSONDecoder(object_hook=_hook).decode
+def _loads(text: str) -> Any:
+    # orjson parses four times faster than json; it refuses what json still
+    # reads (integers past 64 bits), so json stays the fallback.
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def decode_json(text: str) -> Any:
     """Inverse of ``encode_json``."""
+    value = _loads(text)
     if "\\u001e" not in text:
-        return _plain_loads(text)
-    value = _hooked_loads(text)
-    if type(value) is str:
+        return value
+    t = type(value)
+    if t is dict:
+        _dec_dict(value)
+    elif t is str:
         return _dec_str(value) if value[:1] == TAG else value
-    if type(value) is list:
+    elif t is list:
         _dec_list(value)
     return value
 

@@ -54,10 +54,15 @@ class HierarchyView(WriteOps):
         names, chain = self._chain(path)
         return names, chain[-1]
 
-    def node_for(self, names: list[str], entry: Entry) -> Node:
-        path = join_path(names)
+    def node_for(self, names: list[str], entry: Entry, *, path: str | None = None,
+                 level: acl.AccessLevel | None = None) -> Node:
+        """The node of ``entry`` at ``names``; a listing passes the ``path`` and
+        ``level`` it already knows."""
+        if path is None:
+            path = join_path(names)
         name = names[-1] if names else ""
-        level = self.resolver.level(entry, self._reader)
+        if level is None:
+            level = self.resolver.level(entry, self._reader)
         doc = entry.doc or {}
         if entry.kind in (k.ROOT, k.USERS, k.COLLECTIONS):
             return Node(path, name, entry.kind, True, level=level)
@@ -98,8 +103,19 @@ class HierarchyView(WriteOps):
         if limit is not None and limit <= 0:
             return
         children = self.resolver.children(entry, self._reader, offset)
+        prefix = join_path(names).rstrip("/") + "/"
+        # Items and files take their folder's level: one ACL evaluation per
+        # folder, not per child.
+        levels: dict[Any, acl.AccessLevel] = {}
         for produced, (name, child) in enumerate(children, start=1):
-            yield self.node_for([*names, name], child)
+            level = None
+            if child.folder is not None and child.kind in (k.ITEM, k.FILE):
+                governing = child.folder["_id"]
+                level = levels.get(governing)
+                if level is None:
+                    level = levels[governing] = self.resolver.level(child, self._reader)
+            yield self.node_for([*names, name], child, path=prefix + encode_name(name),
+                                level=level)
             if limit is not None and produced >= limit:
                 return  # before the generator fetches another page
 
