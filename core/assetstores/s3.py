@@ -42,6 +42,7 @@ from typing import Any, BinaryIO
 
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
+from ..common import content_disposition
 from ..db.engine import Collection, Engine
 from ..errors import ConflictError, CoreError, StorageError, UnsupportedError, ValidationError
 from .base import (
@@ -55,7 +56,7 @@ from .base import (
 from .filesystem import BLOB_REFS_SPEC, SHA512_RE, _upload_id, _upload_size
 from .s3_client import MIN_PART, S3BlobReader, error_code, error_for, s3_errors
 from .s3_config import S3Location, make_client
-from .s3_keys import UploadKeys, content_disposition, list_level
+from .s3_keys import UploadKeys, list_level
 from .s3_refs import RefCounts
 from .s3_upload import JOURNAL_SPEC, TAIL_SPEC, ChunkWriter, Journal
 

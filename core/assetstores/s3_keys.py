@@ -7,31 +7,14 @@ import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
-from ..errors import ValidationError
 from .base import ImportEntry
 
-__all__ = ["UploadKeys", "content_disposition", "list_level", "multipart_uploads"]
+__all__ = ["UploadKeys", "list_level", "multipart_uploads"]
 
 _PAGES = 10_000_000  # bound on paginated listings (1000 keys a page)
 _BLOB_RE = re.compile(r"^([0-9a-f]{2})/([0-9a-f]{2})/([A-Za-z0-9_-]{1,128})\.([0-9a-f]{32})$")
 _FANOUT_DIR_RE = re.compile(r"^[0-9a-f]{2}/([0-9a-f]{2}/)?$")
-
-
-def content_disposition(name: str, disposition: str = "attachment") -> str:
-    """The REST gateway's Content-Disposition (latin-1 name, plus an RFC 5987
-    UTF-8 one when latin-1 cannot hold it), for S3 to send on a redirect."""
-    if disposition not in ("attachment", "inline"):
-        raise ValidationError(f'Unallowed contentDisposition type "{disposition}".')
-    safe = name.encode("latin-1", "replace").decode("latin-1").replace('"', "")
-    safe = "".join(ch if 32 <= ord(ch) < 127 or ord(ch) > 159 else "_" for ch in safe)
-    value = f'{disposition}; filename="{safe}"'
-    try:
-        name.encode("latin-1")
-    except UnicodeEncodeError:
-        value += f"; filename*=UTF-8''{quote(name, safe='')}"
-    return value
 
 
 class UploadKeys:

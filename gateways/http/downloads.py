@@ -10,9 +10,10 @@ import datetime as _dt
 import email.utils
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
 
+from joist.core import common
 from joist.core.assetstores.base import BlobReader
+from joist.core.errors import ValidationError
 
 from .request import Request, RestError
 from .response import Raw
@@ -21,16 +22,10 @@ CHUNK = 1 << 20  # cheroot has no sendfile: 1 MiB reads keep Python out of the w
 
 
 def content_disposition(name: str, disposition: str = "attachment") -> str:
-    if disposition not in ("attachment", "inline"):
-        raise RestError(f'Unallowed contentDisposition type "{disposition}".')
-    safe = name.encode("latin-1", "replace").decode("latin-1").replace('"', "")
-    safe = "".join(ch if 32 <= ord(ch) < 127 or ord(ch) > 159 else "_" for ch in safe)
-    value = f'{disposition}; filename="{safe}"'
     try:
-        name.encode("latin-1")
-    except UnicodeEncodeError:
-        value += f"; filename*=UTF-8''{quote(name, safe='')}"
-    return value
+        return common.content_disposition(name, disposition)
+    except ValidationError as exc:
+        raise RestError(str(exc)) from None  # Girder says it as a RestError
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
