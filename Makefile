@@ -27,10 +27,10 @@ test: $(STAMP) system-deps
 	$(MAKE) test-mongo
 	$(MAKE) test-s3
 
-# The core, hierarchy and auth suites again, on the MongoDB engine (mongomock here; a real
-# server when JOIST_TEST_MONGO_URI is set: see the README).
+# The core, hierarchy, auth and every gateway suite again, on the MongoDB engine (mongomock
+# here; a real server when JOIST_TEST_MONGO_URI is set: see the README).
 MONGO_SUITES := tests/unit/test_services_tree.py tests/unit/test_auth.py \
-	tests/contract/test_hierarchy_contract.py tests/unit/test_hierarchy_paging.py
+	tests/contract/test_hierarchy_contract.py tests/unit/test_hierarchy_paging.py tests/gateways
 test-mongo: $(STAMP)
 	JOIST_TEST_ENGINE=mongo $(PY) -m pytest $(MONGO_SUITES)
 
