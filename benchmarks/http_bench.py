@@ -7,6 +7,9 @@ run, and prints the ratios against the issue's targets:
 * 1 GiB download (curl to /dev/null): Joist >= 90% of nginx's throughput;
 * 1 GiB upload through girder-client: >= 150 MB/s;
 * 4 KiB downloads, 8 concurrent keep-alive clients (wrk): >= 25% of nginx's req/s;
+  also printed: a bare cheroot app on the same files (the ceiling for any
+  cheroot application), and the same downloads by 8 Python ``requests``
+  sessions (what girder-client users meet; the client is then the limit);
 * ``GET item?folderId=`` for a page of 50 in a folder of 100,000 items: < 10 ms.
 
 Needs nginx, curl and wrk (Debian packages; install them by hand, they are not
@@ -217,6 +220,39 @@ def wrk_rps(base: str, paths: list[str], work: Path, token: str, seconds: int,
     raise RuntimeError(out)
 
 
+PY_CLIENTS = """
+import sys, threading, time, requests
+base, token, listing, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+paths = open(listing).read().split()
+counts = [0] * 8
+def run(i):
+    session, n = requests.Session(), i
+    session.headers["Girder-Token"] = token
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        r = session.get(base + paths[n % len(paths)])
+        if r.status_code != 200:
+            raise SystemExit(f"HTTP {r.status_code}")
+        counts[i] += 1
+        n += 8
+threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(sum(counts) / seconds)
+"""
+
+
+def python_rps(base: str, paths: list[str], work: Path, token: str, seconds: int) -> float:
+    """Requests per second of 8 keep-alive ``requests`` sessions (what
+    girder-client uses) in one client process: the load generator is then
+    the limit for nginx, as it is for a Python user of either server."""
+    listing = work / f"paths-py-{abs(hash(base))}.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    out = subprocess.run([sys.executable, "-c", PY_CLIENTS, base, token, str(listing),
+                          str(seconds)], capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
 UPLOADER = """
 import json, sys, time, girder_client
 api, token, folder, path = sys.argv[1:5]
@@ -331,6 +367,10 @@ def main() -> None:
         bare = BareCheroot(nginx.root / "www")
         try:
             bare_rps = wrk_rps(bare.url, nginx_paths, work, token, args.seconds)
+            py_rps = {name: python_rps(url, paths, work, token, args.seconds)
+                      for name, url, paths in (("joist", server.url, joist_paths),
+                                               ("nginx", nginx.url, nginx_paths),
+                                               ("bare", bare.url, nginx_paths))}
         finally:
             bare.stop()
         list_first = listing_ms(api + "item", token, str(many["_id"]), 0)
@@ -350,6 +390,9 @@ def main() -> None:
               f"{nginx_rps:12.0f} {ratio:7.2f} {'>= 0.25':>8}  {_verdict(ratio >= 0.25)}")
         print(f"{'  bare cheroot app, same files, req/s':44} {bare_rps:12.0f} {'':>12} "
               f"{bare_rps / nginx_rps:7.2f}  (the ceiling for a cheroot app)")
+        print(f"{'  8 Python requests clients instead, req/s':44} {py_rps['joist']:12.0f} "
+              f"{py_rps['nginx']:12.0f} {py_rps['joist'] / py_rps['nginx']:7.2f}  "
+              f"(bare cheroot {py_rps['bare'] / py_rps['nginx']:.2f}; the client is the limit)")
         print(f"{'1 GiB upload via girder-client, MB/s':44} {upload_mbs:12.0f} {'':>12} "
               f"{'':>7} {'>= 150':>8}  {_verdict(upload_mbs >= 150)}")
         print(f"{f'GET item, page of 50 of {args.items:,}, ms (offset 0)':44} "
