@@ -21,6 +21,10 @@ from .bootstrap import App
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 MAX_HEADER_BYTES = 64 * 1024  # request line plus headers, per request
+# The listen backlog (the kernel caps it at net.core.somaxconn). cheroot's default of 5
+# overflows when many clients connect at once while the accept thread waits for the GIL:
+# connections are then dropped or reset (seen under 32 clients).
+LISTEN_BACKLOG = 1024
 
 
 def _json(start: StartResponse, status: str, payload: Any) -> list[bytes]:
@@ -73,7 +77,8 @@ class Server:
         settings = app.settings.server
         self.wsgi = PrefixDispatcher(build_routes(app), health)
         self.http = wsgi.Server((settings.host, settings.port), self.wsgi,
-                                numthreads=settings.threads, server_name="joist")
+                                numthreads=settings.threads, server_name="joist",
+                                request_queue_size=LISTEN_BACKLOG)
         # cheroot reads headers without limit by default; past this it answers 413/414.
         self.http.max_request_header_size = MAX_HEADER_BYTES
         self.dav: wsgi.Server | None = None  # WebDAV alone on its own port, if configured
@@ -82,7 +87,8 @@ class Server:
             self.dav = wsgi.Server(
                 (settings.host, app.settings.webdav.port),
                 make_dav_app(app.hierarchy, app.services, app.settings, prefix=""),
-                numthreads=settings.threads, server_name="joist")
+                numthreads=settings.threads, server_name="joist",
+                request_queue_size=LISTEN_BACKLOG)
         self.sftp: Any = None  # the read-only SFTP server, unless disabled
         if app.settings.sftp.enabled:
             from joist.gateways.sftp import SftpServer

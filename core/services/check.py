@@ -64,8 +64,8 @@ class Checker:
         roots |= {("collection", d["_id"]) for d in _scan(s.collections, ["_id"])}
         folders: dict[Any, Document] = {
             d["_id"]: d for d in _scan(s.folders, ["parentId", "parentCollection", "size",
-                                                   "baseParentType", "baseParentId",
-                                                   "itemCount"])}
+                                                   "baseParentType", "baseParentId"])}
+        counts = {d["_id"]: d.get("items") for d in _scan(s.folder_counts, ["items"])}
         for fid, folder in folders.items():
             parent = (folder["parentCollection"], folder["parentId"])
             if parent not in roots and not (parent[0] == "folder" and parent[1] in folders):
@@ -109,10 +109,13 @@ class Checker:
                                    f"bytes, its items hold {size}", fid,
                                    {"model": "folder", "set": {"size": size}}))
             n_items = folder_items.get(fid, 0)
-            if folder.get("itemCount", 0) != n_items:
-                out.append(Finding("folder-item-count", f"folder {fid} says "
-                                   f"{folder.get('itemCount')} items, holds {n_items}", fid,
-                                   {"model": "folder", "set": {"itemCount": n_items}}))
+            if counts.get(fid) != n_items:
+                out.append(Finding("folder-item-count", f"folder {fid} counts "
+                                   f"{counts.get(fid)} items, holds {n_items}", fid,
+                                   {"model": "folder_count", "set": {"items": n_items}}))
+        for fid in counts.keys() - folders.keys():
+            out.append(Finding("orphan-folder-count", f"item count of folder {fid}, which "
+                               "is gone", fid, {"model": "folder_count", "delete": True}))
         for model, coll in (("user", s.users), ("collection", s.collections)):
             for doc in _scan(coll, ["size"]):
                 size = root_sums.get((model, doc["_id"]), 0)
@@ -154,6 +157,12 @@ class Checker:
         for f in findings:
             if f.problem is not None:
                 by_store[f.assetstore_id].append(f)
+            elif f.fix and f.fix["model"] == "folder_count":  # not a Girder model
+                if f.fix.get("delete"):
+                    self.store.folder_counts.delete_one({"_id": f.ref})
+                else:
+                    self.store.folder_counts.update_one({"_id": f.ref}, {"$set": f.fix["set"]},
+                                                        upsert=True)
             elif f.fix:
                 self.store.of(f.fix["model"]).update_one({"_id": f.ref}, {"$set": f.fix["set"]})
             elif f.kind == "orphan-file":

@@ -86,7 +86,9 @@ class FolderService:
             "access": access,
         }
         try:
-            self.store.folders.insert_one(doc)
+            with self.store.engine.grouped():
+                self.store.folders.insert_one(doc)
+                self.store.folder_counts.insert_one({"_id": doc["_id"], "items": 0})
         except DuplicateKeyError:
             if reuse_existing:
                 found = self.store.folders.find_one({"parentId": parent["_id"], "name": name})

@@ -85,9 +85,7 @@ class ItemService:
             try:
                 with self.store.engine.grouped():  # one commit on SQLite
                     self.store.items.insert_one(doc)
-                    # Girder-Total-Count of a folder's items without a count query.
-                    self.store.folders.update_one({"_id": folder["_id"]},
-                                                  {"$inc": {"itemCount": 1}})
+                    self.tree.count_items(folder["_id"], 1)
             except DuplicateKeyError:
                 if not rename:
                     raise ExistsError(f"{name!r} already exists here.",

@@ -49,10 +49,8 @@ class MoveService:
         except DuplicateKeyError:
             raise ExistsError(f"{new_name!r} already exists here.", field="name") from None
         if folder["_id"] != item["folderId"]:
-            self.store.folders.update_one({"_id": item["folderId"]},
-                                          {"$inc": {"itemCount": -1}})
-            self.store.folders.update_one({"_id": folder["_id"]},
-                                          {"$inc": {"itemCount": 1}})
+            self.tree.count_items(item["folderId"], -1)
+            self.tree.count_items(folder["_id"], 1)
             self.tree.shift_size(int(item.get("size") or 0),
                                  (item["folderId"], item["baseParentType"], item["baseParentId"]),
                                  (folder["_id"], folder["baseParentType"], folder["baseParentId"]))

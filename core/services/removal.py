@@ -51,8 +51,7 @@ class RemovalService:
             for file in page:
                 self.files.delete(principal, file, check_access=False)
         if self.store.items.delete_one({"_id": item["_id"]}):
-            self.store.folders.update_one({"_id": item["folderId"]},
-                                          {"$inc": {"itemCount": -1}})
+            self.tree.count_items(item["folderId"], -1)
 
     def delete_folder(self, principal: Principal, folder: Document, *,
                       check_access: bool = True, recursive: bool = True) -> None:
@@ -64,7 +63,11 @@ class RemovalService:
                                                projection=["_id"])):
             raise NotEmptyError(f"Folder {folder['name']!r} is not empty.")
         self.clear_folder(folder)
-        self.store.folders.delete_one({"_id": folder["_id"]})
+        self._drop_folder(folder["_id"])
+
+    def _drop_folder(self, folder_id: ObjectId) -> None:
+        self.store.folders.delete_one({"_id": folder_id})
+        self.store.folder_counts.delete_one({"_id": folder_id})
 
     def clear_folder(self, folder: Document) -> None:
         """Delete everything inside ``folder`` (Girder's ``folder/{id}/contents``)."""
@@ -72,7 +75,7 @@ class RemovalService:
                                            "parentCollection": "folder"}):
             for child in page:
                 self.clear_folder(child)
-                self.store.folders.delete_one({"_id": child["_id"]})
+                self._drop_folder(child["_id"])
         self._uploads_into(folder["_id"])
         for page in self._pages("item", {"folderId": folder["_id"]}):
             for item in page:

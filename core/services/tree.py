@@ -144,6 +144,16 @@ class Tree:
             return model, doc["_id"]
         return doc["baseParentType"], doc["baseParentId"]
 
+    # ------------------------------------------------------------ item counts
+    def count_items(self, folder_id: ObjectId, delta: int) -> None:
+        """Move a folder's item count (a folder without one is left alone:
+        listings count its items instead, and ``check`` restores it)."""
+        self.store.folder_counts.update_one({"_id": folder_id}, {"$inc": {"items": delta}})
+
+    def item_count(self, folder_id: ObjectId) -> int | None:
+        doc = self.store.folder_counts.find_one({"_id": folder_id})
+        return None if doc is None else int(doc["items"])
+
     # ------------------------------------------------------------ sizes
     def add_size(self, item: Document, delta: int) -> None:
         """Girder's bookkeeping: the item, its folder (direct items only) and

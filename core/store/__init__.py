@@ -48,6 +48,7 @@ class Store:
         self.throttles: Collection = engine.collection(specs.THROTTLE)
         self.locks: Collection = engine.collection(specs.LOCK)
         self.mounts: Collection = engine.collection(specs.MOUNT)
+        self.folder_counts: Collection = engine.collection(specs.FOLDER_COUNT)
 
     def of(self, model: str) -> Collection:
         """The collection holding documents of ``model`` (Girder's names)."""

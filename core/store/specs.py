@@ -75,6 +75,11 @@ ASSETSTORE = CollectionSpec("assetstore", indexes=(_ix("name", unique=True),))
 THROTTLE = CollectionSpec("throttle", indexes=(_ix("expires"),), ttl_field="expires")
 LOCK = CollectionSpec("lock", indexes=(_ix("root"), _ix("expires")), ttl_field="expires")
 MOUNT = CollectionSpec("mount", indexes=(_ix("host", "pid"),))
+# {_id: folderId, items: n}: each folder's item count, for Girder-Total-Count
+# without a count query. Kept apart from the folder document on purpose: a
+# folder update rewrites the entries of every expression index on folders, and
+# an item create bumps the count (30% of its cost when it lived in the folder).
+FOLDER_COUNT = CollectionSpec("folder_count")
 
 ALL_SPECS = (USER, GROUP, COLLECTION, FOLDER, ITEM, FILE, UPLOAD, TOKEN, API_KEY, SSH_KEY,
              SETTING, ASSETSTORE, THROTTLE, LOCK, MOUNT)

@@ -245,3 +245,37 @@ def test_check_finds_and_repairs_corruption(world: World) -> None:
     assert kinds == ["folder-size", "item-size"]
     assert checker.repair(checker.check()) == []
     _check_clean(app)
+
+
+def test_folder_item_counts_follow_creates_moves_and_deletes(world: World) -> None:
+    """Each folder's item count (Girder-Total-Count without a count query)
+    lives in its own collection; check finds a wrong, missing or orphaned one
+    and repair restores it."""
+    app, svc, alice = world.app, world.app.services, world.principal("alice")
+    data, docs = world.docs["data"], world.docs["docs"]
+
+    def counted(folder_id: object) -> tuple[int | None, int]:
+        return svc.tree.item_count(folder_id), app.store.items.count({"folderId": folder_id})
+
+    start = counted(data["_id"])
+    assert start[0] == start[1]
+    fresh = svc.folders.create(alice, "folder", data["_id"], "fresh")
+    assert counted(fresh["_id"]) == (0, 0)
+    made = [svc.items.create(alice, fresh, f"n{i}") for i in range(3)]
+    assert counted(fresh["_id"]) == (3, 3)
+    svc.moves.move_item(alice, made[0], docs)
+    svc.removal.delete_item(alice, app.store.get("item", made[1]["_id"]))
+    assert counted(fresh["_id"]) == (1, 1)
+    _check_clean(app)
+    svc.removal.delete_folder(alice, app.store.get("folder", fresh["_id"]))
+    assert app.store.folder_counts.find_one({"_id": fresh["_id"]}) is None
+
+    app.store.folder_counts.update_one({"_id": data["_id"]}, {"$inc": {"items": 5}})
+    app.store.folder_counts.delete_one({"_id": docs["_id"]})
+    app.store.folder_counts.insert_one({"_id": fresh["_id"], "items": 2})
+    checker = Checker(app.services)
+    kinds = sorted(f.kind for f in checker.check())
+    assert kinds == ["folder-item-count", "folder-item-count", "orphan-folder-count"]
+    assert checker.repair(checker.check()) == []
+    _check_clean(app)
+    assert counted(docs["_id"])[0] == counted(docs["_id"])[1]

@@ -42,9 +42,10 @@ def list_items(ctx: Context, folder_id: str | None, text: str | None, name: str 
     if folder_id:
         folder, query = _folder_items(ctx, folder_id, text, name)
         docs = store.find(query, sort=spec, skip=offset, limit=limit)
-        if text is None and name is None and isinstance(folder.get("itemCount"), int):
-            # The folder keeps its item count: no count query on a big folder.
-            return Page(ctx.filter.many("item", docs, ctx.principal), folder["itemCount"])
+        known = ctx.services.tree.item_count(folder["_id"]) \
+            if text is None and name is None else None
+        if known is not None:  # core keeps the count: no count query on a big folder
+            return Page(ctx.filter.many("item", docs, ctx.principal), known)
         return Page(ctx.filter.many("item", docs, ctx.principal),
                     total(lambda: store.count(query), offset, limit, len(docs)))
     if text:
