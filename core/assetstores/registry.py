@@ -15,12 +15,13 @@ from typing import Any
 
 from ..common import utcnow, validate_name
 from ..db.engine import Collection, Document, DuplicateKeyError, Engine
-from ..errors import ExistsError, NotFoundError, StorageError, ValidationError
+from ..errors import ConflictError, ExistsError, NotFoundError, StorageError, ValidationError
 from ..store import object_id
 from .base import AssetstoreAdapter
 
 FILESYSTEM, GRIDFS, S3 = 0, 1, 2
 TYPE_NAMES = {FILESYSTEM: "filesystem", GRIDFS: "gridfs", S3: "s3"}
+_S3_LOCATION = ("bucket", "prefix", "service")  # where the objects of its files are
 
 Factory = Callable[[Document, Engine], AssetstoreAdapter]
 
@@ -40,9 +41,10 @@ def _s3(doc: Document, engine: Engine) -> AssetstoreAdapter:
 
 class AssetstoreRegistry:
     def __init__(self, collection: Collection, engine: Engine, *,
-                 reserve_bytes: int = 0) -> None:
+                 reserve_bytes: int = 0, files: Collection | None = None) -> None:
         self._coll = collection
         self._engine = engine
+        self._files = files  # the file records: whether an assetstore holds any
         self._reserve = reserve_bytes
         self._factories: dict[int, Factory] = {
             FILESYSTEM: lambda doc, eng: _filesystem(doc, eng, self._reserve), S3: _s3}
@@ -169,6 +171,13 @@ class AssetstoreRegistry:
                 changes.pop("secret", None)  # never shown, so usually not sent back
             merged = {**doc, **changes}
             changes.update(s3_fields(merged))
+            moved = [k for k in _S3_LOCATION if changes.get(k) != doc.get(k)]
+            if moved and self.holds_files(doc["_id"]):
+                # The records name objects by key in this bucket: pointing the
+                # assetstore elsewhere would orphan every one of them.
+                raise ConflictError(f"The assetstore holds files: its {', '.join(moved)} "
+                                    "cannot change (move the files to another assetstore "
+                                    "first).", field=moved[0])
             self.probe({**merged, **changes})
         if changes.pop("current", False):
             self.set_current(doc["_id"])
@@ -181,8 +190,14 @@ class AssetstoreRegistry:
         self.forget(doc["_id"])
         return self.get(doc["_id"])
 
-    def delete(self, assetstore_id: Any, *, has_files: bool) -> None:
+    def holds_files(self, assetstore_id: Any) -> bool:
+        return self._files is not None and self._files.find_one(
+            {"assetstoreId": assetstore_id}, projection=["_id"]) is not None
+
+    def delete(self, assetstore_id: Any, *, has_files: bool | None = None) -> None:
         doc = self.get(assetstore_id)
+        if has_files is None:
+            has_files = self.holds_files(doc["_id"])
         if has_files:
             raise ValidationError("You may not delete an assetstore that contains files.")
         self._coll.delete_one({"_id": doc["_id"]})

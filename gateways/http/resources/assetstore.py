@@ -88,9 +88,7 @@ def update_assetstore(ctx: Context, id: str, name: str | None, current: bool | N
 @api.delete(":id", "Delete an empty assetstore.", access="admin")
 def delete_assetstore(ctx: Context, id: str) -> dict[str, str]:
     doc = ctx.services.assetstores.get(id)
-    has_files = ctx.services.store.files.find_one({"assetstoreId": doc["_id"]},
-                                                  projection=["_id"]) is not None
-    ctx.services.assetstores.delete(doc["_id"], has_files=has_files)
+    ctx.services.assetstores.delete(doc["_id"])
     return {"message": f"Deleted assetstore {doc['name']}."}
 
 

@@ -73,6 +73,14 @@ def test_s3_assetstore_administration(site: RestSite) -> None:
     keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket)["Contents"]]
     assert len(keys) == 1 and keys[0].startswith("joist/data/")
     assert site.delete(f"assetstore/{doc['_id']}", "admin").status_code == 400
+    other = moto.new_bucket("other")
+    for change in ({"bucket": other}, {"prefix": "elsewhere"}):
+        moved = site.put(f"assetstore/{doc['_id']}", "admin", params=change)
+        assert moved.status_code == 400 and "holds files" in moved.json()["message"], moved.text
+    kept = site.get(f"assetstore/{doc['_id']}", "admin").json()
+    assert (kept["bucket"], kept["prefix"]) == (bucket, "joist/data")
+    renamed = site.put(f"assetstore/{doc['_id']}", "admin", params={"name": "objects 2"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "objects 2"
     assert site.get(f"file/{file['_id']}/download", "alice").content == b"stored in a bucket"
     assert site.check() == []
 
