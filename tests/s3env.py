@@ -170,7 +170,7 @@ def s3_switch_on() -> bool:
 # For tests that look at the filesystem assetstore's own files (blob files,
 # descriptors, the disk's capacity): with S3 current there are none to see.
 local_blobs_only = pytest.mark.skipif(
-    os.environ.get("JOIST_TEST_ASSETSTORE", "").lower() == "s3",
+    s3_switch_on(),
     reason="checks the embedded filesystem assetstore itself (its files, descriptors, "
            "capacity, or being the only store); S3 is current")
 

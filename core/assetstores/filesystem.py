@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import logging
 import os
 import re
 import shutil
@@ -42,10 +41,9 @@ from ..errors import (
 )
 from .base import BLOCK_SIZE, AssetstoreAdapter, BlobReader, Capabilities, Capacity, Problem
 from .localio import LocalBlobReader, copy_stream, fsync_dir, locked, os_errors, storage_error
+from .refcount import release_reference
 
 __all__ = ["BLOB_REFS_SPEC", "FilesystemAssetstore"]
-
-log = logging.getLogger(__name__)
 
 BLOB_REFS_SPEC = CollectionSpec(
     "blob_ref",
@@ -225,20 +223,13 @@ class FilesystemAssetstore(AssetstoreAdapter):
 
     def delete(self, blob: Mapping[str, Any]) -> None:
         digest = _sha512(blob)
-        with os_errors("Deleting a blob"), locked(self.bucket_lock(digest)):
-            doc = self.refs.find_one_and_update(
-                {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
-                {"$inc": {"refs": -1}, "$set": {"updated": _now()}})
-            if doc is None:
-                log.warning("delete of blob %s in assetstore %s: no reference count; "
-                            "left for `joist check`", digest, self.assetstore_id)
-                return
-            if doc["refs"] > 0:
-                return
-            # Bytes first, then the count: a crash in between leaves a refs
-            # document at 0 (stale-refs), never counted bytes that are gone.
+        def unlink(_doc: Mapping[str, Any]) -> bool:
             self._unlink_blob(digest)
-            self.refs.delete_one({"_id": self.ref_id(digest), "refs": {"$lte": 0}})
+            return True
+
+        with os_errors("Deleting a blob"), locked(self.bucket_lock(digest)):
+            release_reference(self.refs, self.ref_id(digest), digest, self.assetstore_id,
+                              unlink)
 
     def capacity(self) -> Capacity:
         with os_errors("Reading assetstore capacity"):

@@ -194,11 +194,9 @@ class AssetstoreRegistry:
         return self._files is not None and self._files.find_one(
             {"assetstoreId": assetstore_id}, projection=["_id"]) is not None
 
-    def delete(self, assetstore_id: Any, *, has_files: bool | None = None) -> None:
+    def delete(self, assetstore_id: Any) -> None:
         doc = self.get(assetstore_id)
-        if has_files is None:
-            has_files = self.holds_files(doc["_id"])
-        if has_files:
+        if self.holds_files(doc["_id"]):
             raise ValidationError("You may not delete an assetstore that contains files.")
         self._coll.delete_one({"_id": doc["_id"]})
         self.forget(doc["_id"])

@@ -8,22 +8,20 @@ is one atomic update, so processes race safely:
   that, it *takes over* a document at 0 (a copy being deleted: the deleter
   still removes the old key, whose name it already read) or inserts one;
 * a delete decrements; at 0 it removes the object, then the document unless
-  someone took it over meanwhile.
+  someone took it over meanwhile (``refcount.release_reference``).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from ..db.engine import Collection, DuplicateKeyError
 from ..errors import StorageError
+from .refcount import release_reference
 
 __all__ = ["RefCounts"]
-
-log = logging.getLogger(__name__)
 
 _COUNT_ATTEMPTS = 32  # rounds of the claim/insert race before giving up
 
@@ -82,20 +80,8 @@ class RefCounts:
     def release(self, digest: str, delete_object: Callable[[str], bool]) -> None:
         """One reference fewer; with the last one, ``delete_object(key)`` and,
         if it succeeded, the document."""
-        doc = self.refs.find_one_and_update(
-            {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
-            {"$inc": {"refs": -1}, "$set": {"updated": _now()}})
-        if doc is None:
-            log.warning("delete of blob %s in assetstore %s: no reference count; "
-                        "left for `joist check`", digest, self.assetstore_id)
-            return
-        if doc["refs"] > 0:
-            return
-        # Bytes first, then the count: a failure in between leaves a count at 0
-        # naming the object, which `joist check` finds. The guard on refs keeps
-        # a document a finalize took over meanwhile.
-        if delete_object(str(doc["s3Key"])):
-            self.refs.delete_one({"_id": self.ref_id(digest), "refs": {"$lte": 0}})
+        release_reference(self.refs, self.ref_id(digest), digest, self.assetstore_id,
+                          lambda doc: delete_object(str(doc["s3Key"])))
 
 
 def _now() -> Any:

@@ -82,4 +82,4 @@ MOUNT = CollectionSpec("mount", indexes=(_ix("host", "pid"),))
 FOLDER_COUNT = CollectionSpec("folder_count")
 
 ALL_SPECS = (USER, GROUP, COLLECTION, FOLDER, ITEM, FILE, UPLOAD, TOKEN, API_KEY, SSH_KEY,
-             SETTING, ASSETSTORE, THROTTLE, LOCK, MOUNT)
+             SETTING, ASSETSTORE, THROTTLE, LOCK, MOUNT, FOLDER_COUNT)
