@@ -1,5 +1,5 @@
-"""32 concurrent clients doing mixed reads, uploads and listings for a bounded
-time: every request succeeds or fails cleanly, no descriptor leaks, every
+"""32 concurrent clients doing 60 mixed reads, uploads and listings each: every
+request succeeds or fails cleanly, no descriptor leaks, every
 uploaded byte reads back identical, and ``joist check`` is clean afterwards."""
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ from tests.gateways.http.restsite import RestSite, open_fds, running_site
 from tests.world import A_TXT, REPORT, X_BIN
 
 CLIENTS = 32
-DURATION = 8.0  # seconds of load
+# A fixed amount of work per client (each client's random choices are seeded, so
+# the mix is the same every run), not a fixed time: the counts asserted below
+# then hold however fast the machine or the assetstore (moto in S3 mode) is.
+ACTIONS = 60
+DEADLINE = 300.0  # seconds: a guard against a hang, not a speed target
 
 
 @dataclass
@@ -55,8 +59,9 @@ def _client(site: RestSite, n: int, deadline: float, tally: Tally) -> None:
     x_bin = site.get(f"item/{site.id('multi')}/files", "alice").json()[0]["_id"]
     files = {a_txt: A_TXT, report: REPORT, x_bin: X_BIN}
     readable = {"alice": set(files), "carol": {report}, "bobby": set()}[login]
-    for _ in range(100000):
+    for _ in range(ACTIONS):
         if time.monotonic() > deadline:
+            tally.bad(f"client {n}: not done by the deadline")
             break
         action = rng.random()
         try:
@@ -179,10 +184,10 @@ def test_32_clients_mixed_load(busy_site: RestSite) -> None:
     _warm_up(site)
     baseline = open_fds()
     tally = Tally()
-    deadline = time.monotonic() + DURATION
+    deadline = time.monotonic() + DEADLINE
     with ThreadPoolExecutor(CLIENTS) as pool:
         for future in [pool.submit(_client, site, n, deadline, tally) for n in range(CLIENTS)]:
-            future.result(timeout=DURATION + 60)
+            future.result(timeout=DEADLINE + 60)
     assert tally.problems == [], tally.problems[:10]
     assert tally.ok > 500 and tally.refused > 50 and len(tally.uploads) > 50, tally
     for file_id, digest in tally.uploads.items():
