@@ -42,6 +42,11 @@ class NotFoundError(CoreError, FileNotFoundError):
     errno_code = _errno.ENOENT
 
 
+class ContainerGoneError(NotFoundError):
+    """A record was written into a container that a concurrent delete removed;
+    the record is gone again and its reference to stored bytes released."""
+
+
 class AccessDeniedError(CoreError, PermissionError):
     """The thing is visible to the principal, but the action is not allowed."""
 

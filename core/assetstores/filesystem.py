@@ -8,8 +8,9 @@ Layout under ``root``::
 
 Reference counts live in the metadata store (``BLOB_REFS_SPEC``), one document
 per blob, so several processes can share one root. Every change of a blob's
-existence or count happens under its bucket's ``flock``, which holds across
-processes of one machine (and over NFS where the server supports locks).
+existence or count from or to zero happens under its bucket's ``flock``, which
+holds across processes of one machine (and over NFS where the server supports
+locks); adding a reference to a live blob is one conditional increment.
 """
 
 from __future__ import annotations
@@ -208,13 +209,17 @@ class FilesystemAssetstore(AssetstoreAdapter):
                                expected_size=size if isinstance(size, int) else None)
 
     def add_reference(self, blob: Mapping[str, Any]) -> None:
+        """One more reference to live bytes. No bucket lock: the conditional
+        increment alone is atomic against a release (a count at 0 is never
+        raised again here), and a caller may hold a store transaction, which
+        must never wait for a lock whose holder waits for the store."""
         digest = _sha512(blob)
-        with os_errors("Adding a blob reference"), locked(self.bucket_lock(digest)):
+        with os_errors("Adding a blob reference"):
             if not os.path.exists(self.blob_path(digest)):
                 raise StorageError(f"The bytes of blob {digest[:16]}... are missing.")
-            result = self.refs.update_one(
-                {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
-                {"$inc": {"refs": 1}, "$set": {"updated": _now()}})
+        result = self.refs.update_one(
+            {"_id": self.ref_id(digest), "refs": {"$gt": 0}},
+            {"$inc": {"refs": 1}, "$set": {"updated": _now()}})
         if result.matched == 0:
             # Counting from an unknown base could undercount and later delete
             # bytes still in use; ``joist check`` restores the count first.

@@ -47,6 +47,9 @@ USERS_ENTRY = Entry(k.USERS)
 COLLECTIONS_ENTRY = Entry(k.COLLECTIONS)
 
 
+_REREADS = 3  # looks at an item caught between a writer's steps
+
+
 class PathCache:
     """A bounded LRU of (parent key, name) -> Entry with a TTL."""
 
@@ -162,11 +165,14 @@ class Resolver:
             chain.append(self.child(chain[-1], name, principal))
         return chain
 
-    def child(self, parent: Entry, name: str, principal: Principal) -> Entry:
+    def child(self, parent: Entry, name: str, principal: Principal, *,
+              fresh: bool = False) -> Entry:
+        """``fresh`` reads the store, not the cache: writes decide on what is
+        there now (a concurrent writer may have changed it a moment ago)."""
         if not parent.is_dir:
             raise NotDirectoryError("Not a directory.")
         key: CacheKey = (parent.kind, parent.key[1], name)
-        entry = self.cache.get(key)
+        entry = None if fresh else self.cache.get(key)
         if entry is None:
             generation = self.cache.generation
             entry = self._find(parent, name)
@@ -194,8 +200,18 @@ class Resolver:
                 return Entry(k.FOLDER, doc)
             if parent.kind != k.FOLDER:
                 return None
-            item = s.items.find_one({"folderId": parent.doc["_id"], "name": name})
-            return None if item is None else self.item_entry(item, parent.doc)
+            for _ in range(_REREADS):
+                item = s.items.find_one({"folderId": parent.doc["_id"], "name": name})
+                if item is None:
+                    return None
+                entry = self.item_entry(item, parent.doc)
+                if not (entry.is_dir and item.get("fileCount") == 1
+                        and self.layout() == "natural"):
+                    return entry
+                # Counted one file, but its sole file was not there as named: we
+                # may have read between the steps of a concurrent delete or
+                # replace (each query is its own snapshot). Read again.
+            return entry
         if parent.kind == k.ITEM:
             file = s.files.find_one({"itemId": parent.doc["_id"], "name": name},
                                     sort=[("_id", 1)])

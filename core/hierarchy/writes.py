@@ -7,11 +7,14 @@ one-file item shown as a file moves, copies and is removed as that file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from ..common import validate_name
 from ..errors import (
     AccessDeniedError,
+    ContainerGoneError,
     ExistsError,
     InvalidPathError,
     IsDirectoryError,
@@ -27,6 +30,8 @@ from .io import Writer
 from .nodes import Node
 from .paths import join_path, parent_and_name
 from .resolver import Entry
+
+_OVERWRITE_ATTEMPTS = 16
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -62,9 +67,16 @@ class WriteOps:
 
     def _lookup(self, parent: Entry, name: str) -> Entry | None:
         try:
-            return self.resolver.child(parent, name, self._reader)
+            return self.resolver.child(parent, name, self._reader, fresh=True)
         except NotFoundError:
             return None
+
+    def _write_chain(self, path: str) -> tuple[list[str], list[Entry]]:
+        """The chain to what a write acts on, its last step read afresh."""
+        names, chain = self._chain(path)
+        if len(chain) > 1:
+            chain[-1] = self.resolver.child(chain[-2], names[-1], self._reader, fresh=True)
+        return names, chain
 
     def _forget(self, parent: Entry, name: str) -> None:
         self.resolver.forget(parent, name)
@@ -120,7 +132,7 @@ class WriteOps:
 
     # ------------------------------------------------------------ remove
     def remove(self, path: str, *, recursive: bool = False) -> None:
-        names, chain = self._chain(path)
+        names, chain = self._write_chain(path)
         entry, parent = chain[-1], chain[-2] if len(chain) > 1 else None
         svc, who = self.services, self._owner
         doc = entry.doc
@@ -147,7 +159,7 @@ class WriteOps:
     # ------------------------------------------------------------ move/copy
     def _target(self, src: str, dst: str, overwrite: bool
                 ) -> tuple[list[str], Entry, list[str], Entry, Entry, str]:
-        src_names, chain = self._chain(src)
+        src_names, chain = self._write_chain(src)
         if len(src_names) < 2:
             raise AccessDeniedError("This cannot be moved or copied.")
         dst_parent_names, dst_parent, dst_name = self._parent(dst)
@@ -160,10 +172,28 @@ class WriteOps:
         if existing is not None:
             if not overwrite:
                 raise ExistsError("Destination exists.")
-            self.remove(join_path(dst_names), recursive=True)
+            try:
+                self.remove(join_path(dst_names), recursive=True)
+            except NotFoundError:
+                self._forget(dst_parent, dst_name)  # a concurrent writer removed it
         return src_names, chain[-1], dst_names, chain[-2], dst_parent, dst_name
 
+    def _overwriting(self, overwrite: bool, act: Callable[[], Node]) -> Node:
+        """``act`` again when, with ``overwrite``, a concurrent writer took the
+        freed destination first: last writer wins, as with PUT. Bounded: each
+        retry means another writer committed."""
+        for _ in range(_OVERWRITE_ATTEMPTS - 1):
+            try:
+                return act()
+            except (ExistsError, ContainerGoneError):
+                if not overwrite:  # (a concurrent overwrite removed what we made)
+                    raise
+        return act()
+
     def move(self, src: str, dst: str, *, overwrite: bool = False) -> Node:
+        return self._overwriting(overwrite, lambda: self._move(src, dst, overwrite))
+
+    def _move(self, src: str, dst: str, overwrite: bool) -> Node:
         src_names, entry, dst_names, src_parent, dst_parent, name = \
             self._target(src, dst, overwrite)
         svc, who = self.services, self._writer
@@ -183,6 +213,12 @@ class WriteOps:
             self._forget_item(src_parent)
         return self._fresh(dst_names)
 
+    def _atomically(self) -> AbstractContextManager[None]:
+        """One commit for a few writes where the engine can (SQLite): no one
+        sees a half-made item (empty, or its file not yet renamed), which
+        would show as a directory. On MongoDB the calls run one by one."""
+        return self.services.store.engine.grouped()
+
     def _forget_item(self, item_entry: Entry) -> None:
         assert item_entry.doc is not None and item_entry.folder is not None
         self.resolver.cache.drop((k.FOLDER, item_entry.folder["_id"], item_entry.doc["name"]))
@@ -192,16 +228,22 @@ class WriteOps:
         doc, target = entry.doc, dst_parent.doc
         assert doc is not None and target is not None
         if entry.kind == k.ITEM and dst_parent.kind == k.FOLDER:
-            svc.moves.move_item(who, doc, target, name=name, rename=False)
-            if not entry.is_dir and entry.file is not None:
-                svc.files.update(who, entry.file, name=name)  # stays one same-named file
+            with self._atomically():
+                svc.moves.move_item(who, doc, target, name=name, rename=False)
+                if not entry.is_dir and entry.file is not None:
+                    svc.files.update(who, entry.file, name=name)  # stays one same-named file
             return
         file = entry.file
         if file is None:
             raise UnsupportedError("An item directory cannot go inside another item.")
         if dst_parent.kind == k.FOLDER:
-            item = svc.items.create(who, target, name, rename=False)
-            svc.files.move_to_item(who, file, item, name=name)
+            try:
+                with self._atomically():
+                    item = svc.items.create(who, target, name, rename=False)
+                    svc.files.move_to_item(who, file, item, name=name)
+            except NotFoundError:  # a concurrent move won: drop the empty item
+                svc.removal.delete_item(who, item)  # (gone already on SQLite)
+                raise
         else:
             svc.files.move_to_item(who, file, target, name=name)
             self._forget_item(dst_parent)
@@ -209,6 +251,9 @@ class WriteOps:
             svc.removal.delete_item(who, doc)
 
     def copy(self, src: str, dst: str, *, overwrite: bool = False) -> Node:
+        return self._overwriting(overwrite, lambda: self._copy(src, dst, overwrite))
+
+    def _copy(self, src: str, dst: str, overwrite: bool) -> Node:
         _src_names, entry, dst_names, _src_parent, dst_parent, name = \
             self._target(src, dst, overwrite)
         svc, who = self.services, self._writer
@@ -224,13 +269,15 @@ class WriteOps:
                 dst_parent.kind in (k.FOLDER, k.ITEM):
             assert target is not None
             if dst_parent.kind == k.FOLDER:
-                if entry.kind == k.ITEM:
-                    new = svc.moves.copy_item(who, doc, target, name=name, rename=False)
-                    for file in svc.store.files.find({"itemId": new["_id"]}):
-                        svc.files.update(who, file, name=name)
-                else:
-                    item = svc.items.create(who, target, name, rename=False)
-                    svc.files.update(who, svc.files.copy(who, entry.file, item), name=name)
+                with self._atomically():
+                    if entry.kind == k.ITEM:
+                        new = svc.moves.copy_item(who, doc, target, name=name, rename=False)
+                        for file in svc.store.files.find({"itemId": new["_id"]}):
+                            svc.files.update(who, file, name=name)
+                    else:
+                        item = svc.items.create(who, target, name, rename=False)
+                        svc.files.update(who, svc.files.copy(who, entry.file, item),
+                                         name=name)
             else:
                 svc.files.update(who, svc.files.copy(who, entry.file, target), name=name)
                 self._forget_item(dst_parent)

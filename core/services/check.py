@@ -16,6 +16,7 @@ from typing import Any
 from ..acl import SYSTEM
 from ..db.engine import Collection, Document
 from . import Services
+from .tree import DELETING
 
 PAGE = 2000
 
@@ -72,7 +73,7 @@ class Checker:
                 out.append(Finding("orphan-folder", f"folder {fid} has no parent", fid))
         file_sums: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
         items: dict[Any, Document] = {}
-        for item in _scan(s.items, ["folderId", "size", "fileCount"]):
+        for item in _scan(s.items, ["folderId", "size", "fileCount", DELETING]):
             items[item["_id"]] = item
             if item["folderId"] not in folders:
                 out.append(Finding("orphan-item", f"item {item['_id']} has no folder",
@@ -90,8 +91,12 @@ class Checker:
         folder_items: dict[Any, int] = defaultdict(int)
         for iid, item in items.items():
             size, count = file_sums.get(iid, (0, 0))
-            folder_sums[item["folderId"]] += size
             folder_items[item["folderId"]] += 1
+            if item.get(DELETING):  # its size has left its folder already
+                out.append(Finding("interrupted-delete", f"item {iid} was being deleted",
+                                   iid))
+                continue
+            folder_sums[item["folderId"]] += size
             if int(item.get("size") or 0) != size:
                 out.append(Finding("item-size", f"item {iid} says {item.get('size')} bytes, "
                                    f"its files hold {size}", iid,
@@ -169,7 +174,7 @@ class Checker:
                 doc = self.store.files.find_one({"_id": f.ref})
                 if doc is not None:
                     self.svc.files.delete(SYSTEM, doc, check_access=False)
-            elif f.kind == "orphan-item":
+            elif f.kind in ("orphan-item", "interrupted-delete"):
                 doc = self.store.items.find_one({"_id": f.ref})
                 if doc is not None:
                     self.svc.removal.delete_item(SYSTEM, doc, check_access=False)

@@ -15,16 +15,23 @@ from urllib.parse import urlparse
 from bson import ObjectId
 
 from .. import acl
-from ..acl import Principal
+from ..acl import SYSTEM, Principal
 from ..assetstores.base import BlobReader
 from ..assetstores.registry import AssetstoreRegistry
 from ..common import file_exts, utcnow, validate_name
 from ..db.engine import Document
-from ..errors import ValidationError
+from ..errors import (
+    ConflictError,
+    ContainerGoneError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
 from ..stored_settings import SettingsService
-from .tree import Tree
+from .tree import DELETING, Tree
 
 DEFAULT_MIME = "application/octet-stream"
+_DELETE_ATTEMPTS = 16  # a record replaced this often meanwhile: give up
 BLOB_FIELDS = ("sha512", "path", "relpath", "s3Key", "chunkUuid", "chunkSize", "imported")
 
 
@@ -58,6 +65,13 @@ class FileService:
         self.store.files.insert_one(doc)
         self._touch(item["_id"], +1)
         self.tree.add_size(item, int(size))
+        if self.store.items.find_one({"_id": item["_id"], DELETING: {"$exists": False}},
+                                     projection=["_id"]) is None:
+            # The item was deleted meanwhile. Its deleter sweeps its files again
+            # after removing it (``RemovalService.delete_item``): whichever of us
+            # removes this record releases its bytes, exactly once.
+            self.delete(SYSTEM, doc, check_access=False, item=item)
+            raise ContainerGoneError(f"The item of {name!r} was deleted meanwhile.")
         return doc
 
     def _touch(self, item_id: ObjectId, files_delta: int = 0) -> None:
@@ -116,16 +130,38 @@ class FileService:
         return adapter.download_url(file, str(file["name"]), disposition)
 
     def delete(self, principal: Principal, file: Document, *,
-               check_access: bool = True) -> None:
+               check_access: bool = True, item: Document | None = None) -> None:
+        """Remove the record, then release its bytes. ``item``: the file's item
+        as the caller knows it (it may be gone from the store already), so
+        that the sizes it was counted in are still corrected."""
         if check_access:
             self.tree.require(principal, "file", file, acl.WRITE)
-        if not self.store.files.delete_one({"_id": file["_id"]}):
+        file = self._delete_record(file)
+        if file is None:
             return  # already gone (a concurrent delete): nothing to release
-        item = self.store.items.find_one({"_id": file["itemId"]})
+        if item is None:
+            item = self.store.items.find_one({"_id": file["itemId"]})
         if item is not None:
             self._touch(item["_id"], -1)
             self.tree.add_size(item, -int(file.get("size") or 0))
         self.release(file)
+
+    def _delete_record(self, file: Document) -> Document | None:
+        """Remove the record as it is now and return that: the bytes to release
+        are the ones it names at its removal, not when the caller read it (a
+        concurrent replace may have swapped and released those already)."""
+        for _ in range(_DELETE_ATTEMPTS):
+            guard = {"_id": file["_id"], "size": file.get("size"),
+                     "assetstoreId": file.get("assetstoreId"),
+                     **{k: file[k] for k in BLOB_FIELDS if k in file}}
+            if self.store.files.delete_one(guard):
+                return file
+            current = self.store.files.find_one({"_id": file["_id"]})
+            if current is None:
+                return None
+            file = current
+        raise ConflictError(f"{file['name']!r} kept changing while being deleted; "
+                            "try again.")
 
     def release(self, file: Document) -> None:
         """Drop this record's reference to its bytes (after the record is gone)."""
@@ -141,14 +177,31 @@ class FileService:
         if file.get("linkUrl"):
             return self.create_link(principal, item, file["name"], file["linkUrl"],
                                     mime_type=file.get("mimeType"))
-        if file.get("assetstoreId") and not file.get("imported"):
-            self.assetstores.for_file(file).add_reference(file)
+        file = self._reference(file)
         blob = {k: file[k] for k in BLOB_FIELDS if k in file}
         return self.record(item, name=file["name"], size=int(file.get("size") or 0),
                            mime_type=file.get("mimeType"),
                            assetstore_id=file.get("assetstoreId"), blob=blob,
                            creator_id=principal.user_id,
                            extra={"copied": utcnow(), "copierId": principal.user_id})
+
+    def _reference(self, file: Document) -> Document:
+        """Take one more reference to ``file``'s bytes, as the record is now:
+        a concurrent replace or delete may have released what was read."""
+        for _ in range(8):
+            if not file.get("assetstoreId") or file.get("imported"):
+                return file
+            try:
+                self.assetstores.for_file(file).add_reference(file)
+                return file
+            except StorageError:
+                current = self.store.files.find_one({"_id": file["_id"]})
+                if current is None:
+                    raise NotFoundError(f"{file['name']!r} was deleted meanwhile.") from None
+                if all(current.get(k) == file.get(k) for k in BLOB_FIELDS):
+                    raise  # the record still names those bytes: a real fault
+                file = current
+        raise StorageError(f"{file['name']!r} kept changing while being copied.")
 
     def move_to_item(self, principal: Principal, file: Document, item: Document, *,
                      name: Any = None, check_access: bool = True) -> Document:
@@ -159,7 +212,11 @@ class FileService:
         new_name = validate_name(name, "File name") if name is not None else file["name"]
         update = {"itemId": item["_id"], "name": new_name, "exts": file_exts(new_name),
                   "updated": utcnow()}
-        self.store.files.update_one({"_id": file["_id"]}, {"$set": update})
+        moved = self.store.files.update_one(  # only from where the caller saw it
+            {"_id": file["_id"], "itemId": file["itemId"], "name": file["name"]},
+            {"$set": update})
+        if not moved.matched:
+            raise NotFoundError(f"{file['name']!r} was moved, renamed or deleted meanwhile.")
         if file["itemId"] == item["_id"]:
             self._touch(item["_id"])
             return {**file, **update}

@@ -11,13 +11,14 @@ from .. import acl
 from ..acl import Principal
 from ..common import utcnow, validate_name
 from ..db.engine import Document, DuplicateKeyError
-from ..errors import ExistsError, ValidationError
+from ..errors import ExistsError, NotFoundError, ValidationError
 from .files import FileService
 from .folders import FOLDER_EXISTS, FolderService
 from .items import ItemService
 from .tree import Tree
 
 MAX_COPY_DEPTH = 1000
+MOVED_MEANWHILE = "{!r} was moved, renamed or deleted meanwhile."
 
 
 class MoveService:
@@ -45,9 +46,15 @@ class MoveService:
                   "baseParentId": folder["baseParentId"], "name": new_name,
                   "lowerName": new_name.lower(), "updated": utcnow()}
         try:
-            self.store.items.update_one({"_id": item["_id"]}, {"$set": update})
+            # Only from where the caller saw it: of concurrent moves one wins,
+            # the others find the source gone (and count nothing twice).
+            moved = self.store.items.update_one(
+                {"_id": item["_id"], "folderId": item["folderId"], "name": item["name"]},
+                {"$set": update})
         except DuplicateKeyError:
             raise ExistsError(f"{new_name!r} already exists here.", field="name") from None
+        if not moved.matched:
+            raise NotFoundError(MOVED_MEANWHILE.format(item["name"]))
         if folder["_id"] != item["folderId"]:
             self.tree.count_items(item["folderId"], -1)
             self.tree.count_items(folder["_id"], 1)
@@ -89,9 +96,13 @@ class MoveService:
                   "baseParentType": root_type, "baseParentId": root_id,
                   "name": new_name, "lowerName": new_name.lower(), "updated": utcnow()}
         try:
-            self.store.folders.update_one({"_id": folder["_id"]}, {"$set": update})
+            moved = self.store.folders.update_one(
+                {"_id": folder["_id"], "parentId": folder["parentId"],
+                 "name": folder["name"]}, {"$set": update})
         except DuplicateKeyError:
             raise ExistsError(FOLDER_EXISTS, field="name") from None
+        if not moved.matched:
+            raise NotFoundError(MOVED_MEANWHILE.format(folder["name"]))
         if (root_type, root_id) != (folder["baseParentType"], folder["baseParentId"]):
             self._rebase(folder["_id"], root_type, root_id,
                          (folder["baseParentType"], folder["baseParentId"]))

@@ -1,8 +1,10 @@
 """Cascade deletes that release assetstore bytes, bottom-up.
 
-Deletion goes leaves first (files, then items, then the deepest folders), so a
-crash midway leaves a smaller but consistent tree, never a record whose parent
-is gone. Each file record is removed before its bytes are released.
+Deletion goes leaves first (items, then the deepest folders), so a crash midway
+leaves a smaller tree; an item goes before its files (see ``delete_item``), and
+each file record is removed before its bytes are released, so a crash leaves
+at worst orphan records and extra references that ``joist check --repair``
+removes, never a record pointing at missing bytes.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from collections.abc import Iterator
 from bson import ObjectId
 
 from .. import acl
-from ..acl import Principal
+from ..acl import SYSTEM, Principal
 from ..db.engine import Document
 from ..errors import NotEmptyError
 from .files import FileService
-from .tree import Tree
+from .tree import DELETING, Tree
 from .uploads import UploadService
 
 PAGE = 500
@@ -46,12 +48,35 @@ class RemovalService:
                     check_access: bool = True) -> None:
         if check_access:
             self.tree.require(principal, "item", item, acl.WRITE)
+        # Marked first, atomically: from then on no size is counted into it
+        # (``Tree.add_size``), so its size as marked is what its folder and
+        # root lose, once, whatever writers do meanwhile.
+        marked = self.store.items.find_one_and_update(
+            {"_id": item["_id"], DELETING: {"$exists": False}}, {"$set": {DELETING: True}})
+        first = marked is not None
+        if marked is None:  # another deleter has it, or one was interrupted:
+            marked = self.store.items.find_one({"_id": item["_id"]})  # finish it
+            if marked is None:
+                return
         self._uploads_into(item["_id"])
+        size = int(marked.get("size") or 0)
+        if first and size:
+            self.store.folders.update_one({"_id": marked["folderId"]},
+                                          {"$inc": {"size": -size}})
+            self.store.of(marked["baseParentType"]).update_one(
+                {"_id": marked["baseParentId"]}, {"$inc": {"size": -size}})
+        # The item goes before its files: no one sees it empty (a directory)
+        # while it goes, and a file recorded into it concurrently either finds
+        # it gone or is found by this sweep (``FileService.record``). A crash
+        # in between leaves orphan files, which ``joist check --repair`` removes.
+        if self.store.items.delete_one({"_id": item["_id"]}):
+            self.tree.count_items(marked["folderId"], -1)
+        self._delete_files(marked)
+
+    def _delete_files(self, item: Document) -> None:
         for page in self._pages("file", {"itemId": item["_id"]}):
             for file in page:
-                self.files.delete(principal, file, check_access=False)
-        if self.store.items.delete_one({"_id": item["_id"]}):
-            self.tree.count_items(item["folderId"], -1)
+                self.files.delete(SYSTEM, file, check_access=False, item=item)
 
     def delete_folder(self, principal: Principal, folder: Document, *,
                       check_access: bool = True, recursive: bool = True) -> None:

@@ -18,6 +18,8 @@ from ..db.engine import Document
 from ..errors import ValidationError
 from ..store import Store, object_id
 
+DELETING = "_deleting"
+"""Set on an item being deleted: no size is counted into it any more."""
 ROOT_MODELS = ("user", "collection")
 PARENT_MODELS = ("folder", "user", "collection")
 
@@ -160,7 +162,11 @@ class Tree:
         the root (user or collection, a recursive total) move together."""
         if not delta:
             return
-        self.store.items.update_one({"_id": item["_id"]}, {"$inc": {"size": delta}})
+        # Not into an item being deleted: its deleter subtracts the item's size
+        # as it was when marked (``RemovalService.delete_item``), once.
+        if not self.store.items.update_one({"_id": item["_id"], DELETING: {"$exists": False}},
+                                           {"$inc": {"size": delta}}).matched:
+            return
         self.store.folders.update_one({"_id": item["folderId"]}, {"$inc": {"size": delta}})
         self.store.of(item["baseParentType"]).update_one(
             {"_id": item["baseParentId"]}, {"$inc": {"size": delta}})

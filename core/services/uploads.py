@@ -8,6 +8,7 @@ when the file record is written, after the assetstore committed them.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -21,6 +22,7 @@ from ..db.engine import Document
 from ..errors import (
     AccessDeniedError,
     ConflictError,
+    ContainerGoneError,
     ExistsError,
     NotFoundError,
     ValidationError,
@@ -32,6 +34,8 @@ from .items import ItemService
 from .tree import Tree
 
 log = logging.getLogger("joist.uploads")
+_REPLACE_ATTEMPTS = 16  # rounds of the create/replace race before giving up
+_IN_FLIGHT: Any = object()
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,9 @@ class UploadService:
                 file = self._replace(upload, blob)
             else:
                 file = self._create(upload, blob)
+        except ContainerGoneError:
+            self.discard(upload)  # the record held the reference, and released it
+            raise
         except BaseException:
             adapter.delete(blob)
             self.discard(upload)
@@ -226,55 +233,101 @@ class UploadService:
         return file
 
     def _create(self, upload: Document, blob: dict[str, Any]) -> Document:
-        creator = self.store.users.find_one({"_id": upload["userId"]})
-        principal = Principal.from_user(creator) if creator else Principal.anonymous()
         policy = upload.get("onCollision", "rename")
+        if policy == "replace":
+            return self._create_or_replace(upload, blob)
         if upload["parentType"] == "folder":
-            folder = self.store.get("folder", upload["parentId"])
-            if policy == "replace":
-                target = self._same_name_file(folder["_id"], upload["name"])
-                if target is not None:
-                    return self._replace({**upload, "fileId": target["_id"]}, blob)
-            item = self.items.create(principal, folder, upload["name"],
-                                     rename=policy == "rename",
-                                     creator_id=upload["userId"], check_access=False)
+            item = self._new_item(upload, rename=policy == "rename")
         else:
             item = self.store.get("item", upload["parentId"])
-            if policy == "replace":
+        return self._record(upload, blob, item)
+
+    def _create_or_replace(self, upload: Document, blob: dict[str, Any]) -> Document:
+        """Last writer wins: replace the bytes of the same-named file, or make
+        it. Concurrent writers of one new name race on the item's unique name
+        and the loser replaces the winner's file; a file deleted meanwhile is
+        created again. Bounded: each retry means another writer committed."""
+        name = upload["name"]
+        for attempt in range(_REPLACE_ATTEMPTS):
+            if upload["parentType"] == "folder":
+                folder = self.store.get("folder", upload["parentId"])
+                target = self._same_name_file(folder["_id"], name,
+                                              settled=attempt == _REPLACE_ATTEMPTS - 1)
+            else:
+                item = self.store.get("item", upload["parentId"])
                 target = self.store.files.find_one(
-                    {"itemId": item["_id"], "name": upload["name"]}, sort=[("_id", 1)])
-                if target is not None:
+                    {"itemId": item["_id"], "name": name}, sort=[("_id", 1)])
+            if target is _IN_FLIGHT:
+                time.sleep(0.005 * (attempt + 1))  # its creator is recording the file
+                continue
+            if target is not None:
+                try:
                     return self._replace({**upload, "fileId": target["_id"]}, blob)
+                except NotFoundError:
+                    continue  # deleted meanwhile: create it afresh
+            if upload["parentType"] == "item":
+                return self._record(upload, blob, item)
+            try:
+                # One commit on SQLite: no one sees the item without its file.
+                with self.store.engine.grouped():
+                    return self._record(upload, blob, self._new_item(upload, rename=False))
+            except ExistsError:
+                if self.store.items.find_one({"folderId": folder["_id"], "name": name},
+                                             projection=["_id"]) is None:
+                    raise  # a folder holds the name
+        raise ConflictError(f"Too many concurrent writers of {name!r}; try again.")
+
+    def _new_item(self, upload: Document, *, rename: bool) -> Document:
+        creator = self.store.users.find_one({"_id": upload["userId"]})
+        principal = Principal.from_user(creator) if creator else Principal.anonymous()
+        folder = self.store.get("folder", upload["parentId"])
+        return self.items.create(principal, folder, upload["name"], rename=rename,
+                                 creator_id=upload["userId"], check_access=False)
+
+    def _record(self, upload: Document, blob: dict[str, Any], item: Document) -> Document:
         extra = {"reference": upload["reference"]} if upload.get("reference") else None
         return self.files.record(item, name=upload["name"], size=int(blob["size"]),
                                  mime_type=upload.get("mimeType"),
                                  assetstore_id=upload["assetstoreId"], blob=blob,
                                  creator_id=upload["userId"], extra=extra)
 
-    def _same_name_file(self, folder_id: ObjectId, name: str) -> Document | None:
-        """The file of a one-file item ``name`` whose file is also ``name``."""
+    def _same_name_file(self, folder_id: ObjectId, name: str, *,
+                        settled: bool = True) -> Any:
+        """The file of a one-file item ``name`` whose file is also ``name``;
+        None without such an item; ``_IN_FLIGHT`` for an empty item that a
+        concurrent writer may be about to fill (unless ``settled``)."""
         item = self.store.items.find_one({"folderId": folder_id, "name": name})
         if item is None:
             return None
         files = self.store.files.find({"itemId": item["_id"]}, limit=2)
         if len(files) == 1 and files[0]["name"] == name:
             return files[0]
+        if not files and not settled:
+            return _IN_FLIGHT
         raise ExistsError(f"{name!r} already exists here and is not a single file.",
                           field="name")
 
     def _replace(self, upload: Document, blob: dict[str, Any]) -> Document:
-        old = self.store.get("file", upload["fileId"])
+        """Point the file record at the new bytes and release the old ones.
+
+        The swap is one atomic update that returns the record as it was, so
+        with concurrent replacers each releases exactly the bytes it displaced:
+        reading the record first and releasing what was read would release one
+        blob twice and leak the other (data loss for every file sharing it)."""
         new_size = int(blob["size"])
         changes: dict[str, Any] = {
             "size": new_size, "assetstoreId": upload["assetstoreId"],
             "creatorId": upload["userId"], "created": utcnow(),
             **{k: v for k, v in blob.items() if k in BLOB_FIELDS},
         }
-        unset = {k: "" for k in BLOB_FIELDS if k in old and k not in blob}
+        unset = {k: "" for k in BLOB_FIELDS if k not in blob}
         update: dict[str, Any] = {"$set": changes}
         if unset:
             update["$unset"] = unset
-        self.store.files.update_one({"_id": old["_id"]}, update)
+        old = self.store.files.find_one_and_update({"_id": upload["fileId"]}, update,
+                                                   return_document="before")
+        if old is None:
+            raise NotFoundError("The file was deleted meanwhile.", field="fileId")
         item = self.store.items.find_one({"_id": old["itemId"]})
         if item is not None:
             self.tree.add_size(item, new_size - int(old.get("size") or 0))
