@@ -5,8 +5,10 @@ logged: log lines name the login and the outcome only.
 """
 
 from .authenticator import Authenticator
+from .grants import Grant, LiveGrant
 from .passwords import hash_password, verify_password
 from .throttle import Throttle
 from .tokens import TokenService
 
-__all__ = ["Authenticator", "Throttle", "TokenService", "hash_password", "verify_password"]
+__all__ = ["Authenticator", "Grant", "LiveGrant", "Throttle", "TokenService", "hash_password",
+           "verify_password"]
