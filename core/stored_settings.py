@@ -132,6 +132,10 @@ DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
                "Seconds a path lookup may be served from cache."),
     SettingDef("joist.anonymous_access", True, _bool,
                "Let anonymous clients read public data (REST, WebDAV, SFTP 'anonymous')."),
+    SettingDef("joist.webdav.anonymous_read", False, _bool,
+               "Serve public data to WebDAV clients that send no credentials (needs "
+               "joist.anonymous_access too). Off: WebDAV answers 401 and clients ask for "
+               "a login."),
     SettingDef("joist.throttle.max_failures", 5, _number(1, integer=True),
                "Failed logins allowed per login name per window."),
     SettingDef("joist.throttle.max_failures_per_address", 50, _number(1, integer=True),

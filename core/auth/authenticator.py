@@ -22,6 +22,10 @@ from .tokens import TokenService
 log = logging.getLogger("joist.auth")
 
 ANONYMOUS_LOGIN = "anonymous"
+WEBDAV = "webdav"
+"""Gateway name for ``anonymous_allowed``: WebDAV asks for a login unless its
+own setting also lets anonymous clients in (file managers and davfs2 send
+credentials only after a 401, so serving them anonymously hides the login)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -61,8 +65,12 @@ class Authenticator:
     def check_status(user: Document, settings: SettingsService) -> None:
         grants.check_status(user, settings)
 
-    def anonymous_allowed(self) -> bool:
-        return bool(self._settings.get("joist.anonymous_access"))
+    def anonymous_allowed(self, gateway: str | None = None) -> bool:
+        if not self._settings.get("joist.anonymous_access"):
+            return False
+        if gateway == WEBDAV:
+            return bool(self._settings.get("joist.webdav.anonymous_read"))
+        return True
 
     # ------------------------------------------------------------ password
     def password_login(self, login: str, password: str, otp_code: str | None = None,
@@ -102,8 +110,8 @@ class Authenticator:
         raise AuthenticationError(message)
 
     # ------------------------------------------------------------ gateways
-    def secret_grant(self, login: str, secret: str, *,
-                     source: str | None = None) -> Grant:
+    def secret_grant(self, login: str, secret: str, *, source: str | None = None,
+                     gateway: str | None = None) -> Grant:
         """SFTP, WebDAV and ``joist mount``: the one rule for a login and a secret.
 
         The login names the account (login or email; ``anonymous`` when
@@ -112,7 +120,7 @@ class Authenticator:
         key is tried first, by lookup: a key is never counted as a failed
         password, and costs no bcrypt check."""
         if isinstance(login, str) and login.strip().lower() == ANONYMOUS_LOGIN:
-            if self.anonymous_allowed():
+            if self.anonymous_allowed(gateway):
                 return self.grants.issue(grants.ANONYMOUS)
             raise AuthenticationError("Anonymous access is disabled.")
         keys = throttle_keys(str(login), source)
