@@ -37,10 +37,11 @@ class Store:
         # Bumped by every write that may change who a credential speaks for.
         self.auth_generation = AuthGeneration()
 
-        def watched(spec: CollectionSpec) -> Collection:
-            return WatchedCollection(engine.collection(spec), self.auth_generation)
+        def watched(spec: CollectionSpec, *quiet: str) -> Collection:
+            return WatchedCollection(engine.collection(spec), self.auth_generation,
+                                     frozenset(quiet))
 
-        self.users: Collection = watched(specs.USER)
+        self.users: Collection = watched(specs.USER, "size", "otp.lastStep")
         self.groups: Collection = watched(specs.GROUP)
         self.collections: Collection = engine.collection(specs.COLLECTION)
         self.folders: Collection = engine.collection(specs.FOLDER)
@@ -48,7 +49,7 @@ class Store:
         self.files: Collection = engine.collection(specs.FILE)
         self.uploads: Collection = engine.collection(specs.UPLOAD)
         self.tokens: Collection = watched(specs.TOKEN)
-        self.api_keys: Collection = watched(specs.API_KEY)
+        self.api_keys: Collection = watched(specs.API_KEY, "lastUse")
         self.ssh_keys: Collection = watched(specs.SSH_KEY)
         self.settings: Collection = watched(specs.SETTING)  # anonymous access, policies
         self.assetstores: Collection = engine.collection(specs.ASSETSTORE)

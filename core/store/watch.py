@@ -29,19 +29,36 @@ class AuthGeneration:
 
 
 class WatchedCollection(Collection):
-    """``inner`` with every write followed by ``generation.bump()``."""
+    """``inner`` with every write followed by ``generation.bump()``, except
+    updates that only touch ``quiet`` fields (a user's ``size``, which every
+    upload changes, says nothing about who the user is)."""
 
-    def __init__(self, inner: Collection, generation: AuthGeneration) -> None:
+    def __init__(self, inner: Collection, generation: AuthGeneration,
+                 quiet: frozenset[str] = frozenset()) -> None:
         self._inner = inner
         self._generation = generation
+        self._quiet = quiet
         self.spec = inner.spec
 
     def __getattr__(self, name: str) -> Any:  # engine extras (tests, check)
+        if name.startswith("__") or name in ("_inner", "_generation", "_quiet"):
+            raise AttributeError(name)
         return getattr(self._inner, name)
 
-    def _bumped(self, result: Any) -> Any:
-        self._generation.bump()
+    def _bumped(self, result: Any, update: Update | None = None) -> Any:
+        if update is None or not self._only_quiet(update):
+            self._generation.bump()
         return result
+
+    def _only_quiet(self, update: Update) -> bool:
+        if not self._quiet:
+            return False
+        for operator, fields in update.items():
+            if not operator.startswith("$") or not isinstance(fields, dict):
+                return False  # a replacement document
+            if any(field not in self._quiet for field in fields):
+                return False
+        return True
 
     def insert_one(self, doc: Document) -> Any:
         return self._bumped(self._inner.insert_one(doc))
@@ -67,10 +84,11 @@ class WatchedCollection(Collection):
 
     def update_one(self, filter: Filter, update: Update, *,
                    upsert: bool = False) -> UpdateResult:
-        return self._bumped(self._inner.update_one(filter, update, upsert=upsert))  # type: ignore[no-any-return]
+        return self._bumped(  # type: ignore[no-any-return]
+            self._inner.update_one(filter, update, upsert=upsert), update)
 
     def update_many(self, filter: Filter, update: Update) -> UpdateResult:
-        return self._bumped(self._inner.update_many(filter, update))  # type: ignore[no-any-return]
+        return self._bumped(self._inner.update_many(filter, update), update)  # type: ignore[no-any-return]
 
     def find_one_and_update(self, filter: Filter, update: Update, *,
                             sort: SortSpec | None = None, upsert: bool = False,
@@ -79,7 +97,7 @@ class WatchedCollection(Collection):
                             ) -> Document | None:
         return self._bumped(self._inner.find_one_and_update(  # type: ignore[no-any-return]
             filter, update, sort=sort, upsert=upsert, return_document=return_document,
-            projection=projection))
+            projection=projection), update)
 
     def replace_one(self, filter: Filter, doc: Document, *,
                     upsert: bool = False) -> UpdateResult:

@@ -94,3 +94,13 @@ def test_another_process_change_is_seen_within_the_recheck_interval(
     with pytest.raises(AuthenticationError):
         auth.current(grant)
     assert time.monotonic() - changed < 1.0
+
+
+def test_size_bookkeeping_does_not_count_as_an_auth_change(app: App, alice: dict) -> None:
+    generation = app.store.auth_generation
+    before = generation.value
+    app.store.users.update_one({"_id": alice["_id"]}, {"$inc": {"size": 10}})
+    assert generation.value == before
+    app.store.users.update_one({"_id": alice["_id"]},
+                               {"$inc": {"size": 1}, "$set": {"admin": True}})
+    assert generation.value > before
