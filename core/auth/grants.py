@@ -122,7 +122,7 @@ class GrantChecker:
         user = self._store.users.find_one({"_id": grant.principal.user_id})
         if user is None:
             raise AuthenticationError("The account no longer exists.")
-        scopes = grant.principal.scopes
+        scopes: Any = grant.principal.scopes
         if grant.method == PASSWORD:
             if secret_digest(user.get("salt")) != grant.digest:
                 raise AuthenticationError("The password has changed; log in again.")
@@ -150,8 +150,7 @@ class GrantChecker:
         else:
             raise AuthenticationError("Unknown credential.")
         principal = Principal.from_user(
-            user, scopes=None if scopes is None else scopes,
-            token_id=grant.ref if grant.method == TOKEN else None)
+            user, scopes=scopes, token_id=grant.ref if grant.method == TOKEN else None)
         return dataclasses.replace(grant, principal=principal, checked=now,
                                    generation=generation)
 
