@@ -201,6 +201,7 @@ class JoistOperations(DirOps, WriteOps):
         for handle in self.handles.all():
             if isinstance(handle, WriteHandle):
                 try:
+                    self.authorize_operation()  # revoked: nothing is committed
                     handle.commit()
                 except Exception:
                     log.exception("could not commit %s at unmount", handle.path)
