@@ -4,7 +4,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 # Debian packages the test suite drives as real clients and servers.
-DEB_TEST_PACKAGES := openssh-client fuse3 litmus
+DEB_TEST_PACKAGES := openssh-client fuse3 litmus cadaver davfs2
 
 .PHONY: run test test-mongo test-s3 install system-deps lint clean
 

@@ -132,8 +132,15 @@ DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
                "Seconds a path lookup may be served from cache."),
     SettingDef("joist.anonymous_access", True, _bool,
                "Let anonymous clients read public data (REST, WebDAV, SFTP 'anonymous')."),
+    SettingDef("joist.webdav.anonymous_read", False, _bool,
+               "Serve public data to WebDAV clients that send no credentials (needs "
+               "joist.anonymous_access too). Off: WebDAV answers 401 and clients ask for "
+               "a login."),
     SettingDef("joist.throttle.max_failures", 5, _number(1, integer=True),
-               "Failed logins allowed per login name (and per client address) per window."),
+               "Failed logins allowed per login name per window."),
+    SettingDef("joist.throttle.max_failures_per_address", 50, _number(1, integer=True),
+               "Failed logins allowed per client address per window, all logins together "
+               "(high: people behind one address must not lock each other out)."),
     SettingDef("joist.throttle.window_seconds", 300.0, _number(1),
                "Length of the failed-login window, seconds."),
     SettingDef("joist.s3.redirect_downloads", True, _bool,

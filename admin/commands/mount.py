@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from joist.core.acl import SYSTEM, Principal
+from joist.core.acl import SYSTEM
+from joist.core.auth import Grant
 from joist.core.errors import AuthenticationError, CoreError, StorageError, ValidationError
 
 from ..bootstrap import App
@@ -76,7 +77,8 @@ def _mount(args: argparse.Namespace) -> int:
 
     check_mountpoint(path)  # before touching the store: a clear message, nothing mounted
     with _store(args) as app:
-        principal, still_valid = _principal(app, args)
+        live = app.services.auth.live(_grant(app, args))
+        principal = live.principal()
         options = MountOptions.from_settings(
             app.settings, path, read_only=not args.rw, direct_io=args.direct_io,
             chunk_cache=args.chunk_cache, allow_other=args.allow_other,
@@ -88,7 +90,7 @@ def _mount(args: argparse.Namespace) -> int:
             print(f"Mounted {path} ({mode}) as {principal.label()}; unmount with "
                   f"`joist mount {path} -u`.", flush=True)
 
-        Mount(view, options, on_ready=ready, still_valid=still_valid).serve()
+        Mount(view, options, on_ready=ready, live=live).serve()
     return 0
 
 
@@ -124,40 +126,28 @@ def _secret(args: argparse.Namespace) -> tuple[str, str | None]:
     return "none", None
 
 
-def _principal(app: App, args: argparse.Namespace) -> tuple[Principal, Callable[[], bool]]:
-    """Who the mount runs as, and how to tell later that it still may."""
+def _grant(app: App, args: argparse.Namespace) -> Grant:
+    """Who the mount runs as; core re-checks it before every operation."""
     auth = app.services.auth
     if args.admin:
-        return SYSTEM, lambda: True
+        return auth.grants.fixed(SYSTEM)
     login = str(args.user).strip()
     if login.lower() == "anonymous":
-        principal = auth.secret_login(login, "")
-        return principal, auth.anonymous_allowed
+        return auth.secret_grant(login, "")
     kind, secret = _secret(args)
     if secret is None:
         raise AuthenticationError(f"No credentials for {login}: set ${KEY_ENV} or "
                                   f"${TOKEN_ENV}, or give --key-file.")
-    if kind in ("key", "file"):
-        try:
-            principal = auth.secret_login(login, secret)
-            return principal, lambda: _key_valid(app, secret, principal)
-        except AuthenticationError:
-            if kind == "key":
-                raise
-    principal = auth.principal_for_token(secret)
-    if principal.is_anonymous or principal.login.lower() != login.lower():
-        raise AuthenticationError(f"The credentials are not valid for {login}.")
-    return principal, lambda: not auth.principal_for_token(secret).is_anonymous
-
-
-def _key_valid(app: App, secret: str, principal: Principal) -> bool:
-    auth = app.services.auth
-    key = auth.api_keys.find_active(secret)
-    if key is None:  # not a key: the secret was the password; the account must live on
-        user = app.store.users.find_one({"_id": principal.user_id})
-        return user is not None and user.get("status", "enabled") == "enabled"
-    user = app.store.users.find_one({"_id": key["userId"]})
-    return user is not None and user.get("status", "enabled") == "enabled"
+    if kind != "key":
+        # A token first: a lookup, so that a file holding one is never
+        # counted as a failed password.
+        token = auth.tokens.grant(secret)
+        user = auth.find_user(login)
+        if token is not None and user is not None and user["_id"] == token.principal.user_id:
+            return token
+        if token is not None or kind == "token":
+            raise AuthenticationError(f"The credentials are not valid for {login}.")
+    return auth.secret_grant(login, secret)
 
 
 def _unmount(args: argparse.Namespace, path: Path) -> int:

@@ -8,19 +8,24 @@ from typing import Any
 
 from ..acl import Principal
 from ..db.engine import Document
-from ..errors import AuthenticationError, ThrottledError, ValidationError
+from ..errors import AuthenticationError, ValidationError
 from ..store import Store
 from ..stored_settings import SettingsService
-from . import otp
+from . import grants, otp
 from .apikeys import ApiKeyService
+from .grants import Grant, GrantChecker, LiveGrant
 from .passwords import hash_password, verify_password
-from .sshkeys import SshKeyService
+from .sshkeys import SshKeyService, fingerprint
 from .throttle import Throttle, throttle_keys
 from .tokens import TokenService
 
 log = logging.getLogger("joist.auth")
 
 ANONYMOUS_LOGIN = "anonymous"
+WEBDAV = "webdav"
+"""Gateway name for ``anonymous_allowed``: WebDAV asks for a login unless its
+own setting also lets anonymous clients in (file managers and davfs2 send
+credentials only after a 401, so serving them anonymously hides the login)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -32,16 +37,19 @@ def _dummy_hash() -> str:
 
 class Authenticator:
     def __init__(self, store: Store, settings: SettingsService, tokens: TokenService,
-                 api_keys: ApiKeyService, ssh_keys: SshKeyService) -> None:
+                 api_keys: ApiKeyService, ssh_keys: SshKeyService,
+                 checker: GrantChecker) -> None:
         self._store = store
         self._settings = settings
         self.tokens = tokens
         self.api_keys = api_keys
         self.ssh_keys = ssh_keys
+        self.grants = checker
         self.throttle = Throttle(store.throttles, self._limits)
 
-    def _limits(self) -> tuple[int, float]:
+    def _limits(self) -> tuple[int, int, float]:
         return (int(self._settings.get("joist.throttle.max_failures")),
+                int(self._settings.get("joist.throttle.max_failures_per_address")),
                 float(self._settings.get("joist.throttle.window_seconds")))
 
     # ------------------------------------------------------------ lookups
@@ -55,28 +63,27 @@ class Authenticator:
 
     @staticmethod
     def check_status(user: Document, settings: SettingsService) -> None:
-        status = user.get("status", "enabled")
-        if status == "disabled":
-            raise AuthenticationError("Account is disabled.", extra="disabled")
-        if status == "pending":
-            raise AuthenticationError("Account approval required.", extra="accountApproval")
-        if settings.get("core.email_verification") == "required" and \
-                not user.get("emailVerified", True):
-            raise AuthenticationError("Email verification required.",
-                                      extra="emailVerification")
+        grants.check_status(user, settings)
 
-    def anonymous_allowed(self) -> bool:
-        return bool(self._settings.get("joist.anonymous_access"))
+    def anonymous_allowed(self, gateway: str | None = None) -> bool:
+        if not self._settings.get("joist.anonymous_access"):
+            return False
+        if gateway == WEBDAV:
+            return bool(self._settings.get("joist.webdav.anonymous_read"))
+        return True
 
     # ------------------------------------------------------------ password
     def password_login(self, login: str, password: str, otp_code: str | None = None,
                        *, source: str | None = None) -> Document:
         """Check login and password (and the TOTP code when enabled)."""
-        if not self._settings.get("core.enable_password_login"):
-            raise ValidationError("Password login is disabled on this server.")
         keys = throttle_keys(str(login), source)
         self.throttle.check(keys)
-        user = self.find_user(login)
+        return self._password(login, self.find_user(login), password, otp_code, keys)
+
+    def _password(self, login: str, user: Document | None, password: str,
+                  otp_code: str | None, keys: list[str]) -> Document:
+        if not self._settings.get("core.enable_password_login"):
+            raise ValidationError("Password login is disabled on this server.")
         if not verify_password(password, user.get("salt") if user else _dummy_hash()) \
                 or user is None:
             self._failed(keys, login, "bad credentials")
@@ -103,39 +110,70 @@ class Authenticator:
         raise AuthenticationError(message)
 
     # ------------------------------------------------------------ gateways
+    def secret_grant(self, login: str, secret: str, *, source: str | None = None,
+                     gateway: str | None = None) -> Grant:
+        """SFTP, WebDAV and ``joist mount``: the one rule for a login and a secret.
+
+        The login names the account (login or email; ``anonymous`` when
+        allowed). The secret is one of that account's active API keys, or its
+        password (with the TOTP code appended when the user enabled it). The
+        key is tried first, by lookup: a key is never counted as a failed
+        password, and costs no bcrypt check."""
+        if isinstance(login, str) and login.strip().lower() == ANONYMOUS_LOGIN:
+            if self.anonymous_allowed(gateway):
+                return self.grants.issue(grants.ANONYMOUS)
+            raise AuthenticationError("Anonymous access is disabled.")
+        keys = throttle_keys(str(login), source)
+        self.throttle.check(keys)
+        user = self.find_user(login)
+        if user is not None and self._settings.get("core.api_keys"):
+            key = self.api_keys.find_active(secret)
+            if key is not None and key["userId"] == user["_id"]:
+                self.check_status(user, self._settings)
+                self.throttle.success(keys[:1])
+                log.info("login ok: %s (API key)", user["login"])
+                return self.grants.issue(grants.API_KEY, user, ref=key["_id"],
+                                         scopes=key.get("scope"))
+        if user is not None and otp.is_enabled(user) and len(secret) > otp.DIGITS:
+            user = self._password(login, user, secret[:-otp.DIGITS],
+                                  secret[-otp.DIGITS:], keys)
+        else:
+            user = self._password(login, user, secret, None, keys)
+        return self.grants.issue(grants.PASSWORD, user)
+
     def secret_login(self, login: str, secret: str, *,
                      source: str | None = None) -> Principal:
-        """SFTP and WebDAV: the secret is a password (with the TOTP code appended
-        when the user enabled it) or one of the user's API keys."""
-        if isinstance(login, str) and login.strip().lower() == ANONYMOUS_LOGIN:
-            if self.anonymous_allowed():
-                return Principal.anonymous()
-            raise AuthenticationError("Anonymous access is disabled.")
-        user = self.find_user(login)
-        try:
-            if user is not None and otp.is_enabled(user) and len(secret) > otp.DIGITS:
-                user = self.password_login(login, secret[:-otp.DIGITS], secret[-otp.DIGITS:],
-                                           source=source)
-            else:
-                user = self.password_login(login, secret, source=source)
-            return Principal.from_user(user)
-        except ThrottledError:
-            raise
-        except AuthenticationError:
-            key = self.api_keys.find_active(secret)
-            if key is None or user is None or key["userId"] != user["_id"]:
-                raise
-            self.check_status(user, self._settings)
-            self.throttle.success(throttle_keys(login, source)[:1])
-            return Principal.from_user(user, scopes=key.get("scope"))
+        return self.secret_grant(login, secret, source=source).principal
 
-    def public_key_login(self, login: str, blob: bytes) -> Principal:
+    def public_key_grant(self, login: str, blob: bytes) -> Grant:
         user = self.find_user(login)
         owner = self.ssh_keys.owner_of(blob)
         if user is None or owner is None or owner != user["_id"]:
             raise AuthenticationError("Public key not accepted.")
         self.check_status(user, self._settings)
-        return Principal.from_user(user)
+        return self.grants.issue(grants.PUBLIC_KEY, user, ref=fingerprint(blob))
+
+    def public_key_login(self, login: str, blob: bytes) -> Principal:
+        return self.public_key_grant(login, blob).principal
+
+    def anonymous_grant(self) -> Grant:
+        if not self.anonymous_allowed():
+            raise AuthenticationError("Anonymous access is disabled.")
+        return self.grants.issue(grants.ANONYMOUS)
+
+    def token_grant(self, value: str | None) -> Grant:
+        grant = self.tokens.grant(value)
+        if grant is None:
+            raise AuthenticationError("Invalid or expired token.")
+        return grant
+
+    def current(self, grant: Grant) -> Grant:
+        """``grant`` re-checked (cheaply); ``AuthenticationError`` once revoked."""
+        return self.grants.current(grant)
+
+    def live(self, grant: Grant) -> LiveGrant:
+        """A holder for a session's grant, re-checked before each operation."""
+        return LiveGrant(self.grants, grant)
 
     def api_key_login(self, key: str, duration: float | None = None) -> Document:
         """``POST api_key/token``: a token document for an active key."""

@@ -6,7 +6,6 @@ import datetime as _dt
 import secrets
 import string
 import threading
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,6 +14,8 @@ from bson import ObjectId
 from ..acl import SCOPE_USER_AUTH, Principal
 from ..common import utcnow
 from ..db.engine import Collection, Document
+from ..errors import AuthenticationError
+from .grants import TOKEN, Grant, GrantChecker
 
 _ALPHABET = string.ascii_letters + string.digits
 TOKEN_LENGTH = 64
@@ -25,17 +26,17 @@ def random_string(length: int) -> str:
 
 
 class TokenService:
-    """Tokens in the store. Who a token speaks for is remembered for
-    ``cache_seconds`` per process (every REST request asks), so a change made
-    elsewhere (logout, a disabled account) is seen within that time; changes
-    made through this service take effect at once."""
+    """Tokens in the store. Who a token speaks for is remembered per process
+    (every REST request asks) as a ``Grant``, re-checked by ``GrantChecker``:
+    at once after an auth-relevant change made in this process, and at least
+    every ``RECHECK_SECONDS`` for changes made by others."""
 
-    def __init__(self, tokens: Collection, users: Collection, *,
-                 cache_seconds: float = 1.0) -> None:
+    def __init__(self, tokens: Collection, users: Collection,
+                 checker: GrantChecker) -> None:
         self._tokens = tokens
         self._users = users
-        self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._checker = checker
+        self._cache: dict[str, Grant] = {}
         self._lock = threading.Lock()
 
     def create(self, user: Document | None, *, days: float,
@@ -68,33 +69,47 @@ class TokenService:
         return doc
 
     def principal(self, value: str | None) -> Principal:
-        """Who a token speaks for; unknown or expired tokens are anonymous."""
-        if not value:
-            return Principal.anonymous()
-        now = time.monotonic()
+        """Who a token speaks for; unknown, expired or revoked tokens are anonymous."""
+        grant = self.grant(value)
+        return Principal.anonymous() if grant is None else grant.principal
+
+    def grant(self, value: str | None) -> Grant | None:
+        """The token's grant as it stands now, or None."""
+        if not value or not isinstance(value, str):
+            return None
         with self._lock:
-            hit = self._cache.get(value)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        principal = self._principal(value)
-        with self._lock:
-            if len(self._cache) > 10_000:  # bounded: drop everything, it refills
-                self._cache.clear()
-            self._cache[value] = (now + self._cache_seconds, principal)
-        return principal
+            cached = self._cache.get(value)
+        if cached is not None:
+            try:
+                current = self._checker.current(cached)
+            except AuthenticationError:
+                with self._lock:
+                    self._cache.pop(value, None)
+                return None
+            if current is not cached:
+                with self._lock:
+                    self._cache[value] = current
+            return current
+        grant = self._issue(value)
+        if grant is not None:
+            with self._lock:
+                if len(self._cache) > 10_000:  # bounded: drop everything, it refills
+                    self._cache.clear()
+                self._cache[value] = grant
+        return grant
 
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()
 
-    def _principal(self, value: str) -> Principal:
+    def _issue(self, value: str) -> Grant | None:
         doc = self.lookup(value)
         if doc is None or not doc.get("userId"):
-            return Principal.anonymous()
+            return None
         user = self._users.find_one({"_id": doc["userId"]})
         if user is None or user.get("status", "enabled") != "enabled":
-            return Principal.anonymous()
-        return Principal.from_user(user, scopes=doc.get("scope") or [], token_id=doc["_id"])
+            return None
+        return self._checker.issue(TOKEN, user, ref=doc["_id"], scopes=doc.get("scope") or [])
 
     def delete(self, value: str) -> None:
         self._tokens.delete_one({"_id": value})

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..assetstores.registry import AssetstoreRegistry
 from ..auth.apikeys import ApiKeyService
 from ..auth.authenticator import Authenticator
+from ..auth.grants import GrantChecker
 from ..auth.sshkeys import SshKeyService
 from ..auth.tokens import TokenService
 from ..store import Store
@@ -66,10 +67,11 @@ class Services:
         items = ItemService(tree)
         files = FileService(tree, assetstores, settings)
         uploads = UploadService(tree, items, files, assetstores, settings)
-        tokens = TokenService(store.tokens, store.users)
+        checker = GrantChecker(store, settings)
+        tokens = TokenService(store.tokens, store.users, checker)
         auth = Authenticator(store, settings, tokens,
                              ApiKeyService(store.api_keys, store.users, tokens),
-                             SshKeyService(store.ssh_keys))
+                             SshKeyService(store.ssh_keys), checker)
         return cls(
             store=store, settings=settings, assetstores=assetstores, tree=tree,
             folders=folders, items=items, files=files, uploads=uploads,

@@ -11,9 +11,10 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from ..db.engine import Collection, Document, Engine
+from ..db.engine import Collection, CollectionSpec, Document, Engine
 from ..errors import NotFoundError, ValidationError
 from . import specs
+from .watch import AuthGeneration, WatchedCollection
 
 MODELS = ("user", "group", "collection", "folder", "item", "file")
 
@@ -33,17 +34,24 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.users: Collection = engine.collection(specs.USER)
-        self.groups: Collection = engine.collection(specs.GROUP)
+        # Bumped by every write that may change who a credential speaks for.
+        self.auth_generation = AuthGeneration()
+
+        def watched(spec: CollectionSpec, *quiet: str) -> Collection:
+            return WatchedCollection(engine.collection(spec), self.auth_generation,
+                                     frozenset(quiet))
+
+        self.users: Collection = watched(specs.USER, "size", "otp.lastStep")
+        self.groups: Collection = watched(specs.GROUP)
         self.collections: Collection = engine.collection(specs.COLLECTION)
         self.folders: Collection = engine.collection(specs.FOLDER)
         self.items: Collection = engine.collection(specs.ITEM)
         self.files: Collection = engine.collection(specs.FILE)
         self.uploads: Collection = engine.collection(specs.UPLOAD)
-        self.tokens: Collection = engine.collection(specs.TOKEN)
-        self.api_keys: Collection = engine.collection(specs.API_KEY)
-        self.ssh_keys: Collection = engine.collection(specs.SSH_KEY)
-        self.settings: Collection = engine.collection(specs.SETTING)
+        self.tokens: Collection = watched(specs.TOKEN)
+        self.api_keys: Collection = watched(specs.API_KEY, "lastUse")
+        self.ssh_keys: Collection = watched(specs.SSH_KEY)
+        self.settings: Collection = watched(specs.SETTING)  # anonymous access, policies
         self.assetstores: Collection = engine.collection(specs.ASSETSTORE)
         self.throttles: Collection = engine.collection(specs.THROTTLE)
         self.locks: Collection = engine.collection(specs.LOCK)
@@ -72,4 +80,4 @@ class Store:
         return self.of(model).find_one({"_id": object_id(doc_id, model)})
 
 
-__all__ = ["MODELS", "Store", "object_id", "specs"]
+__all__ = ["MODELS", "AuthGeneration", "Store", "object_id", "specs"]

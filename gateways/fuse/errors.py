@@ -85,12 +85,24 @@ _QUIET = frozenset({errno.ENOENT, errno.ENODATA, errno.EOPNOTSUPP, errno.EROFS,
                     errno.EEXIST, errno.EACCES, errno.ENOTEMPTY, errno.ESTALE})
 
 
+# Releasing a handle must always free it; a revoked mount's pending commit is
+# refused inside (``_commit`` asks again) and only logged.
+_UNCHECKED = frozenset({"release", "releasedir"})
+
+
 def guarded(method: F) -> F:
-    """Wrap one filesystem operation: every error leaves as ``FuseError``."""
+    """Wrap one filesystem operation: every error leaves as ``FuseError``.
+    On an object with ``authorize_operation`` (the filesystem), that is asked
+    first: a mount whose credentials were revoked answers EACCES."""
+    check = method.__name__ not in _UNCHECKED
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            authorize = getattr(args[0], "authorize_operation", None) \
+                if check and args else None
+            if authorize is not None:
+                authorize()
             return method(*args, **kwargs)
         except FuseError:
             raise

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from joist.core.auth import LiveGrant
 from joist.core.errors import CoreError, StorageError, ValidationError
 from joist.core.hierarchy import HierarchyView
 from joist.core.services.mounts import HEARTBEAT_SECONDS
@@ -71,19 +72,25 @@ def unmount(path: Path, *, lazy: bool = False) -> None:
 
 
 class Mount:
-    """One mount of one view. ``still_valid`` is asked at every heartbeat:
-    when the credentials behind the view stop being valid (API key revoked,
-    account disabled) the filesystem unmounts itself."""
+    """One mount of one view. ``live`` (core's grant holder) is asked before
+    every operation: once the credentials behind the view are revoked (API key
+    deleted, account disabled...) every operation answers EACCES, and a change
+    of rights or groups gives the next operation a view to match.
+    ``still_valid`` (by default ``live.valid``) is asked at every heartbeat:
+    when it turns false the filesystem unmounts itself."""
 
     def __init__(self, view: HierarchyView, options: MountOptions, *,
                  on_ready: Callable[[Mount], None] | None = None,
-                 still_valid: Callable[[], bool] | None = None) -> None:
+                 still_valid: Callable[[], bool] | None = None,
+                 live: LiveGrant | None = None) -> None:
         self.view = view
         files = libfuse.raise_file_limit()
         # Leave most descriptors to open files and the store: a quarter at most idle.
         self.options = options = dataclasses.replace(
             options, idle_readers=max(16, min(options.idle_readers, files // 4)))
-        self.operations = JoistOperations(view, options)
+        self.operations = JoistOperations(view, options, live=live)
+        if still_valid is None and live is not None:
+            still_valid = live.valid
         self.operations.on_mounted = self._mounted
         self._on_ready = on_ready
         self._still_valid = still_valid

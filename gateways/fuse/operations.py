@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from joist.core.auth import LiveGrant
 from joist.core.errors import StorageError
 from joist.core.hierarchy import HierarchyView, Node, Reader
 
@@ -62,8 +63,12 @@ class JoistOperations(DirOps, WriteOps):
     use_ns = True
 
     def __init__(self, view: HierarchyView, options: MountOptions, *,
-                 kernel: KernelLink | None = None) -> None:
-        self.view = view
+                 kernel: KernelLink | None = None, live: LiveGrant | None = None) -> None:
+        self._view = view
+        # Core's holder of the mount's grant, asked before every operation:
+        # revoked credentials get EACCES, changed rights a view to match.
+        self._live = live
+        self._view_lock = threading.Lock()
         self.options = options
         self.read_only = options.read_only or view.read_only
         self.stats = Stats()
@@ -83,6 +88,22 @@ class JoistOperations(DirOps, WriteOps):
         self._chunks: ChunkCache | None = None
         self._chunks_lock = threading.Lock()
         self.stats.source(self._live_counters)
+
+    # ------------------------------------------------------------ principal
+    @property
+    def view(self) -> HierarchyView:
+        return self._view
+
+    def authorize_operation(self) -> None:
+        """Cheap unless something auth-related changed (see core's grants)."""
+        if self._live is None:
+            return
+        principal = self._live.principal()
+        view = self._view
+        if principal is not view.principal and principal != view.principal:
+            with self._view_lock:
+                if principal != self._view.principal:
+                    self._view = view.hierarchy.view(principal, read_only=view.read_only)
 
     # ------------------------------------------------------------ helpers
     def _live_counters(self) -> dict[str, Any]:
@@ -180,6 +201,7 @@ class JoistOperations(DirOps, WriteOps):
         for handle in self.handles.all():
             if isinstance(handle, WriteHandle):
                 try:
+                    self.authorize_operation()  # revoked: nothing is committed
                     handle.commit()
                 except Exception:
                     log.exception("could not commit %s at unmount", handle.path)

@@ -59,6 +59,7 @@ class WriteOps(_Base):
                 handle.stale = True
 
     def _commit(self, handle: WriteHandle) -> Node | None:
+        self.authorize_operation()  # a revoked mount commits nothing, even on release
         node = handle.commit()
         if node is not None:
             self.stats.add("commits")

@@ -9,7 +9,10 @@ Throttling of failed logins is core's. Only the login and the outcome are
 logged, never a secret.
 
 One instance serves one connection, on paramiko's transport thread; the SFTP
-session reads ``principal`` once the transport has authenticated.
+session takes ``live()`` once the transport has authenticated: core's grant
+holder, which the session re-checks before every request, so a revocation
+(password changed, account disabled, key removed, rights or groups changed)
+applies to the next request of an open session.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import threading
 import paramiko
 
 from joist.core.acl import Principal
-from joist.core.auth import Authenticator
+from joist.core.auth import Authenticator, Grant, LiveGrant
 from joist.core.errors import CoreError
 
 log = logging.getLogger("joist.sftp")
@@ -34,7 +37,7 @@ class ConnectionAuth(paramiko.ServerInterface):
     def __init__(self, authenticator: Authenticator, source: str) -> None:
         self._auth = authenticator
         self.source = source
-        self.principal: Principal | None = None
+        self.grant: Grant | None = None
         self._sessions = 0
         self._lock = threading.Lock()
 
@@ -42,13 +45,23 @@ class ConnectionAuth(paramiko.ServerInterface):
     def get_allowed_auths(self, username: str) -> str:
         return "publickey,password"
 
-    def _accept(self, principal: Principal, method: str) -> int:
-        self.principal = principal
-        log.info("sftp login ok: %s (%s) from %s", principal.label(), method, self.source)
+    @property
+    def principal(self) -> Principal | None:
+        """Who logged in (as at login time; sessions use ``live()``)."""
+        return None if self.grant is None else self.grant.principal
+
+    def live(self) -> LiveGrant:
+        assert self.grant is not None
+        return self._auth.live(self.grant)
+
+    def _accept(self, grant: Grant, method: str) -> int:
+        self.grant = grant
+        log.info("sftp login ok: %s (%s) from %s", grant.principal.label(), method,
+                 self.source)
         return paramiko.AUTH_SUCCESSFUL
 
     def _refuse(self, username: str, method: str, exc: BaseException | None = None) -> int:
-        self.principal = None
+        self.grant = None
         why = type(exc).__name__ if exc is not None else "refused"
         log.info("sftp login failed: %r (%s, %s) from %s", str(username)[:64], method, why,
                  self.source)
@@ -56,30 +69,30 @@ class ConnectionAuth(paramiko.ServerInterface):
 
     def check_auth_none(self, username: str) -> int:
         # Every client tries "none" first; it succeeds for anonymous only.
-        self.principal = None
+        self.grant = None
         if username.strip().lower() == ANONYMOUS and self._auth.anonymous_allowed():
-            return self._accept(Principal.anonymous(), "none")
+            return self._accept(self._auth.anonymous_grant(), "none")
         return paramiko.AUTH_FAILED
 
     def check_auth_password(self, username: str, password: str | bytes) -> int:
-        self.principal = None
+        self.grant = None
         if not isinstance(password, str):  # not UTF-8: cannot match anything stored
             return self._refuse(username, "password")
         try:
-            principal = self._auth.secret_login(username, password, source=self.source)
+            grant = self._auth.secret_grant(username, password, source=self.source)
         except CoreError as exc:  # includes ThrottledError: core counted the failure
             return self._refuse(username, "password", exc)
-        return self._accept(principal, "password")
+        return self._accept(grant, "password")
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         # Called for the client's probe and again, once paramiko has verified
         # the signature, for the real attempt; only the latter authenticates.
-        self.principal = None
+        self.grant = None
         try:
-            principal = self._auth.public_key_login(username, key.asbytes())
+            grant = self._auth.public_key_grant(username, key.asbytes())
         except CoreError as exc:
             return self._refuse(username, "publickey", exc)
-        self.principal = principal
+        self.grant = grant
         return paramiko.AUTH_SUCCESSFUL
 
     # ------------------------------------------------------------ channels

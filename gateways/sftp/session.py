@@ -121,6 +121,8 @@ class SftpSession(paramiko.SubsystemHandler):
         self.tuning = host.tuning
         self.handles = HandleTable(self.tuning.max_handles)
         self.principal = server.principal
+        # Core's holder of the login's grant: re-checked before every request.
+        self.live = server.live() if server.grant is not None else None
         self.ops: Operations | None = None
         self.channel = channel
         self.transport = channel.get_transport()
@@ -235,6 +237,7 @@ class SftpSession(paramiko.SubsystemHandler):
         assert ops is not None
         for index, req in enumerate(requests):
             try:
+                self._check_principal(ops)
                 if req.kind == CMD_READ:
                     self._read(req, reads[index], run_end.get(index, 0), outbox)
                 elif req.kind == CMD_INIT:
@@ -249,6 +252,16 @@ class SftpSession(paramiko.SubsystemHandler):
             if outbox.size >= batch:
                 outbox.flush()
         outbox.flush()
+
+    def _check_principal(self, ops: Operations) -> None:
+        """Core re-checks the login (cheap unless something changed): a revoked
+        one gets permission denied, changed rights get a view to match."""
+        if self.live is None:
+            return
+        principal = self.live.principal()
+        if principal is not self.principal and principal != self.principal:
+            self.principal = principal
+            ops.view = self.host.hierarchy.view(principal, read_only=True)
 
     def _init(self, req: Request, outbox: Outbox) -> None:
         if req.kind != CMD_INIT:

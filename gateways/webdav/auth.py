@@ -1,15 +1,22 @@
 """Who is asking: a wsgidav domain controller over core's ``Authenticator``.
 
-Accepted, in this order: a ``Girder-Token`` header; HTTP Basic with login and
-password (the TOTP code appended when the user enabled it) or an API key as
-the password; no credentials at all, as anonymous, when the store setting
-``joist.anonymous_access`` allows it. Throttling of failed logins is core's.
+Accepted, in this order: a ``Girder-Token`` header; HTTP Basic with the login
+(or email) and its password (the TOTP code appended when the user enabled it)
+or one of its API keys as the password (core's ``secret_grant``, the rule SFTP
+uses too); no credentials at all, as anonymous, only when the store settings
+``joist.anonymous_access`` and ``joist.webdav.anonymous_read`` both allow it.
+Otherwise a request without credentials is answered 401 with a Basic
+challenge, which is what makes clients (cadaver, davfs2, file managers) ask
+for a login. Throttling of failed logins is core's.
 
 HTTP Basic resends the same credentials with every request, so a successful
 check is remembered for ``CREDENTIAL_TTL`` seconds under a salted digest of the
-credentials (never the secret itself). Without it every request would pay a
-bcrypt check, and a TOTP code, which core accepts once, would fail from the
-second request on.
+credentials (never the secret itself), as core's ``Grant``. Without it every
+request would pay a bcrypt check, and a TOTP code, which core accepts once,
+would fail from the second request on. Every use re-checks the grant with core
+(``Authenticator.current``: no bcrypt, but whether the account, its password,
+its key, its rights are still what they were), so a revocation takes effect at
+once.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.http_authenticator import HTTPAuthenticator
 
 from joist.core.acl import Principal
-from joist.core.auth import Authenticator
+from joist.core.auth import WEBDAV, Authenticator, Grant
 from joist.core.errors import AuthenticationError, CoreError, ThrottledError, ValidationError
 
 from .errors import REALM, dav_error
@@ -41,32 +48,48 @@ StartResponse = Callable[..., Any]
 
 
 class CredentialCache:
-    """Recently verified Basic credentials -> principal, bounded and expiring."""
+    """Recently verified Basic credentials -> grant, bounded and expiring.
 
-    def __init__(self, ttl: float = CREDENTIAL_TTL, entries: int = CACHE_ENTRIES) -> None:
+    ``get`` answers the grant as core re-checks it now, or None (then the
+    caller logs in afresh) when core says it no longer holds."""
+
+    def __init__(self, recheck: Callable[[Grant], Grant], ttl: float = CREDENTIAL_TTL,
+                 entries: int = CACHE_ENTRIES) -> None:
+        self._recheck = recheck
         self._ttl = ttl
         self._entries = entries
         self._salt = os.urandom(16)
-        self._data: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self._data: OrderedDict[bytes, tuple[float, Grant]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _key(self, login: str, secret: str) -> bytes:
         return hashlib.blake2b(f"{login}\0{secret}".encode("utf-8", "surrogatepass"),
                                key=self._salt, digest_size=32).digest()
 
-    def get(self, login: str, secret: str) -> Principal | None:
+    def get(self, login: str, secret: str) -> Grant | None:
         key = self._key(login, secret)
         with self._lock:
             hit = self._data.get(key)
             if hit is None or hit[0] < time.monotonic():
                 self._data.pop(key, None)
                 return None
-            return hit[1]
+        expires, grant = hit
+        try:
+            current = self._recheck(grant)
+        except AuthenticationError:
+            with self._lock:
+                self._data.pop(key, None)
+            return None
+        if current is not grant:
+            with self._lock:
+                if key in self._data:
+                    self._data[key] = (expires, current)
+        return current
 
-    def put(self, login: str, secret: str, principal: Principal) -> None:
+    def put(self, login: str, secret: str, grant: Grant) -> None:
         key = self._key(login, secret)
         with self._lock:
-            self._data[key] = (time.monotonic() + self._ttl, principal)
+            self._data[key] = (time.monotonic() + self._ttl, grant)
             self._data.move_to_end(key)
             while len(self._data) > self._entries:
                 self._data.popitem(last=False)
@@ -79,7 +102,7 @@ class JoistDomainController(BaseDomainController):
     def __init__(self, wsgidav_app: Any, config: dict[str, Any]) -> None:
         super().__init__(wsgidav_app, config)
         self.auth: Authenticator = config["joist"]["auth"]
-        self.cache = CredentialCache()
+        self.cache = CredentialCache(self.auth.current)
 
     def __str__(self) -> str:
         return "JoistDomainController"
@@ -102,32 +125,31 @@ class JoistDomainController(BaseDomainController):
             return True
         token = environ.get("HTTP_GIRDER_TOKEN")
         if token:
-            principal = self.auth.principal_for_token(token)
-            if principal.is_anonymous:  # unknown or expired: say so, do not downgrade
-                raise AuthenticationError("Invalid or expired token.")
-            self._accept(environ, principal)
+            # Unknown, expired or revoked: say so (401), do not downgrade.
+            self._accept(environ, self.auth.token_grant(token).principal)
             return False
         if environ.get("HTTP_AUTHORIZATION"):
             return True
-        if self.auth.anonymous_allowed():
+        if self.auth.anonymous_allowed(WEBDAV):
             self._accept(environ, Principal.anonymous())
             return False
         return True
 
     def basic_auth_user(self, realm: str, user_name: str, password: str,
                         environ: dict[str, Any]) -> bool:
-        principal = self.cache.get(user_name, password)
-        if principal is None:
+        grant = self.cache.get(user_name, password)
+        if grant is None:
             try:
-                principal = self.auth.secret_login(user_name, password,
-                                                   source=environ.get("REMOTE_ADDR"))
+                grant = self.auth.secret_grant(user_name, password,
+                                               source=environ.get("REMOTE_ADDR"),
+                                               gateway=WEBDAV)
             except ThrottledError:
                 raise
             except (AuthenticationError, ValidationError):
                 return False
-            if not principal.is_anonymous:
-                self.cache.put(user_name, password, principal)
-        self._accept(environ, principal)
+            if not grant.principal.is_anonymous:
+                self.cache.put(user_name, password, grant)
+        self._accept(environ, grant.principal)
         return True
 
     @staticmethod

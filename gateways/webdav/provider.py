@@ -94,6 +94,10 @@ class JoistProvider(DAVProvider):
             try:
                 resource = resource_for(ctx.view.stat(key), environ)
             except (NotFoundError, NotADirectoryError):
+                if ctx.principal.is_anonymous:
+                    # What anonymous may not see, existing or not, asks for a
+                    # login: clients send credentials only after a 401.
+                    raise AuthenticationError("Log in to see this.") from None
                 resource = None
         if environ["REQUEST_METHOD"] in READ_METHODS:
             ctx.resources[key] = resource

@@ -385,3 +385,52 @@ def test_heartbeat_keeps_the_record_and_ends_on_revoked_credentials(
     assert [r["path"] for r in mounts.records(SYSTEM)] == [str(tmp_path / "m")]
     valid[0] = False                                          # e.g. the API key revoked
     assert not mount.beat() and unmounted == [tmp_path / "m"]
+
+
+def test_a_revoked_mount_answers_eacces_and_commits_nothing(world: World,
+                                                            tmp_path: Path) -> None:
+    auth = world.app.services.auth
+    key = auth.api_keys.create(world.principal("alice"))
+    live = auth.live(auth.secret_grant("alice", key["key"]))
+    view = world.app.hierarchy.view(live.principal())
+    options = MountOptions(mountpoint=tmp_path / "mnt", read_only=False,
+                           cache_dir=tmp_path / "cache", staging_dir=tmp_path / "stage")
+    ops = JoistOperations(view, options, kernel=Kernel(), live=live)  # type: ignore[arg-type]
+    reader = _opened(ops, A_TXT)
+    assert ops.read(A_TXT, 4, 0, reader) == w.A_TXT[:4]
+    fi = Fi(os.O_WRONLY)
+    ops.create("/user/alice/Private/data/late.txt", 0o644, fi)
+    ops.write(None, b"late bytes", 0, fi)
+    still_open = Fi(os.O_WRONLY)
+    ops.create("/user/alice/Private/data/open.txt", 0o644, still_open)
+    ops.write(None, b"open bytes", 0, still_open)
+    auth.api_keys.delete(world.principal("alice"), key["_id"])
+    for call in (lambda: ops.getattr(A_TXT), lambda: ops.read(A_TXT, 4, 0, reader),
+                 lambda: ops.open(A_TXT, Fi()), lambda: ops.flush(None, fi),
+                 lambda: ops.readdir("/user/alice", 0)):
+        with pytest.raises(FuseError) as info:
+            call()
+        assert info.value.errno == errno.EACCES
+    ops.release(None, fi)  # frees the handle; the commit is refused and logged
+    ops.release(A_TXT, reader)
+    assert ops.handles.count() == 1
+    ops.destroy("/")  # a handle still open at unmount is not committed either
+    assert not world.app.hierarchy.view(SYSTEM).exists("/user/alice/Private/data/open.txt")
+    assert not world.app.hierarchy.view(SYSTEM).exists("/user/alice/Private/data/late.txt")
+
+
+def test_a_mount_follows_a_change_of_rights(world: World, tmp_path: Path) -> None:
+    auth = world.app.services.auth
+    carol = world.users["carol"]
+    live = auth.live(auth.token_grant(str(auth.login_token(carol)["_id"])))
+    view = world.app.hierarchy.view(live.principal(), read_only=True)
+    options = MountOptions(mountpoint=tmp_path / "mnt", read_only=True,
+                           cache_dir=tmp_path / "cache", staging_dir=tmp_path / "stage")
+    ops = JoistOperations(view, options, kernel=Kernel(), live=live)  # type: ignore[arg-type]
+    report = "/collection/shared/docs/report.txt"
+    assert ops.getattr(report)["st_size"] == len(w.REPORT)
+    world.app.services.groups.remove_member(SYSTEM, world.docs["team"], carol)
+    with pytest.raises(FuseError) as info:
+        ops.open(report, Fi())
+    assert info.value.errno == errno.ENOENT  # not revoked: fewer rights
+    assert ops.view.principal.groups == frozenset()

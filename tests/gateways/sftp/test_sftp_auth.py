@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from joist.core.auth.sshkeys import fingerprint
 from joist.core.errors import ThrottledError, ValidationError
 from joist.gateways.sftp import SftpServer, load_host_key
 from tests import world as w
@@ -136,7 +137,13 @@ def test_failed_logins_are_throttled(site: SftpSite) -> None:
         site.transport("carol")  # the right password, refused while throttled
     with pytest.raises(ThrottledError):  # core counted the failures, per login...
         site.app.services.auth.throttle.check(["login:carol"])
-    with pytest.raises(ThrottledError):  # ...and per client address
+    # ...and per client address, where the bar is much higher: others from
+    # 127.0.0.1 still log in, until the address's own threshold.
+    with site.client("alice") as other:
+        assert "Public" in other.listdir("/user/alice")
+    site.app.services.auth.throttle.check(["addr:127.0.0.1"])
+    site.app.services.settings.set("joist.throttle.max_failures_per_address", 3)
+    with pytest.raises(ThrottledError):
         site.app.services.auth.throttle.check(["addr:127.0.0.1"])
 
 
@@ -211,3 +218,17 @@ def test_bad_host_key_files(tmp_path: Path) -> None:
     garbage.write_bytes(os.urandom(64))
     with pytest.raises(ValidationError):
         load_host_key(garbage)
+
+
+def test_removing_the_ssh_key_revokes_open_sessions(site: SftpSite) -> None:
+    key = _pkey(ed25519.Ed25519PrivateKey.generate())
+    _register(site, "alice", key)
+    client = paramiko.SFTPClient.from_transport(site.transport("alice", key=key))
+    assert client is not None
+    assert "data" in client.listdir("/user/alice/Private")
+    site.app.services.auth.ssh_keys.remove(site.world.users["alice"]["_id"],
+                                           fingerprint(key.asbytes()))
+    with pytest.raises(PermissionError):  # the next request of the open session
+        client.listdir("/user/alice/Private")
+    with pytest.raises(paramiko.AuthenticationException):
+        site.transport("alice", key=key)

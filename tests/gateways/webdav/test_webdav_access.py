@@ -63,7 +63,39 @@ def test_girder_token_header(site: DavSite) -> None:
     assert bad.propfind("/", "0").status_code == 401
 
 
-def test_anonymous_reads_public_and_is_challenged_on_writes(dav: Callable[..., Dav]) -> None:
+def test_anonymous_is_asked_to_log_in_by_default(dav: Callable[..., Dav]) -> None:
+    anon = dav(None)
+    for method, path in (("PROPFIND", "/"), ("PROPFIND", "/user/alice/Public/"),
+                         ("GET", "/user/alice/Public/readme.txt"),
+                         ("GET", "/collection/secret/"), ("GET", "/no/such/path")):
+        resp = anon.request(method, path, headers={"Depth": "1"})
+        assert resp.status_code == 401, (method, path, resp.status_code)
+        assert resp.headers["WWW-Authenticate"].startswith('Basic realm="Joist"')
+
+
+def test_anonymous_read_setting_serves_public_and_challenges_the_rest(
+        site: DavSite, dav: Callable[..., Dav]) -> None:
+    site.app.services.settings.set("joist.webdav.anonymous_read", True)
+    anon = dav(None)
+    assert anon.request("GET", "/user/alice/Public/readme.txt").content == README
+    assert anon.propfind("/", "1").status_code == 207
+    # Private, secret and missing answer alike: a challenge, nothing leaks.
+    answers = []
+    for method, path in (("PROPFIND", "/user/alice/Private/"), ("GET", "/collection/secret/"),
+                         ("GET", "/collection/secret/vault/hidden.txt"),
+                         ("PROPFIND", "/collection/nothing/"), ("GET", "/user/alice/nope.txt")):
+        resp = anon.request(method, path, headers={"Depth": "1"})
+        assert resp.status_code == 401, (method, path, resp.status_code)
+        assert "WWW-Authenticate" in resp.headers
+        answers.append(resp.text)
+    assert len(set(answers)) == 1
+    # The same client, once logged in, gets the private data.
+    assert dav("alice").propfind("/user/alice/Private/", "1").status_code == 207
+
+
+def test_anonymous_reads_public_and_is_challenged_on_writes(
+        site: DavSite, dav: Callable[..., Dav]) -> None:
+    site.app.services.settings.set("joist.webdav.anonymous_read", True)
     anon = dav(None)
     assert anon.request("GET", "/user/alice/Public/readme.txt").content == README
     for method, path in (("PUT", "/user/alice/Public/new.txt"), ("MKCOL", "/user/alice/x"),
@@ -75,7 +107,8 @@ def test_anonymous_reads_public_and_is_challenged_on_writes(dav: Callable[..., D
 
 
 def test_anonymous_access_can_be_disabled(site: DavSite, dav: Callable[..., Dav]) -> None:
-    site.app.services.settings.set("joist.anonymous_access", False)
+    site.app.services.settings.set("joist.webdav.anonymous_read", True)
+    site.app.services.settings.set("joist.anonymous_access", False)  # overrides it
     resp = dav(None).request("GET", "/user/alice/Public/readme.txt")
     assert resp.status_code == 401 and "WWW-Authenticate" in resp.headers
     assert dav("bobby").request("GET", "/user/alice/Public/readme.txt").content == README
@@ -143,7 +176,8 @@ LOCK_BODY = (b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:e
              b'</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>')
 
 
-def test_browser_listing_of_a_collection(dav: Callable[..., Dav]) -> None:
+def test_browser_listing_of_a_collection(site: DavSite, dav: Callable[..., Dav]) -> None:
+    site.app.services.settings.set("joist.webdav.anonymous_read", True)
     page = dav("alice").request("GET", f"{DATA}/")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "a.txt" in page.text and "odd" in page.text
