@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..assetstores.registry import AssetstoreRegistry
 from ..auth.apikeys import ApiKeyService
 from ..auth.authenticator import Authenticator
+from ..auth.scopes import ScopeCatalog
 from ..auth.sshkeys import SshKeyService
 from ..auth.tokens import TokenService
 from ..store import Store
@@ -56,6 +57,7 @@ class Services:
     imports: ImportService
     filemoves: FileMoveService
     search: SearchService
+    scopes: ScopeCatalog
 
     @classmethod
     def build(cls, store: Store, assetstores: AssetstoreRegistry, *,
@@ -67,8 +69,9 @@ class Services:
         files = FileService(tree, assetstores, settings)
         uploads = UploadService(tree, items, files, assetstores, settings)
         tokens = TokenService(store.tokens, store.users)
+        scopes = ScopeCatalog()  # plugins register their own scopes here
         auth = Authenticator(store, settings, tokens,
-                             ApiKeyService(store.api_keys, store.users, tokens),
+                             ApiKeyService(store.api_keys, store.users, tokens, scopes),
                              SshKeyService(store.ssh_keys))
         return cls(
             store=store, settings=settings, assetstores=assetstores, tree=tree,
@@ -81,7 +84,7 @@ class Services:
             locks=LockService(store.locks), mounts=MountService(store, tree, settings),
             imports=ImportService(tree, folders, items, files, assetstores),
             filemoves=FileMoveService(tree, files, assetstores),
-            search=SearchService(tree))
+            search=SearchService(tree), scopes=scopes)
 
 
 __all__ = ["Services"]
