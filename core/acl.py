@@ -106,6 +106,12 @@ class Principal:
             return ANONYMOUS
         return replace(self, admitted=True)
 
+    def require_full_login(self) -> None:
+        """Account and credential changes: only a full login makes them, never
+        a scoped token, whatever a gateway declares."""
+        if self.user_id is not None and self.scopes is not None:
+            raise AuthenticationError(_scopes.refusal(self.scopes, _scopes.USER_AUTH))
+
     def label(self) -> str:
         return self.login or "anonymous"
 

@@ -11,7 +11,7 @@ from ..acl import Principal
 from ..common import utcnow
 from ..db.engine import Collection, Document
 from ..errors import AccessDeniedError, NotFoundError, ValidationError
-from .scopes import USER_AUTH, ScopeCatalog
+from .scopes import ScopeCatalog
 from .tokens import TokenService, random_string
 
 KEY_LENGTH = 40
@@ -43,9 +43,7 @@ class ApiKeyService:
     def _owner(self, principal: Principal, user_id: ObjectId | None) -> Document:
         if principal.is_anonymous:
             raise AccessDeniedError("You must be logged in.")
-        if not principal.has_scope(USER_AUTH):
-            # A scoped token never mints itself other credentials.
-            raise AccessDeniedError("API keys are managed with a full login.")
+        principal.require_full_login()  # a scoped token never mints itself credentials
         target = user_id or principal.user_id
         if target != principal.user_id and not principal.is_site_admin:
             raise AccessDeniedError("Only admins may manage other users' API keys.")

@@ -25,6 +25,7 @@ import requests
 
 from joist.core.acl import Principal
 from joist.core.auth import scopes
+from joist.core.errors import AuthenticationError
 from joist.gateways.http.app import Context, RestApp
 from joist.gateways.http.resources import COLLECTORS
 from joist.gateways.http.router import Route, RouteTable, table_from
@@ -350,6 +351,24 @@ def test_every_route_under_every_token(probe_site: RestSite, name: str) -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_core_refuses_account_changes_from_scoped_principals(probe_site: RestSite) -> None:
+    """Whatever a gateway declares, core makes account and credential changes
+    only for a full login."""
+    services = probe_site.app.services
+    alice = services.store.get("user", probe_site.world.users["alice"]["_id"])
+    scoped = Principal.from_user(alice, scopes=[R, W, OWN, scopes.USER_INFO_READ])
+    for change in (
+            lambda: services.users.update(scoped, alice, email="mallory@example.org"),
+            lambda: services.users.change_password(scoped, alice, "x" * 12, old="y"),
+            lambda: services.users.otp_enroll(scoped, alice),
+            lambda: services.removal.delete_user(scoped, alice),
+            lambda: services.auth.api_keys.create(scoped, name="escalate")):
+        with pytest.raises(AuthenticationError, match="Invalid token scope"):
+            change()
+    assert services.store.get("user", alice["_id"])["email"] == "alice@example.org"
+    assert services.auth.api_keys.list(Principal.from_user(alice)) == []
+
+
 # ---------------------------------------------------------------- real handlers
 
 @pytest.fixture
@@ -416,7 +435,7 @@ def test_api_key_scopes_limit_the_tokens_they_mint(site: RestSite) -> None:
     assert site.delete(f"folder/{made.json()['_id']}", headers=write).status_code == 401
 
     own = {"Girder-Token": _key_token(site, "alice", [OWN])["token"]}
-    mine = '{"users": [{"id": "%s", "level": 2}], "groups": []}' % site.id("alice")
+    mine = f'{{"users": [{{"id": "{site.id("alice")}", "level": 2}}], "groups": []}}'
     acl_set = site.put(f"folder/{made.json()['_id']}/access", headers=own,
                        params={"access": mine, "public": "true"})
     assert acl_set.status_code == 200, acl_set.text
