@@ -88,7 +88,8 @@ class RestApp:
             status, kind = status_for(exc, authenticated=request.authenticated)
             body = {"message": exc.message, "type": kind}
             if status == 401 and request.scope_refusal:
-                body["message"] = request.scope_refusal  # say why the token did not count
+                # Say why the token sent did not count here.
+                body["message"] = f"{exc.message} {request.scope_refusal}"
             if exc.field:
                 body["field"] = exc.field
             if exc.extra is not None:
@@ -151,7 +152,7 @@ class RestApp:
     @staticmethod
     def _check_access(request: Request, route: Route, principal: Principal) -> None:
         if route.access != "public" and principal.is_anonymous:
-            raise AuthenticationError(request.scope_refusal or "You must be logged in.")
+            raise AuthenticationError("You must be logged in.")
         if route.access == "admin" and not principal.is_site_admin:
             raise AccessDeniedError("Administrator access required.")
 
