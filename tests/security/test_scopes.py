@@ -40,6 +40,8 @@ R, W, OWN, F = scopes.DATA_READ, scopes.DATA_WRITE, scopes.DATA_OWN, scopes.USER
 #    anything); here it is core.data.read, since it only reads data.
 #  * GET assetstore, assetstore/:id, assetstore/:id/files carry
 #    core.assetstore.read, the scope Girder defines for them but never attaches.
+#  * DELETE folder/:id/contents: Girder declares core.data.write; here it is
+#    core.data.own like the other deletions of whole trees (the contract's rule).
 #  * Joist-only routes (user/:id/sshkey) are credentials: full login.
 TABLE = f"""
 GET system/version public {F}
@@ -120,7 +122,7 @@ POST folder user {W}
 GET folder/:id public {R}
 PUT folder/:id user {W}
 DELETE folder/:id user {OWN}
-DELETE folder/:id/contents user {W}
+DELETE folder/:id/contents user {OWN}
 GET folder/:id/details public {R}
 GET folder/:id/rootpath public {R}
 POST folder/:id/copy user {W}

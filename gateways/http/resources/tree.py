@@ -163,7 +163,7 @@ def delete_folder(ctx: Context, id: str) -> dict[str, str]:
 
 
 @folders.delete(":id/contents", "Delete everything inside a folder.",
-                access="user", scope=WRITE_SCOPE)
+                access="user", scope=OWN_SCOPE)
 def clear_folder(ctx: Context, id: str) -> dict[str, str]:
     doc = load(ctx, "folder", id, acl.ADMIN)
     ctx.services.removal.clear_folder(doc)
