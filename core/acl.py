@@ -9,12 +9,13 @@ and files have no ACL: they take their folder's. Site admins pass every check.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any
 
 from bson import ObjectId
 
+from .auth import scopes as _scopes
 from .errors import AccessDeniedError, AuthenticationError, ValidationError
 
 
@@ -28,34 +29,22 @@ class AccessLevel(IntEnum):
 
 READ, WRITE, ADMIN = AccessLevel.READ, AccessLevel.WRITE, AccessLevel.ADMIN
 
-# Token scopes (Girder's names, so API keys and tokens carry over unchanged).
-SCOPE_USER_AUTH = "core.user_auth"
-SCOPE_DATA_READ = "core.data.read"
-SCOPE_DATA_WRITE = "core.data.write"
-SCOPE_DATA_OWN = "core.data.own"
-SCOPE_USER_INFO_READ = "core.user_info.read"
-SCOPE_ANONYMOUS = "core.anonymous_session"
-SCOPE_TEMPORARY = "core.user_auth.temporary"
-SCOPE_EMAIL_VERIFICATION = "core.email_verification"
-SCOPE_SETTING_READ = "core.setting.read"
-SCOPE_PLUGINS_READ = "core.plugins.read"
-SCOPE_ASSETSTORE_READ = "core.assetstore.read"
-SCOPE_PARTIAL_UPLOAD_READ = "core.partial_upload.read"
-SCOPE_PARTIAL_UPLOAD_CLEAN = "core.partial_upload.clean"
+# Token scopes: the names and the rule live in auth.scopes; these aliases keep
+# the older spellings working.
+SCOPE_USER_AUTH = _scopes.USER_AUTH
+SCOPE_DATA_READ = _scopes.DATA_READ
+SCOPE_DATA_WRITE = _scopes.DATA_WRITE
+SCOPE_DATA_OWN = _scopes.DATA_OWN
+SCOPE_USER_INFO_READ = _scopes.USER_INFO_READ
+SCOPE_ANONYMOUS = _scopes.ANONYMOUS_SESSION
+SCOPE_TEMPORARY = _scopes.TEMPORARY_USER_AUTH
+SCOPE_EMAIL_VERIFICATION = _scopes.EMAIL_VERIFICATION
+SCOPE_SETTING_READ = _scopes.SETTINGS_READ
+SCOPE_PLUGINS_READ = _scopes.PLUGINS_READ
+SCOPE_ASSETSTORE_READ = _scopes.ASSETSTORES_READ
+SCOPE_PARTIAL_UPLOAD_READ = _scopes.PARTIAL_UPLOAD_READ
+SCOPE_PARTIAL_UPLOAD_CLEAN = _scopes.PARTIAL_UPLOAD_CLEAN
 
-USER_SCOPES: dict[str, str] = {
-    SCOPE_DATA_READ: "Read data",
-    SCOPE_DATA_WRITE: "Write data",
-    SCOPE_DATA_OWN: "Data ownership",
-    SCOPE_USER_INFO_READ: "Read your user information",
-}
-ADMIN_SCOPES: dict[str, str] = {
-    SCOPE_SETTING_READ: "Read settings",
-    SCOPE_PLUGINS_READ: "See installed plugins",
-    SCOPE_ASSETSTORE_READ: "See assetstores",
-    SCOPE_PARTIAL_UPLOAD_READ: "See partial uploads",
-    SCOPE_PARTIAL_UPLOAD_CLEAN: "Remove partial uploads",
-}
 LEVEL_SCOPE = {READ: SCOPE_DATA_READ, WRITE: SCOPE_DATA_WRITE, ADMIN: SCOPE_DATA_OWN}
 
 
@@ -64,7 +53,10 @@ class Principal:
     """Who is acting: a user (with groups) or anonymous, and the token scopes.
 
     ``scopes`` None means full user authority (``core.user_auth``). A scoped
-    token acts as its user only for operations within its scopes.
+    token acts as its user only for operations within its scopes
+    (``auth.scopes.satisfies`` decides). ``admitted`` marks a scoped token let
+    in by a route that declares a scope it holds: there, as in Girder, it acts
+    with its user's standing, site administration included.
     """
 
     user_id: ObjectId | None = None
@@ -73,6 +65,7 @@ class Principal:
     groups: frozenset[ObjectId] = field(default_factory=frozenset)
     scopes: frozenset[str] | None = None
     token_id: str | None = None
+    admitted: bool = False
 
     @classmethod
     def anonymous(cls) -> Principal:
@@ -81,13 +74,10 @@ class Principal:
     @classmethod
     def from_user(cls, user: Mapping[str, Any], *, scopes: Iterable[str] | None = None,
                   token_id: str | None = None) -> Principal:
-        scope_set = None if scopes is None else frozenset(scopes)
-        if scope_set is not None and SCOPE_USER_AUTH in scope_set:
-            scope_set = None
         return cls(user_id=user["_id"], login=user.get("login", ""),
                    admin=bool(user.get("admin")),
-                   groups=frozenset(user.get("groups") or ()), scopes=scope_set,
-                   token_id=token_id)
+                   groups=frozenset(user.get("groups") or ()),
+                   scopes=_scopes.effective(scopes), token_id=token_id)
 
     @property
     def is_anonymous(self) -> bool:
@@ -95,17 +85,32 @@ class Principal:
 
     @property
     def is_site_admin(self) -> bool:
-        return self.admin and self.scopes is None
+        return self.admin and (self.scopes is None or self.admitted)
 
-    def has_scope(self, scope: str) -> bool:
-        return self.scopes is None or scope in self.scopes
+    def has_scope(self, scope: _scopes.Required) -> bool:
+        return _scopes.satisfies(self.scopes, scope)
 
-    def for_scope(self, scope: str) -> Principal:
+    def for_scope(self, scope: _scopes.Required) -> Principal:
         """The principal as seen by an operation needing ``scope``: a token
         lacking it acts as anonymous there (Girder's rule)."""
         if self.user_id is None or self.has_scope(scope):
             return self
         return ANONYMOUS
+
+    def admit(self, required: _scopes.Required) -> Principal:
+        """The principal as a route declaring ``required`` sees it: anonymous
+        when the token lacks it, else the user, a scoped token marked admitted."""
+        if self.user_id is None or self.scopes is None:
+            return self
+        if not self.has_scope(required):
+            return ANONYMOUS
+        return replace(self, admitted=True)
+
+    def require_full_login(self) -> None:
+        """Account and credential changes: only a full login makes them, never
+        a scoped token, whatever a gateway declares."""
+        if self.user_id is not None and self.scopes is not None:
+            raise AuthenticationError(_scopes.refusal(self.scopes, _scopes.USER_AUTH))
 
     def label(self) -> str:
         return self.login or "anonymous"

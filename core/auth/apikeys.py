@@ -7,32 +7,35 @@ from typing import Any
 
 from bson import ObjectId
 
-from ..acl import ADMIN_SCOPES, USER_SCOPES, Principal
+from ..acl import Principal
 from ..common import utcnow
 from ..db.engine import Collection, Document
 from ..errors import AccessDeniedError, NotFoundError, ValidationError
+from .scopes import ScopeCatalog
 from .tokens import TokenService, random_string
 
 KEY_LENGTH = 40
 
 
-def _validate_scope(scope: Iterable[str] | None, owner_admin: bool) -> list[str] | None:
+def _validate_scope(catalog: ScopeCatalog, scope: Iterable[str] | None,
+                    owner_admin: bool) -> list[str] | None:
+    """None (a full login) or the key's scopes, checked against ``catalog``."""
     if scope is None:
         return None
     scopes = list(scope)
     if not scopes or not all(isinstance(s, str) for s in scopes):
         raise ValidationError("Scope must be null or a non-empty list of scope ids.",
                               field="scope")
-    for s in scopes:
-        if s in ADMIN_SCOPES and not owner_admin:
-            raise ValidationError(f"Only admins may use the scope {s}.", field="scope")
-        if s not in USER_SCOPES and s not in ADMIN_SCOPES:
-            raise ValidationError(f"Invalid scopes: {s}.", field="scope")
-    return sorted(set(scopes))
+    try:
+        return catalog.check_key_scopes(scopes, owner_admin=owner_admin)
+    except ValueError as exc:
+        raise ValidationError(str(exc), field="scope") from None
 
 
 class ApiKeyService:
-    def __init__(self, keys: Collection, users: Collection, tokens: TokenService) -> None:
+    def __init__(self, keys: Collection, users: Collection, tokens: TokenService,
+                 catalog: ScopeCatalog | None = None) -> None:
+        self.catalog = catalog or ScopeCatalog()
         self._keys = keys
         self._users = users
         self._tokens = tokens
@@ -40,6 +43,7 @@ class ApiKeyService:
     def _owner(self, principal: Principal, user_id: ObjectId | None) -> Document:
         if principal.is_anonymous:
             raise AccessDeniedError("You must be logged in.")
+        principal.require_full_login()  # a scoped token never mints itself credentials
         target = user_id or principal.user_id
         if target != principal.user_id and not principal.is_site_admin:
             raise AccessDeniedError("Only admins may manage other users' API keys.")
@@ -56,7 +60,8 @@ class ApiKeyService:
             raise ValidationError("tokenDuration must be positive.", field="tokenDuration")
         doc: dict[str, Any] = {
             "key": random_string(KEY_LENGTH), "name": (name or "").strip(),
-            "userId": owner["_id"], "scope": _validate_scope(scope, bool(owner.get("admin"))),
+            "userId": owner["_id"],
+            "scope": _validate_scope(self.catalog, scope, bool(owner.get("admin"))),
             "tokenDuration": None if token_duration is None else float(token_duration),
             "active": bool(active), "lastUse": None, "created": utcnow(),
             "access": {"users": [{"id": owner["_id"], "level": 2, "flags": []}],
@@ -86,7 +91,8 @@ class ApiKeyService:
         if changes.get("name") is not None:
             update["name"] = str(changes["name"]).strip()
         if "scope" in changes and changes["scope"] is not ...:
-            update["scope"] = _validate_scope(changes["scope"], bool(owner.get("admin")))
+            update["scope"] = _validate_scope(self.catalog, changes["scope"],
+                                             bool(owner.get("admin")))
         if changes.get("token_duration") is not None:
             update["tokenDuration"] = float(changes["token_duration"])
         if changes.get("active") is not None:

@@ -13,6 +13,7 @@ from ..assetstores.registry import AssetstoreRegistry
 from ..auth.apikeys import ApiKeyService
 from ..auth.authenticator import Authenticator
 from ..auth.grants import GrantChecker
+from ..auth.scopes import ScopeCatalog
 from ..auth.sshkeys import SshKeyService
 from ..auth.tokens import TokenService
 from ..store import Store
@@ -57,6 +58,7 @@ class Services:
     imports: ImportService
     filemoves: FileMoveService
     search: SearchService
+    scopes: ScopeCatalog
 
     @classmethod
     def build(cls, store: Store, assetstores: AssetstoreRegistry, *,
@@ -69,8 +71,9 @@ class Services:
         uploads = UploadService(tree, items, files, assetstores, settings)
         checker = GrantChecker(store, settings)
         tokens = TokenService(store.tokens, store.users, checker)
+        scopes = ScopeCatalog()  # plugins register their own scopes here
         auth = Authenticator(store, settings, tokens,
-                             ApiKeyService(store.api_keys, store.users, tokens),
+                             ApiKeyService(store.api_keys, store.users, tokens, scopes),
                              SshKeyService(store.ssh_keys), checker)
         return cls(
             store=store, settings=settings, assetstores=assetstores, tree=tree,
@@ -83,7 +86,7 @@ class Services:
             locks=LockService(store.locks), mounts=MountService(store, tree, settings),
             imports=ImportService(tree, folders, items, files, assetstores),
             filemoves=FileMoveService(tree, files, assetstores),
-            search=SearchService(tree))
+            search=SearchService(tree), scopes=scopes)
 
 
 __all__ = ["Services"]

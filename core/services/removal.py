@@ -119,6 +119,7 @@ class RemovalService:
 
     def delete_user(self, principal: Principal, user: Document) -> None:
         """The user's tree, credentials, and every ACL entry naming them."""
+        principal.require_full_login()
         self.tree.require(principal, "user", user, acl.ADMIN)
         uid = user["_id"]
         self._delete_root_folders("user", uid)

@@ -120,6 +120,7 @@ class UserService:
                first_name: str | None = None, last_name: str | None = None,
                email: str | None = None, admin: bool | None = None,
                status: str | None = None, email_verified: bool | None = None) -> Document:
+        principal.require_full_login()
         self.tree.require(principal, "user", user, acl.WRITE)
         update: dict[str, Any] = {}
         if first_name is not None:
@@ -156,6 +157,7 @@ class UserService:
     def change_password(self, principal: Principal, user: Document, new: str, *,
                         old: str | None = None) -> None:
         """Users change their own with the old password; admins set anyone's."""
+        principal.require_full_login()
         if principal.is_site_admin and old is None:
             pass
         elif principal.user_id == user["_id"]:
@@ -170,6 +172,7 @@ class UserService:
     # ------------------------------------------------------------ OTP
     def otp_enroll(self, principal: Principal, user: Document) -> str:
         """Begin TOTP enrolment; returns the ``otpauth://`` URI."""
+        principal.require_full_login()
         self.tree.require(principal, "user", user, acl.ADMIN)
         if otp.is_enabled(user):
             raise ValidationError("The user has already enabled one-time passwords.")
@@ -179,6 +182,7 @@ class UserService:
         return otp.provisioning_uri(user, secret, issuer)
 
     def otp_confirm(self, principal: Principal, user: Document, code: str) -> None:
+        principal.require_full_login()
         self.tree.require(principal, "user", user, acl.ADMIN)
         fresh = self.store.get("user", user["_id"])
         if otp.is_enabled(fresh):
@@ -186,5 +190,6 @@ class UserService:
         otp.consume(self.store.users, fresh, code, enable=True)
 
     def otp_disable(self, principal: Principal, user: Document) -> None:
+        principal.require_full_login()
         self.tree.require(principal, "user", user, acl.ADMIN)
         otp.disable(self.store.users, user)

@@ -15,6 +15,7 @@ from typing import Any
 
 from joist.core import acl
 from joist.core.acl import Principal
+from joist.core.auth import scopes
 from joist.core.errors import AccessDeniedError, AuthenticationError, CoreError
 from joist.core.hierarchy import Hierarchy
 from joist.core.services import Services
@@ -86,6 +87,9 @@ class RestApp:
             # 401 when nobody is logged in on this request, 403 when someone is.
             status, kind = status_for(exc, authenticated=request.authenticated)
             body = {"message": exc.message, "type": kind}
+            if status == 401 and request.scope_refusal:
+                # Say why the token sent did not count here.
+                body["message"] = f"{exc.message} {request.scope_refusal}"
             if exc.field:
                 body["field"] = exc.field
             if exc.extra is not None:
@@ -125,31 +129,31 @@ class RestApp:
             raise RestError(f'No matching route for "{method} {"/".join(segments)}"')
         route, path_values = match
         token, principal = self._authenticate(request, route)
-        request.authenticated = not principal.is_anonymous
-        self._check_access(route, principal)
+        self._check_access(request, route, principal)
         kwargs = bind(route.params, request.params(), path_values)
         ctx = Context(request, principal, token, route, self.services, self.hierarchy,
                       self.settings, self.filter, uid)
         return route.handler(ctx, **kwargs), route
 
     def _authenticate(self, request: Request, route: Route) -> tuple[str | None, Principal]:
+        """The token sent and the principal the route sees: the one choke point
+        of token scopes. A token lacking the route's declared scope acts as
+        anonymous (Girder's rule; ``auth.scopes`` decides what satisfies what)."""
         params = request.params()
         token = params.get("token") or request.header("Girder-Token") or \
             (request.cookie("girderToken") if route.cookie else None) or None
-        principal = self.services.auth.principal_for_token(token)
-        if route.scope is not None:
-            principal = principal.for_scope(route.scope)
-        elif principal.scopes is not None:
-            principal = Principal.anonymous()  # a scoped token cannot act fully
+        held = self.services.auth.principal_for_token(token)
+        principal = held.admit(route.scope)
+        if principal.is_anonymous and not held.is_anonymous:
+            request.scope_refusal = scopes.refusal(held.scopes, route.scope)
+        request.authenticated = not principal.is_anonymous
         return token, principal
 
     @staticmethod
-    def _check_access(route: Route, principal: Principal) -> None:
-        if route.access == "user" and principal.is_anonymous:
+    def _check_access(request: Request, route: Route, principal: Principal) -> None:
+        if route.access != "public" and principal.is_anonymous:
             raise AuthenticationError("You must be logged in.")
         if route.access == "admin" and not principal.is_site_admin:
-            if principal.is_anonymous:
-                raise AuthenticationError("You must be logged in.")
             raise AccessDeniedError("Administrator access required.")
 
     def _preflight(self, request: Request) -> Raw:

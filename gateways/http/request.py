@@ -50,6 +50,8 @@ class Request:
         self._params: dict[str, str] | None = None
         self._form_body: bytes | None = None
         self.authenticated = False  # someone is logged in on this request (401 vs 403)
+        # Why a valid token acts as anonymous here (it lacks the route's scope).
+        self.scope_refusal: str | None = None
 
     # ------------------------------------------------------------ headers
     def header(self, name: str, default: str | None = None) -> str | None:

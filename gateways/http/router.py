@@ -3,6 +3,11 @@
 Each resource module declares its routes with ``@route(...)``; the router
 matches by method and path segments with Girder's rule that literal segments
 beat wildcards (``user/me`` wins over ``user/:id``).
+
+Every route declares the token scope it needs (``scope=``, no default): the
+data scopes for data, ``FULL_LOGIN`` (``core.user_auth``) where only a full
+login will do. ``RestApp`` enforces it in one place; ``auth.scopes`` holds the
+rule of which token satisfies which scope.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from joist.core import acl
+from joist.core.auth import scopes
 
 Access = Literal["public", "user", "admin"]
 Kind = Literal["string", "integer", "number", "boolean", "json", "jsonObject", "jsonArray",
@@ -37,9 +42,9 @@ class Route:
     tokens: tuple[str, ...]          # segments after the resource, ":x" = wildcard
     handler: Callable[..., Any]
     summary: str
+    scope: str                       # token scope needed (core.user_auth: a full login)
     params: tuple[Param, ...] = ()
     access: Access = "public"
-    scope: str | None = None         # token scope needed; None = full user auth
     cookie: bool = False             # accept the girderToken cookie (downloads)
     total_count: bool = False        # answer carries Girder-Total-Count
     raw_body: bool = False           # the body is data (uploads), not form params
@@ -106,6 +111,10 @@ class RouteCollector:
     def _add(self, method: str, path: str, summary: str, **kw: Any
              ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         tokens = tuple(t for t in path.split("/") if t)
+        if not isinstance(kw.get("scope"), str):
+            # A route without a declared scope would silently need a full
+            # login: declaring it is part of adding a route.
+            raise TypeError(f"{method} {self.resource}/{path}: declare scope=")
 
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             params = tuple(kw.pop("params", ()))
@@ -138,5 +147,7 @@ def table_from(collectors: Iterable[RouteCollector]) -> RouteTable:
     return table
 
 
-# Scopes by kind of operation (Girder's).
-READ_SCOPE, WRITE_SCOPE, OWN_SCOPE = acl.SCOPE_DATA_READ, acl.SCOPE_DATA_WRITE, acl.SCOPE_DATA_OWN
+# Scopes by kind of operation (Girder's): reads, creates/updates/uploads, ACL
+# edits and deletions of containers; the rest needs a full login.
+READ_SCOPE, WRITE_SCOPE, OWN_SCOPE = scopes.DATA_READ, scopes.DATA_WRITE, scopes.DATA_OWN
+FULL_LOGIN = scopes.USER_AUTH

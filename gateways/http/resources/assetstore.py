@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from joist.core.assetstores.registry import FILESYSTEM, S3, TYPE_NAMES
+from joist.core.auth import scopes
 from joist.core.services.imports import ImportOptions
 
 from ..app import Context
 from ..request import RestError
-from ..router import Param, RouteCollector
+from ..router import FULL_LOGIN, WRITE_SCOPE, Param, RouteCollector
 from .common import PAGING
 
 api = RouteCollector("assetstore", "Assetstores (administrators only).")
@@ -29,12 +30,12 @@ def _view(ctx: Context, doc: dict[str, Any], adapter: Any = None) -> dict[str, A
     return out
 
 
-@api.get("", "List assetstores.", access="admin", params=PAGING)
+@api.get("", "List assetstores.", scope=scopes.ASSETSTORES_READ, access="admin", params=PAGING)
 def list_assetstores(ctx: Context, limit: int, offset: int, sortdir: int) -> list[Any]:
     return [_view(ctx, d) for d in ctx.services.assetstores.list(skip=offset, limit=limit)]
 
 
-@api.get(":id", "Get an assetstore.", access="admin")
+@api.get(":id", "Get an assetstore.", scope=scopes.ASSETSTORES_READ, access="admin")
 def get_assetstore(ctx: Context, id: str) -> Any:
     return _view(ctx, ctx.services.assetstores.get(id))
 
@@ -52,7 +53,7 @@ def _s3_fields(**given: Any) -> dict[str, Any]:
     return {camel.get(k, k): v for k, v in given.items() if v is not None}
 
 
-@api.post("", "Create an assetstore.", access="admin", params=(
+@api.post("", "Create an assetstore.", scope=FULL_LOGIN, access="admin", params=(
     Param("name", required=True, strip=True), Param("type", "integer", required=True),
     Param("root"), Param("perms", default="600"), Param("current", "boolean",
                                                        default=False), *S3_PARAMS))
@@ -73,7 +74,7 @@ def create_assetstore(ctx: Context, name: str, type: int, root: str | None, perm
     return _view(ctx, doc)
 
 
-@api.put(":id", "Edit an assetstore.", access="admin", params=(
+@api.put(":id", "Edit an assetstore.", scope=FULL_LOGIN, access="admin", params=(
     Param("name", strip=True), Param("current", "boolean"), *S3_PARAMS))
 def update_assetstore(ctx: Context, id: str, name: str | None, current: bool | None,
                       **s3: Any) -> Any:
@@ -85,14 +86,15 @@ def update_assetstore(ctx: Context, id: str, name: str | None, current: bool | N
     return _view(ctx, ctx.services.assetstores.update(id, changes))
 
 
-@api.delete(":id", "Delete an empty assetstore.", access="admin")
+@api.delete(":id", "Delete an empty assetstore.", scope=FULL_LOGIN, access="admin")
 def delete_assetstore(ctx: Context, id: str) -> dict[str, str]:
     doc = ctx.services.assetstores.get(id)
     ctx.services.assetstores.delete(doc["_id"])
     return {"message": f"Deleted assetstore {doc['name']}."}
 
 
-@api.get(":id/files", "List the files stored in an assetstore.", access="admin",
+@api.get(":id/files", "List the files stored in an assetstore.",
+         scope=scopes.ASSETSTORES_READ, access="admin",
          params=PAGING)
 def assetstore_files(ctx: Context, id: str, limit: int, offset: int,
                      sortdir: int) -> list[Any]:
@@ -103,7 +105,7 @@ def assetstore_files(ctx: Context, id: str, limit: int, offset: int,
 
 
 @api.post(":id/import", "Import existing data (an S3 bucket prefix) without copying it.",
-          access="admin", params=(
+          scope=WRITE_SCOPE, access="admin", params=(
               Param("importPath", required=True), Param("destinationId", required=True),
               Param("destinationType", required=True, enum=("folder", "collection", "user")),
               Param("progress", "boolean", default=False),

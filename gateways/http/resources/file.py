@@ -101,7 +101,7 @@ def get_file(ctx: Context, id: str) -> Any:
     return ctx.filter("file", load(ctx, "file", id), ctx.principal)
 
 
-@api.put(":id", "Rename a file or change its MIME type.", scope=WRITE_SCOPE,
+@api.put(":id", "Rename a file or change its MIME type.", access="user", scope=WRITE_SCOPE,
          params=(Param("name", strip=True), Param("mimeType")))
 def update_file(ctx: Context, id: str, name: str | None, mime_type: str | None) -> Any:
     doc = load(ctx, "file", id, acl.WRITE)
@@ -109,7 +109,7 @@ def update_file(ctx: Context, id: str, name: str | None, mime_type: str | None) 
     return ctx.filter("file", doc, ctx.principal)
 
 
-@api.delete(":id", "Delete a file.", scope=WRITE_SCOPE)
+@api.delete(":id", "Delete a file.", access="user", scope=WRITE_SCOPE)
 def delete_file(ctx: Context, id: str) -> None:
     ctx.services.files.delete(ctx.principal, load(ctx, "file", id, acl.WRITE))
 
@@ -125,7 +125,8 @@ def replace_contents(ctx: Context, id: str, size: int, reference: str | None,
     return _step(ctx, step)
 
 
-@api.post(":id/copy", "Copy a file into an item (sharing its bytes).", scope=WRITE_SCOPE,
+@api.post(":id/copy", "Copy a file into an item (sharing its bytes).",
+          access="user", scope=WRITE_SCOPE,
           params=(Param("itemId", required=True),))
 def copy_file(ctx: Context, id: str, item_id: str) -> Any:
     doc = load(ctx, "file", id)

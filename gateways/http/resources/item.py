@@ -87,7 +87,7 @@ def get_item(ctx: Context, id: str) -> Any:
     return ctx.filter("item", load(ctx, "item", id), ctx.principal)
 
 
-@items.put(":id", "Edit or move an item.", scope=WRITE_SCOPE, params=(
+@items.put(":id", "Edit or move an item.", access="user", scope=WRITE_SCOPE, params=(
     Param("name", strip=True), Param("description", strip=True), Param("folderId"),
     Param("metadata", "jsonObject")))
 def update_item(ctx: Context, id: str, name: str | None, description: str | None,
@@ -103,7 +103,7 @@ def update_item(ctx: Context, id: str, name: str | None, description: str | None
     return ctx.filter("item", doc, ctx.principal)
 
 
-@items.delete(":id", "Delete an item and its files.", scope=WRITE_SCOPE)
+@items.delete(":id", "Delete an item and its files.", access="user", scope=WRITE_SCOPE)
 def delete_item(ctx: Context, id: str) -> dict[str, str]:
     doc = load(ctx, "item", id, acl.WRITE)
     ctx.services.removal.delete_item(ctx.principal, doc)
@@ -130,7 +130,7 @@ def item_rootpath(ctx: Context, id: str) -> list[dict[str, Any]]:
             for a in ctx.services.items.root_path(ctx.principal, doc)]
 
 
-@items.post(":id/copy", "Copy an item (files share their bytes).", scope=WRITE_SCOPE,
+@items.post(":id/copy", "Copy an item (files share their bytes).", access="user", scope=WRITE_SCOPE,
             params=(Param("folderId"), Param("name", strip=True),
                     Param("description", strip=True)))
 def copy_item(ctx: Context, id: str, folder_id: str | None, name: str | None,

@@ -8,7 +8,7 @@ from joist.core import acl
 
 from ..app import Context
 from ..request import RestError
-from ..router import WRITE_SCOPE, Param, RouteCollector
+from ..router import OWN_SCOPE, WRITE_SCOPE, Param, RouteCollector
 from .common import load
 
 ACCESS_MODELS = ("collection", "folder")
@@ -36,10 +36,10 @@ def register(api: RouteCollector, model: str) -> None:
                           ctx.principal)
 
     api.put(":id/metadata", f"Set metadata on a {model} (JSON object body; null deletes).",
-            scope=WRITE_SCOPE, raw_body=True,
+            access="user", scope=WRITE_SCOPE, raw_body=True,
             params=(Param("allowNull", "boolean", default=False),))(set_metadata)
     api.delete(":id/metadata", f"Delete metadata keys of a {model} (JSON array body).",
-               scope=WRITE_SCOPE, raw_body=True)(delete_metadata)
+               access="user", scope=WRITE_SCOPE, raw_body=True)(delete_metadata)
     if model not in ACCESS_MODELS:
         return
 
@@ -56,9 +56,10 @@ def register(api: RouteCollector, model: str) -> None:
         out["access"] = doc["access"]
         return out
 
-    api.get(":id/access", f"Get the access list of a {model}.")(get_access)
+    api.get(":id/access", f"Get the access list of a {model}.", access="user",
+            scope=OWN_SCOPE)(get_access)
     api.put(":id/access", f"Replace the access list of a {model}.",
-            scope=acl.SCOPE_DATA_OWN, params=(
+            access="user", scope=OWN_SCOPE, params=(
                 Param("access", "jsonObject", required=True), Param("public", "boolean"),
                 Param("publicFlags", "jsonArray"), Param("recurse", "boolean", default=False),
                 Param("progress", "boolean", default=False)))(set_access)

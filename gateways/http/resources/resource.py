@@ -15,7 +15,7 @@ from ..archive import ArchiveWalker
 from ..downloads import content_disposition
 from ..request import RestError
 from ..response import Raw
-from ..router import READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
+from ..router import FULL_LOGIN, OWN_SCOPE, READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
 from ..zipstream import Entry, safe_member, stream_zip, unique_name
 from .common import load
 
@@ -45,7 +45,8 @@ def resource_path(ctx: Context, id: str, type: str) -> str:
     return ctx.hierarchy.resource_path(ctx.principal, type, doc)
 
 
-@api.get(":id", "Get any resource by id and type (administrators).", access="admin",
+@api.get(":id", "Get any resource by id and type (administrators).",
+         scope=FULL_LOGIN, access="admin",
          params=(Param("type", required=True, enum=MODELS),))
 def get_resource(ctx: Context, id: str, type: str) -> Any:
     return ctx.filter(type, load(ctx, type, id), ctx.principal)
@@ -127,7 +128,7 @@ def download_post(ctx: Context, resources: Any, include_metadata: bool) -> Raw:
     return _zip_selection(ctx, resources, include_metadata)
 
 
-@api.put("move", "Move items and folders.", scope=WRITE_SCOPE, params=(
+@api.put("move", "Move items and folders.", access="user", scope=WRITE_SCOPE, params=(
     Param("resources", "jsonObject", required=True),
     Param("parentType", required=True, enum=("folder", "user", "collection")),
     Param("parentId", required=True), Param("progress", "boolean", default=False)))
@@ -143,7 +144,7 @@ def move(ctx: Context, resources: Any, parent_type: str, parent_id: str,
         ctx.services.moves.move_folder(ctx.principal, folder, parent_type, parent)
 
 
-@api.post("copy", "Copy items and folders.", scope=WRITE_SCOPE, params=(
+@api.post("copy", "Copy items and folders.", access="user", scope=WRITE_SCOPE, params=(
     Param("resources", "jsonObject", required=True),
     Param("parentType", required=True, enum=("folder", "user", "collection")),
     Param("parentId", required=True), Param("progress", "boolean", default=False)))
@@ -159,7 +160,7 @@ def copy(ctx: Context, resources: Any, parent_type: str, parent_id: str,
         ctx.services.moves.copy_folder(ctx.principal, folder, parent_type, parent)
 
 
-@api.delete("", "Delete a selection of resources.", scope=acl.SCOPE_DATA_OWN, params=(
+@api.delete("", "Delete a selection of resources.", access="user", scope=OWN_SCOPE, params=(
     Param("resources", "jsonObject", required=True),
     Param("progress", "boolean", default=False)))
 def delete(ctx: Context, resources: Any, progress: bool) -> None:
@@ -177,7 +178,8 @@ def delete(ctx: Context, resources: Any, progress: bool) -> None:
         svc.removal.delete_user(ctx.principal, user)
 
 
-@api.put(":id/timestamp", "Set created/updated times (admin).", access="admin", params=(
+@api.put(":id/timestamp", "Set created/updated times (admin).",
+         scope=FULL_LOGIN, access="admin", params=(
     Param("type", required=True, enum=MODELS), Param("created"), Param("updated")))
 def timestamp(ctx: Context, id: str, type: str, created: str | None,
               updated: str | None) -> Any:

@@ -11,13 +11,14 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from joist.core.auth import scopes
 from joist.core.services.check import Checker
 
 from ..app import Context
 from ..filters import upload_view
 from ..request import RestError
 from ..response import Page
-from ..router import Param, RouteCollector
+from ..router import FULL_LOGIN, Param, RouteCollector
 from .common import PAGING
 
 api = RouteCollector("system", "System utilities and settings.")
@@ -26,18 +27,19 @@ STARTED = _dt.datetime.now(_dt.UTC)
 CHECK_SETTLE_SECONDS = 300.0
 
 
-@api.get("version", "Get the version of the server.")
+@api.get("version", "Get the version of the server.", scope=FULL_LOGIN)
 def version(ctx: Context) -> dict[str, Any]:
     return {"release": RELEASE, "apiVersion": RELEASE, "serverStartDate": STARTED,
             "server": "joist"}
 
 
-@api.get("public_settings", "Settings anyone may read.")
+@api.get("public_settings", "Settings anyone may read.", scope=FULL_LOGIN)
 def public_settings(ctx: Context) -> dict[str, Any]:
     return ctx.services.settings.public()
 
 
-@api.get("setting", "Get the value of a system setting, or a list of them.", access="admin",
+@api.get("setting", "Get the value of a system setting, or a list of them.",
+         scope=scopes.SETTINGS_READ, access="admin",
          params=(Param("key"), Param("list", "jsonArray"), Param("default")))
 def get_setting(ctx: Context, key: str | None, list: Any, default: str | None) -> Any:
     settings = ctx.services.settings
@@ -48,7 +50,8 @@ def get_setting(ctx: Context, key: str | None, list: Any, default: str | None) -
     return settings.get(key)
 
 
-@api.put("setting", "Set the value of a system setting, or a list of them.", access="admin",
+@api.put("setting", "Set the value of a system setting, or a list of them.",
+         scope=FULL_LOGIN, access="admin",
          params=(Param("key"), Param("value"), Param("list", "jsonArray")))
 def set_setting(ctx: Context, key: str | None, value: str | None, list: Any) -> Any:
     settings = ctx.services.settings
@@ -61,20 +64,21 @@ def set_setting(ctx: Context, key: str | None, value: str | None, list: Any) -> 
     return True
 
 
-@api.delete("setting", "Unset a setting (restore its default).", access="admin",
+@api.delete("setting", "Unset a setting (restore its default).", scope=FULL_LOGIN, access="admin",
             params=(Param("key", required=True),))
 def unset_setting(ctx: Context, key: str) -> None:
     ctx.services.settings.unset(key)
 
 
-@api.get("uploads", "List partial uploads.", access="admin",
+@api.get("uploads", "List partial uploads.", scope=scopes.PARTIAL_UPLOAD_READ, access="admin",
          params=(Param("userId", "objectId"), *PAGING))
 def list_uploads(ctx: Context, user_id: Any, limit: int, offset: int, sortdir: int) -> Page:
     uploads = ctx.services.uploads.list(user_id=user_id, skip=offset, limit=limit)
     return Page([upload_view(u) for u in uploads])
 
 
-@api.delete("uploads", "Discard partial uploads.", access="admin",
+@api.delete("uploads", "Discard partial uploads.",
+            scope=scopes.PARTIAL_UPLOAD_CLEAN, access="admin",
             params=(Param("uploadId", "objectId"), Param("userId", "objectId")))
 def delete_uploads(ctx: Context, upload_id: Any, user_id: Any) -> list[Any]:
     uploads = ctx.services.uploads.list(user_id=user_id)
@@ -85,23 +89,24 @@ def delete_uploads(ctx: Context, upload_id: Any, user_id: Any) -> list[Any]:
     return [upload_view(u) for u in uploads]
 
 
-@api.get("access_flag", "List access flags (none are registered).")
+@api.get("access_flag", "List access flags (none are registered).", scope=FULL_LOGIN)
 def access_flags(ctx: Context) -> dict[str, Any]:
     return {}
 
 
-@api.get("plugins", "List plugins (Joist has none).", access="admin")
+@api.get("plugins", "List plugins (Joist has none).", scope=scopes.PLUGINS_READ, access="admin")
 def plugins(ctx: Context) -> dict[str, Any]:
     return {"all": {}, "enabled": [], "loaded": []}
 
 
-@api.get("check", "Check the consistency of the store and assetstores.", access="admin")
+@api.get("check", "Check the consistency of the store and assetstores.",
+         scope=FULL_LOGIN, access="admin")
 def check(ctx: Context) -> dict[str, Any]:
     findings = Checker(ctx.services).check(settled_before=_settled())
     return {"problems": [str(f) for f in findings], "ok": not findings}
 
 
-@api.put("check", "Repair what a consistency check finds.", access="admin",
+@api.put("check", "Repair what a consistency check finds.", scope=FULL_LOGIN, access="admin",
          params=(Param("progress", "boolean", default=False),))
 def repair(ctx: Context, progress: bool) -> dict[str, Any]:
     checker = Checker(ctx.services)
@@ -118,7 +123,7 @@ def _settled() -> float:
 
 
 @api.get("configuration", "The server's deployment configuration (no secrets).",
-         access="admin")
+         scope=scopes.SETTINGS_READ, access="admin")
 def configuration(ctx: Context) -> dict[str, Any]:
     s = ctx.settings
     return {"server": dataclasses.asdict(s.server), "webdav": dataclasses.asdict(s.webdav),
@@ -126,13 +131,13 @@ def configuration(ctx: Context) -> dict[str, Any]:
             "database": {"engine": s.database.engine}, "release": RELEASE}
 
 
-@api.get("plugin_static_files", "Static files of web client plugins (none).")
+@api.get("plugin_static_files", "Static files of web client plugins (none).", scope=FULL_LOGIN)
 def plugin_static_files(ctx: Context) -> dict[str, list[str]]:
     return {"css": [], "js": []}
 
 
 @api.get("setting/collection_creation_policy/access",
-         "Who may create collections, as an access list.", access="admin")
+         "Who may create collections, as an access list.", scope=FULL_LOGIN, access="admin")
 def collection_policy_access(ctx: Context) -> dict[str, Any]:
     policy = ctx.services.settings.get("core.collection_create_policy") or {}
     store = ctx.services.store

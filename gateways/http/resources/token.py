@@ -11,7 +11,7 @@ from joist.core.errors import ValidationError
 
 from ..app import Context
 from ..response import Page
-from ..router import Param, RouteCollector
+from ..router import FULL_LOGIN, Param, RouteCollector
 from .common import PAGING, paging, sort_param
 from .user import token_view
 
@@ -19,14 +19,14 @@ tokens = RouteCollector("token", "Authentication tokens.")
 keys = RouteCollector("api_key", "API keys.")
 
 
-@tokens.get("current", "The raw document of the current token.")
+@tokens.get("current", "The raw document of the current token.", scope=FULL_LOGIN)
 def current(ctx: Context) -> Any:
     if not ctx.token:
         return None
     return ctx.services.auth.tokens.lookup(ctx.token)
 
 
-@tokens.get("session", "Get a session token (an anonymous one if none was sent).")
+@tokens.get("session", "Get a session token (an anonymous one if none was sent).", scope=FULL_LOGIN)
 def session(ctx: Context) -> dict[str, Any]:
     auth = ctx.services.auth
     doc = auth.tokens.lookup(ctx.token) if ctx.token else None
@@ -36,18 +36,16 @@ def session(ctx: Context) -> dict[str, Any]:
     return {"token": doc["_id"], "expires": doc["expires"]}
 
 
-@tokens.delete("session", "Delete the current token.")
+@tokens.delete("session", "Delete the current token.", scope=FULL_LOGIN)
 def end_session(ctx: Context) -> dict[str, str]:
     if ctx.token:
         ctx.services.auth.tokens.delete(ctx.token)
     return {"message": "Session deleted."}
 
 
-@tokens.get("scopes", "List the token scopes.")
-def scopes(ctx: Context) -> dict[str, Any]:
-    def rows(table: dict[str, str]) -> list[dict[str, str]]:
-        return [{"id": k, "name": v, "description": v} for k, v in table.items()]
-    return {"custom": rows(acl.USER_SCOPES), "adminCustom": rows(acl.ADMIN_SCOPES)}
+@tokens.get("scopes", "List the token scopes.", scope=FULL_LOGIN)
+def list_scopes(ctx: Context) -> dict[str, Any]:
+    return ctx.services.scopes.listing()
 
 
 def _owner_id(ctx: Context, user_id: str | None) -> ObjectId | None:
@@ -59,7 +57,7 @@ def _owner_id(ctx: Context, user_id: str | None) -> ObjectId | None:
         raise ValidationError(f"Invalid ObjectId: {user_id}", field="userId") from None
 
 
-@keys.get("", "List API keys.", access="user",
+@keys.get("", "List API keys.", scope=FULL_LOGIN, access="user",
           params=(Param("userId"), sort_param("name"), *PAGING))
 def list_keys(ctx: Context, user_id: str | None, sort: str, limit: int, offset: int,
               sortdir: int) -> Page:
@@ -69,7 +67,7 @@ def list_keys(ctx: Context, user_id: str | None, sort: str, limit: int, offset: 
     return Page(ctx.filter.many("api_key", docs, ctx.principal))
 
 
-@keys.post("", "Create an API key.", access="user", params=(
+@keys.post("", "Create an API key.", scope=FULL_LOGIN, access="user", params=(
     Param("name", default=""), Param("scope", "json"), Param("tokenDuration", "number"),
     Param("active", "boolean", default=True), Param("targetUserId")))
 def create_key(ctx: Context, name: str, scope: Any, token_duration: float | None,
@@ -82,7 +80,7 @@ def create_key(ctx: Context, name: str, scope: Any, token_duration: float | None
     return ctx.filter("api_key", doc, ctx.principal)
 
 
-@keys.put(":id", "Update an API key.", access="user", params=(
+@keys.put(":id", "Update an API key.", scope=FULL_LOGIN, access="user", params=(
     Param("name"), Param("scope", "json"), Param("tokenDuration", "number"),
     Param("active", "boolean")))
 def update_key(ctx: Context, id: str, name: str | None, scope: Any,
@@ -95,13 +93,13 @@ def update_key(ctx: Context, id: str, name: str | None, scope: Any,
     return ctx.filter("api_key", doc, ctx.principal)
 
 
-@keys.delete(":id", "Delete an API key.", access="user")
+@keys.delete(":id", "Delete an API key.", scope=FULL_LOGIN, access="user")
 def delete_key(ctx: Context, id: str) -> dict[str, str]:
     ctx.services.auth.api_keys.delete(ctx.principal, _owner_id(ctx, id))
     return {"message": "Deleted API key."}
 
 
-@keys.post("token", "Create a token from an API key.", params=(
+@keys.post("token", "Create a token from an API key.", scope=FULL_LOGIN, params=(
     Param("key", required=True), Param("duration", "number")))
 def key_token(ctx: Context, key: str, duration: float | None) -> dict[str, Any]:
     token = ctx.services.auth.api_key_login(key, duration)

@@ -9,7 +9,7 @@ from joist.core import acl
 from ..app import Context
 from ..request import RestError
 from ..response import Page
-from ..router import READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
+from ..router import OWN_SCOPE, READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
 from . import metadata
 from .common import PAGING, SORTDIR, before, load, name_search, paging, sort_param, total
 
@@ -55,7 +55,7 @@ def collection_details(ctx: Context, id: str) -> dict[str, int]:
     return {"nFolders": ctx.services.folders.count(ctx.principal, doc)}
 
 
-@collections.put(":id", "Edit a collection.", scope=WRITE_SCOPE, params=(
+@collections.put(":id", "Edit a collection.", access="user", scope=WRITE_SCOPE, params=(
     Param("name", strip=True), Param("description", strip=True)))
 def update_collection(ctx: Context, id: str, name: str | None,
                       description: str | None) -> Any:
@@ -66,7 +66,7 @@ def update_collection(ctx: Context, id: str, name: str | None,
 
 
 @collections.delete(":id", "Delete a collection and everything in it.",
-                    scope=acl.SCOPE_DATA_OWN)
+                    access="user", scope=OWN_SCOPE)
 def delete_collection(ctx: Context, id: str) -> dict[str, str]:
     doc = load(ctx, "collection", id, acl.ADMIN)
     ctx.services.removal.delete_collection(ctx.principal, doc)
@@ -136,7 +136,7 @@ def get_folder(ctx: Context, id: str) -> Any:
     return ctx.filter("folder", load(ctx, "folder", id), ctx.principal)
 
 
-@folders.put(":id", "Edit or move a folder.", scope=WRITE_SCOPE, params=(
+@folders.put(":id", "Edit or move a folder.", access="user", scope=WRITE_SCOPE, params=(
     Param("name", strip=True), Param("description", strip=True),
     Param("parentType", enum=("folder", "user", "collection")), Param("parentId"),
     Param("metadata", "jsonObject")))
@@ -155,7 +155,7 @@ def update_folder(ctx: Context, id: str, name: str | None, description: str | No
     return ctx.filter("folder", doc, ctx.principal)
 
 
-@folders.delete(":id", "Delete a folder and everything in it.", scope=acl.SCOPE_DATA_OWN)
+@folders.delete(":id", "Delete a folder and everything in it.", access="user", scope=OWN_SCOPE)
 def delete_folder(ctx: Context, id: str) -> dict[str, str]:
     doc = load(ctx, "folder", id, acl.ADMIN)
     ctx.services.removal.delete_folder(ctx.principal, doc)
@@ -163,7 +163,7 @@ def delete_folder(ctx: Context, id: str) -> dict[str, str]:
 
 
 @folders.delete(":id/contents", "Delete everything inside a folder.",
-                scope=acl.SCOPE_DATA_OWN)
+                access="user", scope=OWN_SCOPE)
 def clear_folder(ctx: Context, id: str) -> dict[str, str]:
     doc = load(ctx, "folder", id, acl.ADMIN)
     ctx.services.removal.clear_folder(doc)
@@ -183,7 +183,7 @@ def folder_rootpath(ctx: Context, id: str) -> list[dict[str, Any]]:
 
 
 @folders.post(":id/copy", "Copy a folder (deep; files share their bytes).",
-              scope=WRITE_SCOPE, params=(
+              access="user", scope=WRITE_SCOPE, params=(
                   Param("parentType", enum=("folder", "user", "collection")),
                   Param("parentId"), Param("name", strip=True),
                   Param("description", strip=True), Param("public", default="original"),

@@ -8,12 +8,13 @@ from typing import Any
 
 from joist.core import acl
 from joist.core.acl import Principal
+from joist.core.auth import scopes
 from joist.core.errors import AuthenticationError, UnsupportedError
 
 from ..app import Context
 from ..request import RestError
 from ..response import JsonWithHeaders
-from ..router import Param, RouteCollector
+from ..router import FULL_LOGIN, Param, RouteCollector
 from .common import PAGING, load, paging, sort_param
 
 api = RouteCollector("user", "Users and authentication.")
@@ -52,7 +53,7 @@ def token_view(token: dict[str, Any]) -> dict[str, Any]:
     return {"token": token["_id"], "expires": token["expires"], "scope": token["scope"]}
 
 
-@api.get("authentication", "Log in with HTTP Basic auth and get a token.")
+@api.get("authentication", "Log in with HTTP Basic auth and get a token.", scope=FULL_LOGIN)
 def login(ctx: Context) -> JsonWithHeaders:
     auth = ctx.services.auth
     if not ctx.principal.is_anonymous and ctx.token:
@@ -70,21 +71,21 @@ def login(ctx: Context) -> JsonWithHeaders:
          "message": "Login succeeded."}, [cookie_header(ctx, token)])
 
 
-@api.delete("authentication", "Log out (delete the current token).")
+@api.delete("authentication", "Log out (delete the current token).", scope=FULL_LOGIN)
 def logout(ctx: Context) -> JsonWithHeaders:
     if ctx.token:
         ctx.services.auth.tokens.delete(ctx.token)
     return JsonWithHeaders({"message": "Logged out."}, [cookie_header(ctx, None)])
 
 
-@api.get("me", "The current user (null when anonymous).", scope=acl.SCOPE_USER_INFO_READ)
+@api.get("me", "The current user (null when anonymous).", scope=scopes.USER_INFO_READ)
 def me(ctx: Context) -> Any:
     if ctx.principal.is_anonymous:
         return None
     return ctx.filter("user", ctx.user_doc(), ctx.principal)
 
 
-@api.get("", "List or search users.", access="user", total_count=False,
+@api.get("", "List or search users.", scope=FULL_LOGIN, access="user", total_count=False,
          params=(Param("text"), sort_param("lastName"), *PAGING))
 def list_users(ctx: Context, text: str | None, sort: str, limit: int, offset: int,
                sortdir: int) -> list[Any]:
@@ -94,23 +95,23 @@ def list_users(ctx: Context, text: str | None, sort: str, limit: int, offset: in
     return ctx.filter.many("user", docs, ctx.principal)
 
 
-@api.get("details", "Count users.", access="user")
+@api.get("details", "Count users.", scope=FULL_LOGIN, access="user")
 def users_details(ctx: Context) -> dict[str, int]:
     return {"nUsers": len(ctx.services.users.list(ctx.principal, limit=0))}
 
 
-@api.get(":id", "Get a user by id.", scope=acl.SCOPE_USER_INFO_READ)
+@api.get(":id", "Get a user by id.", scope=scopes.USER_INFO_READ)
 def get_user(ctx: Context, id: str) -> Any:
     return ctx.filter("user", load(ctx, "user", id), ctx.principal)
 
 
-@api.get(":id/details", "Count a user's top-level folders.")
+@api.get(":id/details", "Count a user's top-level folders.", scope=FULL_LOGIN)
 def user_details(ctx: Context, id: str) -> dict[str, int]:
     user = load(ctx, "user", id)
     return {"nFolders": ctx.services.folders.count(ctx.principal, user)}
 
 
-@api.post("", "Create a user.", params=(
+@api.post("", "Create a user.", scope=FULL_LOGIN, params=(
     Param("login", required=True), Param("email", required=True),
     Param("firstName", required=True), Param("lastName", required=True),
     Param("password", required=True), Param("admin", "boolean", default=False)))
@@ -129,7 +130,7 @@ def create_user(ctx: Context, login: str, email: str, first_name: str, last_name
     return out
 
 
-@api.put(":id", "Update a user's profile.", scope=acl.SCOPE_DATA_WRITE, params=(
+@api.put(":id", "Update a user's profile.", access="user", scope=FULL_LOGIN, params=(
     Param("firstName", required=True), Param("lastName", required=True),
     Param("email", required=True), Param("admin", "boolean"), Param("status")))
 def update_user(ctx: Context, id: str, first_name: str, last_name: str, email: str,
@@ -141,14 +142,14 @@ def update_user(ctx: Context, id: str, first_name: str, last_name: str, email: s
     return ctx.filter("user", user, ctx.principal)
 
 
-@api.delete(":id", "Delete a user and everything they own.", scope=acl.SCOPE_DATA_OWN)
+@api.delete(":id", "Delete a user and everything they own.", access="user", scope=FULL_LOGIN)
 def delete_user(ctx: Context, id: str) -> dict[str, str]:
     user = load(ctx, "user", id, acl.ADMIN)
     ctx.services.removal.delete_user(ctx.principal, user)
     return {"message": f"Deleted user {user['login']}."}
 
 
-@api.put("password", "Change your password.", access="user",
+@api.put("password", "Change your password.", scope=FULL_LOGIN, access="user",
          params=(Param("old", required=True), Param("new", required=True)))
 def change_password(ctx: Context, old: str, new: str) -> dict[str, str]:
     ctx.services.users.change_password(ctx.principal, ctx.user_doc(), new, old=old)
@@ -159,13 +160,13 @@ NO_MAIL = "This server does not send email; ask an administrator."
 
 
 @api.put("password/temporary", "Email a temporary access link (needs mail).",
-         params=(Param("email", required=True),))
+         scope=FULL_LOGIN, params=(Param("email", required=True),))
 def temporary_password(ctx: Context, email: str) -> None:
     raise UnsupportedError(NO_MAIL)
 
 
 @api.get("password/temporary/:id", "Check a temporary access token and log in with it.",
-         params=(Param("token", required=True),))
+         scope=FULL_LOGIN, params=(Param("token", required=True),))
 def check_temporary(ctx: Context, id: str, token: str) -> JsonWithHeaders:
     auth = ctx.services.auth
     doc = auth.tokens.lookup(token)
@@ -177,7 +178,8 @@ def check_temporary(ctx: Context, id: str, token: str) -> JsonWithHeaders:
                             "authToken": token_view(doc)}, [cookie_header(ctx, doc)])
 
 
-@api.put(":id/verification", "Mark a user's email address as verified.", access="admin")
+@api.put(":id/verification", "Mark a user's email address as verified.",
+         scope=FULL_LOGIN, access="admin")
 def verify_email(ctx: Context, id: str) -> Any:
     user = ctx.services.users.update(ctx.principal, load(ctx, "user", id),
                                      email_verified=True)
@@ -185,12 +187,12 @@ def verify_email(ctx: Context, id: str) -> Any:
 
 
 @api.post("verification", "Send the email verification message again (needs mail).",
-          params=(Param("email", required=True),))
+          scope=FULL_LOGIN, params=(Param("email", required=True),))
 def send_verification(ctx: Context, email: str) -> None:
     raise UnsupportedError(NO_MAIL)
 
 
-@api.put(":id/password", "Set a user's password (admin).", access="admin",
+@api.put(":id/password", "Set a user's password (admin).", scope=FULL_LOGIN, access="admin",
          params=(Param("password", required=True),))
 def set_password(ctx: Context, id: str, password: str) -> dict[str, str]:
     user = load(ctx, "user", id)
@@ -198,13 +200,14 @@ def set_password(ctx: Context, id: str, password: str) -> dict[str, str]:
     return {"message": "Password changed."}
 
 
-@api.post(":id/otp", "Start enrolling a TOTP second factor.", access="user")
+@api.post(":id/otp", "Start enrolling a TOTP second factor.", scope=FULL_LOGIN, access="user")
 def otp_enroll(ctx: Context, id: str) -> dict[str, str]:
     user = load(ctx, "user", id, acl.ADMIN)
     return {"totpUri": ctx.services.users.otp_enroll(ctx.principal, user)}
 
 
-@api.put(":id/otp", "Finish TOTP enrolment (code in the Girder-OTP header).", access="user")
+@api.put(":id/otp", "Finish TOTP enrolment (code in the Girder-OTP header).",
+         scope=FULL_LOGIN, access="user")
 def otp_confirm(ctx: Context, id: str) -> dict[str, str]:
     user = load(ctx, "user", id, acl.ADMIN)
     code = ctx.request.header("Girder-OTP")
@@ -214,28 +217,28 @@ def otp_confirm(ctx: Context, id: str) -> dict[str, str]:
     return {"message": "One-time passwords enabled."}
 
 
-@api.delete(":id/otp", "Disable the TOTP second factor.", access="user")
+@api.delete(":id/otp", "Disable the TOTP second factor.", scope=FULL_LOGIN, access="user")
 def otp_disable(ctx: Context, id: str) -> dict[str, str]:
     user = load(ctx, "user", id, acl.ADMIN)
     ctx.services.users.otp_disable(ctx.principal, user)
     return {"message": "One-time passwords disabled."}
 
 
-@api.get(":id/sshkey", "List a user's SSH public keys (for SFTP).", access="user")
+@api.get(":id/sshkey", "List a user's SSH public keys (for SFTP).", scope=FULL_LOGIN, access="user")
 def list_keys(ctx: Context, id: str) -> list[dict[str, Any]]:
     user = load(ctx, "user", id, acl.ADMIN)
     return [_key_view(k) for k in ctx.services.auth.ssh_keys.list(user["_id"])]
 
 
 @api.post(":id/sshkey", "Register an SSH public key (OpenSSH format).", access="user",
-          scope=acl.SCOPE_DATA_OWN, params=(Param("key", required=True), Param("name")))
+          scope=FULL_LOGIN, params=(Param("key", required=True), Param("name")))
 def add_key(ctx: Context, id: str, key: str, name: str | None) -> dict[str, Any]:
     user = load(ctx, "user", id, acl.ADMIN)
     return _key_view(ctx.services.auth.ssh_keys.add(user, key, name or ""))
 
 
 @api.delete(":id/sshkey/:keyId", "Remove an SSH public key.", access="user",
-            scope=acl.SCOPE_DATA_OWN)
+            scope=FULL_LOGIN)
 def remove_key(ctx: Context, id: str, key_id: str) -> dict[str, str]:
     user = load(ctx, "user", id, acl.ADMIN)
     ctx.services.auth.ssh_keys.remove(user["_id"], key_id)
