@@ -100,6 +100,8 @@ class DavOps:
     def write(self, path: str, data: bytes) -> Reply:
         return http_reply(self._do("PUT", path, data=data))
 
+    overwrite = write
+
     def mkdir(self, path: str) -> Reply:
         return http_reply(self._do("MKCOL", path))
 
@@ -198,6 +200,8 @@ class SftpOps:
         self.raw.call("write", handle, ("q", 0), data)
         return self._status(self.raw.call("close", handle))
 
+    overwrite = write
+
     def mkdir(self, path: str) -> Reply:
         return self._status(self.raw.call("mkdir", path, 0))
 
@@ -242,9 +246,15 @@ class FuseOps:
 
     def write(self, path: str, data: bytes) -> Reply:
         def write() -> None:
-            with open(self._p(path), "xb") as f:
+            with open(self._p(path), "xb") as f:  # a new file: O_CREAT | O_EXCL
                 f.write(data)
         return _errno(write)
+
+    def overwrite(self, path: str, data: bytes) -> Reply:
+        def overwrite() -> None:
+            with open(self._p(path), "wb") as f:  # O_TRUNC of an existing file
+                f.write(data)
+        return _errno(overwrite)
 
     def mkdir(self, path: str) -> Reply:
         return _errno(lambda: os.mkdir(self._p(path)))

@@ -8,12 +8,14 @@ imported from core, so the test can catch core getting it wrong) and
 The world is built from the same table, so what is granted and what is
 expected cannot drift apart.
 
-Layout (``olive`` owns both targets; ``T`` is ``Lab`` or ``Open``)::
+Layout (``olive`` owns the targets; ``T`` is ``Lab``, ``Open`` or ``Drop``)::
 
     /user/olive/T/data.txt                  read and listed by every cell
     /user/olive/T/sub/                      where "move" cells move to
     /user/olive/T/delete-<gw>-<who>.txt     one victim per delete cell
     /user/olive/T/move-<gw>-<who>.txt       one victim per move cell
+    /user/olive/T/overwrite-<gw>-<who>.txt  one victim per overwrite cell
+    /user/olive/T/cross-<gw>-<who>-T-to-D.txt  moved to target D's folder
     /user/olive/T/acl-<who>/                one folder per REST ACL-change cell
     /collection/vault/inner/                olive only (the existence rule)
 """
@@ -45,8 +47,8 @@ LOGINS: dict[str, str | None] = {
     "owner": "olive", "other": "oscar", "group_read": "greta", "group_write": "gwen",
     "anonymous": None, "admin": "adam"}
 GATEWAYS = ("rest", "webdav", "sftp", "fuse")
-OPERATIONS = ("read", "list", "write", "delete", "move", "acl")
-WRITES = ("write", "delete", "move", "acl")
+OPERATIONS = ("read", "list", "write", "overwrite", "delete", "move", "acl")
+WRITES = ("write", "overwrite", "delete", "move", "acl")
 SITE_ADMINS = ("admin",)
 GROUPS = {"readers": ("group_read",), "writers": ("group_write",)}
 
@@ -58,16 +60,19 @@ GRANTS: dict[str, dict[str, Any]] = {
                 "groups": {"readers": READ, "writers": WRITE}},
     "public": {"folder": "Open", "public": True, "users": {"owner": ADMIN},
                "groups": {"readers": READ, "writers": WRITE}},
+    "drop": {"folder": "Drop", "public": False, "users": {"owner": ADMIN},
+             "groups": {"writers": READ}},
 }
 TARGETS = tuple(GRANTS)
 # What each operation needs on the target folder (a move needs WRITE on the
 # source's folder and on the destination, here both the target's ACL).
-NEEDS = {"read": READ, "list": READ, "write": WRITE, "delete": WRITE, "move": WRITE,
-         "acl": ADMIN}
+NEEDS = {"read": READ, "list": READ, "write": WRITE, "overwrite": WRITE, "delete": WRITE,
+         "move": WRITE, "acl": ADMIN}
 OWNER = "olive"
 MISSING = "Nope"  # the nonexistent sibling of every target folder
 VAULT = "/collection/vault"  # readable by olive (and site admins) only
 DATA = b"matrix data\n" * 64
+VICTIM = b"a victim of the matrix\n"  # what every delete/move/overwrite victim holds
 
 
 class Outcome(enum.Enum):
@@ -102,6 +107,25 @@ def outcome(principal: str, gateway: str, op: str, target: str) -> Outcome:
     return Outcome.ALLOWED if level >= NEEDS[op] else Outcome.DENIED
 
 
+def move_outcome(principal: str, gateway: str, src: str, dst: str) -> tuple[Outcome, str]:
+    """A move from target ``src``'s folder to ``dst``'s: WRITE on both ends.
+    Also says which end a HIDDEN answer must look like a nonexistent path for."""
+    if gateway == "sftp":
+        return Outcome.READ_ONLY, ""
+    on_src, on_dst = expected_level(principal, src), expected_level(principal, dst)
+    if on_src < READ:
+        return Outcome.HIDDEN, "source"
+    if on_dst < READ:
+        return Outcome.HIDDEN, "destination"
+    return (Outcome.ALLOWED if min(on_src, on_dst) >= WRITE else Outcome.DENIED), ""
+
+
+def cross_moves() -> list[tuple[str, str, str, str]]:
+    """(gateway, principal, source target, destination target) of every cross move."""
+    return [(g, p, s, d) for g in GATEWAYS for p in PRINCIPALS for s in TARGETS
+            for d in TARGETS if s != d]
+
+
 def cells() -> list[tuple[str, str, str, str]]:
     """(gateway, op, principal, target) of every applicable cell."""
     return [(g, o, p, t) for g in GATEWAYS for o in OPERATIONS for p in PRINCIPALS
@@ -113,6 +137,10 @@ def victim(op: str, gateway: str, principal: str) -> str:
     if op in ("read", "list"):
         return "data.txt"
     return f"{'new' if op == 'write' else op}-{gateway}-{principal}.txt"
+
+
+def cross_victim(gateway: str, principal: str, src: str, dst: str) -> str:
+    return f"cross-{gateway}-{principal}-{src}-to-{dst}.txt"
 
 
 def folder_path(target: str) -> str:
@@ -133,6 +161,7 @@ class MatrixWorld:
     subs: dict[str, Document] = field(default_factory=dict)     # by target
     data_files: dict[str, Document] = field(default_factory=dict)  # by target
     victims: dict[tuple[str, str, str, str], Document] = field(default_factory=dict)
+    cross: dict[tuple[str, str, str, str], Document] = field(default_factory=dict)
     acl_folders: dict[tuple[str, str], Document] = field(default_factory=dict)
     vault: dict[str, Document] = field(default_factory=dict)
 
@@ -155,6 +184,17 @@ class MatrixWorld:
         assert file is not None
         with self.app.services.files.open_read(SYSTEM, file) as blob:
             return bytes(blob.read())
+
+
+def _victim(world: MatrixWorld, folder: Document, name: str, seed: Document) -> Document:
+    """A one-file item holding ``VICTIM``: a copy of ``seed``'s record sharing
+    its bytes (hundreds of uploads would cost seconds of fsync)."""
+    svc, owner = world.app.services, world.principal("owner")
+    item = svc.items.create(owner, folder, name, rename=False)
+    svc.files.update(owner, svc.files.copy(owner, seed, item), name=name)
+    fresh = world.item_in(folder, name)
+    assert fresh is not None and fresh.get("fileCount") == 1
+    return fresh
 
 
 def build_matrix_world(app: App) -> MatrixWorld:
@@ -184,14 +224,16 @@ def build_matrix_world(app: App) -> MatrixWorld:
         world.folders[target] = folder
         world.subs[target] = svc.folders.create(owner, "folder", folder["_id"], "sub")
         world.data_files[target] = upload_bytes(app, owner, "folder", folder, "data.txt", DATA)
+        seed = upload_bytes(app, owner, "folder", world.subs[target], "seed.txt", VICTIM)
         for gateway in GATEWAYS:
             for who in PRINCIPALS:
-                for op in ("delete", "move"):
-                    name = victim(op, gateway, who)
-                    upload_bytes(app, owner, "folder", folder, name, name.encode())
-                    item = world.item_in(folder, name)
-                    assert item is not None
-                    world.victims[(op, gateway, who, target)] = item
+                for op in ("overwrite", "delete", "move"):
+                    world.victims[(op, gateway, who, target)] = _victim(
+                        world, folder, victim(op, gateway, who), seed)
+                for dst in TARGETS:
+                    if dst != target:
+                        world.cross[(gateway, who, target, dst)] = _victim(
+                            world, folder, cross_victim(gateway, who, target, dst), seed)
         for who in PRINCIPALS:
             world.acl_folders[(who, target)] = svc.folders.create(
                 owner, "folder", folder["_id"], f"acl-{who}")
@@ -213,6 +255,7 @@ class MatrixSite:
     server: Server
     mounts: dict[str, MountProc] = field(default_factory=dict)
     fuse_skip: str | None = None  # why FUSE cells cannot run here
+    mount_env: dict[str, str] = field(default_factory=dict)  # to reach the same store
 
     @property
     def app(self) -> App:
@@ -250,25 +293,32 @@ def _settings(base: Path) -> tuple[Any, Any, dict[str, str]]:
     return settings, client, {"JOIST_DATABASE__ENGINE": "mongo", "JOIST_DATABASE__URI": uri}
 
 
-def _start_mounts(site: MatrixSite, base: Path, env_extra: dict[str, str]) -> None:
-    """``joist mount --rw`` for every principal at once (in parallel: each is a
-    process start), each with the user's API key, anonymous as ``anonymous``."""
+def spawn_mount(site: MatrixSite, who: str, point: Path, *, rw: bool = True) -> MountProc:
+    """``joist mount`` as ``who`` (with the user's API key; anonymous as
+    ``anonymous``), not yet waited for: the caller stops it."""
+    point.mkdir()
+    (point.parent / "home").mkdir(exist_ok=True)
+    extra = dict(site.mount_env)
+    login = LOGINS[who]
+    if login is not None:
+        key = site.app.services.auth.api_keys.create(site.world.principal(who),
+                                                     name="matrix mount")
+        extra["JOIST_API_KEY"] = key["key"]
+    env = cli_env(site.app.settings.data_path, point.parent / "home", **extra)
+    log_path = point.with_name(point.name + ".log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "joist.admin.cli", "mount", str(point),
+             *(["--rw"] if rw else []), "--user", login or "anonymous"],
+            env=env, stdout=log, stderr=subprocess.STDOUT)
+    return MountProc(point, proc, log_path)
+
+
+def _start_mounts(site: MatrixSite, base: Path) -> None:
+    """A read-write mount for every principal, started together (each is a
+    process start), then waited for."""
     for who in PRINCIPALS:
-        point, log_path = base / f"mnt-{who}", base / f"mnt-{who}.log"
-        point.mkdir()
-        extra = dict(env_extra)
-        login = LOGINS[who]
-        if login is not None:
-            key = site.app.services.auth.api_keys.create(site.world.principal(who),
-                                                         name="matrix mount")
-            extra["JOIST_API_KEY"] = key["key"]
-        env = cli_env(site.app.settings.data_path, base / "home", **extra)
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "joist.admin.cli", "mount", str(point), "--rw",
-                 "--user", login or "anonymous"], env=env, stdout=log,
-                stderr=subprocess.STDOUT)
-        site.mounts[who] = MountProc(point, proc, log_path)
+        site.mounts[who] = spawn_mount(site, who, base / f"mnt-{who}")
     for mount in site.mounts.values():
         mount.wait_mounted()
 
@@ -276,14 +326,13 @@ def _start_mounts(site: MatrixSite, base: Path, env_extra: dict[str, str]) -> No
 @contextlib.contextmanager
 def running_matrix(base: Path) -> Iterator[MatrixSite]:
     base.mkdir(parents=True, exist_ok=True)
-    (base / "home").mkdir(exist_ok=True)
     settings, client, env_extra = _settings(base)
     app = build_app(settings, env={}, mongo_client=client)
     try:
         select_test_assetstore(app)  # JOIST_TEST_ASSETSTORE=s3: uploads go to S3
         server = Server(app)
         server.http.expiration_interval = 0.05
-        site = MatrixSite(build_matrix_world(app), server)
+        site = MatrixSite(build_matrix_world(app), server, mount_env=env_extra)
         server.start()
         try:
             if not fuse_available():
@@ -291,7 +340,7 @@ def running_matrix(base: Path) -> Iterator[MatrixSite]:
             elif client is not None:
                 site.fuse_skip = "mongomock lives in this process: a mount cannot share it"
             else:
-                _start_mounts(site, base, env_extra)
+                _start_mounts(site, base)
             yield site
         finally:
             try:
@@ -305,7 +354,8 @@ def running_matrix(base: Path) -> Iterator[MatrixSite]:
         app.close()
 
 
-__all__ = ["DATA", "GATEWAYS", "GRANTS", "LOGINS", "MISSING", "NEEDS", "OPERATIONS", "OWNER",
+__all__ = ["DATA", "VICTIM", "GATEWAYS", "GRANTS", "LOGINS", "MISSING", "NEEDS", "OPERATIONS", "OWNER",
            "PRINCIPALS", "TARGETS", "VAULT", "MatrixSite", "MatrixWorld", "Outcome",
-           "build_matrix_world", "cells", "expected_level", "folder_path", "outcome",
-           "running_matrix", "twin_path", "victim"]
+           "build_matrix_world", "cells", "cross_moves", "cross_victim", "expected_level",
+           "folder_path", "move_outcome", "outcome", "running_matrix", "spawn_mount",
+           "twin_path", "victim"]

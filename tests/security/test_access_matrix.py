@@ -1,14 +1,17 @@
 """The access matrix: (owner, another user, group READ, group WRITE, anonymous,
-site admin) x (REST, WebDAV, SFTP, FUSE) x (read, list, write, delete, move,
-ACL change), each cell its own test, each expectation read from the one table
-in ``matrix_world`` (``GRANTS`` -> ``expected_level`` -> ``outcome``).
+site admin) x (REST, WebDAV, SFTP, FUSE) x (read, list, write, overwrite,
+delete, move, ACL change), each cell its own test, each expectation read from
+the one table in ``matrix_world`` (``GRANTS`` -> ``expected_level`` ->
+``outcome``). SFTP is read-only for everyone; ACL changes exist on REST only
+(``PUT folder/{id}/access``), so those cells are not generated elsewhere.
 
 And the existence rule: on every path-based gateway a path the principal may
 not read answers exactly as a path that does not exist (WebDAV status, body
 and headers; SFTP status code and message; FUSE errno). REST by id keeps
 Girder's 401/403; REST by path (``resource/lookup``) answers as not found.
 
-One world, one server and one read-write mount per principal for the module.
+One world, one server (REST, WebDAV, SFTP) and one read-write FUSE mount per
+principal for the whole module.
 """
 
 from __future__ import annotations
@@ -20,18 +23,21 @@ from typing import Any
 
 import pytest
 
-from tests.gateways.fuse.fuse_harness import wait_for
-from tests.gateways.sftp.sftpfs import NO_SUCH_FILE, OK, PERMISSION_DENIED
-from tests.security.matrix_gateways import (
-    DavOps,
-    FuseOps,
-    Reply,
-    RestClient,
-    SftpOps,
-    access_body,
+from tests.security.matrix_checks import (
+    Clients,
+    check_effect,
+    check_path_reply,
+    check_rest_reply,
+    expect_anonymous_webdav,
+    perform,
+    perform_rest,
+    settle,
+    written,
 )
+from tests.security.matrix_gateways import FuseOps, Reply
 from tests.security.matrix_world import (
     DATA,
+    GRANTS,
     LOGINS,
     MISSING,
     OWNER,
@@ -39,47 +45,23 @@ from tests.security.matrix_world import (
     MatrixSite,
     Outcome,
     cells,
+    cross_moves,
+    cross_victim,
     expected_level,
     folder_path,
+    move_outcome,
     outcome,
     running_matrix,
+    spawn_mount,
     twin_path,
     victim,
 )
-
-ALLOWED_STATUS = {"read": 200, "list": 207, "write": 201, "delete": 204, "move": 201}
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MatrixSite]:
     with running_matrix(tmp_path_factory.mktemp("matrix")) as matrix:
         yield matrix
-
-
-class Clients:
-    """One client per (gateway, principal), made on first use, closed at the end."""
-
-    def __init__(self, site: MatrixSite) -> None:
-        self.site = site
-        self.made: dict[tuple[str, str], Any] = {}
-
-    def __call__(self, gateway: str, who: str) -> Any:
-        if (gateway, who) not in self.made:
-            site, login = self.site, LOGINS[who]
-            if gateway == "fuse" and site.fuse_skip:
-                pytest.skip(site.fuse_skip)
-            self.made[(gateway, who)] = {
-                "rest": lambda: RestClient(site.api, site.token(who)),
-                "webdav": lambda: DavOps(site.dav, login),
-                "sftp": lambda: SftpOps(site.sftp_address, login),
-                "fuse": lambda: FuseOps(site.mounts[who].root if who in site.mounts
-                                        else Path("/nonexistent")),
-            }[gateway]()
-        return self.made[(gateway, who)]
-
-    def close(self) -> None:
-        for client in self.made.values():
-            client.close()
 
 
 @pytest.fixture(scope="module")
@@ -91,144 +73,12 @@ def clients(site: MatrixSite) -> Iterator[Clients]:
         made.close()
 
 
-# ------------------------------------------------------------------ expectations
-def challenged(got: Reply) -> bool:
-    return got.code == 401 and any(k == "www-authenticate" and v.startswith("Basic")
-                                   for k, v in got.headers)
-
-
-def expect_anonymous_webdav(expected: Outcome, got: Reply, twin: Reply | None,
-                            allowed: int, names: tuple[str, ...]) -> None:
-    """Every anonymous WebDAV expectation, in this one place.
-
-    Issue 12 item 10 changes WebDAV so that an unauthenticated request for
-    anything anonymous may not see, or that does not exist, answers 401 with a
-    Basic challenge, and anonymous read of public data becomes a setting. Until
-    that change is merged a hidden path answers 404. Both hold here; after the
-    merge, tighten to: hidden and denied -> ``challenged``, allowed -> the
-    setting's answer.
-    """
-    if expected is Outcome.HIDDEN:
-        assert twin is not None
-        assert got.code in (401, 404), got
-        assert got.normalized(*names) == twin.normalized(*names)
-        if got.code == 401:
-            assert challenged(got), got
-    elif expected is Outcome.DENIED:
-        assert challenged(got), got
-    else:
-        assert got.code == allowed or challenged(got), got
-
-
-def check_path_reply(gateway: str, op: str, who: str, expected: Outcome, got: Reply,
-                     twin: Reply | None, names: tuple[str, ...]) -> None:
-    """What ``got`` must be on a path-based gateway (``twin``: the same request
-    for the nonexistent sibling, made when ``who`` may not read the target)."""
-    if twin is not None:  # the existence rule, whatever the operation
-        assert got.normalized(*names) == twin.normalized(*names), (got, twin)
-    if gateway == "webdav" and LOGINS[who] is None:
-        expect_anonymous_webdav(expected, got, twin, ALLOWED_STATUS[op], names)
-        return
-    if expected is Outcome.ALLOWED:
-        ok = {"webdav": ALLOWED_STATUS[op], "sftp": OK, "fuse": 0}[gateway]
-        assert got.code == ok, got
-        if op == "read":
-            assert got.data == DATA
-        if op == "list":
-            assert any(str(n).rstrip("/").endswith("data.txt") for n in got.data), got.data
-    elif expected is Outcome.DENIED:
-        assert got.code == {"webdav": 403, "fuse": errno.EACCES}[gateway], got
-    elif expected is Outcome.READ_ONLY:
-        assert (got.code, got.body) == (PERMISSION_DENIED, b"This server is read-only."), got
-    else:
-        hidden = {"webdav": (404, 409), "sftp": (NO_SUCH_FILE,), "fuse": (errno.ENOENT,)}
-        assert got.code in hidden[gateway], got
-
-
-def check_rest_reply(who: str, expected: Outcome, got: Reply) -> None:
-    if expected is Outcome.ALLOWED:
-        assert got.code == 200, got
-        return
-    # Denied or unreadable, by id: Girder's access error (401 anonymous, 403 user).
-    assert got.code == (401 if LOGINS[who] is None else 403), got
-    assert got.data["type"] == "access", got
-
-
-def check_effect(site: MatrixSite, gateway: str, op: str, who: str, target: str,
-                 allowed: bool) -> None:
-    """The store after the cell: changed exactly when the cell was allowed."""
-    world = site.world
-    folder, sub = world.folders[target], world.subs[target]
-    name = victim(op, gateway, who)
-    state: Callable[[], Any]
-    if op == "write":
-        want: Any = written(gateway, who) if allowed else None
-        state = lambda: world.file_bytes(folder, name)  # noqa: E731
-    elif op == "delete":
-        want, state = not allowed, lambda: world.item_in(folder, name) is not None
-    elif op == "move":
-        want = (allowed, not allowed)
-        state = lambda: (world.item_in(sub, name) is not None,  # noqa: E731
-                         world.item_in(folder, name) is not None)
-    elif op == "acl":
-        stranger = world.users["other"]["_id"]
-        want = allowed
-
-        def state() -> bool:
-            doc = site.app.store.folders.find_one({"_id": world.acl_folders[(who, target)]["_id"]})
-            assert doc is not None
-            return any(e["id"] == stranger for e in doc["access"]["users"])
-    else:
-        return
-    if allowed:  # a FUSE file is committed when the kernel releases it
-        wait_for(lambda: state() == want, f"the effect of {op} by {who}", 10)
-    assert state() == want
-
-
-def written(gateway: str, who: str) -> bytes:
-    return f"written by {who} through {gateway}\n".encode()
+def folder_names(target: str) -> tuple[str, str]:
+    """The segment that differs between a target's path and its twin's."""
+    return GRANTS[target]["folder"], MISSING
 
 
 # ------------------------------------------------------------------ the matrix
-def perform(ops: Any, op: str, path: str, target: str, data: bytes) -> Reply:
-    if op == "read":
-        return ops.read(path)  # type: ignore[no-any-return]
-    if op == "list":
-        return ops.list(path)  # type: ignore[no-any-return]
-    if op == "write":
-        return ops.write(path, data)  # type: ignore[no-any-return]
-    if op == "delete":
-        return ops.delete(path)  # type: ignore[no-any-return]
-    parent, name = path.rsplit("/", 1)
-    return ops.move(path, f"{parent}/sub/{name}")  # type: ignore[no-any-return]
-
-
-def perform_rest(site: MatrixSite, rest: RestClient, op: str, who: str, target: str,
-                 data: bytes) -> Reply:
-    world = site.world
-    folder = str(world.folders[target]["_id"])
-    if op == "read":
-        return rest.call("GET", f"file/{world.data_files[target]['_id']}/download")
-    if op == "list":
-        return rest.call("GET", "item", params={"folderId": folder})
-    if op == "write":
-        return rest.call("POST", "file", params={
-            "parentType": "folder", "parentId": folder, "name": victim(op, "rest", who),
-            "size": len(data)}, data=data)
-    if op == "delete":
-        return rest.call("DELETE", f"item/{world.victims[(op, 'rest', who, target)]['_id']}")
-    if op == "move":
-        return rest.call("PUT", f"item/{world.victims[(op, 'rest', who, target)]['_id']}",
-                         params={"folderId": str(world.subs[target]["_id"])})
-    acl_folder = world.acl_folders[(who, target)]
-    access = {"users": [*acl_folder["access"]["users"],
-                        {"id": str(world.users["other"]["_id"]), "level": 0}],
-              "groups": acl_folder["access"]["groups"]}
-    access = {"users": [{**e, "id": str(e["id"])} for e in access["users"]],
-              "groups": [{**e, "id": str(e["id"])} for e in access["groups"]]}
-    return rest.call("PUT", f"folder/{acl_folder['_id']}/access", data=access_body(access))
-
-
 @pytest.mark.parametrize(("gateway", "op", "who", "target"), [
     pytest.param(*cell, id="-".join(cell)) for cell in cells()])
 def test_access_matrix(site: MatrixSite, clients: Clients, gateway: str, op: str, who: str,
@@ -241,21 +91,68 @@ def test_access_matrix(site: MatrixSite, clients: Clients, gateway: str, op: str
     else:
         path = folder_path(target) if op == "list" else \
             f"{folder_path(target)}/{victim(op, gateway, who)}"
-        got = perform(client, op, path, target, data)
+        got = perform(client, op, path, data)
         twin = None
-        if expected_level(who, target) < 0:
-            twin = perform(client, op, twin_path(path, target), target, data)
-        names = (folder_path(target).rsplit("/", 1)[1], MISSING)
-        check_path_reply(gateway, op, who, expected, got, twin, names)
+        if expected_level(who, target) < 0:  # may not read: must look nonexistent
+            twin = perform(client, op, twin_path(path, target), data)
+        check_path_reply(gateway, op, who, expected, got, twin, folder_names(target))
     check_effect(site, gateway, op, who, target, expected is Outcome.ALLOWED)
 
 
+@pytest.mark.parametrize(("gateway", "who", "src", "dst"), [
+    pytest.param(*move, id="-".join(move)) for move in cross_moves()])
+def test_move_needs_write_on_both_folders(site: MatrixSite, clients: Clients, gateway: str,
+                                          who: str, src: str, dst: str) -> None:
+    """A move between two folders with different ACLs: WRITE on both; an
+    unreadable source or destination answers as a nonexistent one."""
+    expected, hidden_end = move_outcome(who, gateway, src, dst)
+    world, client = site.world, clients(gateway, who)
+    name = cross_victim(gateway, who, src, dst)
+    if gateway == "rest":
+        item = world.cross[(gateway, who, src, dst)]
+        check_rest_reply(who, expected, client.call(
+            "PUT", f"item/{item['_id']}", params={"folderId": str(world.folders[dst]["_id"])}))
+    else:
+        src_path, dst_path = f"{folder_path(src)}/{name}", f"{folder_path(dst)}/{name}"
+        got, twin, names = client.move(src_path, dst_path), None, ()
+        if hidden_end == "source":
+            twin, names = client.move(twin_path(src_path, src), dst_path), folder_names(src)
+        elif hidden_end == "destination":
+            twin, names = client.move(src_path, twin_path(dst_path, dst)), folder_names(dst)
+        check_path_reply(gateway, "move", who, expected, got, twin, names)
+    moved = expected is Outcome.ALLOWED
+    settle(lambda: (world.item_in(world.folders[dst], name) is not None,
+                    world.item_in(world.folders[src], name) is not None),
+           (moved, not moved), moved, f"the move of {name}")
+
+
+def test_fuse_mount_is_read_only_by_default(site: MatrixSite, tmp_path: Path) -> None:
+    """Without ``--rw`` even the owner's mount refuses every write with EROFS."""
+    if site.fuse_skip:
+        pytest.skip(site.fuse_skip)
+    mount = spawn_mount(site, "owner", tmp_path / "ro", rw=False)
+    try:
+        mount.wait_mounted()
+        fs, base = FuseOps(mount.root), folder_path("private")
+        assert fs.read(f"{base}/data.txt").data == DATA
+        refused = [fs.write(f"{base}/ro-new.txt", b"x"), fs.overwrite(f"{base}/data.txt", b"x"),
+                   fs.delete(f"{base}/data.txt"), fs.mkdir(f"{base}/ro-dir"),
+                   fs.move(f"{base}/data.txt", f"{base}/sub/data.txt")]
+        assert [r.code for r in refused] == [errno.EROFS] * len(refused)
+    finally:
+        mount.stop()
+    folder = site.world.folders["private"]
+    assert site.world.file_bytes(folder, "data.txt") == DATA
+    assert site.world.item_in(folder, "ro-new.txt") is None
+
+
 # ------------------------------------------------------------------ the existence rule
-# (existing path, nonexistent sibling, who may read the existing one)
+# (existing path, nonexistent sibling, the target whose ACL governs it; None: the vault)
 PAIRS = {
     "folder": (folder_path("private"), f"/user/{OWNER}/{MISSING}", "private"),
     "file": (f"{folder_path('private')}/data.txt", f"{folder_path('private')}/nope.txt",
              "private"),
+    "group-folder": (folder_path("drop"), f"/user/{OWNER}/{MISSING}", "drop"),
     "collection": (VAULT, "/collection/nope", None),
     "vault-file": (f"{VAULT}/inner/secret.txt", f"{VAULT}/inner/nope.txt", None),
 }
@@ -272,6 +169,7 @@ PROBES: dict[str, dict[str, Callable[[Any, str], Reply]]] = {
         "propfind0": lambda c, p: c.stat(p), "propfind1": lambda c, p: c.list(p),
         "get": lambda c, p: c.read(p), "head": lambda c, p: c.head(p),
         "put-child": lambda c, p: c.write(p + "/x.txt", b"x"),
+        "put": lambda c, p: c.overwrite(p, b"x"),
         "mkcol-child": lambda c, p: c.mkdir(p + "/newdir"),
         "delete": lambda c, p: c.delete(p), "move": lambda c, p: c.move(p, p + "-moved"),
         "copy": lambda c, p: c.copy(p, p + "-copied")},
@@ -282,6 +180,7 @@ PROBES: dict[str, dict[str, Callable[[Any, str], Reply]]] = {
         "stat": lambda c, p: c.stat(p), "listdir": lambda c, p: c.list(p),
         "open": lambda c, p: c.read(p),
         "create-child": lambda c, p: c.write(p + "/x.txt", b"x"),
+        "truncate": lambda c, p: c.overwrite(p, b"x"),
         "mkdir-child": lambda c, p: c.mkdir(p + "/newdir"),
         "unlink": lambda c, p: c.delete(p), "rename": lambda c, p: c.move(p, p + "-moved")},
 }
@@ -307,7 +206,7 @@ def test_unreadable_path_answers_as_nonexistent(clients: Clients, gateway: str, 
 def test_rest_lookup_by_path_answers_as_nonexistent(clients: Clients, who: str) -> None:
     """``GET resource/lookup``: Girder's 400 ``Path not found`` for both."""
     rest = clients("rest", who)
-    for pair in ("folder", "file"):
+    for pair in ("folder", "file", "collection", "vault-file"):
         existing, missing, _ = PAIRS[pair]
         got = rest.call("GET", "resource/lookup", params={"path": existing})
         twin = rest.call("GET", "resource/lookup", params={"path": missing})
@@ -318,8 +217,10 @@ def test_rest_lookup_by_path_answers_as_nonexistent(clients: Clients, who: str) 
 @pytest.mark.parametrize("who", [w for w in LOGINS if may_not_read("folder", w)])
 def test_rest_by_id_keeps_girders_access_error(site: MatrixSite, clients: Clients,
                                                who: str) -> None:
-    """By id, Girder answers an unreadable document 401/403 (and an unknown id 400)."""
+    """By id, Girder answers an unreadable document 401/403 (an unknown id: 400)."""
     rest = clients("rest", who)
-    got = rest.call("GET", f"folder/{site.world.folders['private']['_id']}")
-    assert got.code == (401 if LOGINS[who] is None else 403), got
-    assert got.data["type"] == "access"
+    for model, doc in (("folder", site.world.folders["private"]),
+                       ("collection", site.world.vault["collection"])):
+        got = rest.call("GET", f"{model}/{doc['_id']}")
+        assert got.code == (401 if LOGINS[who] is None else 403), got
+        assert got.data["type"] == "access"
