@@ -212,8 +212,7 @@ class SftpOps:
         return self._status(self.raw.call("rename", src, dst))
 
     def close(self) -> None:
-        self.raw.close()
-        self.transport.close()
+        self.transport.close()  # its channel with it
 
 
 # ------------------------------------------------------------------ FUSE

@@ -354,8 +354,8 @@ def running_matrix(base: Path) -> Iterator[MatrixSite]:
         app.close()
 
 
-__all__ = ["DATA", "VICTIM", "GATEWAYS", "GRANTS", "LOGINS", "MISSING", "NEEDS", "OPERATIONS", "OWNER",
-           "PRINCIPALS", "TARGETS", "VAULT", "MatrixSite", "MatrixWorld", "Outcome",
+__all__ = ["DATA", "GATEWAYS", "GRANTS", "LOGINS", "MISSING", "NEEDS", "OPERATIONS", "OWNER",
+           "PRINCIPALS", "TARGETS", "VAULT", "VICTIM", "MatrixSite", "MatrixWorld", "Outcome",
            "build_matrix_world", "cells", "cross_moves", "cross_victim", "expected_level",
            "folder_path", "move_outcome", "outcome", "running_matrix", "spawn_mount",
            "twin_path", "victim"]
