@@ -116,6 +116,23 @@ class DavOps:
         return http_reply(self._do("COPY", src, headers={
             "Destination": self.dav.url(dst), "Overwrite": "F"}))
 
+    def lock(self, path: str) -> Reply:
+        body = ('<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:">'
+                "<D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype>"
+                "<D:owner>matrix</D:owner></D:lockinfo>")
+        return http_reply(self._do("LOCK", path, data=body, headers={
+            "Depth": "0", "Timeout": "Second-60", "Content-Type": "application/xml"}))
+
+    def proppatch(self, path: str) -> Reply:
+        body = ('<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" '
+                'xmlns:M="urn:joist:meta"><D:set><D:prop><M:k>v</M:k></D:prop></D:set>'
+                "</D:propertyupdate>")
+        return http_reply(self._do("PROPPATCH", path, data=body,
+                                   headers={"Content-Type": "application/xml"}))
+
+    def options(self, path: str) -> Reply:
+        return http_reply(self._do("OPTIONS", path))
+
     def close(self) -> None:
         self.dav.close()
 
