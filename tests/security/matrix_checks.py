@@ -26,7 +26,7 @@ from tests.security.matrix_gateways import (
 from tests.security.matrix_world import DATA, LOGINS, VICTIM, MatrixSite, Outcome, victim
 
 ALLOWED_STATUS = {"read": 200, "list": 207, "write": 201, "overwrite": 204, "delete": 204,
-                  "move": 201}
+                  "move": 201, "copy": 201}
 READ_ONLY = b"This server is read-only."
 
 

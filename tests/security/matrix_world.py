@@ -15,7 +15,7 @@ Layout (``olive`` owns the targets; ``T`` is ``Lab``, ``Open`` or ``Drop``)::
     /user/olive/T/delete-<gw>-<who>.txt     one victim per delete cell
     /user/olive/T/move-<gw>-<who>.txt       one victim per move cell
     /user/olive/T/overwrite-<gw>-<who>.txt  one victim per overwrite cell
-    /user/olive/T/cross-<gw>-<who>-T-to-D.txt  moved to target D's folder
+    /user/olive/T/<move|copy>-<gw>-<who>-T-to-D.txt   moved/copied to D's folder
     /user/olive/T/acl-<who>/                one folder per REST ACL-change cell
     /collection/vault/inner/                olive only (the existence rule)
 """
@@ -107,9 +107,11 @@ def outcome(principal: str, gateway: str, op: str, target: str) -> Outcome:
     return Outcome.ALLOWED if level >= NEEDS[op] else Outcome.DENIED
 
 
-def move_outcome(principal: str, gateway: str, src: str, dst: str) -> tuple[Outcome, str]:
-    """A move from target ``src``'s folder to ``dst``'s: WRITE on both ends.
-    Also says which end a HIDDEN answer must look like a nonexistent path for."""
+def transfer_outcome(principal: str, gateway: str, op: str, src: str,
+                     dst: str) -> tuple[Outcome, str]:
+    """A move (WRITE on both ends) or copy (READ on the source, WRITE on the
+    destination) from target ``src``'s folder to ``dst``'s. Also says which end
+    a HIDDEN answer must look like a nonexistent path for."""
     if gateway == "sftp":
         return Outcome.READ_ONLY, ""
     on_src, on_dst = expected_level(principal, src), expected_level(principal, dst)
@@ -117,13 +119,16 @@ def move_outcome(principal: str, gateway: str, src: str, dst: str) -> tuple[Outc
         return Outcome.HIDDEN, "source"
     if on_dst < READ:
         return Outcome.HIDDEN, "destination"
-    return (Outcome.ALLOWED if min(on_src, on_dst) >= WRITE else Outcome.DENIED), ""
+    needs_src = WRITE if op == "move" else READ
+    return (Outcome.ALLOWED if on_src >= needs_src and on_dst >= WRITE else Outcome.DENIED), ""
 
 
-def cross_moves() -> list[tuple[str, str, str, str]]:
-    """(gateway, principal, source target, destination target) of every cross move."""
-    return [(g, p, s, d) for g in GATEWAYS for p in PRINCIPALS for s in TARGETS
-            for d in TARGETS if s != d]
+def transfers() -> list[tuple[str, str, str, str, str]]:
+    """(gateway, op, principal, source target, destination target) of every
+    move and copy between two targets (a filesystem and SFTP v3 have no copy)."""
+    return [(g, op, p, s, d) for g in GATEWAYS for op in ("move", "copy") for p in PRINCIPALS
+            for s in TARGETS for d in TARGETS
+            if s != d and (op == "move" or g in ("rest", "webdav"))]
 
 
 def cells() -> list[tuple[str, str, str, str]]:
@@ -139,8 +144,8 @@ def victim(op: str, gateway: str, principal: str) -> str:
     return f"{'new' if op == 'write' else op}-{gateway}-{principal}.txt"
 
 
-def cross_victim(gateway: str, principal: str, src: str, dst: str) -> str:
-    return f"cross-{gateway}-{principal}-{src}-to-{dst}.txt"
+def cross_victim(gateway: str, op: str, principal: str, src: str, dst: str) -> str:
+    return f"{op}-{gateway}-{principal}-{src}-to-{dst}.txt"
 
 
 def folder_path(target: str) -> str:
@@ -161,7 +166,7 @@ class MatrixWorld:
     subs: dict[str, Document] = field(default_factory=dict)     # by target
     data_files: dict[str, Document] = field(default_factory=dict)  # by target
     victims: dict[tuple[str, str, str, str], Document] = field(default_factory=dict)
-    cross: dict[tuple[str, str, str, str], Document] = field(default_factory=dict)
+    cross: dict[tuple[str, str, str, str, str], Document] = field(default_factory=dict)
     acl_folders: dict[tuple[str, str], Document] = field(default_factory=dict)
     vault: dict[str, Document] = field(default_factory=dict)
 
@@ -230,10 +235,10 @@ def build_matrix_world(app: App) -> MatrixWorld:
                 for op in ("overwrite", "delete", "move"):
                     world.victims[(op, gateway, who, target)] = _victim(
                         world, folder, victim(op, gateway, who), seed)
-                for dst in TARGETS:
-                    if dst != target:
-                        world.cross[(gateway, who, target, dst)] = _victim(
-                            world, folder, cross_victim(gateway, who, target, dst), seed)
+        for gateway, op, who, src, dst in transfers():
+            if src == target:
+                world.cross[(gateway, op, who, src, dst)] = _victim(
+                    world, folder, cross_victim(gateway, op, who, src, dst), seed)
         for who in PRINCIPALS:
             world.acl_folders[(who, target)] = svc.folders.create(
                 owner, "folder", folder["_id"], f"acl-{who}")
@@ -356,6 +361,6 @@ def running_matrix(base: Path) -> Iterator[MatrixSite]:
 
 __all__ = ["DATA", "GATEWAYS", "GRANTS", "LOGINS", "MISSING", "NEEDS", "OPERATIONS", "OWNER",
            "PRINCIPALS", "TARGETS", "VAULT", "VICTIM", "MatrixSite", "MatrixWorld", "Outcome",
-           "build_matrix_world", "cells", "cross_moves", "cross_victim", "expected_level",
-           "folder_path", "move_outcome", "outcome", "running_matrix", "spawn_mount",
+           "build_matrix_world", "cells", "cross_victim", "expected_level", "folder_path",
+           "outcome", "running_matrix", "spawn_mount", "transfer_outcome", "transfers",
            "twin_path", "victim"]

@@ -46,14 +46,14 @@ from tests.security.matrix_world import (
     MatrixSite,
     Outcome,
     cells,
-    cross_moves,
     cross_victim,
     expected_level,
     folder_path,
-    move_outcome,
     outcome,
     running_matrix,
     spawn_mount,
+    transfer_outcome,
+    transfers,
     twin_path,
     victim,
 )
@@ -103,31 +103,34 @@ def test_access_matrix(site: MatrixSite, clients: Clients, gateway: str, op: str
     check_effect(site, gateway, op, who, target, expected is Outcome.ALLOWED)
 
 
-@pytest.mark.parametrize(("gateway", "who", "src", "dst"), [
-    pytest.param(*move, id="-".join(move)) for move in cross_moves()])
-def test_move_needs_write_on_both_folders(site: MatrixSite, clients: Clients, gateway: str,
-                                          who: str, src: str, dst: str) -> None:
-    """A move between two folders with different ACLs: WRITE on both; an
-    unreadable source or destination answers as a nonexistent one."""
-    expected, hidden_end = move_outcome(who, gateway, src, dst)
+@pytest.mark.parametrize(("gateway", "op", "who", "src", "dst"), [
+    pytest.param(*transfer, id="-".join(transfer)) for transfer in transfers()])
+def test_move_and_copy_between_folders(site: MatrixSite, clients: Clients, gateway: str,
+                                       op: str, who: str, src: str, dst: str) -> None:
+    """Between two folders with different ACLs: a move needs WRITE on both, a
+    copy READ on the source and WRITE on the destination; an unreadable end
+    answers as a nonexistent one."""
+    expected, hidden_end = transfer_outcome(who, gateway, op, src, dst)
     world, client = site.world, clients(gateway, who)
-    name = cross_victim(gateway, who, src, dst)
+    name = cross_victim(gateway, op, who, src, dst)
     if gateway == "rest":
-        item = world.cross[(gateway, who, src, dst)]
-        check_rest_reply(who, expected, client.call(
-            "PUT", f"item/{item['_id']}", params={"folderId": str(world.folders[dst]["_id"])}))
+        item, to = world.cross[(gateway, op, who, src, dst)], str(world.folders[dst]["_id"])
+        check_rest_reply(who, expected, client.call("PUT", f"item/{item['_id']}", params={
+            "folderId": to}) if op == "move" else client.call(
+            "POST", f"item/{item['_id']}/copy", params={"folderId": to}))
     else:
         src_path, dst_path = f"{folder_path(src)}/{name}", f"{folder_path(dst)}/{name}"
-        got, twin, names = client.move(src_path, dst_path), None, ()
+        act = client.move if op == "move" else client.copy
+        got, twin, names = act(src_path, dst_path), None, ()
         if hidden_end == "source":
-            twin, names = client.move(twin_path(src_path, src), dst_path), folder_names(src)
+            twin, names = act(twin_path(src_path, src), dst_path), folder_names(src)
         elif hidden_end == "destination":
-            twin, names = client.move(src_path, twin_path(dst_path, dst)), folder_names(dst)
-        check_path_reply(gateway, "move", who, expected, got, twin, names)
-    moved = expected is Outcome.ALLOWED
+            twin, names = act(src_path, twin_path(dst_path, dst)), folder_names(dst)
+        check_path_reply(gateway, op, who, expected, got, twin, names)
+    done = expected is Outcome.ALLOWED
     settle(lambda: (world.item_in(world.folders[dst], name) is not None,
                     world.item_in(world.folders[src], name) is not None),
-           (moved, not moved), moved, f"the move of {name}")
+           (done, op == "copy" or not done), done, f"the {op} of {name}")
 
 
 def test_fuse_mount_is_read_only_by_default(site: MatrixSite, tmp_path: Path) -> None:
@@ -180,6 +183,26 @@ def test_listings_show_only_what_may_be_read(site: MatrixSite, clients: Clients,
             names = {str(n).rstrip("/").rsplit("/", 1)[-1] for n in got.data}
             names.discard(parent.rsplit("/", 1)[-1])  # WebDAV lists the parent itself
         assert names == want, (parent, names)
+
+
+@pytest.mark.parametrize("who", LOGINS)
+def test_rest_search_finds_only_what_may_be_read(site: MatrixSite, clients: Clients,
+                                                 who: str) -> None:
+    """Global searches (``item?text=``, ``resource/search``) filter by the table too."""
+    rest, world = clients("rest", who), site.world
+    readable = {t for t in GRANTS if expected_level(who, t) >= 0}
+    target_of = {str(doc["_id"]): t for t in GRANTS for doc in (world.folders[t], world.subs[t])}
+    items = rest.call("GET", "item", params={"text": "move", "limit": 5000})
+    assert items.code == 200, items
+    assert {target_of[i["folderId"]] for i in items.data} == readable
+    for mode in ("text", "prefix"):
+        found = rest.call("GET", "resource/search", params={  # each target's "sub"
+            "q": "sub", "mode": mode, "types": '["folder", "item"]', "limit": 5000})
+        assert found.code == 200, found
+        assert {target_of[f["_id"]] for f in found.data["folder"]} == readable, mode
+        secret = rest.call("GET", "resource/search", params={
+            "q": "secret", "mode": mode, "types": '["item", "file", "collection"]'})
+        assert any(secret.data.values()) == (who in VAULT_READERS), secret
 
 
 # ------------------------------------------------------------------ the existence rule
