@@ -209,6 +209,20 @@ class SftpOps:
         answer = self.raw.call("lstat", path)
         return Reply(OK) if answer.kind == CMD["attrs"] else self._status(answer)
 
+    def realpath(self, path: str) -> Reply:
+        answer = self.raw.call("realpath", path)
+        if answer.kind != CMD["name"]:
+            return self._status(answer)
+        answer.u32()
+        return Reply(OK, data=answer.string().decode())
+
+    def readlink(self, path: str) -> Reply:
+        answer = self.raw.call("readlink", path)
+        return Reply(OK) if answer.kind == CMD["name"] else self._status(answer)
+
+    def setstat(self, path: str) -> Reply:
+        return self._status(self.raw.call("setstat", path, A_PERM, 0o644))
+
     def write(self, path: str, data: bytes) -> Reply:
         handle, failed = self._handle("open", path, WRITE_FLAGS, 0)
         if handle is None:
@@ -274,6 +288,15 @@ class FuseOps:
 
     def mkdir(self, path: str) -> Reply:
         return _errno(lambda: os.mkdir(self._p(path)))
+
+    def getxattr(self, path: str) -> Reply:
+        return _errno(lambda: os.getxattr(self._p(path), "user.joist"))
+
+    def readlink(self, path: str) -> Reply:
+        return _errno(lambda: os.readlink(self._p(path)))
+
+    def chmod(self, path: str) -> Reply:
+        return _errno(lambda: os.chmod(self._p(path), 0o600))
 
     def delete(self, path: str) -> Reply:
         return _errno(lambda: os.remove(self._p(path)))

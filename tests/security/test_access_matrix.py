@@ -234,15 +234,24 @@ PROBES: dict[str, dict[str, Callable[[Any, str], Reply]]] = {
         "proppatch": lambda c, p: c.proppatch(p), "options": lambda c, p: c.options(p)},
     "sftp": {
         "stat": lambda c, p: c.stat(p), "lstat": lambda c, p: c.lstat(p),
-        "opendir": lambda c, p: c.list(p), "open": lambda c, p: c.read(p)},
+        "opendir": lambda c, p: c.list(p), "open": lambda c, p: c.read(p),
+        "realpath": lambda c, p: c.realpath(p), "readlink": lambda c, p: c.readlink(p),
+        "setstat": lambda c, p: c.setstat(p), "remove": lambda c, p: c.delete(p),
+        "rename": lambda c, p: c.move(p, p + "-moved"),
+        "mkdir-child": lambda c, p: c.mkdir(p + "/newdir")},
     "fuse": {
         "stat": lambda c, p: c.stat(p), "listdir": lambda c, p: c.list(p),
         "open": lambda c, p: c.read(p),
         "create-child": lambda c, p: c.write(p + "/x.txt", b"x"),
         "truncate": lambda c, p: c.overwrite(p, b"x"),
         "mkdir-child": lambda c, p: c.mkdir(p + "/newdir"),
-        "unlink": lambda c, p: c.delete(p), "rename": lambda c, p: c.move(p, p + "-moved")},
+        "unlink": lambda c, p: c.delete(p), "rename": lambda c, p: c.move(p, p + "-moved"),
+        "getxattr": lambda c, p: c.getxattr(p), "readlink": lambda c, p: c.readlink(p),
+        "chmod": lambda c, p: c.chmod(p)},
 }
+# Answered without a lookup, alike for every path (OPTIONS describes the server;
+# SFTP realpath only normalises): compared, not required to refuse.
+LOOKUP_FREE = ("options", "realpath")
 EXISTENCE = [pytest.param(g, probe, pair, who, id=f"{g}-{probe}-{pair}-{who}")
              for g, probes in PROBES.items() for probe in probes for pair in PAIRS
              for who in LOGINS if may_not_read(pair, who)]
@@ -256,7 +265,7 @@ def test_unreadable_path_answers_as_nonexistent(clients: Clients, gateway: str, 
     got, twin = PROBES[gateway][probe](client, existing), PROBES[gateway][probe](client, missing)
     names = (existing.rsplit("/", 1)[1], missing.rsplit("/", 1)[1])
     assert got.normalized(*names) == twin.normalized(*names), (got, twin)
-    if probe == "options":  # may describe the server for any URL, alike: compared only
+    if probe in LOOKUP_FREE:
         return
     assert got.code not in (0, 200, 201, 204, 207), got  # a refusal, not a success
     if gateway == "webdav" and LOGINS[who] is None:
@@ -279,11 +288,20 @@ def test_rest_lookup_by_path_answers_as_nonexistent(clients: Clients, who: str) 
 def test_rest_by_id_keeps_girders_access_error(site: MatrixSite, clients: Clients,
                                                who: str) -> None:
     """By id, Girder answers an unreadable document 401/403 (an unknown id: 400)."""
-    rest = clients("rest", who)
-    for model, doc in (("folder", site.world.folders["private"]),
-                       ("collection", site.world.vault["collection"])):
-        got = rest.call("GET", f"{model}/{doc['_id']}")
-        assert got.code == (401 if LOGINS[who] is None else 403), got
-        assert got.data["type"] == "access"
+    rest, world = clients("rest", who), site.world
+    folder, vault = world.folders["private"]["_id"], world.vault["collection"]["_id"]
+    data = world.data_files["private"]
+    for route, params in (
+            (f"folder/{folder}", {}), (f"collection/{vault}", {}),
+            (f"item/{data['itemId']}", {}), (f"item/{data['itemId']}/files", {}),
+            (f"file/{data['_id']}", {}), (f"folder/{folder}/details", {}),
+            (f"folder/{folder}/download", {}), (f"folder/{folder}/rootpath", {}),
+            (f"resource/{folder}/path", {"type": "folder"}),
+            ("folder", {"parentType": "folder", "parentId": str(folder)}),
+            ("item", {"folderId": str(folder)})):
+        got = rest.call("GET", route, params=params)
+        assert got.code == (401 if LOGINS[who] is None else 403), (route, got)
+        assert got.data["type"] == "access", (route, got)
+    for model in ("folder", "collection", "item", "file"):
         unknown = rest.call("GET", f"{model}/{'0' * 24}")
         assert unknown.code == 400 and unknown.data["type"] == "validation", unknown
