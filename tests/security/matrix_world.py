@@ -68,6 +68,10 @@ TARGETS = tuple(GRANTS)
 # source's folder and on the destination, here both the target's ACL).
 NEEDS = {"read": READ, "list": READ, "write": WRITE, "overwrite": WRITE, "delete": WRITE,
          "move": WRITE, "acl": ADMIN}
+# Folders whose ACL a test changes (outside the matrix): before the change,
+# ``who`` reads them through the named grant; after, nothing.
+REVOCABLE = {"group-entry": {"folder": "Shared", "public": False, "who": "group_read"},
+             "public-flag": {"folder": "Posted", "public": True, "who": "other"}}
 OWNER = "olive"
 MISSING = "Nope"  # the nonexistent sibling of every target folder
 VAULT = "/collection/vault"  # readable by olive (and site admins) only
@@ -169,6 +173,7 @@ class MatrixWorld:
     cross: dict[tuple[str, str, str, str, str], Document] = field(default_factory=dict)
     acl_folders: dict[tuple[str, str], Document] = field(default_factory=dict)
     vault: dict[str, Document] = field(default_factory=dict)
+    revocable: dict[str, Document] = field(default_factory=dict)
 
     def principal(self, who: str) -> Principal:
         if LOGINS[who] is None:
@@ -242,6 +247,14 @@ def build_matrix_world(app: App) -> MatrixWorld:
         for who in PRINCIPALS:
             world.acl_folders[(who, target)] = svc.folders.create(
                 owner, "folder", folder["_id"], f"acl-{who}")
+    for change, spec in REVOCABLE.items():
+        folder = svc.folders.create(owner, "user", home["_id"], spec["folder"],
+                                    public=spec["public"])
+        if change == "group-entry":
+            folder = svc.access.grant(owner, "folder", folder, "group",
+                                      world.groups["readers"]["_id"], READ)
+        upload_bytes(app, owner, "folder", folder, "r.txt", DATA)
+        world.revocable[change] = folder
     vault = svc.collections.create(SYSTEM, "vault")
     svc.access.grant(SYSTEM, "collection", vault, "user", home["_id"], ADMIN)
     inner = svc.folders.create(owner, "collection", vault["_id"], "inner")
@@ -360,7 +373,7 @@ def running_matrix(base: Path) -> Iterator[MatrixSite]:
 
 
 __all__ = ["DATA", "GATEWAYS", "GRANTS", "LOGINS", "MISSING", "NEEDS", "OPERATIONS", "OWNER",
-           "PRINCIPALS", "TARGETS", "VAULT", "VICTIM", "MatrixSite", "MatrixWorld", "Outcome",
-           "build_matrix_world", "cells", "cross_victim", "expected_level", "folder_path",
-           "outcome", "running_matrix", "spawn_mount", "transfer_outcome", "transfers",
-           "twin_path", "victim"]
+           "PRINCIPALS", "REVOCABLE", "TARGETS", "VAULT", "VICTIM", "MatrixSite", "MatrixWorld",
+           "Outcome", "build_matrix_world", "cells", "cross_victim", "expected_level",
+           "folder_path", "outcome", "running_matrix", "spawn_mount", "transfer_outcome",
+           "transfers", "twin_path", "victim"]

@@ -17,12 +17,15 @@ principal for the whole module.
 from __future__ import annotations
 
 import errno
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.gateways.fuse.fuse_harness import wait_for
+from tests.gateways.sftp.sftpfs import NO_SUCH_FILE
 from tests.security.matrix_checks import (
     Clients,
     check_effect,
@@ -42,6 +45,7 @@ from tests.security.matrix_world import (
     LOGINS,
     MISSING,
     OWNER,
+    REVOCABLE,
     VAULT,
     MatrixSite,
     Outcome,
@@ -158,6 +162,8 @@ def visible_names(who: str) -> dict[str, set[str]]:
     readable children (her default Public is public, Private hers alone)."""
     home = {GRANTS[t]["folder"] for t in GRANTS if expected_level(who, t) >= 0}
     home |= {"Public"} | ({"Private"} if who in VAULT_READERS else set())
+    home |= {spec["folder"] for spec in REVOCABLE.values()  # (before their change)
+             if spec["public"] or who in VAULT_READERS or who == spec["who"]}
     return {f"/user/{OWNER}": home, "/collection": {"vault"} if who in VAULT_READERS else set()}
 
 
@@ -305,3 +311,30 @@ def test_rest_by_id_keeps_girders_access_error(site: MatrixSite, clients: Client
     for model in ("folder", "collection", "item", "file"):
         unknown = rest.call("GET", f"{model}/{'0' * 24}")
         assert unknown.code == 400 and unknown.data["type"] == "validation", unknown
+
+
+# ------------------------------------------------------------ ACL changes (last: they change it)
+@pytest.mark.parametrize("change", REVOCABLE)
+def test_acl_change_takes_effect_at_once(site: MatrixSite, clients: Clients,
+                                         change: str) -> None:
+    """Removing the grant ``who`` reads through (via REST) hides the folder at
+    once on WebDAV and SFTP (same process: the path cache holds ACLs) and,
+    within the caches' lifetimes, on the principal's FUSE mount (another
+    process: the core path cache and the kernel's entry cache, 1 s each)."""
+    spec, folder = REVOCABLE[change], site.world.revocable[change]
+    who, path = spec["who"], f"/user/{OWNER}/{spec['folder']}/r.txt"
+    gateways = ["webdav", "sftp"] + ([] if site.fuse_skip else ["fuse"])
+    for gateway in gateways:  # readable, and now in every cache
+        assert clients(gateway, who).read(path).data == DATA, gateway
+    owner = clients("rest", "owner")
+    access = owner.call("GET", f"folder/{folder['_id']}/access").data
+    access["groups"] = []  # the readers' entry goes; the owner's stays
+    changed = owner.call("PUT", f"folder/{folder['_id']}/access", params={"public": "false"},
+                         data={"access": json.dumps(access)})
+    assert changed.code == 200, changed
+    hidden = {"webdav": 404, "sftp": NO_SUCH_FILE, "fuse": errno.ENOENT}
+    for gateway in ("webdav", "sftp"):
+        assert clients(gateway, who).read(path).code == hidden[gateway], gateway
+    if "fuse" in gateways:
+        fuse = clients("fuse", who)
+        wait_for(lambda: fuse.read(path).code == errno.ENOENT, "the mount to see it", 5)
