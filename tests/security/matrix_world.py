@@ -6,7 +6,19 @@ section 6), read through ``expected_level`` (Girder's rule restated here, not
 imported from core, so the test can catch core getting it wrong) and
 ``outcome`` (what an operation needs and what each gateway allows at all).
 The world is built from the same table, so what is granted and what is
-expected cannot drift apart.
+expected cannot drift apart. What it comes to (a test checks this text)::
+
+    level        private (Lab)  public (Open)  drop (Drop)
+    owner        ADMIN          ADMIN          ADMIN
+    other        NONE           READ           NONE
+    group_read   READ           READ           NONE
+    group_write  WRITE          WRITE          READ
+    anonymous    NONE           READ           NONE
+    admin        ADMIN          ADMIN          ADMIN
+
+    needs: read, list READ; write, overwrite, delete, move WRITE; acl ADMIN.
+    NONE -> HIDDEN (answers as nonexistent; REST by id: 401/403).
+    SFTP: every write READ_ONLY. ACL changes: REST only.
 
 Layout (``olive`` owns the targets; ``T`` is ``Lab``, ``Open`` or ``Drop``)::
 

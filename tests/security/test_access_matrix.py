@@ -26,6 +26,7 @@ import pytest
 
 from tests.gateways.fuse.fuse_harness import wait_for
 from tests.gateways.sftp.sftpfs import NO_SUCH_FILE
+from tests.security import matrix_world
 from tests.security.matrix_checks import (
     Clients,
     check_effect,
@@ -87,6 +88,15 @@ VAULT_READERS = ("owner", "admin")  # the vault's ACL: olive's entry, and site a
 
 
 # ------------------------------------------------------------------ the matrix
+def test_the_table_reads_as_documented() -> None:
+    """``matrix_world``'s docstring shows what ``GRANTS`` comes to; keep it true."""
+    names = {-1: "NONE", 0: "READ", 1: "WRITE", 2: "ADMIN"}
+    doc = matrix_world.__doc__ or ""
+    for who in LOGINS:
+        row = next(line.split() for line in doc.splitlines() if line.split()[:1] == [who])
+        assert row[1:] == [names[expected_level(who, t)] for t in GRANTS], who
+
+
 @pytest.mark.parametrize(("gateway", "op", "who", "target"), [
     pytest.param(*cell, id="-".join(cell)) for cell in cells()])
 def test_access_matrix(site: MatrixSite, clients: Clients, gateway: str, op: str, who: str,
