@@ -117,9 +117,13 @@ def check_path_reply(gateway: str, op: str, who: str, expected: Outcome, got: Re
         assert got.code in hidden[gateway], got
 
 
-def check_rest_reply(who: str, expected: Outcome, got: Reply) -> None:
+def check_rest_reply(who: str, expected: Outcome, got: Reply, op: str = "") -> None:
     if expected is Outcome.ALLOWED:
         assert got.code == 200, got
+        if op == "read":
+            assert got.data == DATA
+        if op == "list":
+            assert "data.txt" in {item["name"] for item in got.data}, got.data
         return
     # Denied or unreadable, by id: Girder's access error (401 anonymous, 403 user).
     assert got.code == (401 if LOGINS[who] is None else 403), got

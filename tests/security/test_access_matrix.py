@@ -105,7 +105,7 @@ def test_access_matrix(site: MatrixSite, clients: Clients, gateway: str, op: str
     client = clients(gateway, who)
     data = written(gateway, who)
     if gateway == "rest":
-        check_rest_reply(who, expected, perform_rest(site, client, op, who, target, data))
+        check_rest_reply(who, expected, perform_rest(site, client, op, who, target, data), op)
     else:
         path = folder_path(target) if op == "list" else \
             f"{folder_path(target)}/{victim(op, gateway, who)}"
