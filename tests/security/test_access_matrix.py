@@ -97,8 +97,13 @@ def test_the_table_reads_as_documented() -> None:
         assert row[1:] == [names[expected_level(who, t)] for t in GRANTS], who
 
 
+NOT_APPLICABLE = pytest.mark.skip(reason="not applicable: ACL changes exist on REST only")
+
+
 @pytest.mark.parametrize(("gateway", "op", "who", "target"), [
-    pytest.param(*cell, id="-".join(cell)) for cell in cells()])
+    pytest.param(*cell, id="-".join(cell), marks=[NOT_APPLICABLE] if outcome(
+        cell[2], cell[0], cell[1], cell[3]) is Outcome.NOT_APPLICABLE else [])
+    for cell in cells()])
 def test_access_matrix(site: MatrixSite, clients: Clients, gateway: str, op: str, who: str,
                        target: str) -> None:
     expected = outcome(who, gateway, op, target)
