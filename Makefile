@@ -30,7 +30,8 @@ test: $(STAMP) system-deps
 # The core, hierarchy, auth and every gateway suite again, on the MongoDB engine (mongomock
 # here; a real server when JOIST_TEST_MONGO_URI is set: see the README).
 MONGO_SUITES := tests/unit/test_services_tree.py tests/unit/test_auth.py \
-	tests/contract/test_hierarchy_contract.py tests/unit/test_hierarchy_paging.py tests/gateways
+	tests/contract/test_hierarchy_contract.py tests/unit/test_hierarchy_paging.py tests/gateways \
+	tests/security/test_access_matrix.py
 test-mongo: $(STAMP)
 	JOIST_TEST_ENGINE=mongo $(PY) -m pytest $(MONGO_SUITES)
 

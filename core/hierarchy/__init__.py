@@ -28,6 +28,8 @@ class Hierarchy:
         self.resolver = Resolver(services.store,
                                  lambda: str(settings.get("joist.hierarchy.item_layout")),
                                  self.cache)
+        # An ACL change drops every cached document (their ACLs are stale).
+        services.tree.on_acl_change(self.cache.clear)
 
     def view(self, principal: Principal, *, read_only: bool = False) -> HierarchyView:
         return (ReadOnlyView if read_only else HierarchyView)(self, principal)

@@ -63,6 +63,7 @@ class AccessService:
         self.store.of(model).update_one({"_id": doc["_id"]}, {"$set": update})
         if recurse and model in ("folder", "collection"):
             self._recurse(principal, model, doc["_id"], update)
+        self.tree.acl_changed()
         return {**doc, **update}
 
     def _recurse(self, principal: Principal, parent_type: str, parent_id: Any,
@@ -82,6 +83,7 @@ class AccessService:
                    public: bool) -> Document:
         self.tree.require(principal, model, doc, acl.ADMIN)
         self.store.of(model).update_one({"_id": doc["_id"]}, {"$set": {"public": bool(public)}})
+        self.tree.acl_changed()
         return {**doc, "public": bool(public)}
 
     def grant(self, principal: Principal, model: str, doc: Document, kind: str,
@@ -95,4 +97,5 @@ class AccessService:
         if level is not None:
             coll.update_one({"_id": doc["_id"]}, {"$push": {key: {
                 "id": principal_id, "level": int(level), "flags": []}}})
+        self.tree.acl_changed()
         return self.store.get(model, doc["_id"])

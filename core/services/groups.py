@@ -93,6 +93,7 @@ class GroupService:
             coll.update_many({"access.groups.id": gid},
                              {"$pull": {"access.groups": {"id": gid}}})
         self.store.groups.delete_one({"_id": gid})
+        self.tree.acl_changed()
 
     # ------------------------------------------------------------ members
     def members(self, principal: Principal, group: Document, *, skip: int = 0,

@@ -130,6 +130,7 @@ class RemovalService:
         self.store.ssh_keys.delete_many({"userId": uid})
         for coll in (self.store.collections, self.store.folders, self.store.groups):
             coll.update_many({"access.users.id": uid}, {"$pull": {"access.users": {"id": uid}}})
+        self.tree.acl_changed()
         self.store.groups.update_many({"requests": uid}, {"$pull": {"requests": uid}})
         for model in ("collection", "folder", "item", "file"):
             self.store.of(model).update_many({"creatorId": uid}, {"$set": {"creatorId": None}})

@@ -7,6 +7,7 @@ through here so that the rule is written once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bson import ObjectId
@@ -27,6 +28,18 @@ PARENT_MODELS = ("folder", "user", "collection")
 class Tree:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._acl_listeners: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------ ACL changes
+    def on_acl_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after any access list or ``public`` flag changes:
+        the hierarchy's path cache holds documents, their ACLs included, and a
+        revoked grant must not outlive the change in this process."""
+        self._acl_listeners.append(listener)
+
+    def acl_changed(self) -> None:
+        for listener in self._acl_listeners:
+            listener()
 
     # ------------------------------------------------------------ access
     def folder_of(self, doc: Document, model: str) -> Document:
