@@ -1,0 +1,426 @@
+"""The HTTP server's front: slow clients must not hold worker threads.
+
+cheroot (>= 10) hands a *new* connection to a worker thread at once, and a
+kept-alive one as soon as a single byte arrives; the worker then blocks while
+the client sends the rest of its request head, so a few dozen clients that send
+half a head and stop starve every other request. This front replaces cheroot's
+``ConnectionManager`` (same interface, same selector thread) with one that:
+
+- reads request heads itself, without blocking, on the selector thread, and
+  hands a connection to a worker only once its head is complete (the bytes read
+  so far are replayed to cheroot's parser by ``GuardedSocketIO``);
+- gives a head ``header_timeout`` seconds (from accept, or from its first byte
+  on a kept-alive connection), then answers 408 and closes;
+- keeps idle keep-alive connections in the selector, costing no thread, until
+  cheroot's keep-alive timeout;
+- refuses (503) a connection beyond ``max_connections_per_address`` open ones
+  from one address;
+- lets a worker wait for body bytes only while the client keeps up an average
+  of ``body_min_rate`` bytes/s after a first ``body_timeout`` seconds (and
+  never more than ``body_timeout`` for any one read): a stalled or trickled body
+  ends in ``RequestTimeoutError`` (408) and frees the thread.
+"""
+
+from __future__ import annotations
+
+import _pyio
+import contextlib
+import errno
+import logging
+import re
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cheroot import makefile, server, wsgi
+
+from joist.core.errors import RequestTimeoutError
+
+log = logging.getLogger(__name__)
+
+HEAD_END = re.compile(rb"\n\r?\n")  # the blank line ending a head (bare LF: cheroot says 400)
+RECV_BYTES = 64 * 1024
+ACCEPTS_PER_WAKE = 256  # accept in bursts, then look at readable connections again
+
+
+@dataclass(frozen=True)
+class Limits:
+    header_timeout: float  # seconds for a whole request head
+    body_timeout: float  # longest wait for body bytes, and the grace before the rate applies
+    body_min_rate: int  # bytes/s a body must average once the grace is over; 0: no rule
+    per_address: int  # open connections per client address; 0: no cap
+    max_head_bytes: int  # request line plus headers
+
+
+def _reply(sock: socket.socket, status: str, text: str, extra: str = "") -> None:
+    """A best-effort short answer that never blocks (the selector thread sends it)."""
+    body = text.encode()
+    head = (f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}"
+            f"\r\nConnection: close\r\n{extra}\r\n").encode()
+    with contextlib.suppress(OSError):
+        sock.send(head + body, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+
+
+class GuardedSocketIO(socket.SocketIO):
+    """The socket as a worker reads it: first the bytes the front already read
+    (the head, maybe some body), then the socket under the body rules."""
+
+    def __init__(self, sock: socket.socket, limits: Limits, idle_timeout: float) -> None:
+        super().__init__(sock, "rb")
+        self.limits = limits
+        self.idle_timeout = idle_timeout  # the socket's timeout outside body reads (sends)
+        self.prefix = bytearray()
+        self.waited = 0.0
+        self.received = 0
+        self.stalled = False
+
+    def begin(self, data: bytes) -> None:
+        """A new request: ``data`` (its head, maybe more) is read first."""
+        self.prefix[:0] = data
+        self.waited, self.received = 0.0, 0
+
+    def take_prefix(self) -> bytes:
+        data = bytes(self.prefix)
+        self.prefix.clear()
+        return data
+
+    def readinto(self, b: Any) -> int | None:
+        if self.prefix:
+            n = min(len(b), len(self.prefix))
+            b[:n] = self.prefix[:n]
+            del self.prefix[:n]
+            return n
+        limits = self.limits
+        allowance = limits.body_timeout
+        if limits.body_min_rate:
+            # The client must have sent min_rate bytes for every second we
+            # waited beyond the grace: this is how long it may take from here.
+            allowance = min(allowance, limits.body_timeout - self.waited
+                            + self.received / limits.body_min_rate)
+        if self.stalled or allowance <= 0:
+            self._stall()
+        started = time.monotonic()
+        self._sock.settimeout(allowance)
+        try:
+            n = super().readinto(b)
+        except TimeoutError:
+            self._stall()
+        finally:
+            self.waited += time.monotonic() - started
+            with contextlib.suppress(OSError):  # closed meanwhile
+                self._sock.settimeout(self.idle_timeout)
+        self.received += n or 0
+        return n
+
+    def _stall(self) -> None:
+        self.stalled = True
+        raise RequestTimeoutError(
+            f"The request body stalled: the server waits at most "
+            f"{self.limits.body_timeout:g} s for data and then needs "
+            f"{self.limits.body_min_rate} bytes/s on average.")
+
+
+class GuardedReader(makefile.StreamReader):
+    """cheroot's buffered socket reader over a ``GuardedSocketIO``."""
+
+    def __init__(self, raw: GuardedSocketIO, bufsize: int) -> None:
+        _pyio.BufferedReader.__init__(self, raw, bufsize)  # type: ignore[arg-type]
+        self.bytes_read = 0
+        self.guard = raw
+
+    def has_data(self) -> bool:
+        return bool(super().has_data() or self.guard.prefix)
+
+    def take_unread(self) -> bytes:
+        """Every byte received but not yet consumed, without touching the socket."""
+        buffered = self.read1(1 << 30) if super().has_data() else b""
+        return buffered + self.guard.take_prefix()
+
+
+class GuardedRequest(server.HTTPRequest):
+    def send_headers(self) -> None:
+        # A request whose body stalled ends its connection; a body the app left
+        # unread is drained here under the body rules (cheroot would drain it too,
+        # but an error there would end up as a 500).
+        guard: GuardedSocketIO = self.conn.rfile.guard
+        if not self.close_connection and not self.chunked_read and not guard.stalled:
+            remaining = getattr(self.rfile, "remaining", 0)
+            try:
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, RECV_BYTES))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+            except (RequestTimeoutError, OSError):
+                self.close_connection = True
+        if guard.stalled:
+            self.close_connection = True
+        super().send_headers()
+
+
+class GuardedConnection(server.HTTPConnection):
+    RequestHandlerClass = GuardedRequest
+
+    def __init__(self, httpserver: Any, sock: socket.socket, front: HeadFront) -> None:
+        self.front = front
+        self.pending = bytearray()  # head bytes read by the front so far
+        self.deadline = 0.0  # monotonic time by which the pending head must be complete
+        self.closed = False
+        limits = front.limits
+
+        def make(sock_: socket.socket, mode: str = "r", bufsize: int = 8192) -> Any:
+            if "r" in mode:
+                return GuardedReader(GuardedSocketIO(sock_, limits, httpserver.timeout), bufsize)
+            return makefile.MakeFile(sock_, mode, bufsize)
+
+        super().__init__(httpserver, sock, make)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.front.forget(self)
+        super().close()
+
+
+class HeadFront:
+    """A drop-in for cheroot's ``ConnectionManager`` (see the module doc)."""
+
+    def __init__(self, httpserver: Any, limits: Limits) -> None:
+        self.server = httpserver
+        self.limits = limits
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()  # the selector's map and the address counts
+        self._per_address: dict[str, int] = {}
+        self._serving = False
+        self._stop_requested = False
+        self._listener = httpserver.socket
+        self._listener.setblocking(False)
+        self._selector.register(self._listener, selectors.EVENT_READ, data=None)
+
+    # ------------------------------------------------ cheroot's interface
+    @property
+    def can_add_keepalive_connection(self) -> bool:
+        limit = self.server.keep_alive_conn_limit
+        return limit is None or len(self._selector.get_map()) - 1 < limit
+
+    def put(self, conn: GuardedConnection) -> None:
+        """A worker is done with a request and keeps the connection: wait for the
+        next head here, on no thread (pipelined bytes already read come along)."""
+        conn.last_used = time.time()
+        conn.pending[:] = conn.rfile.take_unread()
+        if conn.pending:
+            conn.deadline = time.monotonic() + self.limits.header_timeout
+            if self._head_ready(conn):
+                return
+        else:
+            conn.deadline = 0.0  # idle: the keep-alive timeout applies, not the head's
+        self._register(conn)
+
+    def run(self, expiration_interval: float) -> None:
+        self._serving = True
+        try:
+            self._run(expiration_interval)
+        finally:
+            self._serving = False
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        for _ in range(1000):  # the loop notices within one select timeout
+            if not self._serving:
+                return
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        for conn in self._registered():
+            conn.close()
+        self._selector.close()
+
+    # ------------------------------------------------ the selector loop
+    def _run(self, expiration_interval: float) -> None:
+        last_check = time.monotonic()
+        while not self._stop_requested:
+            try:
+                ready = self._selector.select(timeout=expiration_interval)
+            except OSError:  # a connection closed under us: its key goes below
+                ready = []
+                self._drop_closed()
+            for key, _ in ready:
+                if key.data is None:
+                    self._accept()
+                else:
+                    self._read_head(key.data)
+            now = time.monotonic()
+            if now - last_check >= expiration_interval:
+                self._expire(now)
+                last_check = now
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPTS_PER_WAKE):
+            try:
+                sock, addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    log.warning("HTTP: out of file descriptors; dropping the oldest idle "
+                                "connection")
+                    self._shed_oldest()
+                return
+            host = str(addr[0]) if isinstance(addr, tuple) else ""
+            if not self._count_in(host):
+                _reply(sock, "503 Service Unavailable",
+                       "Too many connections from your address.\n", "Retry-After: 5\r\n")
+                sock.close()
+                continue
+            try:
+                sock.settimeout(self.server.timeout)
+                if self.server.nodelay:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn = GuardedConnection(self.server, sock, self)
+            except OSError:
+                self._count_out(host)
+                sock.close()
+                continue
+            conn.remote_addr, conn.remote_port = host, (addr[1] if len(addr) > 1 else 0)
+            conn.ssl_env = {}
+            conn.counted_as = host
+            conn.last_used = time.time()
+            conn.deadline = time.monotonic() + self.limits.header_timeout
+            if self.server.stats["Enabled"]:
+                self.server.stats["Accepts"] += 1
+            self._register(conn)
+
+    def _read_head(self, conn: GuardedConnection) -> None:
+        try:
+            data = conn.socket.recv(RECV_BYTES, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away
+            self._unregister(conn)
+            conn.close()
+            return
+        if not conn.pending:
+            conn.deadline = time.monotonic() + self.limits.header_timeout
+        seen = len(conn.pending)
+        conn.pending += data
+        conn.last_used = time.time()
+        if self._head_ready(conn, registered=True, start=max(0, seen - 2)):
+            return
+        if len(conn.pending) > self.limits.max_head_bytes:
+            self._unregister(conn)
+            _reply(conn.socket, "431 Request Header Fields Too Large",
+                   f"The request head exceeds {self.limits.max_head_bytes} bytes.\n")
+            conn.close()
+
+    def _head_ready(self, conn: GuardedConnection, registered: bool = False,
+                    start: int = 0) -> bool:
+        """Hand the connection to a worker if its pending head is complete
+        (searched from ``start``: a trickled head is not rescanned per byte)."""
+        if not HEAD_END.search(conn.pending, start, self.limits.max_head_bytes + 4):
+            return False
+        if registered:
+            self._unregister(conn)
+        conn.rfile.guard.begin(bytes(conn.pending))
+        conn.pending.clear()
+        self.server.process_conn(conn)
+        return True
+
+    def _expire(self, now: float) -> None:
+        idle_before = time.time() - self.server.timeout
+        for conn in self._registered():
+            if conn.deadline and now > conn.deadline:  # a head that did not come in time
+                self._unregister(conn)
+                _reply(conn.socket, "408 Request Timeout",
+                       f"The request head did not arrive within "
+                       f"{self.limits.header_timeout:g} s.\n")
+                conn.close()
+            elif not conn.deadline and conn.last_used < idle_before:  # idle keep-alive
+                self._unregister(conn)
+                conn.close()
+
+    def _shed_oldest(self) -> None:
+        conns = self._registered()
+        if conns:
+            oldest = min(conns, key=lambda c: c.last_used)
+            self._unregister(oldest)
+            oldest.close()
+
+    def _drop_closed(self) -> None:
+        for conn in self._registered():
+            if conn.socket.fileno() < 0:
+                self._unregister(conn)
+                conn.close()
+
+    # ------------------------------------------------ bookkeeping
+    def _register(self, conn: GuardedConnection) -> None:
+        with self._lock:
+            try:
+                self._selector.register(conn.socket, selectors.EVENT_READ, data=conn)
+                return
+            except (ValueError, KeyError, OSError):  # closed meanwhile (server stopping)
+                pass
+        conn.close()
+
+    def _unregister(self, conn: GuardedConnection) -> None:
+        with self._lock, contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(conn.socket)
+
+    def _registered(self) -> list[GuardedConnection]:
+        with self._lock:
+            return [key.data for key in self._selector.get_map().values()
+                    if key.data is not None]
+
+    def _count_in(self, host: str) -> bool:
+        with self._lock:
+            count = self._per_address.get(host, 0)
+            if self.limits.per_address and count >= self.limits.per_address:
+                return False
+            self._per_address[host] = count + 1
+            return True
+
+    def _count_out(self, host: str) -> None:
+        with self._lock:
+            count = self._per_address.get(host, 0) - 1
+            if count > 0:
+                self._per_address[host] = count
+            else:
+                self._per_address.pop(host, None)
+
+    def forget(self, conn: GuardedConnection) -> None:
+        """A connection closed (on any thread): it no longer counts for its address."""
+        host = getattr(conn, "counted_as", None)
+        if host is not None:
+            self._count_out(host)
+
+    def connections_from(self, host: str) -> int:
+        with self._lock:
+            return self._per_address.get(host, 0)
+
+
+class GuardedServer(wsgi.Server):
+    """cheroot's WSGI server with ``HeadFront`` in place of its connection manager."""
+
+    def __init__(self, bind_addr: tuple[str, int], app: Any, limits: Limits,
+                 **kw: Any) -> None:
+        super().__init__(bind_addr, app, **kw)
+        self.limits = limits
+        self.max_request_header_size = limits.max_head_bytes
+        # Idle keep-alive connections cost no thread here, only a descriptor
+        # (bounded per address): keep them instead of closing past cheroot's 10.
+        self.keep_alive_conn_limit = None
+        self.front: HeadFront | None = None
+
+    def prepare(self) -> None:
+        super().prepare()
+        plain = self._connections
+        self.front = HeadFront(self, self.limits)
+        self._connections = self.front
+        plain.close()  # only watched the listening socket, which stays open
+
+
+__all__ = ["GuardedServer", "HeadFront", "Limits"]
