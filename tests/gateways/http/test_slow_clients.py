@@ -16,8 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 import requests
 
+from joist.core.errors import ValidationError
+from joist.core.settings import Settings, replace
 from tests.gateways.http.restsite import RestSite, running_site
 from tests.world import A_TXT, PASSWORD
 
@@ -223,3 +226,33 @@ def test_trickled_webdav_put_ends_in_408_and_changes_nothing(tmp_path: Path) -> 
         assert requests.get(dav + "a.txt", headers=auth, timeout=10).content == A_TXT
         assert requests.get(dav + "new.bin", headers=auth, timeout=10).status_code == 404
         assert site.check() == []
+
+
+def test_oversized_heads_and_pipelined_requests(tmp_path: Path) -> None:
+    with running_site(tmp_path / "data") as site, raw_sockets(site) as connect:
+        huge = connect()
+        with contextlib.suppress(OSError):  # the server may close before all is sent
+            huge.sendall(VERSION + b"X-Big: " + b"a" * (80 * 1024))
+        status, _ = response(huge)
+        assert status == 431
+        # Two requests in one packet: the front keeps what follows the first head.
+        piped = connect()
+        piped.sendall(VERSION + b"\r\n" + VERSION + b"Connection: close\r\n\r\n")
+        received = b""
+        for _ in range(1000):  # until the server closes, after the second reply
+            chunk = piped.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        assert received.count(b"HTTP/1.1 200 OK") == 2, received
+        assert received.count(b"apiVersion") == 2
+
+
+def test_slow_client_settings_are_checked() -> None:
+    for key, value in (("server.header_timeout", 0), ("server.body_timeout", -1),
+                       ("server.body_min_rate", -5),
+                       ("server.max_connections_per_address", -1)):
+        with pytest.raises(ValidationError, match=key):
+            replace(Settings(), **{key: value})
+    assert replace(Settings(), **{"server.max_connections_per_address": 0}) \
+        .server.max_connections_per_address == 0
