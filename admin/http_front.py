@@ -15,10 +15,17 @@ half a head and stop starve every other request. This front replaces cheroot's
   cheroot's keep-alive timeout;
 - refuses (503) a connection beyond ``max_connections_per_address`` open ones
   from one address;
-- lets a worker wait for body bytes only while the client keeps up an average
-  of ``body_min_rate`` bytes/s after a first ``body_timeout`` seconds (and
-  never more than ``body_timeout`` for any one read): a stalled or trickled body
-  ends in ``RequestTimeoutError`` (408) and frees the thread.
+- also reads a small body (``Content-Length`` up to ``PREREAD_BODY``: JSON,
+  metadata, WebDAV XML, small files) before the hand-over, so trickling one
+  costs no thread either;
+- lets a worker wait for the bytes of a larger body only while the client keeps
+  up an average of ``body_min_rate`` bytes/s after a first ``body_timeout``
+  seconds (and never more than ``body_timeout`` for any one read): a stalled or
+  trickled body ends in ``RequestTimeoutError`` (408) and frees the thread.
+
+The front only decides *when* a worker takes a connection: cheroot still parses
+every byte itself, so a head the front reads differently (say two
+``Content-Length`` headers) can only make it wait, never change the request.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ log = logging.getLogger(__name__)
 
 HEAD_END = re.compile(rb"\n\r?\n")  # the blank line ending a head (bare LF: cheroot says 400)
 RECV_BYTES = 64 * 1024
+PREREAD_BODY = 64 * 1024  # bodies up to this size are read before a worker takes them
+_HEADER = re.compile(rb"\r?\n([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:[ \t]*([^\r\n]*)")
 ACCEPTS_PER_WAKE = 256  # accept in bursts, then look at readable connections again
 
 
@@ -53,6 +62,23 @@ class Limits:
     body_min_rate: int  # bytes/s a body must average once the grace is over; 0: no rule
     per_address: int  # open connections per client address; 0: no cap
     max_head_bytes: int  # request line plus headers
+
+
+def small_body(head: bytes) -> int:
+    """The length of the body to read with this head: its ``Content-Length`` if
+    that is plain and at most ``PREREAD_BODY``, else 0 (chunked, large, or a
+    client that waits for ``100 Continue`` before it sends the body)."""
+    length = 0
+    for name, value in _HEADER.findall(head):
+        name = name.lower()
+        if name == b"transfer-encoding" or (name == b"expect" and b"100" in value):
+            return 0
+        if name == b"content-length":
+            value = value.strip()
+            if length or not value.isdigit() or int(value) > PREREAD_BODY:
+                return 0
+            length = int(value)
+    return length
 
 
 def _reply(sock: socket.socket, status: str, text: str, extra: str = "") -> None:
@@ -166,8 +192,9 @@ class GuardedConnection(server.HTTPConnection):
 
     def __init__(self, httpserver: Any, sock: socket.socket, front: HeadFront) -> None:
         self.front = front
-        self.pending = bytearray()  # head bytes read by the front so far
+        self.pending = bytearray()  # head (and small body) bytes read by the front so far
         self.deadline = 0.0  # monotonic time by which the pending head must be complete
+        self.need = 0  # once the head is complete: the bytes to read before the hand-over
         self.closed = False
         limits = front.limits
 
@@ -211,6 +238,7 @@ class HeadFront:
         next head here, on no thread (pipelined bytes already read come along)."""
         conn.last_used = time.time()
         conn.pending[:] = conn.rfile.take_unread()
+        conn.need = 0
         if conn.pending:
             conn.deadline = time.monotonic() + self.limits.header_timeout
             if self._head_ready(conn):
@@ -311,7 +339,7 @@ class HeadFront:
         conn.last_used = time.time()
         if self._head_ready(conn, registered=True, start=max(0, seen - 2)):
             return
-        if len(conn.pending) > self.limits.max_head_bytes:
+        if not conn.need and len(conn.pending) > self.limits.max_head_bytes:
             self._unregister(conn)
             _reply(conn.socket, "431 Request Header Fields Too Large",
                    f"The request head exceeds {self.limits.max_head_bytes} bytes.\n")
@@ -321,8 +349,19 @@ class HeadFront:
                     start: int = 0) -> bool:
         """Hand the connection to a worker if its pending head is complete
         (searched from ``start``: a trickled head is not rescanned per byte)."""
-        if not HEAD_END.search(conn.pending, start, self.limits.max_head_bytes + 4):
+        if not conn.need:
+            end = HEAD_END.search(conn.pending, start, self.limits.max_head_bytes + 4)
+            if not end:
+                return False
+            conn.need = end.end() + small_body(bytes(conn.pending[:end.end()]))
+            if len(conn.pending) < conn.need:  # a small body is still on its way
+                body = conn.need - end.end()
+                rate = self.limits.body_min_rate
+                conn.deadline = time.monotonic() + self.limits.body_timeout + (
+                    body / rate if rate else 0.0)
+        if len(conn.pending) < conn.need:
             return False
+        conn.need = 0
         if registered:
             self._unregister(conn)
         conn.rfile.guard.begin(bytes(conn.pending))
@@ -335,9 +374,9 @@ class HeadFront:
         for conn in self._registered():
             if conn.deadline and now > conn.deadline:  # a head that did not come in time
                 self._unregister(conn)
+                what = "body" if conn.need else "head"
                 _reply(conn.socket, "408 Request Timeout",
-                       f"The request head did not arrive within "
-                       f"{self.limits.header_timeout:g} s.\n")
+                       f"The request {what} did not arrive in time.\n")
                 conn.close()
             elif not conn.deadline and conn.last_used < idle_before:  # idle keep-alive
                 self._unregister(conn)

@@ -164,7 +164,7 @@ def _start_body(connect: Callable[[], socket.socket], head: str, first: bytes
 
 
 def test_stalled_rest_chunk_frees_its_thread_and_loses_nothing(tmp_path: Path) -> None:
-    data = bytes(range(256)) * 64  # 16 KiB, two chunks
+    data = bytes(range(256)) * 1024  # 256 KiB, two chunks larger than the front reads
     half = len(data) // 2
     with running_site(tmp_path / "data", **{
             "server.threads": 2, "server.body_timeout": 0.5,
@@ -176,7 +176,8 @@ def test_stalled_rest_chunk_frees_its_thread_and_loses_nothing(tmp_path: Path) -
         first = site.post("file/chunk", "alice", headers=CLOSE, data=data[:half],
                           params={"uploadId": upload["_id"], "offset": 0})
         assert first.status_code == 200, first.text
-        # Both worker threads get a second chunk that stops after 100 bytes.
+        # Both worker threads get a second chunk that stops after 100 bytes
+        # (a large body: the front hands it over after its head).
         head = (f"POST /api/v1/file/chunk?uploadId={upload['_id']}&offset={half} HTTP/1.1\r\n"
                 f"Host: joist\r\nGirder-Token: {site.token('alice')}\r\n"
                 f"Content-Type: application/octet-stream\r\n"
@@ -199,6 +200,31 @@ def test_stalled_rest_chunk_frees_its_thread_and_loses_nothing(tmp_path: Path) -
         download = site.get(f"file/{done.json()['_id']}/download", "alice", headers=CLOSE)
         assert download.content == data
         assert site.check() == []
+
+
+def test_small_bodies_are_read_on_no_thread(tmp_path: Path) -> None:
+    # 16 PUTs of 1,000 bytes stop after 10 against 2 threads: the front holds
+    # them, not the workers (which would serve them one after the other, each
+    # until body_timeout, ahead of any later request).
+    body = bytes(range(250)) * 4
+    with running_site(tmp_path / "data", **{
+            "server.threads": 2, "server.body_timeout": 1.5, "server.body_min_rate": 1000,
+            "webdav.enabled": True}) as site, raw_sockets(site) as connect:
+        socks = [_start_body(connect, (
+            f"PUT /dav/user/alice/Private/data/s{i}.bin HTTP/1.1\r\nHost: joist\r\n"
+            f"Authorization: {basic('alice')}\r\nContent-Length: {len(body)}\r\n\r\n"),
+            body[:10]) for i in range(16)]
+        took, reply = timed_get(site.url("system/version"))
+        assert reply.status_code == 200 and took < BOUND, took
+        socks[0].sendall(body[10:])  # a body completed late is served whole
+        assert response(socks[0])[0] == 201
+        url = site.server.url + "/dav/user/alice/Private/data/"
+        auth = {"Authorization": basic("alice"), **CLOSE}
+        assert requests.get(url + "s0.bin", headers=auth, timeout=10).content == body
+        for sock in socks[1:]:  # the others run out of time (1.5 s + 1 s at 1,000 B/s)
+            status, text = response(sock)
+            assert status == 408 and b"body did not arrive" in text
+        assert requests.get(url + "s1.bin", headers=auth, timeout=10).status_code == 404
 
 
 def test_trickled_webdav_put_ends_in_408_and_changes_nothing(tmp_path: Path) -> None:
