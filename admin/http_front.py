@@ -21,7 +21,8 @@ half a head and stop starve every other request. This front replaces cheroot's
 - lets a worker wait for the bytes of a larger body only while the client keeps
   up an average of ``body_min_rate`` bytes/s after a first ``body_timeout``
   seconds (and never more than ``body_timeout`` for any one read): a stalled or
-  trickled body ends in ``RequestTimeoutError`` (408) and frees the thread.
+  trickled body ends in ``RequestTimeoutError`` (408) and frees the thread
+  (``http_body``).
 
 The front only decides *when* a worker takes a connection: cheroot still parses
 every byte itself, so a head the front reads differently (say two
@@ -30,7 +31,6 @@ every byte itself, so a head the front reads differently (say two
 
 from __future__ import annotations
 
-import _pyio
 import contextlib
 import errno
 import logging
@@ -39,12 +39,11 @@ import selectors
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from cheroot import makefile, server, wsgi
 
-from joist.core.errors import RequestTimeoutError
+from .http_body import GuardedReader, GuardedRequest, GuardedSocketIO, Limits
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +52,6 @@ RECV_BYTES = 64 * 1024
 PREREAD_BODY = 64 * 1024  # bodies up to this size are read before a worker takes them
 _HEADER = re.compile(rb"\r?\n([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:[ \t]*([^\r\n]*)")
 ACCEPTS_PER_WAKE = 256  # accept in bursts, then look at readable connections again
-
-
-@dataclass(frozen=True)
-class Limits:
-    header_timeout: float  # seconds for a whole request head
-    body_timeout: float  # longest wait for body bytes, and the grace before the rate applies
-    body_min_rate: int  # bytes/s a body must average once the grace is over; 0: no rule
-    per_address: int  # open connections per client address; 0: no cap
-    max_head_bytes: int  # request line plus headers
 
 
 def small_body(head: bytes) -> int:
@@ -88,103 +78,6 @@ def _reply(sock: socket.socket, status: str, text: str, extra: str = "") -> None
             f"\r\nConnection: close\r\n{extra}\r\n").encode()
     with contextlib.suppress(OSError):
         sock.send(head + body, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
-
-
-class GuardedSocketIO(socket.SocketIO):
-    """The socket as a worker reads it: first the bytes the front already read
-    (the head, maybe some body), then the socket under the body rules."""
-
-    def __init__(self, sock: socket.socket, limits: Limits, idle_timeout: float) -> None:
-        super().__init__(sock, "rb")
-        self.limits = limits
-        self.idle_timeout = idle_timeout  # the socket's timeout outside body reads (sends)
-        self.prefix = bytearray()
-        self.waited = 0.0
-        self.received = 0
-        self.stalled = False
-
-    def begin(self, data: bytes) -> None:
-        """A new request: ``data`` (its head, maybe more) is read first."""
-        self.prefix[:0] = data
-        self.waited, self.received = 0.0, 0
-
-    def take_prefix(self) -> bytes:
-        data = bytes(self.prefix)
-        self.prefix.clear()
-        return data
-
-    def readinto(self, b: Any) -> int | None:
-        if self.prefix:
-            n = min(len(b), len(self.prefix))
-            b[:n] = self.prefix[:n]
-            del self.prefix[:n]
-            return n
-        limits = self.limits
-        allowance = limits.body_timeout
-        if limits.body_min_rate:
-            # The client must have sent min_rate bytes for every second we
-            # waited beyond the grace: this is how long it may take from here.
-            allowance = min(allowance, limits.body_timeout - self.waited
-                            + self.received / limits.body_min_rate)
-        if self.stalled or allowance <= 0:
-            self._stall()
-        started = time.monotonic()
-        self._sock.settimeout(allowance)
-        try:
-            n = super().readinto(b)
-        except TimeoutError:
-            self._stall()
-        finally:
-            self.waited += time.monotonic() - started
-            with contextlib.suppress(OSError):  # closed meanwhile
-                self._sock.settimeout(self.idle_timeout)
-        self.received += n or 0
-        return n
-
-    def _stall(self) -> None:
-        self.stalled = True
-        raise RequestTimeoutError(
-            f"The request body stalled: the server waits at most "
-            f"{self.limits.body_timeout:g} s for data and then needs "
-            f"{self.limits.body_min_rate} bytes/s on average.")
-
-
-class GuardedReader(makefile.StreamReader):
-    """cheroot's buffered socket reader over a ``GuardedSocketIO``."""
-
-    def __init__(self, raw: GuardedSocketIO, bufsize: int) -> None:
-        _pyio.BufferedReader.__init__(self, raw, bufsize)  # type: ignore[arg-type]
-        self.bytes_read = 0
-        self.guard = raw
-
-    def has_data(self) -> bool:
-        return bool(super().has_data() or self.guard.prefix)
-
-    def take_unread(self) -> bytes:
-        """Every byte received but not yet consumed, without touching the socket."""
-        buffered = self.read1(1 << 30) if super().has_data() else b""
-        return buffered + self.guard.take_prefix()
-
-
-class GuardedRequest(server.HTTPRequest):
-    def send_headers(self) -> None:
-        # A request whose body stalled ends its connection; a body the app left
-        # unread is drained here under the body rules (cheroot would drain it too,
-        # but an error there would end up as a 500).
-        guard: GuardedSocketIO = self.conn.rfile.guard
-        if not self.close_connection and not self.chunked_read and not guard.stalled:
-            remaining = getattr(self.rfile, "remaining", 0)
-            try:
-                while remaining > 0:
-                    chunk = self.rfile.read(min(remaining, RECV_BYTES))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-            except (RequestTimeoutError, OSError):
-                self.close_connection = True
-        if guard.stalled:
-            self.close_connection = True
-        super().send_headers()
 
 
 class GuardedConnection(server.HTTPConnection):
@@ -462,4 +355,4 @@ class GuardedServer(wsgi.Server):
         plain.close()  # only watched the listening socket, which stays open
 
 
-__all__ = ["GuardedServer", "HeadFront", "Limits"]
+__all__ = ["GuardedServer", "HeadFront", "Limits", "small_body"]

@@ -15,7 +15,8 @@ from typing import Any
 from joist.core.acl import SYSTEM
 
 from .bootstrap import App
-from .http_front import GuardedServer, Limits
+from .http_body import Limits
+from .http_front import GuardedServer
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
