@@ -14,6 +14,7 @@ import _pyio
 import contextlib
 import socket
 import time
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ class GuardedSocketIO(socket.SocketIO):
 
     def __init__(self, sock: socket.socket, limits: Limits, idle_timeout: float) -> None:
         super().__init__(sock, "rb")
+        self.sock = sock
         self.limits = limits
         self.idle_timeout = idle_timeout  # the socket's timeout outside body reads (sends)
         self.prefix = bytearray()
@@ -58,10 +60,10 @@ class GuardedSocketIO(socket.SocketIO):
 
     def readinto(self, b: Any) -> int | None:
         if self.prefix:
-            n = min(len(b), len(self.prefix))
-            b[:n] = self.prefix[:n]
-            del self.prefix[:n]
-            return n
+            given = min(len(b), len(self.prefix))
+            b[:given] = self.prefix[:given]
+            del self.prefix[:given]
+            return given
         limits = self.limits
         allowance = limits.body_timeout
         if limits.body_min_rate:
@@ -72,7 +74,8 @@ class GuardedSocketIO(socket.SocketIO):
         if self.stalled or allowance <= 0:
             self._stall()
         started = time.monotonic()
-        self._sock.settimeout(allowance)
+        self.sock.settimeout(allowance)
+        n: int | None = None
         try:
             n = super().readinto(b)
         except TimeoutError:
@@ -80,11 +83,11 @@ class GuardedSocketIO(socket.SocketIO):
         finally:
             self.waited += time.monotonic() - started
             with contextlib.suppress(OSError):  # closed meanwhile
-                self._sock.settimeout(self.idle_timeout)
+                self.sock.settimeout(self.idle_timeout)
         self.received += n or 0
         return n
 
-    def _stall(self) -> None:
+    def _stall(self) -> typing.NoReturn:
         self.stalled = True
         raise RequestTimeoutError(
             f"The request body stalled: the server waits at most "

@@ -88,6 +88,7 @@ class GuardedConnection(server.HTTPConnection):
         self.pending = bytearray()  # head (and small body) bytes read by the front so far
         self.deadline = 0.0  # monotonic time by which the pending head must be complete
         self.need = 0  # once the head is complete: the bytes to read before the hand-over
+        self.counted_as: str | None = None  # the address it counts against, once accepted
         self.closed = False
         limits = front.limits
 
@@ -344,12 +345,12 @@ class GuardedServer(wsgi.Server):
         self.max_request_header_size = limits.max_head_bytes
         # Idle keep-alive connections cost no thread here, only a descriptor
         # (bounded per address): keep them instead of closing past cheroot's 10.
-        self.keep_alive_conn_limit = None
+        self.keep_alive_conn_limit = None  # type: ignore[assignment]
         self.front: HeadFront | None = None
 
     def prepare(self) -> None:
         super().prepare()
-        plain = self._connections
+        plain = self._connections  # type: ignore[has-type]
         self.front = HeadFront(self, self.limits)
         self._connections = self.front
         plain.close()  # only watched the listening socket, which stays open
