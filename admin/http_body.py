@@ -31,6 +31,7 @@ class Limits:
     body_timeout: float  # longest wait for body bytes, and the grace before the rate applies
     body_min_rate: int  # bytes/s a body must average once the grace is over; 0: no rule
     per_address: int  # open connections per client address; 0: no cap
+    body_workers_per_address: int  # workers one address's large bodies may hold at once
     max_head_bytes: int  # request line plus headers
 
 

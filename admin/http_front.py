@@ -14,7 +14,9 @@ half a head and stop starve every other request. This front replaces cheroot's
 - keeps idle keep-alive connections in the selector, costing no thread, until
   cheroot's keep-alive timeout;
 - refuses (503) a connection beyond ``max_connections_per_address`` open ones
-  from one address;
+  from one address, and lets one address's large bodies occupy at most
+  ``body_workers_per_address`` workers (the others wait on no thread:
+  ``http_fairness``);
 - also reads a small body (``Content-Length`` up to ``PREREAD_BODY``: JSON,
   metadata, WebDAV XML, small files) before the hand-over, so trickling one
   costs no thread either;
@@ -44,6 +46,7 @@ from typing import Any
 from cheroot import makefile, server, wsgi
 
 from .http_body import GuardedReader, GuardedRequest, GuardedSocketIO, Limits
+from .http_fairness import PerAddress
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +57,31 @@ _HEADER = re.compile(rb"\r?\n([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:[ \t]*([^\r\n]*
 ACCEPTS_PER_WAKE = 256  # accept in bursts, then look at readable connections again
 
 
-def small_body(head: bytes) -> int:
-    """The length of the body to read with this head: its ``Content-Length`` if
-    that is plain and at most ``PREREAD_BODY``, else 0 (chunked, large, or a
-    client that waits for ``100 Continue`` before it sends the body)."""
-    length = 0
+def body_plan(head: bytes) -> tuple[int, bool]:
+    """What comes after this head: the bytes of body the front reads before the
+    hand-over (a plain ``Content-Length`` up to ``PREREAD_BODY``), and whether a
+    worker will read a larger body itself (chunked, large, odd, or from a client
+    that waits for ``100 Continue`` before it sends it)."""
+    length: int | None = None
+    chunked = expect = False
     for name, value in _HEADER.findall(head):
         name = name.lower()
-        if name == b"transfer-encoding" or (name == b"expect" and b"100" in value):
-            return 0
-        if name == b"content-length":
+        if name == b"transfer-encoding":
+            chunked = True
+        elif name == b"expect" and b"100" in value:
+            expect = True
+        elif name == b"content-length":
             value = value.strip()
-            if length or not value.isdigit() or int(value) > PREREAD_BODY:
-                return 0
+            if length is not None or not value.isdigit():
+                return 0, True  # cheroot will judge it; meanwhile count it as large
             length = int(value)
-    return length
+    if chunked:
+        return 0, True
+    if not length:
+        return 0, False
+    if expect or length > PREREAD_BODY:
+        return 0, True
+    return length, False
 
 
 def _reply(sock: socket.socket, status: str, text: str, extra: str = "") -> None:
@@ -89,6 +102,8 @@ class GuardedConnection(server.HTTPConnection):
         self.deadline = 0.0  # monotonic time by which the pending head must be complete
         self.need = 0  # once the head is complete: the bytes to read before the hand-over
         self.counted_as: str | None = None  # the address it counts against, once accepted
+        self.large = False  # its current request has a body a worker reads itself
+        self.body_slot = False  # it holds one of its address's places for large bodies
         self.closed = False
         limits = front.limits
 
@@ -113,8 +128,8 @@ class HeadFront:
         self.server = httpserver
         self.limits = limits
         self._selector = selectors.DefaultSelector()
-        self._lock = threading.Lock()  # the selector's map and the address counts
-        self._per_address: dict[str, int] = {}
+        self._lock = threading.Lock()  # the selector's map
+        self.book = PerAddress(limits.per_address, limits.body_workers_per_address)
         self._serving = False
         self._stop_requested = False
         self._listener = httpserver.socket
@@ -130,6 +145,7 @@ class HeadFront:
     def put(self, conn: GuardedConnection) -> None:
         """A worker is done with a request and keeps the connection: wait for the
         next head here, on no thread (pipelined bytes already read come along)."""
+        self._end_body(conn)
         conn.last_used = time.time()
         conn.pending[:] = conn.rfile.take_unread()
         conn.need = 0
@@ -156,7 +172,7 @@ class HeadFront:
             time.sleep(0.01)
 
     def close(self) -> None:
-        for conn in self._registered():
+        for conn in self._registered() + self.book.drop_waiting():
             conn.close()
         self._selector.close()
 
@@ -192,7 +208,7 @@ class HeadFront:
                     self._shed_oldest()
                 return
             host = str(addr[0]) if isinstance(addr, tuple) else ""
-            if not self._count_in(host):
+            if not self.book.admit(host):
                 _reply(sock, "503 Service Unavailable",
                        "Too many connections from your address.\n", "Retry-After: 5\r\n")
                 sock.close()
@@ -203,7 +219,7 @@ class HeadFront:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn = GuardedConnection(self.server, sock, self)
             except OSError:
-                self._count_out(host)
+                self.book.leave(host)
                 sock.close()
                 continue
             conn.remote_addr, conn.remote_port = host, (addr[1] if len(addr) > 1 else 0)
@@ -247,7 +263,8 @@ class HeadFront:
             end = HEAD_END.search(conn.pending, start, self.limits.max_head_bytes + 4)
             if not end:
                 return False
-            conn.need = end.end() + small_body(bytes(conn.pending[:end.end()]))
+            preread, conn.large = body_plan(bytes(conn.pending[:end.end()]))
+            conn.need = end.end() + preread
             if len(conn.pending) < conn.need:  # a small body is still on its way
                 body = conn.need - end.end()
                 rate = self.limits.body_min_rate
@@ -260,8 +277,9 @@ class HeadFront:
             self._unregister(conn)
         conn.rfile.guard.begin(bytes(conn.pending))
         conn.pending.clear()
-        self.server.process_conn(conn)
-        return True
+        if not conn.large or self.book.start_body(conn):
+            self.server.process_conn(conn)
+        return True  # handed over, or waiting for its address's turn at a large body
 
     def _expire(self, now: float) -> None:
         idle_before = time.time() - self.server.timeout
@@ -308,31 +326,21 @@ class HeadFront:
             return [key.data for key in self._selector.get_map().values()
                     if key.data is not None]
 
-    def _count_in(self, host: str) -> bool:
-        with self._lock:
-            count = self._per_address.get(host, 0)
-            if self.limits.per_address and count >= self.limits.per_address:
-                return False
-            self._per_address[host] = count + 1
-            return True
-
-    def _count_out(self, host: str) -> None:
-        with self._lock:
-            count = self._per_address.get(host, 0) - 1
-            if count > 0:
-                self._per_address[host] = count
-            else:
-                self._per_address.pop(host, None)
+    def _end_body(self, conn: GuardedConnection) -> None:
+        """A worker is done with ``conn``'s request: its place for a large body,
+        if it had one, goes to the next waiting connection of its address."""
+        nxt = self.book.end_body(conn)
+        if nxt is not None:
+            self.server.process_conn(nxt)
 
     def forget(self, conn: GuardedConnection) -> None:
         """A connection closed (on any thread): it no longer counts for its address."""
-        host = getattr(conn, "counted_as", None)
-        if host is not None:
-            self._count_out(host)
+        self._end_body(conn)
+        if conn.counted_as is not None:
+            self.book.leave(conn.counted_as)
 
     def connections_from(self, host: str) -> int:
-        with self._lock:
-            return self._per_address.get(host, 0)
+        return self.book.connections(host)
 
 
 class GuardedServer(wsgi.Server):
@@ -356,4 +364,4 @@ class GuardedServer(wsgi.Server):
         plain.close()  # only watched the listening socket, which stays open
 
 
-__all__ = ["GuardedServer", "HeadFront", "Limits", "small_body"]
+__all__ = ["GuardedServer", "HeadFront", "Limits", "body_plan"]

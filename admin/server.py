@@ -82,6 +82,8 @@ class Server:
                         body_timeout=settings.body_timeout,
                         body_min_rate=settings.body_min_rate,
                         per_address=settings.max_connections_per_address,
+                        body_workers_per_address=(settings.body_workers_per_address
+                                                  or max(1, settings.threads // 2)),
                         max_head_bytes=MAX_HEADER_BYTES)
         self.http = GuardedServer((settings.host, settings.port), self.wsgi, limits,
                                   numthreads=settings.threads, server_name="joist",

@@ -14,6 +14,7 @@ import select
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -225,6 +226,36 @@ def test_small_bodies_are_read_on_no_thread(tmp_path: Path) -> None:
             status, text = response(sock)
             assert status == 408 and b"body did not arrive" in text
         assert requests.get(url + "s1.bin", headers=auth, timeout=10).status_code == 404
+
+
+def test_one_address_uploads_leave_workers_to_others(tmp_path: Path) -> None:
+    # 6 uploads of 256 KiB that pause after 2 KiB (within body_timeout, so the
+    # body rules allow it) against 4 threads: at most half of the workers go to
+    # one address's large bodies, the rest of its uploads wait on no thread.
+    body = bytes(range(256)) * 1024
+    with running_site(tmp_path / "data", **{
+            "server.threads": 4, "server.body_timeout": 5, "server.body_min_rate": 100,
+            "webdav.enabled": True}) as site, raw_sockets(site) as connect:
+        front = site.server.http.front
+        assert front is not None
+        socks = [_start_body(connect, (
+            f"PUT /dav/user/alice/Private/data/u{i}.bin HTTP/1.1\r\nHost: joist\r\n"
+            f"Authorization: {basic('alice')}\r\nContent-Length: {len(body)}\r\n\r\n"),
+            body[:2048]) for i in range(6)]
+        assert poll(lambda: front.book.body_load(HOST) == (2, 4)), front.book.body_load(HOST)
+        took, reply = timed_get(site.url("system/version"))
+        assert reply.status_code == 200 and took < BOUND, took
+
+        def finish(sock: socket.socket) -> int:
+            sock.sendall(body[2048:])  # a waiting upload's send blocks until its turn
+            return response(sock)[0]
+
+        with ThreadPoolExecutor(len(socks)) as pool:
+            assert list(pool.map(finish, socks)) == [201] * len(socks)
+        assert front.book.body_load(HOST) == (0, 0)
+        url = site.server.url + "/dav/user/alice/Private/data/u5.bin"
+        auth = {"Authorization": basic("alice"), **CLOSE}
+        assert requests.get(url, headers=auth, timeout=10).content == body
 
 
 def test_trickled_webdav_put_ends_in_408_and_changes_nothing(tmp_path: Path) -> None:
