@@ -70,11 +70,12 @@ class ServerSettings:
         minimum=0)
     max_connections_per_address: int = _opt(
         128, "Open HTTP connections one client address may have; more are refused "
-             "with 503. 0 disables.", minimum=0)
+             "with 503. 0 disables (behind a reverse proxy, whose address every "
+             "request has, use 0 and limit clients at the proxy).", minimum=0)
     body_workers_per_address: int = _opt(
         0, "Worker threads that requests with large bodies (uploads) from one client "
            "address may hold at once; more wait their turn on no thread. 0 means half "
-           "of threads.", minimum=0)
+           "of threads (behind a reverse proxy, set it to threads).", minimum=0)
     public_url: str = _opt("", "Public base URL (behind a proxy); empty means derive from "
                                "requests.")
 
