@@ -12,15 +12,15 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cheroot import wsgi
-
 from joist.core.acl import SYSTEM
 
 from .bootstrap import App
+from .http_body import Limits
+from .http_front import GuardedServer
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-MAX_HEADER_BYTES = 64 * 1024  # request line plus headers, per request
+MAX_HEADER_BYTES = 64 * 1024  # request line plus headers, per request (then 431)
 # The listen backlog (the kernel caps it at net.core.somaxconn). cheroot's default of 5
 # overflows when many clients connect at once while the accept thread waits for the GIL:
 # connections are then dropped or reset (seen under 32 clients).
@@ -76,17 +76,24 @@ class Server:
         self.app = app
         settings = app.settings.server
         self.wsgi = PrefixDispatcher(build_routes(app), health)
-        self.http = wsgi.Server((settings.host, settings.port), self.wsgi,
-                                numthreads=settings.threads, server_name="joist",
-                                request_queue_size=LISTEN_BACKLOG)
-        # cheroot reads headers without limit by default; past this it answers 413/414.
-        self.http.max_request_header_size = MAX_HEADER_BYTES
-        self.dav: wsgi.Server | None = None  # WebDAV alone on its own port, if configured
+        # Slow clients: heads are read on the selector thread under a deadline,
+        # bodies under a minimum rate, connections capped per address (http_front).
+        limits = Limits(header_timeout=settings.header_timeout,
+                        body_timeout=settings.body_timeout,
+                        body_min_rate=settings.body_min_rate,
+                        per_address=settings.max_connections_per_address,
+                        body_workers_per_address=(settings.body_workers_per_address
+                                                  or max(1, settings.threads // 2)),
+                        max_head_bytes=MAX_HEADER_BYTES)
+        self.http = GuardedServer((settings.host, settings.port), self.wsgi, limits,
+                                  numthreads=settings.threads, server_name="joist",
+                                  request_queue_size=LISTEN_BACKLOG)
+        self.dav: GuardedServer | None = None  # WebDAV alone on its own port, if configured
         if app.settings.webdav.enabled and app.settings.webdav.port >= 0:
             from joist.gateways.webdav import make_dav_app
-            self.dav = wsgi.Server(
+            self.dav = GuardedServer(
                 (settings.host, app.settings.webdav.port),
-                make_dav_app(app.hierarchy, app.services, app.settings, prefix=""),
+                make_dav_app(app.hierarchy, app.services, app.settings, prefix=""), limits,
                 numthreads=settings.threads, server_name="joist",
                 request_queue_size=LISTEN_BACKLOG)
         self.sftp: Any = None  # the read-only SFTP server, unless disabled

@@ -109,6 +109,15 @@ class InvalidPathError(ValidationError):
     """A path that is malformed (not merely absent)."""
 
 
+class RequestTimeoutError(ValidationError):
+    """The client stopped sending its request (a stalled or trickled body).
+
+    Raised by the HTTP server's body reader, so only the HTTP gateways meet
+    it (408); elsewhere it maps as the ``ValidationError`` it is."""
+
+    errno_code = _errno.ETIMEDOUT
+
+
 class UnsupportedError(CoreError):
     """An operation this store, assetstore or node kind does not offer."""
 

@@ -55,7 +55,27 @@ class AssetstoreSettings:
 class ServerSettings:
     host: str = _opt("127.0.0.1", "Address the HTTP server (REST and WebDAV) listens on.")
     port: int = _opt(8080, "HTTP port; 0 picks a free one.")
-    threads: int = _opt(32, "Worker threads of the HTTP server.")
+    threads: int = _opt(32, "Worker threads of the HTTP server.", minimum=1)
+    # Slow clients (a head or body sent byte by byte) must not hold worker threads:
+    # heads are read on no thread under a deadline, bodies under a minimum rate.
+    header_timeout: float = _opt(
+        10.0, "Seconds a client has to send a whole request head (from connecting, or "
+              "from its first byte on a kept-alive connection); then 408.", minimum=0.1)
+    body_timeout: float = _opt(
+        30.0, "Longest wait, in seconds, for request body data; also the grace period "
+              "before body_min_rate applies.", minimum=0.1)
+    body_min_rate: int = _opt(
+        512, "Bytes per second a request body must average once body_timeout has "
+             "passed; a slower body ends in 408 and frees its thread. 0 disables.",
+        minimum=0)
+    max_connections_per_address: int = _opt(
+        128, "Open HTTP connections one client address may have; more are refused "
+             "with 503. 0 disables (behind a reverse proxy, whose address every "
+             "request has, use 0 and limit clients at the proxy).", minimum=0)
+    body_workers_per_address: int = _opt(
+        0, "Worker threads that requests with large bodies (uploads) from one client "
+           "address may hold at once; more wait their turn on no thread. 0 means half "
+           "of threads (behind a reverse proxy, set it to threads).", minimum=0)
     public_url: str = _opt("", "Public base URL (behind a proxy); empty means derive from "
                                "requests.")
 
@@ -138,6 +158,7 @@ class Option:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
+    minimum: float | None = None
 
     @property
     def env_name(self) -> str:
@@ -167,7 +188,7 @@ def options(cls: type = Settings, prefix: str = "") -> list[Option]:
             choices = tuple(typing.get_args(hint))
             base = str
         out.append(Option(prefix + f.name, base, f.default, f.metadata.get("help", ""),
-                          choices))
+                          choices, f.metadata.get("minimum")))
     return out
 
 
@@ -198,6 +219,9 @@ def _coerce(opt: Option, raw: Any, source: str) -> Any:
     if opt.choices and value not in opt.choices:
         raise ValidationError(f"{source}: {opt.key} must be one of "
                               f"{', '.join(opt.choices)}, not {value!r}", field=opt.key)
+    if opt.minimum is not None and value < opt.minimum:
+        raise ValidationError(f"{source}: {opt.key} must be at least {opt.minimum:g}, "
+                              f"not {value!r}", field=opt.key)
     return value
 
 

@@ -22,6 +22,7 @@ STATUS: dict[type[e.CoreError], tuple[int, str]] = {
     e.NotEmptyError: (400, "validation"),
     e.ValidationError: (400, "validation"),
     e.InvalidPathError: (400, "validation"),
+    e.RequestTimeoutError: (408, "rest"),
     e.UnsupportedError: (400, "rest"),
     e.QuotaError: (507, "girder"),
     e.LockedError: (423, "rest"),

@@ -30,6 +30,7 @@ from joist.core.errors import (
     NotFoundError,
     QuotaError,
     ReadOnlyError,
+    RequestTimeoutError,
     StorageError,
     ThrottledError,
     UnsupportedError,
@@ -53,6 +54,7 @@ STATUS: dict[type[CoreError], int] = {
     NotEmptyError: 409,
     ValidationError: 400,
     InvalidPathError: 400,
+    RequestTimeoutError: 408,      # the body stalled (the HTTP server's body rules)
     UnsupportedError: 403,         # e.g. a folder inside an item directory
     QuotaError: 507,               # Insufficient Storage
     LockedError: 423,

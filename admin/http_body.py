@@ -1,0 +1,137 @@
+"""The worker side of slow-client defence: how a worker reads a request.
+
+A worker first gets the bytes the front (``http_front``) already read for the
+request, then reads the socket under the body rules: no single wait longer
+than ``body_timeout``, and once that grace is spent an average of at least
+``body_min_rate`` bytes per second of waiting. Breaking either raises
+``RequestTimeoutError`` (408) in the application, which rolls back what it was
+writing, and the connection is closed after the answer.
+"""
+
+from __future__ import annotations
+
+import _pyio
+import contextlib
+import socket
+import time
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from cheroot import makefile, server
+
+from joist.core.errors import RequestTimeoutError
+
+DRAIN_BYTES = 64 * 1024  # read size when draining a body the application left unread
+
+
+@dataclass(frozen=True)
+class Limits:
+    header_timeout: float  # seconds for a whole request head
+    body_timeout: float  # longest wait for body bytes, and the grace before the rate applies
+    body_min_rate: int  # bytes/s a body must average once the grace is over; 0: no rule
+    per_address: int  # open connections per client address; 0: no cap
+    body_workers_per_address: int  # workers one address's large bodies may hold at once
+    max_head_bytes: int  # request line plus headers
+
+
+class GuardedSocketIO(socket.SocketIO):
+    """The socket as a worker reads it: first the bytes the front already read
+    (the head, maybe some body), then the socket under the body rules."""
+
+    def __init__(self, sock: socket.socket, limits: Limits, idle_timeout: float) -> None:
+        super().__init__(sock, "rb")
+        self.sock = sock
+        self.limits = limits
+        self.idle_timeout = idle_timeout  # the socket's timeout outside body reads (sends)
+        self.prefix = bytearray()
+        self.waited = 0.0
+        self.received = 0
+        self.stalled = False
+
+    def begin(self, data: bytes) -> None:
+        """A new request: ``data`` (its head, maybe more) is read first."""
+        self.prefix[:0] = data
+        self.waited, self.received = 0.0, 0
+
+    def take_prefix(self) -> bytes:
+        data = bytes(self.prefix)
+        self.prefix.clear()
+        return data
+
+    def readinto(self, b: Any) -> int | None:
+        if self.prefix:
+            given = min(len(b), len(self.prefix))
+            b[:given] = self.prefix[:given]
+            del self.prefix[:given]
+            return given
+        limits = self.limits
+        allowance = limits.body_timeout
+        if limits.body_min_rate:
+            # The client must have sent min_rate bytes for every second we
+            # waited beyond the grace: this is how long it may take from here.
+            allowance = min(allowance, limits.body_timeout - self.waited
+                            + self.received / limits.body_min_rate)
+        if self.stalled or allowance <= 0:
+            self._stall()
+        started = time.monotonic()
+        self.sock.settimeout(allowance)
+        n: int | None = None
+        try:
+            n = super().readinto(b)
+        except TimeoutError:
+            self._stall()
+        finally:
+            self.waited += time.monotonic() - started
+            with contextlib.suppress(OSError):  # closed meanwhile
+                self.sock.settimeout(self.idle_timeout)
+        self.received += n or 0
+        return n
+
+    def _stall(self) -> typing.NoReturn:
+        self.stalled = True
+        raise RequestTimeoutError(
+            f"The request body stalled: the server waits at most "
+            f"{self.limits.body_timeout:g} s for data and then needs "
+            f"{self.limits.body_min_rate} bytes/s on average.")
+
+
+class GuardedReader(makefile.StreamReader):
+    """cheroot's buffered socket reader over a ``GuardedSocketIO``."""
+
+    def __init__(self, raw: GuardedSocketIO, bufsize: int) -> None:
+        _pyio.BufferedReader.__init__(self, raw, bufsize)  # type: ignore[arg-type]
+        self.bytes_read = 0
+        self.guard = raw
+
+    def has_data(self) -> bool:
+        return bool(super().has_data() or self.guard.prefix)
+
+    def take_unread(self) -> bytes:
+        """Every byte received but not yet consumed, without touching the socket."""
+        buffered = self.read1(1 << 30) if super().has_data() else b""
+        return buffered + self.guard.take_prefix()
+
+
+class GuardedRequest(server.HTTPRequest):
+    def send_headers(self) -> None:
+        # A request whose body stalled ends its connection; a body the app left
+        # unread is drained here under the body rules (cheroot would drain it too,
+        # but an error there would end up as a 500).
+        guard: GuardedSocketIO = self.conn.rfile.guard
+        if not self.close_connection and not self.chunked_read and not guard.stalled:
+            remaining = getattr(self.rfile, "remaining", 0)
+            try:
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, DRAIN_BYTES))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+            except (RequestTimeoutError, OSError):
+                self.close_connection = True
+        if guard.stalled:
+            self.close_connection = True
+        super().send_headers()
+
+
+__all__ = ["GuardedReader", "GuardedRequest", "GuardedSocketIO", "Limits"]
