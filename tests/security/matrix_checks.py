@@ -68,25 +68,19 @@ def challenged(got: Reply) -> bool:
 
 def expect_anonymous_webdav(expected: Outcome, got: Reply, twin: Reply | None,
                             allowed: int, names: tuple[str, ...]) -> None:
-    """Every anonymous WebDAV expectation, in this one place.
-
-    Issue 12 item 10 changes WebDAV so that an unauthenticated request for
-    anything anonymous may not see, or that does not exist, answers 401 with a
-    Basic challenge, and anonymous read of public data becomes a setting. Until
-    that change is merged an unreadable path answers 404. Both hold here; after
-    the merge, tighten to: hidden and denied -> ``challenged`` (and allowed ->
-    the answer the anonymous-read setting chosen for the test gives).
-    """
+    """Every anonymous WebDAV expectation, in this one place (issue 12 item 10,
+    with ``joist.webdav.anonymous_read`` on, as the matrix world sets it): what
+    anonymous may not see, and what does not exist, answers 401 with a Basic
+    challenge, identically, so that clients log in; a write is asked to log in;
+    public data is served."""
     if expected is Outcome.HIDDEN:
         assert twin is not None
-        assert got.code in (401, 404), got
+        assert got.code == 401 and challenged(got), got
         assert got.normalized(*names) == twin.normalized(*names), (got, twin)
-        if got.code == 401:
-            assert challenged(got), got
     elif expected is Outcome.DENIED:
         assert challenged(got), got  # anonymous never writes: asked to log in
     else:
-        assert got.code == allowed or challenged(got), got
+        assert got.code == allowed, got
 
 
 def check_path_reply(gateway: str, op: str, who: str, expected: Outcome, got: Reply,

@@ -222,6 +222,9 @@ def _victim(world: MatrixWorld, folder: Document, name: str, seed: Document) -> 
 def build_matrix_world(app: App) -> MatrixWorld:
     svc = app.services
     world = MatrixWorld(app)
+    # Anonymous WebDAV reads of public data are a setting (off by default): on
+    # here, so the anonymous cells show both what it serves and what it hides.
+    svc.settings.set("joist.webdav.anonymous_read", True)
     # The site admin first: the first user is made an administrator.
     for who in ("admin", *[p for p in PRINCIPALS if p not in ("admin", "anonymous")]):
         login = LOGINS[who]
