@@ -143,6 +143,9 @@ DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
                "(high: people behind one address must not lock each other out)."),
     SettingDef("joist.throttle.window_seconds", 300.0, _number(1),
                "Length of the failed-login window, seconds."),
+    SettingDef("joist.uploads.abandoned_after", 86400.0, _number(0),
+               "Seconds without activity after which `joist check --repair` removes an "
+               "unfinished upload (streaming uploads whose process is gone go at once)."),
     SettingDef("joist.s3.redirect_downloads", True, _bool,
                "Redirect REST downloads of S3 files to presigned URLs."),
 )}

@@ -38,7 +38,7 @@ from ..errors import UnsupportedError, ValidationError
 
 __all__ = [
     "BLOCK_SIZE", "AssetstoreAdapter", "BlobReader", "Capabilities", "Capacity",
-    "ImportEntry", "Problem", "ProblemKind",
+    "ImportEntry", "Problem", "ProblemKind", "UploadActivity",
 ]
 
 BLOCK_SIZE = 1 << 20
@@ -186,6 +186,21 @@ class BlobReader(io.RawIOBase):
         return self._pos
 
 
+@dataclass(frozen=True)
+class UploadActivity:
+    """What the backend holds for one upload record, for telling a live upload
+    from an abandoned one: ``temp_bytes`` of temporary data and the time
+    (``time.time()``) of its ``last_write`` (None: unknown); ``busy`` when a
+    process is writing or finalizing it at this moment; ``blob``: the blob
+    fields when a finalize stored the bytes and was interrupted before the
+    file record was written (the upload then holds one reference to them)."""
+
+    temp_bytes: int | None = None
+    last_write: float | None = None
+    busy: bool = False
+    blob: dict[str, Any] | None = None
+
+
 class AssetstoreAdapter(abc.ABC):
     """One backend that stores blobs. Instances are thread-safe, and several
     processes may use the same backend at once; anything shared lives in the
@@ -226,6 +241,22 @@ class AssetstoreAdapter(abc.ABC):
     @abc.abstractmethod
     def abort_upload(self, upload: dict[str, Any]) -> None:
         """Drop the upload's temporary data. Idempotent."""
+
+    def forget_upload(self, upload: dict[str, Any]) -> None:
+        """The upload's file record is written and its upload record deleted:
+        drop what the adapter kept to resume an interrupted ``finalize_upload``."""
+        return None
+
+    def upload_activity(self, upload: dict[str, Any]) -> UploadActivity:
+        """What the backend holds for ``upload`` (``joist check``, system/uploads)."""
+        return UploadActivity()
+
+    def untracked_uploads(self, known: AbstractSet[str], *, older_than: float | None = None,
+                          delete: bool = False) -> list[dict[str, Any]]:
+        """Temporary data of uploads not in ``known`` (upload ids) and last
+        written before ``older_than`` (``time.time()``; None: any age), as
+        Girder's ``untrackedUploads``; ``delete`` removes it as well."""
+        return []
 
     # -- blobs --------------------------------------------------------------
     @abc.abstractmethod

@@ -3,6 +3,8 @@
 Layout under ``root``::
 
     temp/<uploadId>.part        bytes of an upload in progress
+    temp/<uploadId>.done        symlink to the blob a finalize installed, kept
+                                until the file record exists (crash recovery)
     ab/cd/<sha512>              a blob, named by the SHA-512 of its content
     ab/cd/.lock                 flock target serialising changes to that bucket
 
@@ -31,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .. import faults
 from ..db.engine import Collection, CollectionSpec, Index
 from ..errors import (
     ConflictError,
@@ -40,7 +43,15 @@ from ..errors import (
     StorageError,
     ValidationError,
 )
-from .base import BLOCK_SIZE, AssetstoreAdapter, BlobReader, Capabilities, Capacity, Problem
+from .base import (
+    BLOCK_SIZE,
+    AssetstoreAdapter,
+    BlobReader,
+    Capabilities,
+    Capacity,
+    Problem,
+    UploadActivity,
+)
 from .localio import LocalBlobReader, copy_stream, fsync_dir, locked, os_errors, storage_error
 from .refcount import release_reference
 
@@ -58,6 +69,7 @@ SHA512_RE = re.compile(r"^[0-9a-f]{128}$")
 _UPLOAD_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 TEMP_DIR = "temp"
 TEMP_SUFFIX = ".part"
+DONE_SUFFIX = ".done"
 LOCK_NAME = ".lock"
 _HASH_CACHE_MAX = 4096  # incremental hashers kept; a miss only costs a re-read
 
@@ -117,6 +129,9 @@ class FilesystemAssetstore(AssetstoreAdapter):
     def temp_path(self, upload_id: str) -> str:
         return os.path.join(self.temp_root, upload_id + TEMP_SUFFIX)
 
+    def done_path(self, upload_id: str) -> str:
+        return os.path.join(self.temp_root, upload_id + DONE_SUFFIX)
+
     # -- uploads --------------------------------------------------------------
     def begin_upload(self, upload: dict[str, Any]) -> dict[str, Any]:
         upload_id, size = _upload_id(upload), _upload_size(upload)
@@ -170,7 +185,13 @@ class FilesystemAssetstore(AssetstoreAdapter):
         return end, state
 
     def upload_offset(self, upload: dict[str, Any]) -> int:
-        fd = self._open_temp(_upload_id(upload))
+        try:
+            fd = self._open_temp(_upload_id(upload))
+        except NotFoundError:
+            # A finalize installed every byte and was interrupted: complete
+            # the upload to resume it.
+            self._installed(upload)
+            return _upload_size(upload)
         try:
             return self._lock_temp(fd, shared=True)  # waits for a chunk in flight
         finally:
@@ -179,7 +200,10 @@ class FilesystemAssetstore(AssetstoreAdapter):
     def finalize_upload(self, upload: dict[str, Any]) -> dict[str, Any]:
         upload_id, size = _upload_id(upload), _upload_size(upload)
         state = self._state(upload)
-        fd = self._open_temp(upload_id)
+        try:
+            fd = self._open_temp(upload_id)
+        except NotFoundError:
+            return self._resume_install(upload)
         try:
             received = self._lock_temp(fd)
             if received != size:
@@ -189,6 +213,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
             with os_errors("Finalizing an upload"):
                 os.fchmod(fd, self.perms)
                 os.fsync(fd)  # the content must be durable before its name is
+                self._mark_done(upload_id, digest)
+                faults.point("upload.finalize.before_rename")
                 self._install(digest, self.temp_path(upload_id), size)
                 fsync_dir(self.temp_root)
         finally:
@@ -199,8 +225,37 @@ class FilesystemAssetstore(AssetstoreAdapter):
     def abort_upload(self, upload: dict[str, Any]) -> None:
         upload_id = _upload_id(upload)
         self._forget_hash(upload_id)
-        with os_errors("Aborting an upload"), contextlib.suppress(FileNotFoundError):
-            os.unlink(self.temp_path(upload_id))
+        with os_errors("Aborting an upload"):
+            for path in (self.temp_path(upload_id), self.done_path(upload_id)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+    def forget_upload(self, upload: dict[str, Any]) -> None:
+        with os_errors("Ending an upload"), contextlib.suppress(FileNotFoundError):
+            os.unlink(self.done_path(_upload_id(upload)))
+
+    def upload_activity(self, upload: dict[str, Any]) -> UploadActivity:
+        upload_id = _upload_id(upload)
+        with os_errors("Inspecting an upload"):
+            try:
+                fd = os.open(self.temp_path(upload_id), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return self._installed_activity(upload)
+            try:
+                st = os.fstat(fd)
+                try:  # a writer or finalizer holds it exclusively
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    busy = False
+                except BlockingIOError:
+                    busy = True
+            finally:
+                os.close(fd)
+        return UploadActivity(temp_bytes=st.st_size, last_write=st.st_mtime, busy=busy)
+
+    def untracked_uploads(self, known: AbstractSet[str], *, older_than: float | None = None,
+                          delete: bool = False) -> list[dict[str, Any]]:
+        from .filesystem_check import FilesystemChecker
+        return FilesystemChecker(self).untracked(known, older_than=older_than, delete=delete)
 
     # -- blobs ----------------------------------------------------------------
     def open_read(self, blob: Mapping[str, Any]) -> BlobReader:
@@ -279,6 +334,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
             # Absent, or a damaged copy of wrong length: replace atomically.
             os.rename(temp, final)
             fsync_dir(self.bucket_dir(digest))
+            faults.point("upload.finalize.after_rename")
             try:
                 self._count_new_reference(digest, size)
             except BaseException:
@@ -293,6 +349,69 @@ class FilesystemAssetstore(AssetstoreAdapter):
              "$setOnInsert": {"assetstoreId": self.assetstore_id, "sha512": digest,
                               "size": size}},
             upsert=True)
+
+    def _mark_done(self, upload_id: str, digest: str) -> None:
+        """Say which blob this upload's bytes become, before they move there:
+        a finalize interrupted after the rename can then be resumed. Made
+        durable with the rename by the caller's sync of the temp directory."""
+        marker = self.done_path(upload_id)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)  # from an earlier attempt
+        os.symlink(os.path.join("..", _relpath(digest)), marker)
+
+    def _done_digest(self, upload_id: str) -> str | None:
+        try:
+            target = os.readlink(self.done_path(upload_id))
+        except (FileNotFoundError, OSError):
+            return None
+        digest = os.path.basename(target)
+        return digest if SHA512_RE.match(digest) else None
+
+    def _installed(self, upload: Mapping[str, Any]) -> str:
+        """The digest of the blob an interrupted finalize installed for
+        ``upload``, checked present; ``NotFoundError`` otherwise."""
+        upload_id, size = _upload_id(upload), _upload_size(upload)
+        digest = self._done_digest(upload_id)
+        if digest is None:
+            raise NotFoundError(f"Upload {upload_id} has no data here: it was "
+                                "finalized, aborted or never begun.")
+        try:
+            present = os.stat(self.blob_path(digest)).st_size == size
+        except FileNotFoundError:
+            present = False
+        if not present:
+            raise NotFoundError(f"The bytes of upload {upload_id} were lost after a "
+                                "crash; cancel the upload and start again.")
+        return digest
+
+    def _resume_install(self, upload: Mapping[str, Any]) -> dict[str, Any]:
+        """Finish a finalize that stopped after the rename. Whether its
+        reference was counted is unknown, so count it (again): a count too
+        high is harmless and ``joist check`` repairs it, a count too low
+        would delete bytes in use."""
+        size = _upload_size(upload)
+        with os_errors("Resuming a finalize"):
+            digest = self._installed(upload)
+            with locked(self.bucket_lock(digest)):
+                digest = self._installed(upload)  # not deleted meanwhile
+                self._count_new_reference(digest, size)
+        return {"size": size, "sha512": digest, "path": _relpath(digest)}
+
+    def _installed_activity(self, upload: Mapping[str, Any]) -> UploadActivity:
+        upload_id = _upload_id(upload)
+        digest = self._done_digest(upload_id)
+        if digest is None:
+            return UploadActivity(temp_bytes=0)
+        try:
+            when: float | None = os.lstat(self.done_path(upload_id)).st_mtime
+        except FileNotFoundError:
+            when = None
+        try:
+            size = os.stat(self.blob_path(digest)).st_size
+        except FileNotFoundError:
+            return UploadActivity(temp_bytes=0, last_write=when)
+        return UploadActivity(temp_bytes=0, last_write=when,
+                              blob={"size": size, "sha512": digest, "path": _relpath(digest)})
 
     def _unlink_blob(self, digest: str) -> None:
         try:

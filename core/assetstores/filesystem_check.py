@@ -16,12 +16,20 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CoreError
 from .base import BLOCK_SIZE, Problem, ProblemKind
-from .filesystem import LOCK_NAME, SHA512_RE, TEMP_DIR, TEMP_SUFFIX, _now, _upload_id
+from .filesystem import (
+    DONE_SUFFIX,
+    LOCK_NAME,
+    SHA512_RE,
+    TEMP_DIR,
+    TEMP_SUFFIX,
+    _now,
+    _upload_id,
+)
 from .localio import locked, os_errors
 
 if TYPE_CHECKING:
@@ -77,19 +85,55 @@ class FilesystemChecker:
     def _check_temp(self, live_uploads: AbstractSet[str],
                     settled_before: float | None) -> list[Problem]:
         problems: list[Problem] = []
+        for upload_id, size, mtime, unknown in self._temp_entries():
+            if unknown is not None:
+                problems.append(Problem(ProblemKind.UNKNOWN_FILE, "not an upload's temp file",
+                                        f"{TEMP_DIR}/{unknown}"))
+            elif upload_id not in live_uploads and not _recent(mtime, settled_before):
+                problems.append(Problem(ProblemKind.STALE_TEMP,
+                                        f"{size} bytes of an upload that no longer exists",
+                                        upload_id))
+        return problems
+
+    def _temp_entries(self) -> Iterator[tuple[str, int, float, str | None]]:
+        """(upload id, temp bytes, last change, None) per upload with data in
+        the temp folder (its ``.part`` file and/or the ``.done`` link of an
+        interrupted finalize); (name, 0, 0.0, name) for anything else."""
+        found: dict[str, tuple[int, float]] = {}
         with os.scandir(self.store.temp_root) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
-                upload_id = entry.name.removesuffix(TEMP_SUFFIX)
-                if entry.name == upload_id or not entry.is_file(follow_symlinks=False):
-                    problems.append(Problem(ProblemKind.UNKNOWN_FILE, "not an upload's temp file",
-                                            f"{TEMP_DIR}/{entry.name}"))
+                name = entry.name
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # finalized or aborted meanwhile
+                if name.endswith(TEMP_SUFFIX) and entry.is_file(follow_symlinks=False):
+                    upload_id, size = name.removesuffix(TEMP_SUFFIX), st.st_size
+                elif name.endswith(DONE_SUFFIX) and entry.is_symlink():
+                    upload_id, size = name.removesuffix(DONE_SUFFIX), 0
+                else:
+                    yield name, 0, 0.0, name
                     continue
-                if upload_id in live_uploads or _recent(entry.stat().st_mtime, settled_before):
+                before = found.get(upload_id, (0, 0.0))
+                found[upload_id] = (before[0] + size, max(before[1], st.st_mtime))
+        for upload_id, (size, mtime) in sorted(found.items()):
+            yield upload_id, size, mtime, None
+
+    def untracked(self, known: AbstractSet[str], *, older_than: float | None,
+                  delete: bool) -> list[dict[str, Any]]:
+        """Temp data of uploads without a record (``untracked_uploads``)."""
+        out: list[dict[str, Any]] = []
+        with os_errors("Listing untracked uploads"):
+            for upload_id, size, mtime, unknown in self._temp_entries():
+                if unknown is not None or upload_id in known \
+                        or (older_than is not None and mtime >= older_than):
                     continue
-                problems.append(Problem(ProblemKind.STALE_TEMP,
-                                        f"{entry.stat().st_size} bytes of an upload that no "
-                                        "longer exists", upload_id))
-        return problems
+                if delete and not self._drop_temp(upload_id, older_than):
+                    continue
+                out.append({"assetstoreId": self.store.assetstore_id, "uploadId": upload_id,
+                            "size": size, "updated": datetime.fromtimestamp(mtime, UTC),
+                            "untracked": True})
+        return out
 
     def _merged(self) -> Iterator[tuple[str, int | None, dict[str, Any] | None]]:
         """(digest, blob size or None, refs document or None) for every digest
@@ -187,13 +231,15 @@ class FilesystemChecker:
 
     def _drop_temp(self, upload_id: str, settled_before: float | None) -> bool:
         try:
-            path = self.store.temp_path(_upload_id({"_id": upload_id}))
+            upload_id = _upload_id({"_id": upload_id})
         except CoreError:
             return False  # not a name the assetstore would have written
-        with os_errors("Removing a stale temp file"), contextlib.suppress(FileNotFoundError):
-            if _recent(os.stat(path).st_mtime, settled_before):
-                return False
-            os.unlink(path)
+        with os_errors("Removing a stale temp file"):
+            for path in (self.store.temp_path(upload_id), self.store.done_path(upload_id)):
+                with contextlib.suppress(FileNotFoundError):
+                    if _recent(os.lstat(path).st_mtime, settled_before):
+                        return False
+                    os.unlink(path)
         self.store._forget_hash(upload_id)
         return True
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from .. import faults
 from ..errors import CoreError, QuotaError, StorageError, ValidationError
 from .base import BLOCK_SIZE, BlobReader
 
@@ -138,6 +139,7 @@ def _copy(fd: int, offset: int, stream: BinaryIO, length: int | None, limit: int
         if pos + len(data) > limit:
             raise ValidationError("Received too many bytes.")
         pwrite_all(fd, data, pos)
+        faults.point("upload.chunk.mid_write")
         consume(data)
         pos += len(data)
         if remaining is not None:

@@ -3,7 +3,10 @@
 Store checks: records whose parent is gone, sizes and file counts that do not
 add up. Assetstore checks (by each adapter): blobs nobody references, blobs
 that are missing or the wrong size, reference counts that are off, temp data of
-uploads that no longer exist. ``repair`` fixes what can be fixed safely.
+uploads that no longer exist. Upload records: abandoned uploads (see
+``abandoned``), whose records and temp bytes ``repair`` removes; the stored
+bytes of a live upload's interrupted finalize count as that upload's
+reference. ``repair`` fixes what can be fixed safely.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from ..acl import SYSTEM
 from ..db.engine import Collection, Document
 from . import Services
+from .abandoned import AbandonedUploads, UploadStatus
 from .tree import DELETING
 
 PAGE = 2000
@@ -29,6 +33,7 @@ class Finding:
     fix: dict[str, Any] = field(default_factory=dict)
     problem: Any = None  # an assetstore Problem, repaired by its adapter
     assetstore_id: Any = None
+    upload: UploadStatus | None = None  # an abandoned upload
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.detail}"
@@ -46,16 +51,37 @@ def _scan(coll: Collection, projection: list[str]) -> Iterator[Document]:
 
 
 class Checker:
-    def __init__(self, services: Services) -> None:
+    """``max_idle``: seconds after which an unfinished upload is abandoned
+    (None: the setting ``joist.uploads.abandoned_after``)."""
+
+    def __init__(self, services: Services, *, max_idle: float | None = None) -> None:
         self.svc = services
         self.store = services.store
+        self.sweeper = AbandonedUploads.of(services)
+        self.max_idle = max_idle
+        self.in_progress: list[UploadStatus] = []  # live uploads seen by the last check
 
     def check(self, *, deep: bool = False,
               settled_before: float | None = None) -> list[Finding]:
         findings: list[Finding] = []
         findings += self._tree()
+        findings += self._uploads(settled_before)
         findings += self._assetstores(deep=deep, settled_before=settled_before)
         return findings
+
+    # ------------------------------------------------------------ uploads
+    def _uploads(self, settled_before: float | None) -> list[Finding]:
+        out: list[Finding] = []
+        self.in_progress = []
+        for upload in self.store.uploads.find({}, sort=[("_id", 1)]):
+            status = self.sweeper.status(upload, max_idle=self.max_idle,
+                                         settled_before=settled_before)
+            if status.abandoned:
+                out.append(Finding("abandoned-upload", status.describe(), upload["_id"],
+                                   upload=status))
+            else:
+                self.in_progress.append(status)
+        return out
 
     # ------------------------------------------------------------ tree
     def _tree(self) -> list[Finding]:
@@ -131,8 +157,11 @@ class Checker:
         return out
 
     # ------------------------------------------------------------ bytes
-    def live_references(self, assetstore_id: Any) -> dict[str, int]:
-        refs: dict[str, int] = defaultdict(int)
+    def live_references(self, assetstore_id: Any,
+                        settled_before: float | None = None) -> dict[str, int]:
+        """File records per blob, plus the references held by live uploads."""
+        refs: dict[str, int] = defaultdict(int, self.sweeper.held_blobs(
+            assetstore_id, max_idle=self.max_idle, settled_before=settled_before))
         for file in self.store.files.find({"assetstoreId": assetstore_id},
                                           projection=["sha512", "imported"]):
             if file.get("sha512") and not file.get("imported"):
@@ -145,7 +174,7 @@ class Checker:
             adapter = self.svc.assetstores.adapter(doc["_id"])
             live = {str(u["_id"]) for u in self.store.uploads.find(
                 {"assetstoreId": doc["_id"]}, projection=["_id"])}
-            problems = adapter.check(live, self.live_references(doc["_id"]),
+            problems = adapter.check(live, self.live_references(doc["_id"], settled_before),
                                      settled_before=settled_before, deep=deep)
             for problem in problems:
                 out.append(Finding(str(problem.kind), f"assetstore {doc['name']}: "
@@ -159,7 +188,13 @@ class Checker:
         """Fix what can be fixed; returns the findings left as they were."""
         left: list[Finding] = []
         by_store: dict[Any, list[Finding]] = defaultdict(list)
+        for f in findings:  # uploads first: their bytes are judged next
+            if f.upload is not None and not self.sweeper.remove(
+                    f.upload.upload, max_idle=self.max_idle, settled_before=settled_before):
+                left.append(f)
         for f in findings:
+            if f.upload is not None:
+                continue
             if f.problem is not None:
                 by_store[f.assetstore_id].append(f)
             elif f.fix and f.fix["model"] == "folder_count":  # not a Girder model
@@ -187,7 +222,8 @@ class Checker:
         for assetstore_id, group in by_store.items():
             adapter = self.svc.assetstores.adapter(assetstore_id)
             unfixed = adapter.repair([f.problem for f in group],
-                                     live_references=self.live_references(assetstore_id),
+                                     live_references=self.live_references(
+                                         assetstore_id, settled_before),
                                      settled_before=settled_before)
             left += [f for f in group if f.problem in unfixed]
         return left

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from bson import ObjectId
 
-from .. import acl
+from .. import acl, faults
 from ..acl import SYSTEM, Principal
 from ..assetstores.base import BlobReader
 from ..assetstores.registry import AssetstoreRegistry
@@ -139,6 +139,7 @@ class FileService:
         file = self._delete_record(file)
         if file is None:
             return  # already gone (a concurrent delete): nothing to release
+        faults.point("file.delete.after_record")
         if item is None:
             item = self.store.items.find_one({"_id": file["itemId"]})
         if item is not None:
@@ -178,6 +179,7 @@ class FileService:
             return self.create_link(principal, item, file["name"], file["linkUrl"],
                                     mime_type=file.get("mimeType"))
         file = self._reference(file)
+        faults.point("file.copy.after_reference")
         blob = {k: file[k] for k in BLOB_FIELDS if k in file}
         return self.record(item, name=file["name"], size=int(file.get("size") or 0),
                            mime_type=file.get("mimeType"),

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from bson import ObjectId
 
-from .. import acl
+from .. import acl, faults, processes
 from ..acl import Principal
 from ..assetstores.registry import AssetstoreRegistry
 from ..common import utcnow, validate_name
@@ -36,6 +36,8 @@ from .tree import Tree
 log = logging.getLogger("joist.uploads")
 _REPLACE_ATTEMPTS = 16  # rounds of the create/replace race before giving up
 _IN_FLIGHT: Any = object()
+PROGRESS_SECONDS = 2.0
+"""A streaming upload records its length and activity at most this often."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ class UploadService:
         }
         if reference is not None:
             upload["reference"] = reference
+        if streaming:  # only this process can finish it: say which one it is
+            upload["owner"] = processes.identity()
         self.store.uploads.insert_one(upload)
         try:
             upload["state"] = adapter.begin_upload(upload)
@@ -134,6 +138,13 @@ class UploadService:
                 upload, offset, stream, length)
         finally:
             upload["size"] = upload["received"]
+        now = utcnow()
+        if (now - upload["updated"]).total_seconds() >= PROGRESS_SECONDS:
+            # Shows `joist check` and system/uploads what the temp bytes are.
+            upload["updated"] = now
+            self.store.uploads.update_one({"_id": upload["_id"]}, {"$set": {
+                "received": upload["received"], "updated": now}})
+        faults.point("upload.stream.after_append")
         return int(upload["received"])
 
     def finish(self, upload: Document) -> Document:
@@ -142,6 +153,7 @@ class UploadService:
         self.store.uploads.update_one({"_id": upload["_id"]}, {"$set": {
             "size": upload["size"], "received": upload["received"],
             "state": upload["state"], "updated": utcnow()}})
+        faults.point("upload.stream.at_finish")
         return self.finalize(upload)
 
     # ------------------------------------------------------------ chunks
@@ -171,6 +183,7 @@ class UploadService:
                                       field="chunk")
         adapter = self.assetstores.adapter(upload["assetstoreId"])
         received, state = adapter.write_chunk(upload, offset, stream, length)
+        faults.point("upload.chunk.after_write")
         upload.update(received=received, state=state, updated=utcnow())
         self.store.uploads.update_one({"_id": upload["_id"]}, {"$set": {
             "received": received, "state": state, "updated": upload["updated"]}})
@@ -214,9 +227,20 @@ class UploadService:
 
     # ------------------------------------------------------------ finish
     def finalize(self, upload: Document) -> Document:
-        """Commit the bytes, then the record; on failure release the bytes."""
+        """Commit the bytes, then the record; on failure release the bytes.
+
+        Safe to run again after a crash at any step: the adapter resumes an
+        interrupted commit, and a file record already written (it carries the
+        upload's id) is returned instead of making a second one."""
         adapter = self.assetstores.adapter(upload["assetstoreId"])
+        if not upload.get("fileId"):
+            done = self.store.files.find_one({"_id": upload["_id"]})
+            if done is not None:
+                self.store.uploads.delete_one({"_id": upload["_id"]})
+                adapter.forget_upload(upload)
+                return done
         blob = adapter.finalize_upload(upload)
+        faults.point("upload.finalize.after_refcount")
         try:
             if upload.get("fileId"):
                 file = self._replace(upload, blob)
@@ -229,7 +253,9 @@ class UploadService:
             adapter.delete(blob)
             self.discard(upload)
             raise
+        faults.point("upload.finalize.after_record")
         self.store.uploads.delete_one({"_id": upload["_id"]})
+        adapter.forget_upload(upload)
         return file
 
     def _create(self, upload: Document, blob: dict[str, Any]) -> Document:
@@ -285,7 +311,11 @@ class UploadService:
                                  creator_id=upload["userId"], check_access=False)
 
     def _record(self, upload: Document, blob: dict[str, Any], item: Document) -> Document:
-        extra = {"reference": upload["reference"]} if upload.get("reference") else None
+        # The upload's id names the record, so a finalize run again after a
+        # crash finds it instead of making a second file.
+        extra: dict[str, Any] = {"_id": upload["_id"]}
+        if upload.get("reference"):
+            extra["reference"] = upload["reference"]
         return self.files.record(item, name=upload["name"], size=int(blob["size"]),
                                  mime_type=upload.get("mimeType"),
                                  assetstore_id=upload["assetstoreId"], blob=blob,
@@ -328,6 +358,7 @@ class UploadService:
                                                    return_document="before")
         if old is None:
             raise NotFoundError("The file was deleted meanwhile.", field="fileId")
+        faults.point("upload.replace.after_update")
         item = self.store.items.find_one({"_id": old["itemId"]})
         if item is not None:
             self.tree.add_size(item, new_size - int(old.get("size") or 0))

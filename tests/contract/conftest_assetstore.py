@@ -243,6 +243,7 @@ class Ledger:
         blob = self.adapter.finalize_upload(upload)
         self.files.append(blob)
         del self.uploads[upload["_id"]]
+        self.adapter.forget_upload(upload)  # as the upload service does
         return blob
 
     def upload(self, data: bytes, chunk: int | None = None) -> dict[str, Any]:

@@ -298,6 +298,7 @@ def test_concurrent_identical_uploads(assetstore_factory: AdapterFactory,
                 _, upload["state"] = adapter.write_chunk(
                     upload, offset, io.BytesIO(data[offset:offset + MiB]))
             blob = adapter.finalize_upload(upload)
+            adapter.forget_upload(upload)
             with lock:
                 blobs.append(blob)
         except BaseException as exc:
@@ -339,6 +340,7 @@ def test_finalize_and_delete_races_never_lose_referenced_bytes(
                 upload["state"] = adapter.begin_upload(upload)
                 adapter.write_chunk(upload, 0, io.BytesIO(data))
                 blob = adapter.finalize_upload(upload)
+                adapter.forget_upload(upload)
                 if read_all(adapter, blob) != data:
                     failures.append(f"round {i}: wrong bytes")
                 adapter.delete(blob)

@@ -53,11 +53,19 @@ def begin(store: FilesystemAssetstore, size: int) -> dict[str, Any]:
     return upload
 
 
+def finalized(store: FilesystemAssetstore, upload: dict[str, Any]) -> dict[str, Any]:
+    """Finalize as the upload service does: the adapter forgets the upload
+    once its file record exists."""
+    blob = store.finalize_upload(upload)
+    store.forget_upload(upload)
+    return blob
+
+
 def put(store: FilesystemAssetstore, data: bytes, chunk: int = 4 * MiB) -> dict[str, Any]:
     upload = begin(store, len(data))
     for offset in range(0, len(data), chunk):
         store.write_chunk(upload, offset, io.BytesIO(data[offset:offset + chunk]))
-    return store.finalize_upload(upload)
+    return finalized(store, upload)
 
 
 def payload(size: int, seed: int = 0) -> bytes:
@@ -77,7 +85,7 @@ def test_layout_and_refs_document(store: FilesystemAssetstore, refs: Collection)
     assert os.listdir(store.temp_root) == [f"{upload['_id']}.part"]
     store.write_chunk(upload, 0, io.BytesIO(data))
     assert not os.path.exists(store.blob_path(digest))
-    blob = store.finalize_upload(upload)
+    blob = finalized(store, upload)
     assert blob == {"size": 5000, "sha512": digest, "path": f"{digest[:2]}/{digest[2:4]}/{digest}"}
     assert store.local_path(blob) == os.path.join(store.root, blob["path"])
     assert Path(store.local_path(blob) or "").read_bytes() == data
@@ -98,7 +106,7 @@ def test_permissions_ignore_umask(tmp_path: Path, refs: Collection, perms: int) 
         temp = os.path.join(store.root, upload["state"]["tempPath"])
         assert os.stat(temp).st_mode & 0o777 == perms
         store.write_chunk(upload, 0, io.BytesIO(b"abc"))
-        blob = store.finalize_upload(upload)
+        blob = finalized(store, upload)
     finally:
         os.umask(old)
     assert os.stat(store.local_path(blob) or "").st_mode & 0o777 == perms
@@ -137,7 +145,7 @@ def test_finalize_syncs_then_renames_the_temp_file(store: FilesystemAssetstore,
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "rename", rename)
-    store.finalize_upload(upload)
+    finalized(store, upload)
     final = store.blob_path(digest)
     assert os.stat(final).st_ino == inode  # renamed, not copied
     at = events.index(("rename", final))
@@ -163,7 +171,7 @@ def test_no_partial_final_file_is_ever_visible(store: FilesystemAssetstore) -> N
         for offset in range(0, len(data), MiB):
             store.write_chunk(upload, offset, io.BytesIO(data[offset:offset + MiB]))
             assert not os.path.exists(final)
-        store.finalize_upload(upload)
+        finalized(store, upload)
     finally:
         done.set()
         watcher.join(timeout=60)
@@ -186,7 +194,7 @@ def test_failed_count_keeps_the_upload_retryable(store: FilesystemAssetstore,
     assert not os.path.exists(store.blob_path(hashlib.sha512(data).hexdigest()))
     assert store.upload_offset(upload) == len(data)
     monkeypatch.undo()
-    assert store.finalize_upload(upload)["size"] == len(data)
+    assert finalized(store, upload)["size"] == len(data)
     assert store.check(set()) == []
 
 
@@ -244,7 +252,7 @@ def test_bucket_lock_holds_across_processes(store: FilesystemAssetstore, refs: C
     def run() -> None:
         try:
             if operation == "finalize":
-                store.finalize_upload(pending)
+                finalized(store, pending)
             else:
                 store.delete(blob)
         except BaseException as exc:
@@ -309,7 +317,7 @@ def test_instances_share_upload_progress(tmp_path: Path, refs: Collection) -> No
     upload = begin(one, len(data))
     for i, offset in enumerate(range(0, len(data), MiB)):
         (one, two)[i % 2].write_chunk(upload, offset, io.BytesIO(data[offset:offset + MiB]))
-    blob = two.finalize_upload(upload)
+    blob = finalized(two, upload)
     assert blob["sha512"] == hashlib.sha512(data).hexdigest()
 
 
@@ -347,7 +355,7 @@ def test_disk_full_rolls_back(tiny_fs: Path, refs: Collection) -> None:
     assert store.check({upload["_id"]}, {}) == []
     filler.unlink()
     store.write_chunk(upload, MiB, io.BytesIO(data[MiB:]))
-    blob = store.finalize_upload(upload)
+    blob = finalized(store, upload)
     assert blob["sha512"] == hashlib.sha512(data).hexdigest()
     assert store.check(set(), {blob["sha512"]: 1}) == []
 

@@ -12,6 +12,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from joist.core.auth import scopes
+from joist.core.services.abandoned import AbandonedUploads, UploadStatus
 from joist.core.services.check import Checker
 
 from ..app import Context
@@ -70,23 +71,66 @@ def unset_setting(ctx: Context, key: str) -> None:
     ctx.services.settings.unset(key)
 
 
-@api.get("uploads", "List partial uploads.", scope=scopes.PARTIAL_UPLOAD_READ, access="admin",
-         params=(Param("userId", "objectId"), *PAGING))
-def list_uploads(ctx: Context, user_id: Any, limit: int, offset: int, sortdir: int) -> Page:
-    uploads = ctx.services.uploads.list(user_id=user_id, skip=offset, limit=limit)
-    return Page([upload_view(u) for u in uploads])
+UPLOAD_FILTERS = (
+    Param("uploadId", "objectId", description="Only this upload."),
+    Param("userId", "objectId", description="Only uploads started by this user."),
+    Param("parentId", "objectId", description="Only uploads into this folder or item."),
+    Param("assetstoreId", "objectId", description="Only uploads to this assetstore."),
+    Param("minimumAge", "number",
+          description="Only uploads idle for at least this many days."),
+    Param("includeUntracked", "boolean", default=True,
+          description="Also temporary data no upload record owns."),
+)
+DAY = 86400.0
 
 
-@api.delete("uploads", "Discard partial uploads.",
-            scope=scopes.PARTIAL_UPLOAD_CLEAN, access="admin",
-            params=(Param("uploadId", "objectId"), Param("userId", "objectId")))
-def delete_uploads(ctx: Context, upload_id: Any, user_id: Any) -> list[Any]:
-    uploads = ctx.services.uploads.list(user_id=user_id)
-    if upload_id is not None:
-        uploads = [u for u in uploads if u["_id"] == upload_id]
-    for upload in uploads:
-        ctx.services.uploads.discard(upload)
-    return [upload_view(u) for u in uploads]
+@api.get("uploads", "List unfinished uploads.", scope=scopes.PARTIAL_UPLOAD_READ,
+         access="admin",
+         params=(*UPLOAD_FILTERS, *PAGING))
+def list_uploads(ctx: Context, upload_id: Any, user_id: Any, parent_id: Any,
+                 assetstore_id: Any, minimum_age: float | None, include_untracked: bool,
+                 limit: int, offset: int, sortdir: int) -> Page:
+    sweeper = AbandonedUploads.of(ctx.services)
+    age = _age(minimum_age)
+    found: list[dict[str, Any]] = [
+        _status_view(s) for s in sweeper.select(
+            upload_id=upload_id, user_id=user_id, parent_id=parent_id,
+            assetstore_id=assetstore_id, minimum_age=age)]
+    if include_untracked and upload_id is None and user_id is None and parent_id is None:
+        found += sweeper.untracked(assetstore_id=assetstore_id, minimum_age=age)
+    return Page(found[offset:offset + limit] if limit else found[offset:])
+
+
+@api.delete("uploads", "Discard unfinished uploads and their temporary data.",
+            scope=scopes.PARTIAL_UPLOAD_CLEAN, access="admin", params=UPLOAD_FILTERS)
+def delete_uploads(ctx: Context, upload_id: Any, user_id: Any, parent_id: Any,
+                   assetstore_id: Any, minimum_age: float | None,
+                   include_untracked: bool) -> list[Any]:
+    sweeper = AbandonedUploads.of(ctx.services)
+    age = _age(minimum_age)
+    removed: list[dict[str, Any]] = []
+    for status in sweeper.select(upload_id=upload_id, user_id=user_id, parent_id=parent_id,
+                                 assetstore_id=assetstore_id, minimum_age=age):
+        # An upload being written at this moment is left alone.
+        if sweeper.remove(status.upload, force=True):
+            removed.append(_status_view(status))
+    if include_untracked and upload_id is None and user_id is None and parent_id is None:
+        removed += sweeper.untracked(assetstore_id=assetstore_id, minimum_age=age,
+                                     delete=True)
+    return removed
+
+
+def _age(days: float | None) -> float | None:
+    if days is None:
+        return None
+    if not days >= 0 or days == float("inf"):
+        raise RestError("minimumAge must be a non-negative number of days.")
+    return days * DAY
+
+
+def _status_view(status: UploadStatus) -> dict[str, Any]:
+    return {**upload_view(status.upload), "tempBytes": status.activity.temp_bytes,
+            "abandoned": status.abandoned}
 
 
 @api.get("access_flag", "List access flags (none are registered).", scope=FULL_LOGIN)
