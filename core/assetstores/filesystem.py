@@ -190,7 +190,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
         except NotFoundError:
             # A finalize installed every byte and was interrupted: complete
             # the upload to resume it.
-            self._installed(upload)
+            from .filesystem_recovery import FinalizeRecovery
+            FinalizeRecovery(self).installed(upload)
             return _upload_size(upload)
         try:
             return self._lock_temp(fd, shared=True)  # waits for a chunk in flight
@@ -202,8 +203,9 @@ class FilesystemAssetstore(AssetstoreAdapter):
         state = self._state(upload)
         try:
             fd = self._open_temp(upload_id)
-        except NotFoundError:
-            return self._resume_install(upload)
+        except NotFoundError:  # no temp file: perhaps a finalize to resume
+            from .filesystem_recovery import FinalizeRecovery
+            return FinalizeRecovery(self).resume(upload)
         try:
             received = self._lock_temp(fd)
             if received != size:
@@ -235,22 +237,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
             os.unlink(self.done_path(_upload_id(upload)))
 
     def upload_activity(self, upload: dict[str, Any]) -> UploadActivity:
-        upload_id = _upload_id(upload)
-        with os_errors("Inspecting an upload"):
-            try:
-                fd = os.open(self.temp_path(upload_id), os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return self._installed_activity(upload)
-            try:
-                st = os.fstat(fd)
-                try:  # a writer or finalizer holds it exclusively
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                    busy = False
-                except BlockingIOError:
-                    busy = True
-            finally:
-                os.close(fd)
-        return UploadActivity(temp_bytes=st.st_size, last_write=st.st_mtime, busy=busy)
+        from .filesystem_recovery import FinalizeRecovery
+        return FinalizeRecovery(self).activity(upload)
 
     def untracked_uploads(self, known: AbstractSet[str], *, older_than: float | None = None,
                           delete: bool = False) -> list[dict[str, Any]]:
@@ -351,67 +339,14 @@ class FilesystemAssetstore(AssetstoreAdapter):
             upsert=True)
 
     def _mark_done(self, upload_id: str, digest: str) -> None:
-        """Say which blob this upload's bytes become, before they move there:
-        a finalize interrupted after the rename can then be resumed. Made
-        durable with the rename by the caller's sync of the temp directory."""
+        """Say which blob this upload's bytes become, before they move there,
+        so that a finalize interrupted after the rename can be resumed
+        (``filesystem_recovery``). Made durable with the rename by the
+        caller's sync of the temp directory."""
         marker = self.done_path(upload_id)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(marker)  # from an earlier attempt
         os.symlink(os.path.join("..", _relpath(digest)), marker)
-
-    def _done_digest(self, upload_id: str) -> str | None:
-        try:
-            target = os.readlink(self.done_path(upload_id))
-        except (FileNotFoundError, OSError):
-            return None
-        digest = os.path.basename(target)
-        return digest if SHA512_RE.match(digest) else None
-
-    def _installed(self, upload: Mapping[str, Any]) -> str:
-        """The digest of the blob an interrupted finalize installed for
-        ``upload``, checked present; ``NotFoundError`` otherwise."""
-        upload_id, size = _upload_id(upload), _upload_size(upload)
-        digest = self._done_digest(upload_id)
-        if digest is None:
-            raise NotFoundError(f"Upload {upload_id} has no data here: it was "
-                                "finalized, aborted or never begun.")
-        try:
-            present = os.stat(self.blob_path(digest)).st_size == size
-        except FileNotFoundError:
-            present = False
-        if not present:
-            raise NotFoundError(f"The bytes of upload {upload_id} were lost after a "
-                                "crash; cancel the upload and start again.")
-        return digest
-
-    def _resume_install(self, upload: Mapping[str, Any]) -> dict[str, Any]:
-        """Finish a finalize that stopped after the rename. Whether its
-        reference was counted is unknown, so count it (again): a count too
-        high is harmless and ``joist check`` repairs it, a count too low
-        would delete bytes in use."""
-        size = _upload_size(upload)
-        with os_errors("Resuming a finalize"):
-            digest = self._installed(upload)
-            with locked(self.bucket_lock(digest)):
-                digest = self._installed(upload)  # not deleted meanwhile
-                self._count_new_reference(digest, size)
-        return {"size": size, "sha512": digest, "path": _relpath(digest)}
-
-    def _installed_activity(self, upload: Mapping[str, Any]) -> UploadActivity:
-        upload_id = _upload_id(upload)
-        digest = self._done_digest(upload_id)
-        if digest is None:
-            return UploadActivity(temp_bytes=0)
-        try:
-            when: float | None = os.lstat(self.done_path(upload_id)).st_mtime
-        except FileNotFoundError:
-            when = None
-        try:
-            size = os.stat(self.blob_path(digest)).st_size
-        except FileNotFoundError:
-            return UploadActivity(temp_bytes=0, last_write=when)
-        return UploadActivity(temp_bytes=0, last_write=when,
-                              blob={"size": size, "sha512": digest, "path": _relpath(digest)})
 
     def _unlink_blob(self, digest: str) -> None:
         try:

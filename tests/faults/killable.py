@@ -67,19 +67,12 @@ class Server:
         assert code == -signal.SIGKILL, (code, self.drain())
         assert said in self.drain()
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-
 
 @contextmanager
-def serve(env: dict[str, str], points: tuple[str, ...] = ()) -> Iterator[Server]:
-    """`joist serve` on a free port with ``points`` armed; stopped on exit."""
+def serve(env: dict[str, str], points: tuple[str, ...] = (), *,
+          graceful: bool = True) -> Iterator[Server]:
+    """`joist serve` on a free port with ``points`` armed; stopped on exit
+    (``graceful=False``: killed, when nothing it does matters any more)."""
     env = {**env, "JOIST_FAULT_POINTS": ",".join(points)}
     proc = subprocess.Popen([*JOIST, "serve", "--port", "0"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -104,7 +97,7 @@ def serve(env: dict[str, str], points: tuple[str, ...] = ()) -> Iterator[Server]
         yield server
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

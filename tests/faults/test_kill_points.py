@@ -256,7 +256,7 @@ def test_kill_at_point(case: Case, site: Site) -> None:
         upload_id = _crash(case, server, rest, site)
         server.wait_killed_at(case.point)
         rest.close()
-    with serve(site.env) as server:
+    with serve(site.env, graceful=False) as server:
         rest = Rest(server, token=token)
         try:
             _assert_nothing_partial(case, contents(rest, site))
