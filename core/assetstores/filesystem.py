@@ -3,8 +3,8 @@
 Layout under ``root``::
 
     temp/<uploadId>.part        bytes of an upload in progress
-    temp/<uploadId>.done        symlink to the blob a finalize installed, kept
-                                until the file record exists (crash recovery)
+    temp/<uploadId>.done        the digest a finalize installs, kept (and
+                                flocked) until the file record exists
     ab/cd/<sha512>              a blob, named by the SHA-512 of its content
     ab/cd/.lock                 flock target serialising changes to that bucket
 
@@ -109,6 +109,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
             os.makedirs(self.temp_root, exist_ok=True)
         self._hashes: OrderedDict[str, _HashState] = OrderedDict()
         self._hash_lock = threading.Lock()
+        from .filesystem_recovery import FinalizeRecovery
+        self._recovery = FinalizeRecovery(self)
 
     # -- naming ---------------------------------------------------------------
     def ref_id(self, sha512: str) -> str:
@@ -190,8 +192,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
         except NotFoundError:
             # A finalize installed every byte and was interrupted: complete
             # the upload to resume it.
-            from .filesystem_recovery import FinalizeRecovery
-            FinalizeRecovery(self).installed(upload)
+            self._recovery.installed(upload)
             return _upload_size(upload)
         try:
             return self._lock_temp(fd, shared=True)  # waits for a chunk in flight
@@ -204,8 +205,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
         try:
             fd = self._open_temp(upload_id)
         except NotFoundError:  # no temp file: perhaps a finalize to resume
-            from .filesystem_recovery import FinalizeRecovery
-            return FinalizeRecovery(self).resume(upload)
+            return self._recovery.resume(upload)
         try:
             received = self._lock_temp(fd)
             if received != size:
@@ -215,9 +215,13 @@ class FilesystemAssetstore(AssetstoreAdapter):
             with os_errors("Finalizing an upload"):
                 os.fchmod(fd, self.perms)
                 os.fsync(fd)  # the content must be durable before its name is
-                self._mark_done(upload_id, digest)
-                faults.point("upload.finalize.before_rename")
-                self._install(digest, self.temp_path(upload_id), size)
+                self._recovery.mark(upload_id, digest)
+                try:
+                    faults.point("upload.finalize.before_rename")
+                    self._install(digest, self.temp_path(upload_id), size)
+                except BaseException:
+                    self._recovery.release(upload_id)  # the temp file is still the truth
+                    raise
                 fsync_dir(self.temp_root)
         finally:
             os.close(fd)
@@ -228,17 +232,16 @@ class FilesystemAssetstore(AssetstoreAdapter):
         upload_id = _upload_id(upload)
         self._forget_hash(upload_id)
         with os_errors("Aborting an upload"):
-            for path in (self.temp_path(upload_id), self.done_path(upload_id)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp_path(upload_id))
+            self._recovery.release(upload_id)
 
     def forget_upload(self, upload: dict[str, Any]) -> None:
-        with os_errors("Ending an upload"), contextlib.suppress(FileNotFoundError):
-            os.unlink(self.done_path(_upload_id(upload)))
+        with os_errors("Ending an upload"):
+            self._recovery.release(_upload_id(upload))
 
     def upload_activity(self, upload: dict[str, Any]) -> UploadActivity:
-        from .filesystem_recovery import FinalizeRecovery
-        return FinalizeRecovery(self).activity(upload)
+        return self._recovery.activity(upload)
 
     def untracked_uploads(self, known: AbstractSet[str], *, older_than: float | None = None,
                           delete: bool = False) -> list[dict[str, Any]]:
@@ -337,16 +340,6 @@ class FilesystemAssetstore(AssetstoreAdapter):
              "$setOnInsert": {"assetstoreId": self.assetstore_id, "sha512": digest,
                               "size": size}},
             upsert=True)
-
-    def _mark_done(self, upload_id: str, digest: str) -> None:
-        """Say which blob this upload's bytes become, before they move there,
-        so that a finalize interrupted after the rename can be resumed
-        (``filesystem_recovery``). Made durable with the rename by the
-        caller's sync of the temp directory."""
-        marker = self.done_path(upload_id)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(marker)  # from an earlier attempt
-        os.symlink(os.path.join("..", _relpath(digest)), marker)
 
     def _unlink_blob(self, digest: str) -> None:
         try:

@@ -109,7 +109,7 @@ class FilesystemChecker:
                     continue  # finalized or aborted meanwhile
                 if name.endswith(TEMP_SUFFIX) and entry.is_file(follow_symlinks=False):
                     upload_id, size = name.removesuffix(TEMP_SUFFIX), st.st_size
-                elif name.endswith(DONE_SUFFIX) and entry.is_symlink():
+                elif name.endswith(DONE_SUFFIX) and entry.is_file(follow_symlinks=False):
                     upload_id, size = name.removesuffix(DONE_SUFFIX), 0
                 else:
                     yield name, 0, 0.0, name

@@ -1,23 +1,27 @@
 """Uploads of the filesystem assetstore after a crash: resuming a finalize that
 stopped after its rename, and telling a live upload from an abandoned one.
 
-A finalize names the blob it is about to install in ``temp/<id>.done`` (a
-symlink to the blob) before the rename, and the upload service drops that link
-once the file record exists (``forget_upload``). A retry of the upload that
-finds no temp file but that link completes from the installed blob.
+Before the rename, a finalize writes the digest it installs into
+``temp/<id>.done`` and holds that file's ``flock`` until the upload service has
+written the file record and calls ``forget_upload``. A retry that finds no
+temp file but a ``.done`` file nobody holds completes from the installed blob;
+one that finds it held answers that the upload is being finalized. The kernel
+drops the lock of a process that dies, so "held" means "alive".
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFoundError
+from ..errors import ConflictError, NotFoundError
 from .base import UploadActivity
 from .filesystem import SHA512_RE, _relpath, _upload_id, _upload_size
-from .localio import locked, os_errors
+from .localio import locked, os_errors, pwrite_all
 
 if TYPE_CHECKING:
     from .filesystem import FilesystemAssetstore
@@ -26,79 +30,137 @@ __all__ = ["FinalizeRecovery"]
 
 
 class FinalizeRecovery:
+    """The ``.done`` files of one assetstore, and those this process holds."""
+
     def __init__(self, store: FilesystemAssetstore) -> None:
         self.store = store
+        self._held: dict[str, int] = {}  # upload id -> locked descriptor
+        self._lock = threading.Lock()
 
-    def done_digest(self, upload_id: str) -> str | None:
-        """The digest the ``.done`` link of ``upload_id`` names, if any."""
+    # -- the finalizer's side -------------------------------------------------
+    def mark(self, upload_id: str, digest: str) -> None:
+        """Record (and hold) the blob ``upload_id`` is about to become."""
+        fd = os.open(self.store.done_path(upload_id),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, self.store.perms)
         try:
-            target = os.readlink(self.store.done_path(upload_id))
-        except OSError:
-            return None
-        digest = os.path.basename(target)
-        return digest if SHA512_RE.match(digest) else None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            pwrite_all(fd, digest.encode("ascii"), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._hold(upload_id, fd)
 
+    def release(self, upload_id: str) -> None:
+        """Drop the ``.done`` file, then its lock (the file record exists, or
+        the upload is aborted)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.store.done_path(upload_id))
+        with self._lock:
+            fd = self._held.pop(upload_id, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _hold(self, upload_id: str, fd: int) -> None:
+        with self._lock:
+            previous = self._held.pop(upload_id, None)
+            self._held[upload_id] = fd
+        if previous is not None:
+            os.close(previous)
+
+    # -- a retry's side -------------------------------------------------------
     def installed(self, upload: Mapping[str, Any]) -> str:
-        """The digest of the blob an interrupted finalize installed for
-        ``upload``, checked present; ``NotFoundError`` otherwise."""
-        upload_id, size = _upload_id(upload), _upload_size(upload)
-        digest = self.done_digest(upload_id)
-        if digest is None:
-            raise NotFoundError(f"Upload {upload_id} has no data here: it was "
-                                "finalized, aborted or never begun.")
+        """The digest of the blob a finalize installed for ``upload``,
+        checked present; ``NotFoundError`` otherwise."""
+        upload_id = _upload_id(upload)
         try:
-            present = os.stat(self.store.blob_path(digest)).st_size == size
+            fd = os.open(self.store.done_path(upload_id), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            present = False
-        if not present:
-            raise NotFoundError(f"The bytes of upload {upload_id} were lost after a "
-                                "crash; cancel the upload and start again.")
-        return digest
+            raise _no_data(upload_id) from None
+        try:
+            return self._present(upload, _read_digest(fd, upload_id))
+        finally:
+            os.close(fd)
 
     def resume(self, upload: Mapping[str, Any]) -> dict[str, Any]:
-        """Finish a finalize that stopped after the rename. Whether its
+        """Finish a finalize that stopped after its rename. Whether its
         reference was counted is unknown, so count it (again): a count too
         high is harmless and ``joist check`` repairs it; one too low would
         let a delete remove bytes still in use."""
-        size = _upload_size(upload)
+        upload_id, size = _upload_id(upload), _upload_size(upload)
         with os_errors("Resuming a finalize"):
-            digest = self.installed(upload)
-            with locked(self.store.bucket_lock(digest)):
-                digest = self.installed(upload)  # not deleted meanwhile
-                self.store._count_new_reference(digest, size)
+            try:
+                fd = os.open(self.store.done_path(upload_id), os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise _no_data(upload_id) from None
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise ConflictError("This upload is being finalized by another "
+                                        "request.") from None
+                if os.fstat(fd).st_nlink == 0:
+                    raise NotFoundError("The upload was finalized or aborted meanwhile.")
+                digest = _read_digest(fd, upload_id)
+                with locked(self.store.bucket_lock(digest)):
+                    self._present(upload, digest)  # and not deleted meanwhile
+                    self.store._count_new_reference(digest, size)
+            except BaseException:
+                os.close(fd)
+                raise
+        self._hold(upload_id, fd)
         return {"size": size, "sha512": digest, "path": _relpath(digest)}
 
+    def _present(self, upload: Mapping[str, Any], digest: str) -> str:
+        try:
+            present = os.stat(self.store.blob_path(digest)).st_size == _upload_size(upload)
+        except FileNotFoundError:
+            present = False
+        if not present:
+            raise NotFoundError(f"The bytes of upload {_upload_id(upload)} were lost after "
+                                "a crash; cancel the upload and start again.")
+        return digest
+
+    # -- joist check, system/uploads -------------------------------------------
     def activity(self, upload: Mapping[str, Any]) -> UploadActivity:
-        """Temp bytes, last write and whether a writer holds the temp file's
-        lock now; for a finalize stopped after its rename, the blob it holds."""
+        """Temp bytes, last write, and whether a process holds the upload's
+        temp or ``.done`` file now; after a rename, the blob it holds."""
         upload_id = _upload_id(upload)
         with os_errors("Inspecting an upload"):
-            try:
-                fd = os.open(self.store.temp_path(upload_id), os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return self._installed_activity(upload_id)
-            try:
-                st = os.fstat(fd)
-                try:  # a writer or finalizer holds it exclusively
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                    busy = False
-                except BlockingIOError:
-                    busy = True
-            finally:
-                os.close(fd)
-        return UploadActivity(temp_bytes=st.st_size, last_write=st.st_mtime, busy=busy)
+            for path in (self.store.temp_path(upload_id), self.store.done_path(upload_id)):
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue
+                try:
+                    return self._activity(upload, fd, temp=path.endswith(".part"))
+                finally:
+                    os.close(fd)
+        return UploadActivity(temp_bytes=0)
 
-    def _installed_activity(self, upload_id: str) -> UploadActivity:
-        digest = self.done_digest(upload_id)
-        if digest is None:
-            return UploadActivity(temp_bytes=0)
-        try:
-            when: float | None = os.lstat(self.store.done_path(upload_id)).st_mtime
-        except FileNotFoundError:
-            when = None
-        try:
-            size = os.stat(self.store.blob_path(digest)).st_size
-        except FileNotFoundError:
-            return UploadActivity(temp_bytes=0, last_write=when)
-        return UploadActivity(temp_bytes=0, last_write=when,
-                              blob={"size": size, "sha512": digest, "path": _relpath(digest)})
+    def _activity(self, upload: Mapping[str, Any], fd: int, *, temp: bool) -> UploadActivity:
+        st = os.fstat(fd)
+        try:  # a writer or finalizer holds it exclusively
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            busy = False
+        except BlockingIOError:
+            busy = True
+        if temp:
+            return UploadActivity(temp_bytes=st.st_size, last_write=st.st_mtime, busy=busy)
+        blob = None
+        with contextlib.suppress(NotFoundError):
+            digest = self._present(upload, _read_digest(fd, _upload_id(upload)))
+            blob = {"size": _upload_size(upload), "sha512": digest, "path": _relpath(digest)}
+        return UploadActivity(temp_bytes=0, last_write=st.st_mtime, busy=busy, blob=blob)
+
+
+def _read_digest(fd: int, upload_id: str) -> str:
+    digest = os.pread(fd, 256, 0).decode("ascii", "replace").strip()
+    if not SHA512_RE.match(digest):
+        raise _no_data(upload_id)
+    return digest
+
+
+def _no_data(upload_id: str) -> NotFoundError:
+    return NotFoundError(f"Upload {upload_id} has no data here: it was finalized, "
+                         "aborted or never begun.")

@@ -85,6 +85,7 @@ class FileMoveService:
                 self.store.uploads.delete_one({"_id": upload["_id"]})
             raise
         self.store.uploads.delete_one({"_id": upload["_id"]})
+        adapter.forget_upload(upload)
         return blob
 
     def _switch(self, file: Document, target: Document, blob: dict[str, Any]) -> Document:
