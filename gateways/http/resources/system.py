@@ -96,6 +96,8 @@ def list_uploads(ctx: Context, upload_id: Any, user_id: Any, parent_id: Any,
         _status_view(s) for s in sweeper.select(
             upload_id=upload_id, user_id=user_id, parent_id=parent_id,
             assetstore_id=assetstore_id, minimum_age=age)]
+    if sortdir == -1:  # by last update (Girder's default sort), newest first
+        found.reverse()
     if include_untracked and upload_id is None and user_id is None and parent_id is None:
         found += sweeper.untracked(assetstore_id=assetstore_id, minimum_age=age)
     return Page(found[offset:offset + limit] if limit else found[offset:])
