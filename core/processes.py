@@ -19,6 +19,15 @@ __all__ = ["identity", "is_alive"]
 
 
 @functools.cache
+def _pid_namespace() -> int | None:
+    """Pids mean something only within one pid namespace (containers)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+@functools.cache
 def _boot_id() -> str | None:
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
@@ -42,13 +51,14 @@ def _start_time(pid: int) -> str | None:
 def identity() -> dict[str, Any]:
     """This process, as stored on the work it owns."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid,
-            "start": _start_time(pid)}
+    return {"host": socket.gethostname(), "boot": _boot_id(), "pidns": _pid_namespace(),
+            "pid": pid, "start": _start_time(pid)}
 
 
 def is_alive(owner: Any) -> bool | None:
-    """True or False when it can be told from here (same host and boot, with
-    /proc); None when it cannot (another machine, or no /proc)."""
+    """True or False when it can be told from here (same host, boot and pid
+    namespace, with /proc); None when it cannot (another machine or
+    container, or no /proc)."""
     if not isinstance(owner, Mapping) or owner.get("host") != socket.gethostname():
         return None
     boot, start, pid = owner.get("boot"), owner.get("start"), owner.get("pid")
@@ -56,4 +66,6 @@ def is_alive(owner: Any) -> bool | None:
         return None
     if boot != _boot_id():
         return False  # the machine rebooted since: every process of then is gone
+    if owner.get("pidns") is None or owner.get("pidns") != _pid_namespace():
+        return None
     return _start_time(pid) == start
