@@ -15,7 +15,11 @@ adapter call leaves either no visible change or a state ``check()`` reports and
 ``repair()`` fixes, provided the caller keeps to this order:
 
 * upload: ``begin_upload`` -> persist state -> ``write_chunk``... ->
-  ``finalize_upload`` -> create the file record -> delete the upload record;
+  ``finalize_upload`` -> create the file record -> delete the upload record
+  -> ``forget_upload``. An adapter that can (the filesystem one) completes
+  an upload whose finalize a crash interrupted when ``finalize_upload`` runs
+  again, counting again a reference it may already have taken (too high,
+  never too low);
 * copy: ``add_reference(blob)`` first, then create the copy's file record;
 * removal: delete the file record first, then ``delete(blob)``.
 
@@ -236,7 +240,9 @@ class AssetstoreAdapter(abc.ABC):
     def finalize_upload(self, upload: dict[str, Any]) -> dict[str, Any]:
         """Turn the complete upload into a blob holding one reference; returns
         the blob fields for the file record (at least ``size``). The upload's
-        temporary data is gone afterwards. ``ConflictError`` when incomplete."""
+        temporary data is gone afterwards, except what the adapter keeps until
+        ``forget_upload`` to resume a finalize a crash interrupted.
+        ``ConflictError`` when incomplete or being finalized elsewhere."""
 
     @abc.abstractmethod
     def abort_upload(self, upload: dict[str, Any]) -> None:
