@@ -222,7 +222,11 @@ class FilesystemAssetstore(AssetstoreAdapter):
                 except BaseException:
                     self._recovery.release(upload_id)  # the temp file is still the truth
                     raise
-                fsync_dir(self.temp_root)
+                try:
+                    fsync_dir(self.temp_root)
+                except BaseException:
+                    self._recovery.unhold(upload_id)  # installed: a retry resumes
+                    raise
         finally:
             os.close(fd)
         self._forget_hash(upload_id)

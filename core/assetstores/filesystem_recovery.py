@@ -61,6 +61,14 @@ class FinalizeRecovery:
         if fd is not None:
             os.close(fd)
 
+    def unhold(self, upload_id: str) -> None:
+        """Let go of the lock but keep the ``.done`` file: the finalize failed
+        after the rename, and a retry may resume it."""
+        with self._lock:
+            fd = self._held.pop(upload_id, None)
+        if fd is not None:
+            os.close(fd)
+
     def _hold(self, upload_id: str, fd: int) -> None:
         with self._lock:
             previous = self._held.pop(upload_id, None)

@@ -17,7 +17,7 @@ from bson import ObjectId
 from joist.core.assetstores.filesystem import BLOB_REFS_SPEC, FilesystemAssetstore
 from joist.core.db.engine import Collection
 from joist.core.db.sqlite import SQLiteEngine
-from joist.core.errors import ConflictError, NotFoundError
+from joist.core.errors import ConflictError, NotFoundError, StorageError
 
 DATA = os.urandom(70_000)
 DIGEST = hashlib.sha512(DATA).hexdigest()
@@ -95,4 +95,26 @@ def test_lost_bytes_can_only_be_cancelled(tmp_path: Path, refs: Collection) -> N
     with pytest.raises(NotFoundError, match="lost"):
         store.finalize_upload(upload)
     store.abort_upload(upload)
+    assert os.listdir(store.temp_root) == []
+
+
+def test_a_failure_after_the_rename_leaves_it_resumable(
+        tmp_path: Path, refs: Collection, monkeypatch: pytest.MonkeyPatch) -> None:
+    from joist.core.assetstores import filesystem
+    store = _store(tmp_path, refs)
+    upload = _uploaded(store)
+    real = filesystem.fsync_dir
+
+    def failing(path: str) -> None:
+        if path == store.temp_root:
+            raise OSError(5, "I/O error")
+        real(path)
+
+    monkeypatch.setattr(filesystem, "fsync_dir", failing)
+    with pytest.raises(StorageError):
+        store.finalize_upload(upload)
+    monkeypatch.undo()
+    # The same process retries: it holds nothing any more, so it resumes.
+    assert store.finalize_upload(upload)["sha512"] == DIGEST
+    store.forget_upload(upload)
     assert os.listdir(store.temp_root) == []
