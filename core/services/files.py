@@ -136,16 +136,16 @@ class FileService:
         that the sizes it was counted in are still corrected."""
         if check_access:
             self.tree.require(principal, "file", file, acl.WRITE)
-        file = self._delete_record(file)
-        if file is None:
+        removed = self._delete_record(file)
+        if removed is None:
             return  # already gone (a concurrent delete): nothing to release
         faults.point("file.delete.after_record")
         if item is None:
-            item = self.store.items.find_one({"_id": file["itemId"]})
+            item = self.store.items.find_one({"_id": removed["itemId"]})
         if item is not None:
             self._touch(item["_id"], -1)
-            self.tree.add_size(item, -int(file.get("size") or 0))
-        self.release(file)
+            self.tree.add_size(item, -int(removed.get("size") or 0))
+        self.release(removed)
 
     def _delete_record(self, file: Document) -> Document | None:
         """Remove the record as it is now and return that: the bytes to release
