@@ -27,8 +27,10 @@ test: $(STAMP) system-deps
 	$(MAKE) test-mongo
 	$(MAKE) test-s3
 
-# The core, hierarchy, auth and every gateway suite again, on the MongoDB engine (mongomock
-# here; a real server when JOIST_TEST_MONGO_URI is set: see the README).
+# The core, hierarchy, auth and gateway suites again, on the MongoDB engine (mongomock here;
+# a real server when JOIST_TEST_MONGO_URI is set: see the README). The REST, WebDAV and SFTP
+# servers the tests start run on it (tests/conftest.py site_app); FUSE mounts and other
+# processes cannot share mongomock's memory, so those tests stay on SQLite or skip there.
 MONGO_SUITES := tests/unit/test_services_tree.py tests/unit/test_auth.py \
 	tests/contract/test_hierarchy_contract.py tests/unit/test_hierarchy_paging.py tests/gateways \
 	tests/security/test_access_matrix.py

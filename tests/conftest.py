@@ -37,6 +37,25 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
                          overrides={"data_dir": str(data_dir), **TEST_OVERRIDES, **overrides})
 
 
+def site_app(data_dir: Path, *, like: App | None = None, **overrides: object) -> App:
+    """An App for a server the test runs in its own process, on the engine
+    ``JOIST_TEST_ENGINE`` names: the gateway suites run on MongoDB this way
+    (mongomock, or the ``JOIST_TEST_MONGO_URI`` server). ``like``: another App
+    whose store this one shares (a second server). Tests that hand the store to
+    another process skip on mongomock, which lives in this one."""
+    client = None
+    if ENGINE == "mongo" and like is not None:
+        overrides = {"database.engine": "mongo", "database.uri": like.settings.database.uri,
+                     **overrides}
+        client = None if REAL_URI else like.engine.client  # type: ignore[attr-defined]
+    elif ENGINE == "mongo":
+        name = fresh_db_name()
+        uri = real_uri(name) if REAL_URI else f"mongodb://127.0.0.1:27017/{name}"
+        overrides = {"database.engine": "mongo", "database.uri": uri, **overrides}
+        client = None if REAL_URI else LockedMongoClient()
+    return build_app(make_settings(data_dir, **overrides), env={}, mongo_client=client)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     if ENGINE == "mongo":

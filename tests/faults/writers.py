@@ -154,25 +154,22 @@ def assert_intact(site: Site, *, t_contents: bool = True) -> None:
 def rest_replace(site: Site, token: str, file_id: str, data: bytes) -> int:
     """Girder's ``PUT file/{id}/contents`` then one chunk: the status of the
     chunk (200 when it finalized)."""
-    headers = {"Girder-Token": token}
     begin = requests.put(site.api + f"file/{file_id}/contents", params={"size": len(data)},
-                         headers=headers, timeout=60)
-    if begin.status_code != 200:
-        return begin.status_code
-    chunk = requests.post(site.api + "file/chunk",
-                          params={"uploadId": begin.json()["_id"], "offset": 0},
-                          data=data, headers=headers, timeout=60)
-    return chunk.status_code
+                         headers={"Girder-Token": token}, timeout=60)
+    return _one_chunk(site, token, begin, data)
 
 
 def rest_upload(site: Site, token: str, folder_id: str, name: str, data: bytes) -> int:
     """A new file in a folder through Girder's upload protocol (``POST file``)."""
-    headers = {"Girder-Token": token}
-    begin = requests.post(site.api + "file", headers=headers, timeout=60, params={
-        "parentType": "folder", "parentId": folder_id, "name": name, "size": len(data)})
+    begin = requests.post(site.api + "file", headers={"Girder-Token": token}, timeout=60,
+                          params={"parentType": "folder", "parentId": folder_id,
+                                  "name": name, "size": len(data)})
+    return _one_chunk(site, token, begin, data)
+
+
+def _one_chunk(site: Site, token: str, begin: requests.Response, data: bytes) -> int:
     if begin.status_code != 200:
         return begin.status_code
-    chunk = requests.post(site.api + "file/chunk",
-                          params={"uploadId": begin.json()["_id"], "offset": 0},
-                          data=data, headers=headers, timeout=60)
-    return chunk.status_code
+    return requests.post(site.api + "file/chunk",
+                         params={"uploadId": begin.json()["_id"], "offset": 0}, data=data,
+                         headers={"Girder-Token": token}, timeout=60).status_code

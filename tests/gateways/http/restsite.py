@@ -12,10 +12,10 @@ from typing import Any
 
 import requests
 
-from joist.admin.bootstrap import App, build_app
+from joist.admin.bootstrap import App
 from joist.admin.server import Server
 from joist.core.services.check import Checker
-from tests.conftest import make_settings
+from tests.conftest import site_app
 from tests.s3env import select_test_assetstore
 from tests.world import PASSWORD, World, build_world
 
@@ -104,9 +104,7 @@ class RestSite:
 
 
 def start_server(data_dir: Path, **overrides: object) -> tuple[App, Server]:
-    settings = make_settings(data_dir, **{"server.port": 0, "webdav.enabled": False,
-                                          **overrides})
-    app = build_app(settings, env={})
+    app = site_app(data_dir, **{"server.port": 0, "webdav.enabled": False, **overrides})
     try:
         select_test_assetstore(app)  # JOIST_TEST_ASSETSTORE=s3: uploads go to S3
         server = Server(app)

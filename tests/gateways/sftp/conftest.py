@@ -11,9 +11,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from joist.admin.bootstrap import App, build_app
+from joist.admin.bootstrap import App
 from joist.gateways.sftp import SftpServer, SftpTuning
-from tests.conftest import make_settings
+from tests.conftest import site_app
 from tests.gateways.sftp.sftpfs import RawSftp, SftpFs, connect
 from tests.s3env import select_test_assetstore
 from tests.world import PASSWORD, World, build_world
@@ -70,7 +70,7 @@ def start_server(app: App, tuning: SftpTuning = TEST_TUNING, **kw: object) -> Sf
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[SftpSite]:
-    app = build_app(make_settings(tmp_path / "data"), env={})
+    app = site_app(tmp_path / "data")
     try:
         select_test_assetstore(app)  # JOIST_TEST_ASSETSTORE=s3: uploads go to S3
         world = build_world(app)

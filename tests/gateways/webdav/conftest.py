@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from joist.admin.bootstrap import App, build_app
+from joist.admin.bootstrap import App
 from joist.admin.server import Server
-from tests.conftest import make_settings
+from tests.conftest import site_app
 from tests.gateways.webdav.davclient import Dav
 from tests.s3env import select_test_assetstore
 from tests.world import PASSWORD, World, build_world
@@ -31,10 +31,10 @@ class DavSite:
         return Dav(self.base, None if login is None else (login, PASSWORD), **kw)  # type: ignore[arg-type]
 
 
-def start_site(data_dir: Path, **overrides: object) -> tuple[App, Server]:
-    settings = make_settings(data_dir, **{"server.port": 0, "server.threads": 24,
-                                          **overrides})
-    app = build_app(settings, env={})
+def start_site(data_dir: Path, *, like: App | None = None,
+               **overrides: object) -> tuple[App, Server]:
+    app = site_app(data_dir, like=like,
+                   **{"server.port": 0, "server.threads": 24, **overrides})
     server = Server(app)
     try:
         select_test_assetstore(app)  # JOIST_TEST_ASSETSTORE=s3: uploads go to S3

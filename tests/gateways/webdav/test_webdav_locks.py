@@ -24,7 +24,7 @@ def two_sites(tmp_path: Path) -> Iterator[tuple[DavSite, DavSite]]:
     first_app, first = start_site(tmp_path / "data")
     try:
         world = build_world(first_app)
-        second_app, second = start_site(tmp_path / "data")
+        second_app, second = start_site(tmp_path / "data", like=first_app)
         try:
             yield (DavSite(first_app, world, first), DavSite(second_app, world, second))
         finally:
