@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import math
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +15,8 @@ from .errors import ValidationError
 Clock = Callable[[], _dt.datetime]
 
 MAX_NAME_BYTES = 255
+MAX_META_DEPTH = 64  # MongoDB refuses documents nested past 100 levels
+_INT64 = 1 << 63
 
 
 def utcnow() -> _dt.datetime:
@@ -57,6 +61,54 @@ def validate_meta_keys(meta: dict[str, Any]) -> None:
         if key.startswith("$"):
             raise ValidationError(f"Invalid key {key}: keys must not start with the '$' "
                                   "character.", field="metadata")
+
+
+def loads_json(text: str | bytes) -> Any:
+    """``json.loads``, with JSON nested too deep for the parser reported as the
+    ``ValueError`` of any other invalid JSON (not as a ``RecursionError``)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def validate_meta(meta: dict[str, Any]) -> None:
+    """Girder's key rules, plus what every engine and gateway can hold: at
+    most ``MAX_META_DEPTH`` levels of nesting (deeper JSON overflowed the
+    stack of every recursive copy and encoder on the way), finite numbers
+    (JSON has no NaN), integers of 64 bits (BSON's widest). Walked with an
+    explicit stack, so the check itself never recurses."""
+    validate_meta_keys(meta)
+    stack: list[tuple[Any, int]] = [(meta, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            for key in value:
+                _require_unicode(key)
+            children = list(value.values())
+        elif isinstance(value, list | tuple):
+            children = list(value)
+        else:
+            if isinstance(value, str):
+                _require_unicode(value)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValidationError("Metadata numbers must be finite.", field="metadata")
+            if isinstance(value, int) and not isinstance(value, bool) and \
+                    not -_INT64 <= value < _INT64:
+                raise ValidationError("Metadata integers must fit in 64 bits.",
+                                      field="metadata")
+            continue
+        if depth > MAX_META_DEPTH:
+            raise ValidationError(f"Metadata must not nest more than {MAX_META_DEPTH} "
+                                  "levels deep.", field="metadata")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _require_unicode(text: Any) -> None:
+    try:
+        str(text).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no engine or client can hold it
+        raise ValidationError("Metadata must be valid Unicode.", field="metadata") from None
 
 
 def file_exts(name: str) -> list[str]:

@@ -10,7 +10,7 @@ from bson import ObjectId
 
 from .. import acl
 from ..acl import Principal
-from ..common import utcnow, validate_meta_keys, validate_name
+from ..common import utcnow, validate_meta, validate_name
 from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import ExistsError, ValidationError
 from .tree import Tree
@@ -30,7 +30,7 @@ def merge_meta(meta: dict[str, Any] | None, changes: dict[str, Any],
             merged.pop(key, None)
         else:
             merged[key] = value
-    validate_meta_keys(merged)
+    validate_meta(merged)
     return merged
 
 

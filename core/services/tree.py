@@ -14,7 +14,7 @@ from bson import ObjectId
 
 from .. import acl
 from ..acl import AccessLevel, Principal
-from ..common import utcnow, validate_meta_keys
+from ..common import utcnow, validate_meta, validate_meta_keys
 from ..db.engine import Document
 from ..errors import ValidationError
 from ..store import Store, object_id
@@ -110,7 +110,7 @@ class Tree:
             self.require(principal, model, doc, acl.WRITE)
         if not isinstance(changes, dict):
             raise ValidationError("Metadata must be a JSON object.", field="metadata")
-        validate_meta_keys(changes)
+        validate_meta(changes)
         sets: dict[str, Any] = {"updated": utcnow()}
         unsets = {}
         for key, value in changes.items():

@@ -11,7 +11,7 @@ import email.utils
 from collections.abc import Iterator
 from typing import Any
 
-from joist.core import common
+from joist.core import common, ranges
 from joist.core.assetstores.base import BlobReader
 from joist.core.errors import ValidationError
 
@@ -26,38 +26,6 @@ def content_disposition(name: str, disposition: str = "attachment") -> str:
         return common.content_disposition(name, disposition)
     except ValidationError as exc:
         raise RestError(str(exc)) from None  # Girder says it as a RestError
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The first range of ``bytes=a-b`` as (start, end exclusive), or None to
-    send everything. An unsatisfiable range raises 416."""
-    if not header or not header.strip().lower().startswith("bytes="):
-        return None
-    first = header.split("=", 1)[1].split(",")[0].strip()
-    start_text, sep, end_text = first.partition("-")
-    if not sep:
-        return None
-    try:
-        if not start_text:  # suffix: the last N bytes
-            length = int(end_text)
-            if length <= 0:
-                raise RangeNotSatisfiableError(size)
-            return max(size - length, 0), size
-        start = int(start_text)
-        end = int(end_text) + 1 if end_text else None
-    except ValueError:
-        return None  # malformed ranges are ignored (RFC 9110)
-    if start < 0 or (end is not None and end <= start):
-        return None  # "a-b" with b < a is invalid: ignored, the whole body follows
-    if start >= size:
-        raise RangeNotSatisfiableError(size)
-    return start, size if end is None else min(end, size)
-
-
-class RangeNotSatisfiableError(RestError):
-    def __init__(self, size: int) -> None:
-        super().__init__("Requested range not satisfiable.", 416)
-        self.size = size
 
 
 def http_date(value: Any) -> str | None:
@@ -98,15 +66,42 @@ def _chunks(reader: BlobReader, start: int, end: int) -> Iterator[bytes]:
         reader.close()
 
 
+def _layout_chunks(reader: BlobReader, layout: list[bytes | ranges.ByteRange]
+                   ) -> Iterator[bytes]:
+    """A multipart/byteranges body: framing and ranges, one reader for all."""
+    try:
+        for piece in layout:
+            if isinstance(piece, bytes):
+                yield piece
+                continue
+            position = piece.start
+            while position < piece.stop:
+                data = reader.read_at(position, min(CHUNK, piece.stop - position))
+                if not data:
+                    return  # the blob is shorter than recorded: the client sees a short body
+                position += len(data)
+                yield data
+    finally:
+        reader.close()
+
+
+def _unsatisfiable(reader: BlobReader, size: int) -> Raw:
+    reader.close()
+    return Raw(416, [("Content-Range", f"bytes */{size}"), ("Content-Length", "0")])
+
+
 def send_bytes(request: Request, reader: BlobReader, *, size: int, name: str,
                mime_type: str | None, etag: str, modified: _dt.datetime | None,
                offset: int = 0, end_byte: int | None = None,
                disposition: str = "attachment", force_partial: bool = False) -> Raw:
-    """The response for all or part of a blob, honouring ``Range``,
-    ``If-Range``, ``If-None-Match`` and ``If-Modified-Since``."""
+    """The response for all or part of a blob, honouring ``Range`` (core's
+    rules, the same as WebDAV's), ``If-Range``, ``If-None-Match`` and
+    ``If-Modified-Since``; ``offset``/``endByte`` (Girder's parameters) apply
+    when no Range does."""
     quoted = f'"{etag}"'
+    content_type = mime_type or "application/octet-stream"
     headers = [("Accept-Ranges", "bytes"), ("ETag", quoted),
-               ("Content-Type", mime_type or "application/octet-stream"),
+               ("Content-Type", content_type),
                ("Content-Disposition", content_disposition(name, disposition))]
     stamp = http_date(modified)
     if stamp:
@@ -117,24 +112,26 @@ def send_bytes(request: Request, reader: BlobReader, *, size: int, name: str,
             return Raw(304, [h for h in headers if h[0] in ("ETag", "Last-Modified")])
         if offset < 0 or (end_byte is not None and end_byte < 0):
             raise RestError("offset and endByte must not be negative.")
-        start, end = offset, size if end_byte is None else min(end_byte, size)
-        range_header = request.header("Range")
-        if_range = request.header("If-Range")
-        if range_header and if_range and if_range not in (quoted, stamp):
-            range_header = None  # the client's copy is stale: send it all
-        try:
-            requested = parse_range(range_header, size)
-        except RangeNotSatisfiableError:
-            reader.close()
-            return Raw(416, [("Content-Range", f"bytes */{size}"),
-                             ("Content-Type", "application/json"), ("Content-Length", "0")])
-        if requested is not None:
-            start, end = requested
-        elif (start > 0 and start >= size) or end < start:
-            reader.close()
-            return Raw(416, [("Content-Range", f"bytes */{size}"), ("Content-Length", "0")])
-        partial = size > 0 and (requested is not None or start > 0 or end < size or
-                                force_partial)
+        selection = ranges.select(
+            request.header("Range"), size, if_range=request.header("If-Range"), etag=quoted,
+            last_modified=modified.timestamp() if stamp and modified is not None else None)
+        if selection.status == ranges.UNSATISFIABLE:
+            return _unsatisfiable(reader, size)
+        if selection.multipart:
+            boundary = ranges.make_boundary()
+            layout = ranges.multipart_layout(selection, content_type, boundary)
+            headers = [(k, ranges.multipart_type(boundary) if k == "Content-Type" else v)
+                       for k, v in headers]
+            headers.append(("Content-Length", str(ranges.layout_length(layout))))
+            return Raw(206, headers, _layout_chunks(reader, layout))
+        if selection.status == ranges.PARTIAL:
+            start, end = selection.ranges[0].start, selection.ranges[0].stop
+        else:
+            start, end = offset, size if end_byte is None else min(end_byte, size)
+            if (start > 0 and start >= size) or end < start:
+                return _unsatisfiable(reader, size)
+        partial = size > 0 and (selection.status == ranges.PARTIAL or start > 0 or
+                                end < size or force_partial)
         headers.append(("Content-Length", str(end - start)))
         if partial:
             headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))

@@ -8,7 +8,6 @@ with Girder's rules and messages.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Mapping
 from http.cookies import CookieError, SimpleCookie
@@ -18,6 +17,7 @@ from urllib.parse import parse_qsl
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from joist.core import common
 from joist.core.errors import ValidationError
 
 from .router import Param
@@ -115,7 +115,7 @@ class Request:
         already read as form parameters is parsed from what was read."""
         raw = self._form_body if self._form_body is not None else self.read_body()
         try:
-            return json.loads(raw or b"null")
+            return common.loads_json(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             raise RestError("Invalid JSON passed in request body.") from None
 
@@ -182,7 +182,7 @@ def coerce(param: Param, raw: Any) -> Any:
             value = raw
         else:
             try:
-                value = json.loads(raw)
+                value = common.loads_json(raw)
             except ValueError:
                 raise RestError(f"Parameter {name} must be valid JSON.") from None
         if kind == "jsonObject" and not isinstance(value, Mapping):

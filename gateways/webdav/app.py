@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from wsgidav.dav_error import DAVError, get_http_status_string
 from wsgidav.dir_browser import WsgiDavDirBrowser
@@ -56,6 +56,17 @@ def _plain(start_response: StartResponse, status: int, message: str,
 
 def _dot_segment(path: str) -> bool:
     return any(seg in (".", "..") for seg in path.split("/"))
+
+
+def _utf8(wsgi_text: str, *, percent_encoded: bool) -> bool:
+    """Whether a WSGI string (the request's bytes as latin-1) is UTF-8 once
+    percent-decoded: paths are names, and a name is text."""
+    try:
+        raw = wsgi_text.encode("latin-1")
+        (unquote_to_bytes(raw) if percent_encoded else raw).decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
 
 
 class ErrorMiddleware(BaseMiddleware):
@@ -142,12 +153,16 @@ class RequestGuard:
     @staticmethod
     def _problem(environ: dict[str, Any]) -> tuple[int, str] | None:
         raw = str(environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")).split("?")[0]
+        if not _utf8(str(environ.get("PATH_INFO", "")), percent_encoded=False):
+            return 400, "The path is not valid UTF-8."
         if _ENCODED_SLASH.search(raw):
             return 400, "Encoded slashes are not allowed in paths."
         if _dot_segment(environ.get("PATH_INFO", "")) or _dot_segment(unquote(raw)):
             return 400, "Path segments '.' and '..' are not allowed."
         destination = environ.get("HTTP_DESTINATION")
         if destination:
+            if not _utf8(destination, percent_encoded=True):
+                return 400, "The Destination is not valid UTF-8."
             dest_path = urlsplit(destination).path
             if _ENCODED_SLASH.search(dest_path):
                 return 400, "Encoded slashes are not allowed in the Destination."

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from joist.core import common
 
 from ..app import Context
 from ..archive import ArchiveWalker
@@ -28,7 +29,7 @@ def _mime_filter(raw: str | None) -> list[str] | None:
     if not raw:
         return None
     try:
-        value = json.loads(raw)
+        value = common.loads_json(raw)
     except ValueError:
         raise RestError("Parameter mimeFilter must be valid JSON.") from None
     if not isinstance(value, list):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import time
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from joist.core import common
 from joist.core.auth import scopes
 from joist.core.services.abandoned import AbandonedUploads, UploadStatus
 from joist.core.services.check import Checker
@@ -213,6 +213,6 @@ def _json_or_text(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
+        return common.loads_json(value)
     except ValueError:
         return value

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests import byteranges
 from tests.gateways.http.restsite import RestSite
 from tests.world import A_TXT, HIDDEN, LEAF, README, REPORT, X_BIN, Y_BIN
 
@@ -47,7 +48,8 @@ def test_head_sends_headers_only(ro_site: RestSite, a_txt: str) -> None:
 @pytest.mark.parametrize(("header", "start", "end"), [
     ("bytes=0-9", 0, 10), ("bytes=100-", 100, len(A_TXT)), ("bytes=-7", len(A_TXT) - 7,
                                                              len(A_TXT)),
-    ("bytes=5-5", 5, 6), ("bytes=10-99999", 10, len(A_TXT)), ("bytes=3-4, 8-9", 3, 5)])
+    ("bytes=5-5", 5, 6), ("bytes=10-99999", 10, len(A_TXT)), ("bytes=3-4, 4-9", 3, 10),
+    ("bytes=0-0", 0, 1), ("bytes=-99999", 0, len(A_TXT)), ("bytes=,5-6,", 5, 7)])
 def test_range_requests(ro_site: RestSite, a_txt: str, header: str, start: int,
                         end: int) -> None:
     reply = _get(ro_site, a_txt, headers={"Range": header})
@@ -57,13 +59,28 @@ def test_range_requests(ro_site: RestSite, a_txt: str, header: str, start: int,
     assert reply.headers["Content-Length"] == str(end - start)
 
 
-@pytest.mark.parametrize("header", ["bytes=9-3", "bytes=abc", "items=0-5", "bytes=x-"])
+def test_several_ranges_are_multipart(ro_site: RestSite, a_txt: str) -> None:
+    reply = _get(ro_site, a_txt, headers={"Range": "bytes=8-9, 3-4, -2"})
+    assert reply.status_code == 206 and "Content-Range" not in reply.headers
+    assert reply.headers["Content-Length"] == str(len(reply.content))
+    size = len(A_TXT)
+    assert byteranges.parts(reply.headers["Content-Type"], reply.content) == [
+        (f"bytes 8-9/{size}", "application/octet-stream", A_TXT[8:10]),
+        (f"bytes 3-4/{size}", "application/octet-stream", A_TXT[3:5]),
+        (f"bytes {size - 2}-{size - 1}/{size}", "application/octet-stream", A_TXT[-2:])]
+
+
+@pytest.mark.parametrize("header", ["bytes=9-3", "bytes=abc", "items=0-5", "bytes=x-",
+                                    "bytes=5-2", "bytes=0x10-0x20", "bytes=-1-5", "bytes=",
+                                    "bytes=1-2,x", "bytes 0-5"])
 def test_invalid_ranges_are_ignored(ro_site: RestSite, a_txt: str, header: str) -> None:
     reply = _get(ro_site, a_txt, headers={"Range": header})
     assert reply.status_code == 200 and reply.content == A_TXT
+    assert "Content-Range" not in reply.headers
 
 
-@pytest.mark.parametrize("header", ["bytes=99999-", "bytes=-0", f"bytes={len(A_TXT)}-"])
+@pytest.mark.parametrize("header", ["bytes=99999-", "bytes=-0", f"bytes={len(A_TXT)}-",
+                                    "bytes=-0, 5000-6000"])
 def test_unsatisfiable_range_is_416(ro_site: RestSite, a_txt: str, header: str) -> None:
     reply = _get(ro_site, a_txt, headers={"Range": header})
     assert reply.status_code == 416
