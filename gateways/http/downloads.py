@@ -87,7 +87,8 @@ def _layout_chunks(reader: BlobReader, layout: list[bytes | ranges.ByteRange]
 
 def _unsatisfiable(reader: BlobReader, size: int) -> Raw:
     reader.close()
-    return Raw(416, [("Content-Range", f"bytes */{size}"), ("Content-Length", "0")])
+    return Raw(416, [("Accept-Ranges", "bytes"), ("Content-Range", f"bytes */{size}"),
+                     ("Content-Length", "0")])
 
 
 def send_bytes(request: Request, reader: BlobReader, *, size: int, name: str,

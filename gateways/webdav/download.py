@@ -95,16 +95,16 @@ def _answer(environ: dict[str, Any], start_response: StartResponse, resource: An
                               if_range=environ.get("HTTP_IF_RANGE"), etag=etag,
                               last_modified=node.mtime or None)
     headers = [("Accept-Ranges", "bytes")]
+    if selection.status == ranges.UNSATISFIABLE:  # as REST answers it
+        reader.close()
+        start_response("416 Range Not Satisfiable",
+                       [*headers, ("Content-Range", selection.unsatisfied_range()),
+                        ("Content-Length", "0")])
+        return [b""]
     if node.mtime:
         headers.append(("Last-Modified", util.get_rfc1123_time(node.mtime)))
     if etag:
         headers.append(("ETag", etag))
-    if selection.status == ranges.UNSATISFIABLE:
-        reader.close()
-        start_response("416 Range Not Satisfiable",
-                       [("Content-Range", selection.unsatisfied_range()),
-                        ("Content-Length", "0"), *headers])
-        return [b""]
     content_type = resource.get_content_type()
     layout: list[bytes | ranges.ByteRange]
     if selection.multipart:
