@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .common import loads_json
 from .db.engine import Collection
 from .errors import ValidationError
 
@@ -63,7 +64,7 @@ def _string(value: Any) -> str:
 
 def _collection_policy(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
-        value = json.loads(value)
+        value = loads_json(value)
     if not isinstance(value, Mapping):
         raise ValueError("must be an object with open, groups and users")
     return {"open": _bool(value.get("open", False)),
@@ -174,8 +175,9 @@ class SettingsService:
     def definition(key: str) -> SettingDef:
         try:
             return DEFINITIONS[key]
-        except KeyError:
-            raise ValidationError(f"Invalid setting key \"{key}\".", field="key") from None
+        except (KeyError, TypeError):  # TypeError: not even a string (a list from JSON)
+            shown = key[:100] if isinstance(key, str) else type(key).__name__
+            raise ValidationError(f"Invalid setting key \"{shown}\".", field="key") from None
 
     def validate(self, key: str, value: Any) -> Any:
         definition = self.definition(key)
@@ -189,7 +191,7 @@ class SettingsService:
         if env_name(key) in self._env:
             raw = self._env[env_name(key)]
             with contextlib.suppress(ValueError):
-                raw = json.loads(raw)
+                raw = loads_json(raw)
             return self.validate(key, raw)
         now = time.monotonic()
         with self._lock:

@@ -56,6 +56,8 @@ def get_setting(ctx: Context, key: str | None, list: Any, default: str | None) -
          params=(Param("key"), Param("value"), Param("list", "jsonArray")))
 def set_setting(ctx: Context, key: str | None, value: str | None, list: Any) -> Any:
     settings = ctx.services.settings
+    if list is not None and not all(isinstance(entry, dict) for entry in list):
+        raise RestError("Parameter list must be a JSON array of objects with key and value.")
     pairs = [(entry.get("key"), entry.get("value")) for entry in list or []] \
         if list is not None else [(key, value)]
     if list is None and key is None:
