@@ -69,6 +69,17 @@ def _utf8(wsgi_text: str, *, percent_encoded: bool) -> bool:
     return True
 
 
+class DirBrowser(WsgiDavDirBrowser):
+    """wsgidav's directory pages. Its ``_fail`` passes DAVError's keyword-only
+    arguments by position, so a GET of a collection with a body became a
+    TypeError (500) instead of its 415."""
+
+    def _fail(self, value: int, context_info: Any = None, src_exception: Any = None,
+              err_condition: Any = None) -> None:
+        raise DAVError(value, context_info, src_exception=src_exception,
+                       err_condition=err_condition)
+
+
 class ErrorMiddleware(BaseMiddleware):
     """Every error leaves as a status from the mapping table and a short body."""
 
@@ -193,7 +204,7 @@ def make_dav_app(hierarchy: Hierarchy, services: Services, settings: Settings, *
                                "default_to_digest": False},
         "lock_storage": False,  # our manager over the store is set below
         "property_manager": None,
-        "middleware_stack": [ErrorMiddleware, JoistAuthenticator, WsgiDavDirBrowser,
+        "middleware_stack": [ErrorMiddleware, JoistAuthenticator, DirBrowser,
                              RequestResolver],
         "block_size": BLOCK_SIZE,
         "verbose": 1,

@@ -44,7 +44,7 @@ CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded",
                  "application/json; charset=latin-1", "\u00e9/\u00e9"]
 
 
-@dataclass
+@dataclass(repr=False)
 class Target:
     site: RestSite
     host: str
