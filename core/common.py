@@ -15,6 +15,7 @@ from .errors import ValidationError
 Clock = Callable[[], _dt.datetime]
 
 MAX_NAME_BYTES = 255
+MAX_MIME_LENGTH = 255
 MAX_META_DEPTH = 64  # MongoDB refuses documents nested past 100 levels
 _INT64 = 1 << 63
 
@@ -48,6 +49,21 @@ def validate_name(name: Any, what: str = "Name", *, field: str = "name") -> str:
     except UnicodeEncodeError:
         raise ValidationError(f"{what} must be valid Unicode.", field=field) from None
     return name
+
+
+def validate_mime_type(value: Any) -> str | None:
+    """A MIME type as an HTTP header can carry it: printable ASCII on one line,
+    at most ``MAX_MIME_LENGTH`` characters (a line break would let a stored
+    type inject headers into every download of the file). None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("The MIME type must be a string.", field="mimeType")
+    value = value.strip()
+    if len(value) > MAX_MIME_LENGTH or any(not " " <= ch <= "~" for ch in value):
+        raise ValidationError(f"The MIME type must be printable ASCII of at most "
+                              f"{MAX_MIME_LENGTH} characters.", field="mimeType")
+    return value
 
 
 def validate_meta_keys(meta: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from ..common import validate_name
+from ..common import validate_mime_type, validate_name
 from ..errors import (
     AccessDeniedError,
     ContainerGoneError,
@@ -111,6 +111,10 @@ class WriteOps:
         if existing is not None and existing.is_dir:
             raise IsDirectoryError("Is a directory.")
         uploads = self.services.uploads
+        try:  # a path-based client's type is a hint: a bad one is dropped, not fatal
+            mime_type = validate_mime_type(mime_type)
+        except ValidationError:
+            mime_type = None
         if existing is not None:
             assert existing.file is not None
             step = uploads.begin_replace(self._writer, existing.file, None)

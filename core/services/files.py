@@ -18,7 +18,7 @@ from .. import acl, faults
 from ..acl import SYSTEM, Principal
 from ..assetstores.base import BlobReader
 from ..assetstores.registry import AssetstoreRegistry
-from ..common import file_exts, utcnow, validate_name
+from ..common import file_exts, utcnow, validate_mime_type, validate_name
 from ..db.engine import Document
 from ..errors import (
     ConflictError,
@@ -90,7 +90,8 @@ class FileService:
             raise ValidationError("Linked file URL must start with http:// or https://.",
                                   field="linkUrl")
         doc: dict[str, Any] = {
-            "name": validate_name(name, "File name"), "mimeType": mime_type or DEFAULT_MIME,
+            "name": validate_name(name, "File name"),
+            "mimeType": validate_mime_type(mime_type) or DEFAULT_MIME,
             "size": 0, "itemId": item["_id"], "exts": file_exts(name),
             "creatorId": principal.user_id, "created": utcnow(), "assetstoreId": None,
             "linkUrl": url,
@@ -107,7 +108,7 @@ class FileService:
             update["name"] = validate_name(name, "File name")
             update["exts"] = file_exts(update["name"])
         if mime_type is not None:
-            update["mimeType"] = mime_type or DEFAULT_MIME
+            update["mimeType"] = validate_mime_type(mime_type) or DEFAULT_MIME
         self.store.files.update_one({"_id": file["_id"]}, {"$set": update})
         return {**file, **update}
 

@@ -17,7 +17,7 @@ from bson import ObjectId
 from .. import acl, faults, processes
 from ..acl import Principal
 from ..assetstores.registry import AssetstoreRegistry
-from ..common import utcnow, validate_name
+from ..common import utcnow, validate_mime_type, validate_name
 from ..db.engine import Document
 from ..errors import (
     AccessDeniedError,
@@ -38,6 +38,7 @@ _REPLACE_ATTEMPTS = 16  # rounds of the create/replace race before giving up
 _IN_FLIGHT: Any = object()
 PROGRESS_SECONDS = 2.0
 """A streaming upload records its length and activity at most this often."""
+MAX_SIZE = 1 << 63  # BSON's widest integer; no assetstore holds more
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class UploadService:
             size = 0  # the adapter sees the size grow with each append
         elif isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValidationError("Upload size must be a non-negative integer.", field="size")
+        elif size >= MAX_SIZE:
+            raise ValidationError("Upload size is too large.", field="size")
         if assetstore_id is not None:
             if not principal.is_site_admin:
                 raise AccessDeniedError("Only admins may choose the assetstore.")
@@ -104,11 +107,17 @@ class UploadService:
             adapter = self.assetstores.adapter(assetstore["_id"])
         else:
             assetstore, adapter = self.assetstores.current()
+        total = adapter.capacity().total if size else None
+        if total is not None and size > total:
+            # Never storable: the client's mistake (400), unlike a full disk (507).
+            raise ValidationError(f"Upload size exceeds the assetstore's capacity "
+                                  f"({total} bytes).", field="size")
         now = utcnow()
         upload: dict[str, Any] = {
             **fields, "created": now, "updated": now, "userId": principal.user_id,
             "assetstoreId": assetstore["_id"], "size": size, "received": 0,
-            "mimeType": mime_type or DEFAULT_MIME, "state": {}, "streaming": streaming,
+            "mimeType": validate_mime_type(mime_type) or DEFAULT_MIME, "state": {},
+            "streaming": streaming,
         }
         if reference is not None:
             upload["reference"] = reference

@@ -70,9 +70,23 @@ def _utf8(wsgi_text: str, *, percent_encoded: bool) -> bool:
 
 
 class DirBrowser(WsgiDavDirBrowser):
-    """wsgidav's directory pages. Its ``_fail`` passes DAVError's keyword-only
-    arguments by position, so a GET of a collection with a body became a
-    TypeError (500) instead of its 415."""
+    """wsgidav's directory pages, with two repairs: its ``_fail`` passed
+    DAVError's keyword-only arguments by position (a GET of a collection with
+    a body became a TypeError, 500, instead of its 415), and its redirect of a
+    collection URL to the one with a slash left out the mount prefix."""
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse
+                 ) -> Iterable[bytes]:
+        prefix = environ.get("SCRIPT_NAME", "")
+
+        def mounted(status: str, headers: list[tuple[str, str]], exc_info: Any = None
+                    ) -> Any:
+            if status.startswith("301") and prefix:
+                headers = [(k, prefix + v if k.lower() == "location" and v.startswith("/")
+                            and not v.startswith(prefix + "/") else v) for k, v in headers]
+            return start_response(status, headers, exc_info)
+
+        return super().__call__(environ, mounted)  # type: ignore[no-any-return]
 
     def _fail(self, value: int, context_info: Any = None, src_exception: Any = None,
               err_condition: Any = None) -> None:

@@ -66,8 +66,8 @@ json_text = st.one_of(
                  max_leaves=8).map(json.dumps),
 )
 # Strings (as bytes before percent-encoding) for every other parameter.
-NASTY_TEXT = [b"\xff", b"\xed\xa0\x80", b"\x00\x1b", b"a" * 1000, b"../..", b"%", b"-1",
-              b"9" * 30, b"\xe2\x80\xae"]
+NASTY_TEXT = [b"\xff", b"a\r\nX-Injected: 1", b"\xed\xa0\x80", b"\x00\x1b", b"a" * 1000,
+              b"../..", b"%", b"-1", b"9" * 30, b"\xe2\x80\xae", b"\xf0\x9f\x98\x80/x"]
 
 
 def encode_segment(value: str | bytes) -> str:
@@ -151,4 +151,5 @@ def assert_sound(reply: Reply, watch: LogWatch, what: object) -> None:
     assert reply.status < 500, (reply.status, what, reply.body[:300], logged)
     assert b"Traceback" not in reply.body, (what, reply.body[:300])
     assert reply.status != 0, (what, "no HTTP answer")
+    assert not any(k.lower() == "x-injected" for k in reply.headers), (what, "header injected")
     assert not logged, (what, logged)

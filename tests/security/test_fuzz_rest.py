@@ -34,6 +34,7 @@ from tests.security.fuzzkit import (
     send_raw,
     watching_logs,
 )
+from tests.world import upload_bytes
 
 ROUTES = sorted(table_from(COLLECTORS).routes, key=lambda r: (r.path, r.method))
 # Imports walk a directory of the server's disk: an admin's operation, not a
@@ -82,12 +83,27 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
                "assetstore": [str(a["_id"]) for a in store.assetstores.find({})]}
         ids["resource"] = ids["item"] + ids["folder"] + ids["collection"]
         ids["all"] = sorted({i for group in ids.values() for i in group})
+        ids.update({f"victim-{k}": v for k, v in _victims(site).items()})
         # Fuzzed logins fail by the thousand: no throttling here (it has its own tests).
         site.app.services.settings.set("joist.throttle.max_failures", 10 ** 9)
         tokens: dict[str, str | None] = {"anon": None, "bogus": "x" * 64}
         fuzz = Target(site, parts.hostname or "127.0.0.1", parts.port or 80, tokens, ids, watch)
         fuzz.refresh()
         yield fuzz
+
+
+def _victims(site: RestSite) -> dict[str, list[str]]:
+    """Objects made to be deleted: DELETE routes get these, so that the
+    fixture's own objects survive for the routes fuzzed after them."""
+    svc, world = site.app.services, site.world
+    alice, admin = world.principal("alice"), world.principal("admin")
+    folder = svc.folders.create(alice, "folder", world.docs["private"]["_id"], "victim")
+    file = upload_bytes(site.app, alice, "folder", folder, "v.txt", b"victim")
+    collection = svc.collections.create(admin, "victim")
+    group = svc.groups.create(admin, "victims")
+    return {"user": [str(world.users["bobby"]["_id"])], "folder": [str(folder["_id"])],
+            "item": [str(file["itemId"])], "file": [str(file["_id"])],
+            "collection": [str(collection["_id"])], "group": [str(group["_id"])]}
 
 
 def _ids(target: Target, resource: str = "") -> st.SearchStrategy[Any]:
@@ -125,8 +141,9 @@ def route_requests(draw: st.DrawFn, target: Target, route: Route
     if who == "admin" and (route.method, route.path) in ADMIN_SKIP:
         who = "alice"
     ids = _ids(target, route.resource)
-    if route.method == "DELETE" and route.resource == "user":
-        ids = st.one_of(st.just(target.ids["user"][2]), odd_text)  # only bobby may go
+    if route.method == "DELETE":
+        ids = st.one_of(st.sampled_from(target.ids.get(f"victim-{route.resource}") or
+                                        target.ids["all"]), odd_text)
     segments = [route.resource]
     for token in route.tokens:
         segments.append(encode_segment(draw(ids)) if token.startswith(":") else token)
@@ -194,13 +211,12 @@ def test_nasty_values_on_every_route(target: Target, route: Route) -> None:
     """Each known-bad value in each slot, with real ids, as an admin (who gets
     furthest): a deterministic sweep beside the random examples."""
     target.refresh()
-    ids = iter(target.ids.get(route.resource) or target.ids["all"])
+    kind = f"victim-{route.resource}" if route.method == "DELETE" else route.resource
+    ids = iter(target.ids.get(kind) or target.ids["all"])
     segments = [route.resource]
     for token in route.tokens:
         segments.append(next(ids, target.ids["all"][0]) if token.startswith(":") else token)
     path = "/api/v1/" + "/".join(segments)
-    if route.method == "DELETE" and route.tokens == (":id",):
-        return  # deleting the fixture's own objects would only blunt the rest
     for query, headers, body in _sweep(route, target):
         url = path + ("?" + query if query else "")
         reply = send(target.host, target.port, route.method, url, headers, body)
