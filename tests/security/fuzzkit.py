@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 # For a test that runs once per route (or method): a few examples each.
-ROUTE_FUZZ = settings(FUZZ, max_examples=6)
+ROUTE_FUZZ = settings(FUZZ, max_examples=5)
 
 # Characters that break parsers: separators, escapes, controls, non-BMP,
 # combining marks, bidi overrides, surrogate halves written as text.

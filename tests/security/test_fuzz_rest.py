@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from joist.gateways.http.resources import COLLECTORS
@@ -267,7 +267,7 @@ credentials = st.one_of(
 )
 
 
-@FUZZ
+@settings(FUZZ, max_examples=80)  # each Basic login costs a bcrypt check
 @given(auth=st.one_of(st.none(), credentials), token=st.one_of(st.none(), odd_text),
        cookie=st.one_of(st.none(), odd_text, st.just("girderToken=\x01; a=\"b")),
        path=st.sampled_from(["user/authentication", "user/me", "token/current",

@@ -78,7 +78,10 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 
 ALICE = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
-who = st.sampled_from([ALICE, ALICE, None, "Basic " + base64.b64encode(b"\xff:\xfe").decode()])
+who = st.one_of(st.sampled_from([ALICE, ALICE, ALICE, None]), st.sampled_from([
+    "Basic " + base64.b64encode(b"\xff:\xfe").decode(), "Basic !!!", "Basic", "Bearer x",
+    "Basic " + base64.b64encode(b"no-colon").decode(), "Digest username=\"alice\"",
+    "Basic " + base64.b64encode(b"alice:" + b"x" * 5000).decode(), "\u00e9"]))
 segment = st.one_of(odd_text, odd_bytes, st.sampled_from(["f.txt", "new", "data", "a.txt"]))
 
 
