@@ -24,8 +24,9 @@ from joist.gateways.fuse import MountOptions
 from joist.gateways.fuse.errors import FuseError
 from joist.gateways.fuse.operations import JoistOperations
 from tests.conftest import make_settings
+from tests.gateways.fuse.fuse_harness import mount_site, needs_fuse
 from tests.security.fuzzkit import FUZZ, LogWatch, json_text, odd_bytes, odd_text, watching_logs
-from tests.world import build_world
+from tests.world import A_TXT, build_world
 
 SCRATCH = "/user/alice/Private/scratch"
 READ_BASES = ["", "/user", "/user/alice/Private/data", "/user/alice/Private/data/a.txt",
@@ -171,3 +172,54 @@ def test_writes(target: Target, operation: str, tail: list[str], number: int) ->
 def test_xattrs(target: Target, name: str, value: bytes) -> None:
     path = SCRATCH + "/f.txt"
     _verdict(target, "setxattr", name, lambda: target.ops.setxattr(path, name, value, 0))
+
+
+# ---------------------------------------------------------------- through a real mount
+
+ODD_NAMES = [b"\xff.txt", b"a\xc3", b"\xed\xa0\x80", b"caf\xc3\xa9.txt", b"\xe2\x80\xae.txt",
+             b"x" * 255, b"\x1b[1m", b"new\nline"]
+
+
+MOUNT_ACTIONS: dict[str, Callable[[bytes, bytes], Any]] = {
+    "create": lambda d, n: os.close(os.open(d + n, os.O_CREAT | os.O_WRONLY, 0o644)),
+    "mkdir": lambda d, n: os.mkdir(d + n + b".d"),
+    "stat": lambda d, n: os.stat(d + n),
+    "listdir": lambda d, n: os.listdir(d + n),
+    "rename": lambda d, n: os.rename(d + b"a.txt", d + n),
+    "setxattr": lambda d, n: os.setxattr(d + b"a.txt", b"user.joist.meta." + n,
+                                         b'{"a":' * 80 + b"1" + b"}" * 80),
+}
+
+
+@needs_fuse
+def test_odd_names_through_a_mount(tmp_path: Path) -> None:
+    """The kernel's own bytes: names that are not UTF-8 are refused with
+    EINVAL, valid ones work, and the mount logs no unexpected failure."""
+    with mount_site(tmp_path / "site") as site:
+        mount = site.mount("alice", "--rw")
+        data = os.fsencode(mount.root) + b"/user/alice/Private/data/"
+        for name in ODD_NAMES:
+            valid = _valid(name)
+            for what, action in MOUNT_ACTIONS.items():
+                try:
+                    action(data, name)
+                except OSError as exc:
+                    assert exc.errno != errno.EIO, (what, name, exc)
+                    if not valid:
+                        assert exc.errno in (errno.EINVAL, errno.ENOENT, errno.ENOTDIR,
+                                             errno.ENAMETOOLONG), (what, name, exc)
+                else:
+                    assert valid or what in ("listdir",), (what, name, "accepted")
+                if what == "rename" and os.path.exists(data + name):
+                    os.rename(data + name, data + b"a.txt")  # back for the next name
+        with open(data + b"a.txt", "rb") as handle:
+            assert handle.read() == A_TXT
+        assert "unexpectedly" not in mount.log(), mount.log()[-2000:]
+
+
+def _valid(name: bytes) -> bool:
+    try:
+        text = name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return not any(ord(ch) < 32 for ch in text)
