@@ -53,19 +53,6 @@ def not_modified(request: Request, etag: str, modified: _dt.datetime | None) -> 
     return False
 
 
-def _chunks(reader: BlobReader, start: int, end: int) -> Iterator[bytes]:
-    position = start
-    try:
-        while position < end:
-            data = reader.read_at(position, min(CHUNK, end - position))
-            if not data:
-                return
-            position += len(data)
-            yield data
-    finally:
-        reader.close()
-
-
 def _layout_chunks(reader: BlobReader, layout: list[bytes | ranges.ByteRange]
                    ) -> Iterator[bytes]:
     """A multipart/byteranges body: framing and ranges, one reader for all."""
@@ -83,6 +70,16 @@ def _layout_chunks(reader: BlobReader, layout: list[bytes | ranges.ByteRange]
                 yield data
     finally:
         reader.close()
+
+
+def _chunks(reader: BlobReader, start: int, end: int) -> Iterator[bytes]:
+    return _layout_chunks(reader, [ranges.ByteRange(start, end)])
+
+
+def _epoch(value: _dt.datetime | None) -> float | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=_dt.UTC)).timestamp()
 
 
 def _unsatisfiable(reader: BlobReader, size: int) -> Raw:
@@ -115,7 +112,7 @@ def send_bytes(request: Request, reader: BlobReader, *, size: int, name: str,
             raise RestError("offset and endByte must not be negative.")
         selection = ranges.select(
             request.header("Range"), size, if_range=request.header("If-Range"), etag=quoted,
-            last_modified=modified.timestamp() if stamp and modified is not None else None)
+            last_modified=_epoch(modified) if stamp else None)
         if selection.status == ranges.UNSATISFIABLE:
             return _unsatisfiable(reader, size)
         if selection.multipart:

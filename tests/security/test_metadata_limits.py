@@ -49,7 +49,7 @@ def test_the_rule() -> None:
     with pytest.raises(ValidationError, match=LIMIT_TEXT):
         validate_meta(nested(MAX_META_DEPTH + 1))
     with pytest.raises(ValidationError, match=LIMIT_TEXT):
-        validate_meta({"k": [[[[1]]]] if MAX_META_DEPTH < 5 else nested(5000)})
+        validate_meta({"k": nested(5000)})
     for bad in ({"n": float("nan")}, {"n": [float("inf")]}, {"n": 2 ** 63},
                 {"s": "\udc80"}, {"k": {"\ud800": 1}}):
         with pytest.raises(ValidationError):
