@@ -66,6 +66,9 @@ def test_webdav_put_drops_a_bad_content_type(site: RestSite) -> None:
 @pytest.mark.parametrize("size", [2 ** 63, 10 ** 30, 2 ** 62])
 def test_sizes_no_assetstore_holds_are_400(site: RestSite, size: int) -> None:
     """Not 507: the request can never succeed, whatever the disk's state."""
+    _assetstore, adapter = site.app.assetstores.current()
+    if size < 2 ** 63 and adapter.capacity().total is None:
+        pytest.skip("this assetstore (S3) does not say its capacity")
     reply = site.post("file", "alice", params={
         "parentType": "folder", "parentId": site.id("data"), "name": "big.bin",
         "size": size})
