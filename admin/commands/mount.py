@@ -90,7 +90,7 @@ def _mount(args: argparse.Namespace) -> int:
             print(f"Mounted {path} ({mode}) as {principal.label()}; unmount with "
                   f"`joist mount {path} -u`.", flush=True)
 
-        Mount(view, options, on_ready=ready, live=live).serve()
+        Mount(view, options, app.services.mounts, on_ready=ready, live=live).serve()
     return 0
 
 

@@ -194,6 +194,14 @@ class AssetstoreRegistry:
         return self._files is not None and self._files.find_one(
             {"assetstoreId": assetstore_id}, projection=["_id"]) is not None
 
+    def files_in(self, assetstore_id: Any, *, skip: int = 0,
+                 limit: int = 50) -> list[Document]:
+        """The file records whose bytes live in an assetstore, oldest first."""
+        if self._files is None:
+            return []
+        return self._files.find({"assetstoreId": assetstore_id}, sort=[("_id", 1)],
+                                skip=skip, limit=limit)
+
     def delete(self, assetstore_id: Any) -> None:
         doc = self.get(assetstore_id)
         if self.holds_files(doc["_id"]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..acl import Principal
+from ..errors import NotFoundError, ValidationError
 from ..services import Services
 from . import lookup
 from .io import Reader, Writer
@@ -25,7 +26,7 @@ class Hierarchy:
         settings = services.settings
         self.cache = PathCache(lambda: float(settings.get("joist.hierarchy.cache_ttl")),
                                cache_entries)
-        self.resolver = Resolver(services.store,
+        self.resolver = Resolver(services.tree.store,
                                  lambda: str(settings.get("joist.hierarchy.item_layout")),
                                  self.cache)
         # An ACL change drops every cached document (their ACLs are stale).
@@ -40,6 +41,16 @@ class Hierarchy:
 
     def resource_path(self, principal: Principal, model: str, doc: dict[str, Any]) -> str:
         return lookup.resource_path(self.services, principal, model, doc)
+
+    def resource_path_by_id(self, principal: Principal, model: str, doc_id: Any) -> str:
+        """``resource_path`` of the document with that id: a missing one is a
+        ``ValidationError`` (Girder's "Invalid resource id"), told apart from
+        the not-found of an unreadable ancestor."""
+        try:
+            doc = self.services.tree.store.get(model, doc_id)
+        except NotFoundError:
+            raise ValidationError("Invalid resource id.", field="id") from None
+        return self.resource_path(principal, model, doc)
 
 
 __all__ = ["FsStats", "Hierarchy", "HierarchyView", "Node", "ReadOnlyView", "Reader",

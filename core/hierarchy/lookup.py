@@ -23,7 +23,7 @@ def lookup(services: Services, principal: Principal, path: str) -> tuple[str, di
     if not isinstance(path, str) or not path.startswith("/") or len(names) < 2 or \
             names[0] not in ROOTS:
         raise NotFoundError(f"Path not found: {path}")
-    store, tree = services.store, services.tree
+    store, tree = services.tree.store, services.tree
     root = store.users.find_one({"login": names[1]}) if names[0] == "user" \
         else store.collections.find_one({"name": names[1]})
     model, doc = names[0], root
@@ -55,7 +55,7 @@ def resource_path(services: Services, principal: Principal, model: str,
                   doc: dict[str, Any]) -> str:
     """The encoded path of a document; every ancestor must be readable (an
     unreadable one is an access error, as in Girder)."""
-    store, tree = services.store, services.tree
+    store, tree = services.tree.store, services.tree
     tree.require(principal, model, doc, acl.READ)
     tail: list[str] = []
     if model == "file":

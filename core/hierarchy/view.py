@@ -8,7 +8,7 @@ along the way is ``NotFoundError``; found-but-not-allowed is an access error.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import acl
 from ..acl import Principal
@@ -30,6 +30,13 @@ if TYPE_CHECKING:
     from . import Hierarchy
 
 
+class CacheStats(NamedTuple):
+    """The process-wide path cache's lookups so far (shared by every view)."""
+
+    hits: int
+    misses: int
+
+
 class HierarchyView(WriteOps):
     """Cheap to make: hold one per connection or request."""
 
@@ -44,6 +51,21 @@ class HierarchyView(WriteOps):
         self._owner = principal.for_scope(acl.SCOPE_DATA_OWN)
 
     read_only = False
+
+    # ------------------------------------------------------------ the view itself
+    def for_principal(self, principal: Principal) -> HierarchyView:
+        """A view of the same hierarchy, as read-only as this one, for another
+        principal (a long-lived session whose grant changed)."""
+        return self.hierarchy.view(principal, read_only=self.read_only)
+
+    def cache_ttl(self) -> float:
+        """Seconds a path lookup stays cached in core: a gateway's own caches
+        of listings stay within it."""
+        return float(self.services.settings.get("joist.hierarchy.cache_ttl"))
+
+    def cache_stats(self) -> CacheStats:
+        cache = self.hierarchy.cache
+        return CacheStats(cache.hits, cache.misses)
 
     # ------------------------------------------------------------ helpers
     def _chain(self, path: str) -> tuple[list[str], list[Entry]]:
@@ -152,16 +174,16 @@ class HierarchyView(WriteOps):
         when anything on the way is unreadable)."""
         svc = self.services
         try:
-            doc = svc.store.get(model, doc_id)
+            doc = svc.tree.store.get(model, doc_id)
             tail: list[str] = []
             if model == "file":
-                item = svc.store.get("item", doc["itemId"])
+                item = svc.tree.store.get("item", doc["itemId"])
                 entry = self.resolver.item_entry(item, svc.tree.folder_of(item, "item"))
                 tail = [item["name"]] if not entry.is_dir else [item["name"], doc["name"]]
-                model, doc = "folder", svc.store.get("folder", item["folderId"])
+                model, doc = "folder", svc.tree.store.get("folder", item["folderId"])
             elif model == "item":
                 tail = [doc["name"]]
-                model, doc = "folder", svc.store.get("folder", doc["folderId"])
+                model, doc = "folder", svc.tree.store.get("folder", doc["folderId"])
             chain = svc.tree.ancestors(self._reader, model, doc["_id"])
         except (AccessDeniedError, NotFoundError):
             raise NotFoundError("Path not found.") from None

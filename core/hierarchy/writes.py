@@ -141,14 +141,14 @@ class WriteOps:
         svc, who = self.services, self._owner
         doc = entry.doc
         if entry.kind == k.COLLECTION and doc is not None:
-            if not recursive and svc.store.folders.find_one({"parentId": doc["_id"]}):
+            if not recursive and svc.tree.store.folders.find_one({"parentId": doc["_id"]}):
                 raise NotEmptyError("Collection is not empty.")
             svc.removal.delete_collection(who, doc)
         elif entry.kind == k.FOLDER and doc is not None:
             svc.removal.delete_folder(who, doc, recursive=recursive)
         elif entry.kind == k.ITEM and doc is not None:
             if entry.is_dir and not recursive and \
-                    svc.store.files.find_one({"itemId": doc["_id"]}):
+                    svc.tree.store.files.find_one({"itemId": doc["_id"]}):
                 raise NotEmptyError("Directory not empty.")
             svc.removal.delete_item(self._writer, doc)
         elif entry.kind == k.FILE and doc is not None:
@@ -221,7 +221,7 @@ class WriteOps:
         """One commit for a few writes where the engine can (SQLite): no one
         sees a half-made item (empty, or its file not yet renamed), which
         would show as a directory. On MongoDB the calls run one by one."""
-        return self.services.store.engine.grouped()
+        return self.services.tree.store.engine.grouped()
 
     def _forget_item(self, item_entry: Entry) -> None:
         assert item_entry.doc is not None and item_entry.folder is not None
@@ -276,7 +276,7 @@ class WriteOps:
                 with self._atomically():
                     if entry.kind == k.ITEM:
                         new = svc.moves.copy_item(who, doc, target, name=name, rename=False)
-                        for file in svc.store.files.find({"itemId": new["_id"]}):
+                        for file in svc.tree.store.files.find({"itemId": new["_id"]}):
                             svc.files.update(who, file, name=name)
                     else:
                         item = svc.items.create(who, target, name, rename=False)

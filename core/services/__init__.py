@@ -2,6 +2,11 @@
 
 Each method takes the acting ``Principal`` and enforces the ACL itself, so the
 HTTP gateway and the admin CLI cannot get a rule wrong by calling them.
+
+``Services`` is what gateways are handed, so it does not name the store: core
+reaches it through ``Tree`` (the data layer every service is built on), admin
+through the app it builds, and ``tests/test_layering.py`` fails on any
+``.store`` in ``gateways/``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ from .users import UserService
 
 @dataclass(frozen=True)
 class Services:
-    store: Store
     settings: SettingsService
     assetstores: AssetstoreRegistry
     tree: Tree
@@ -76,7 +80,7 @@ class Services:
                              ApiKeyService(store.api_keys, store.users, tokens, scopes),
                              SshKeyService(store.ssh_keys), checker)
         return cls(
-            store=store, settings=settings, assetstores=assetstores, tree=tree,
+            settings=settings, assetstores=assetstores, tree=tree,
             folders=folders, items=items, files=files, uploads=uploads,
             collections=CollectionService(tree, settings),
             users=UserService(tree, folders, settings, bcrypt_rounds=bcrypt_rounds),

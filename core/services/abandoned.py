@@ -63,7 +63,7 @@ class AbandonedUploads:
 
     @classmethod
     def of(cls, services: Services) -> AbandonedUploads:
-        return cls(services.store, services.uploads, services.assetstores,
+        return cls(services.tree.store, services.uploads, services.assetstores,
                    services.settings)
 
     def max_idle(self) -> float:

@@ -56,7 +56,7 @@ class Checker:
 
     def __init__(self, services: Services, *, max_idle: float | None = None) -> None:
         self.svc = services
-        self.store = services.store
+        self.store = services.tree.store
         self.sweeper = AbandonedUploads.of(services)
         self.max_idle = max_idle
         self.in_progress: list[UploadStatus] = []  # live uploads seen by the last check

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import builtins
 import re
+from collections.abc import Iterator
 from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
 
 from .. import acl
 from ..acl import Principal
@@ -36,6 +40,17 @@ class CollectionService:
         groups = {str(g) for g in policy.get("groups") or []}
         return str(principal.user_id) in users or \
             any(str(g) in groups for g in principal.groups)
+
+    def creation_policy_members(self) -> tuple[builtins.list[Document],
+                                               builtins.list[Document]]:
+        """The users and groups the collection creation policy names, in its
+        order; ids that are malformed or gone are left out."""
+        policy = self.settings.get("core.collection_create_policy") or {}
+        users = [self.store.users.find_one({"_id": oid})
+                 for oid in _object_ids(policy.get("users"))]
+        groups = [self.store.groups.find_one({"_id": oid})
+                  for oid in _object_ids(policy.get("groups"))]
+        return [u for u in users if u is not None], [g for g in groups if g is not None]
 
     def create(self, principal: Principal, name: Any, *, description: str = "",
                public: bool = False, check_access: bool = True) -> Document:
@@ -109,3 +124,11 @@ class CollectionService:
     def delete_metadata(self, principal: Principal, collection: Document,
                         keys: builtins.list[str]) -> Document:
         return self.tree.delete_meta(principal, "collection", collection, keys)
+
+
+def _object_ids(raw: Any) -> Iterator[ObjectId]:
+    for value in raw or ():
+        try:
+            yield ObjectId(str(value))
+        except (InvalidId, TypeError):
+            continue

@@ -13,6 +13,7 @@ from ..acl import Principal
 from ..common import utcnow, validate_meta, validate_name
 from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import ExistsError, ValidationError
+from .listing import before, name_filter, with_text
 from .tree import Tree
 
 FOLDER_EXISTS = "A folder with that name already exists here."
@@ -119,6 +120,41 @@ class FolderService:
 
     def count(self, principal: Principal, parent: Document) -> int:
         return self.store.folders.count(self.children_filter(principal, parent))
+
+    # ------------------------------------------------------------ REST listings
+    def _listing_filter(self, principal: Principal, parent: Document | None,
+                        name: str | None, text: str | None) -> dict[str, Any]:
+        """The readable folders a listing covers: the children of ``parent``
+        (``name`` exact, ``text`` a substring), or with no parent a search of
+        every readable folder by ``text``."""
+        if parent is not None:
+            return with_text(self.children_filter(principal, parent, name), text)
+        if not text:
+            raise ValidationError("Invalid search mode.")
+        return acl.and_filter(name_filter(text), acl.permission_filter(principal, acl.READ))
+
+    def listing(self, principal: Principal, parent: Document | None, *,
+                name: str | None = None, text: str | None = None,
+                sort: SortSpec | None = None, skip: int = 0,
+                limit: int = 50) -> builtins.list[Document]:
+        """One page of a listing (see ``_listing_filter``); ``parent`` was loaded
+        READ-checked by the caller."""
+        return self.store.folders.find(self._listing_filter(principal, parent, name, text),
+                                       sort=sort or [("lowerName", 1), ("_id", 1)],
+                                       skip=skip, limit=limit)
+
+    def listing_count(self, principal: Principal, parent: Document | None, *,
+                      name: str | None = None, text: str | None = None) -> int:
+        """How many folders ``listing`` covers without paging."""
+        return self.store.folders.count(self._listing_filter(principal, parent, name, text))
+
+    def position(self, principal: Principal, folder: Document, parent: Document | None, *,
+                 name: str | None = None, text: str | None = None,
+                 sort: SortSpec) -> int:
+        """How many folders of the listing sort before ``folder`` (Girder's
+        ``position``)."""
+        query = self._listing_filter(principal, parent, name, text)
+        return self.store.folders.count({"$and": [query, before(folder, sort)]})
 
     def update(self, principal: Principal, folder: Document, *, name: Any = None,
                description: str | None = None,

@@ -103,6 +103,19 @@ class GroupService:
                                      sort=[("lastName", 1), ("firstName", 1), ("_id", 1)],
                                      skip=skip, limit=limit)
 
+    def invitations(self, principal: Principal, group: Document, *, skip: int = 0,
+                    limit: int = 50) -> builtins.list[Document]:
+        """The users with a pending invitation to ``group`` (READ on it required)."""
+        self.tree.require(principal, "group", group, acl.READ)
+        return self.store.users.find({"groupInvites.groupId": group["_id"]},
+                                     sort=[("lastName", 1), ("_id", 1)],
+                                     skip=skip, limit=limit)
+
+    def reload(self, group: Document) -> Document:
+        """``group`` as stored now: after a membership change the caller made
+        (and was allowed to make), whatever it may still read of it."""
+        return self.store.get("group", group["_id"])
+
     def _may_add_directly(self, principal: Principal, level: int) -> bool:
         if principal.is_site_admin:
             return True

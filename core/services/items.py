@@ -14,6 +14,7 @@ from ..common import utcnow, validate_name
 from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import ExistsError
 from .folders import merge_meta
+from .listing import before, with_text
 from .tree import Tree
 
 _SUFFIX = re.compile(r"^(.*) \((\d+)\)$")
@@ -111,6 +112,37 @@ class ItemService:
                                      skip=skip, limit=limit)
         return docs, folder
 
+    # ------------------------------------------------------------ REST listings
+    def _listing_filter(self, principal: Principal, folder: Document, name: str | None,
+                        text: str | None) -> dict[str, Any]:
+        """Items have no ACL of their own: READ on the folder covers them all
+        (an in-memory check on the folder in hand, no query)."""
+        self.tree.require(principal, "folder", folder, acl.READ)
+        query: dict[str, Any] = {"folderId": folder["_id"]}
+        if name is not None:
+            query["name"] = name
+        return with_text(query, text)
+
+    def listing(self, principal: Principal, folder: Document, *, name: str | None = None,
+                text: str | None = None, sort: SortSpec | None = None, skip: int = 0,
+                limit: int = 50) -> builtins.list[Document]:
+        """One page of a folder's items, ``name`` exact and ``text`` a substring."""
+        return self.store.items.find(self._listing_filter(principal, folder, name, text),
+                                     sort=sort or [("lowerName", 1), ("_id", 1)],
+                                     skip=skip, limit=limit)
+
+    def listing_count(self, principal: Principal, folder: Document, *,
+                      name: str | None = None, text: str | None = None) -> int:
+        """How many items ``listing`` covers without paging (a count query;
+        ``Tree.item_count`` is the kept count of an unfiltered folder)."""
+        return self.store.items.count(self._listing_filter(principal, folder, name, text))
+
+    def position(self, principal: Principal, item: Document, folder: Document, *,
+                 name: str | None = None, text: str | None = None, sort: SortSpec) -> int:
+        """How many items of the listing sort before ``item`` (Girder's ``position``)."""
+        query = self._listing_filter(principal, folder, name, text)
+        return self.store.items.count({"$and": [query, before(item, sort)]})
+
     def update(self, principal: Principal, item: Document, *, name: Any = None,
                description: str | None = None, metadata: dict[str, Any] | None = None,
                rename: bool = True) -> Document:
@@ -152,6 +184,12 @@ class ItemService:
         return self.store.files.find({"itemId": item["_id"]},
                                      sort=sort or [("name", 1), ("_id", 1)],
                                      skip=skip, limit=limit)
+
+    def file_count(self, principal: Principal, item: Document, *,
+                   check_access: bool = True) -> int:
+        if check_access:
+            self.tree.require(principal, "item", item, acl.READ)
+        return self.store.files.count({"itemId": item["_id"]})
 
     def root_path(self, principal: Principal, item: Document) -> builtins.list[dict[str, Any]]:
         return self.tree.ancestors(principal, "folder", item["folderId"])

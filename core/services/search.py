@@ -59,6 +59,12 @@ class SearchService:
                 break
         return out
 
+    def by_name(self, principal: Principal, model: str, text: str, *, mode: str = "text",
+                level: int = acl.READ, offset: int = 0, limit: int = 50) -> list[Document]:
+        """``find`` with ``name_query``: the REST search routes."""
+        return self.find(principal, model, name_query(model, text, mode), level=level,
+                         offset=offset, limit=limit)
+
     def _leaves(self, principal: Principal, model: str, query: dict[str, Any],
                 level: int) -> Iterator[Document]:
         """Items or files whose folder grants ``level``, read a page at a time."""

@@ -100,6 +100,12 @@ class UserService:
     def get(self, principal: Principal, user_id: Any, level: int = acl.READ) -> Document:
         return self.tree.load(principal, "user", user_id, level)
 
+    def me(self, principal: Principal) -> Document:
+        """The principal's own user document (anonymous: the usual denial)."""
+        if principal.user_id is None:
+            raise acl.denial(principal, acl.READ, "user", None)
+        return self.store.get("user", principal.user_id)
+
     def by_login(self, login: str) -> Document | None:
         return self.store.users.find_one({"login": str(login).strip().lower()})
 

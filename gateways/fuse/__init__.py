@@ -3,7 +3,8 @@
 One mount runs as one principal through a ``HierarchyView`` (read-only unless
 ``--rw``), so programs that need plain paths see exactly what every other
 gateway shows that principal. Start one with
-``Mount(hierarchy.view(principal, read_only=True), MountOptions(...)).serve()``.
+``Mount(hierarchy.view(principal, read_only=True), MountOptions(...),
+services.mounts).serve()`` (``admin/commands/mount.py`` does).
 """
 
 from .mount import Mount, check_mountpoint, unmount

@@ -1,7 +1,7 @@
 """Mounting and unmounting: checks of the mount point, the FUSE loop, the
 mount record in the store, and what happens on the way out.
 
-``Mount(view, options).serve()`` blocks until the filesystem is unmounted
+``Mount(view, options, mounts).serve()`` blocks until the filesystem is unmounted
 (``fusermount3 -u``, ``joist mount PATH -u``, SIGTERM/SIGINT/SIGHUP). While
 it runs, the mount is recorded in the store with a heartbeat; the record goes
 when the loop ends. ``auto_unmount`` leaves no dead mount behind even when
@@ -24,7 +24,7 @@ from typing import Any
 from joist.core.auth import LiveGrant
 from joist.core.errors import CoreError, StorageError, ValidationError
 from joist.core.hierarchy import HierarchyView
-from joist.core.services.mounts import HEARTBEAT_SECONDS
+from joist.core.services.mounts import HEARTBEAT_SECONDS, MountService
 
 from . import libfuse
 from .operations import JoistOperations
@@ -79,7 +79,7 @@ class Mount:
     ``still_valid`` (by default ``live.valid``) is asked at every heartbeat:
     when it turns false the filesystem unmounts itself."""
 
-    def __init__(self, view: HierarchyView, options: MountOptions, *,
+    def __init__(self, view: HierarchyView, options: MountOptions, mounts: MountService, *,
                  on_ready: Callable[[Mount], None] | None = None,
                  still_valid: Callable[[], bool] | None = None,
                  live: LiveGrant | None = None) -> None:
@@ -94,7 +94,7 @@ class Mount:
         self.operations.on_mounted = self._mounted
         self._on_ready = on_ready
         self._still_valid = still_valid
-        self._mounts = view.services.mounts
+        self._mounts = mounts  # core's mount records, handed over by admin/
         self._record: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._ready_done = threading.Event()

@@ -79,9 +79,8 @@ class JoistOperations(DirOps, WriteOps):
         # Half the core path cache's lifetime: the entries a listing primed in
         # core stay fresh while the listing is reused, so the opens that follow
         # an `ls` or `find` find their paths without queries.
-        core_ttl = float(view.services.settings.get("joist.hierarchy.cache_ttl"))
         self._listings: BoundedMap[list[Entry]] = BoundedMap(
-            256, min(options.entry_timeout, core_ttl) / 2)
+            256, min(options.entry_timeout, view.cache_ttl()) / 2)
         self._versions = Versions()
         self._readers = ReaderPool(options.idle_readers)
         self._uid, self._gid = os.getuid(), os.getgid()
@@ -103,11 +102,11 @@ class JoistOperations(DirOps, WriteOps):
         if principal is not view.principal and principal != view.principal:
             with self._view_lock:
                 if principal != self._view.principal:
-                    self._view = view.hierarchy.view(principal, read_only=view.read_only)
+                    self._view = view.for_principal(principal)
 
     # ------------------------------------------------------------ helpers
     def _live_counters(self) -> dict[str, Any]:
-        cache = self.view.hierarchy.cache
+        cache = self.view.cache_stats()
         out: dict[str, Any] = {
             "open_handles": self.handles.count(), "path_cache_hits": cache.hits,
             "path_cache_misses": cache.misses, "kernel_notifications": self.kernel.sent,
@@ -347,13 +346,12 @@ class JoistOperations(DirOps, WriteOps):
 
     def _open_reader(self, path: str) -> Any:
         try:
+            # A cached entry naming bytes a replacement released is core's to
+            # retry (``open_read`` looks the path up afresh once).
             return self.view.open_read(path)
         except StorageError:
-            # The path cache may still name bytes that a replacement released:
-            # look the path up afresh once before giving up.
-            self.view.hierarchy.cache.clear()
-            self._nodes.drop(path)
-            return self.view.open_read(path)
+            self._nodes.drop(path)  # this mount's attributes of it are as stale
+            raise
 
     def _descriptor(self, reader: Any) -> int | None:
         if self.options.chunk_cache == "always":

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from joist.core import acl
 from joist.core.acl import Principal
 from joist.core.auth import scopes
 from joist.core.errors import AccessDeniedError, AuthenticationError, CoreError
@@ -54,9 +53,7 @@ class Context:
     uid: str
 
     def user_doc(self) -> dict[str, Any]:
-        if self.principal.user_id is None:
-            raise acl.denial(self.principal, acl.READ, "user", None)
-        return self.services.store.get("user", self.principal.user_id)
+        return self.services.users.me(self.principal)
 
 
 class RestApp:

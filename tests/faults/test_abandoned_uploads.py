@@ -43,7 +43,7 @@ def test_a_locked_upload_is_never_abandoned(app: App) -> None:
         assert _abandoned(app, max_idle=0) == []
         checker = Checker(app.services, max_idle=0)
         assert checker.repair(checker.check()) == []
-        assert app.services.store.uploads.find_one({"_id": step.upload["_id"]}) is not None
+        assert app.store.uploads.find_one({"_id": step.upload["_id"]}) is not None
     finally:
         os.close(fd)
     # Idle for a day it stays, until an idle time of 0 says otherwise.
@@ -56,7 +56,7 @@ def test_a_locked_upload_is_never_abandoned(app: App) -> None:
     assert [(f.kind, str(f.ref)) for f in found] == [("abandoned-upload", upload_id)]
     assert "5 bytes of temporary data" in found[0].detail
     assert checker.repair(found) == []
-    assert app.services.store.uploads.find_one({"_id": step.upload["_id"]}) is None
+    assert app.store.uploads.find_one({"_id": step.upload["_id"]}) is None
     assert not os.path.exists(_temp(app, step.upload))
     assert Checker(app.services, max_idle=0).check() == []
 
@@ -75,12 +75,12 @@ def test_a_streaming_upload_lives_and_dies_with_its_process(app: App) -> None:
     dead_owner = {**processes.identity(), "pid": int(gone.stdout)}
     dead_owner["start"] = "0"  # a reused pid would not match either
     assert processes.is_alive(dead_owner) is False
-    app.services.store.uploads.update_one({"_id": upload["_id"]},
+    app.store.uploads.update_one({"_id": upload["_id"]},
                                           {"$set": {"owner": dead_owner}})
     assert _abandoned(app, max_idle=86400) == [str(upload["_id"])]
     # Another machine's (or container's) process cannot be asked: only age tells.
     for elsewhere in ({"host": "elsewhere"}, {"pidns": -1}):
-        app.services.store.uploads.update_one(
+        app.store.uploads.update_one(
             {"_id": upload["_id"]}, {"$set": {"owner": {**dead_owner, **elsewhere}}})
         assert _abandoned(app, max_idle=86400) == []
         assert _abandoned(app, max_idle=0) == [str(upload["_id"])]

@@ -68,7 +68,7 @@ def site(tmp_path: Path) -> Site:
                                 email="alice@example.org", first_name="A", last_name="L",
                                 password=PASSWORD, admin=True, check_policy=False)
         alice = Principal.from_user(user)
-        public = svc.store.folders.find_one({"parentId": user["_id"], "name": "Public"})
+        public = app.store.folders.find_one({"parentId": user["_id"], "name": "Public"})
         assert public is not None
         files = {name: str(upload_bytes(app, alice, "folder", public, name, data)["_id"])
                  for name, data in (("a1.bin", A), ("a2.bin", A), ("b.bin", B))}

@@ -357,7 +357,7 @@ def test_core_refuses_account_changes_from_scoped_principals(probe_site: RestSit
     """Whatever a gateway declares, core makes account and credential changes
     only for a full login."""
     services = probe_site.app.services
-    alice = services.store.get("user", probe_site.world.users["alice"]["_id"])
+    alice = probe_site.app.store.get("user", probe_site.world.users["alice"]["_id"])
     scoped = Principal.from_user(alice, scopes=[R, W, OWN, scopes.USER_INFO_READ])
     for change in (
             lambda: services.users.update(scoped, alice, email="mallory@example.org"),
@@ -367,7 +367,7 @@ def test_core_refuses_account_changes_from_scoped_principals(probe_site: RestSit
             lambda: services.auth.api_keys.create(scoped, name="escalate")):
         with pytest.raises(AuthenticationError, match="Invalid token scope"):
             change()
-    assert services.store.get("user", alice["_id"])["email"] == "alice@example.org"
+    assert probe_site.app.store.get("user", alice["_id"])["email"] == "alice@example.org"
     assert services.auth.api_keys.list(Principal.from_user(alice)) == []
 
 

@@ -24,8 +24,7 @@ def _view(ctx: Context, doc: dict[str, Any], adapter: Any = None) -> dict[str, A
         out["capacity"] = {"free": cap.free, "total": cap.total}
     except Exception:  # an unreachable store still lists, without capacity
         out["capacity"] = None
-    out["hasFiles"] = ctx.services.store.files.find_one(
-        {"assetstoreId": doc["_id"]}, projection=["_id"]) is not None
+    out["hasFiles"] = ctx.services.assetstores.holds_files(doc["_id"])
     out["_modelType"] = "assetstore"
     return out
 
@@ -99,8 +98,7 @@ def delete_assetstore(ctx: Context, id: str) -> dict[str, str]:
 def assetstore_files(ctx: Context, id: str, limit: int, offset: int,
                      sortdir: int) -> list[Any]:
     doc = ctx.services.assetstores.get(id)
-    files = ctx.services.store.files.find({"assetstoreId": doc["_id"]}, sort=[("_id", 1)],
-                                          skip=offset, limit=limit)
+    files = ctx.services.assetstores.files_in(doc["_id"], skip=offset, limit=limit)
     return ctx.filter.many("file", files, ctx.principal)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -55,24 +54,6 @@ def level_from(value: Any) -> int:
     if level not in (acl.READ, acl.WRITE, acl.ADMIN):
         raise RestError("Invalid access level.")
     return level
-
-
-def name_search(text: str) -> dict[str, Any]:
-    """The ``text`` parameter of listings: a case-insensitive substring of the name."""
-    return {"lowerName": {"$regex": re.escape(text.strip().lower())}}
-
-
-def before(doc: dict[str, Any], spec: list[tuple[str, int]]) -> dict[str, Any]:
-    """A filter for the documents sorted before ``doc`` by ``spec`` (a field,
-    then ``_id`` as tie-breaker): Girder's ``position`` routes count them."""
-    field, direction = spec[0]
-    op = "$lt" if direction == 1 else "$gt"
-    if field == "_id":
-        return {"_id": {op: doc["_id"]}}
-    value: Any = doc
-    for part in field.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return {"$or": [{field: {op: value}}, {field: value, "_id": {op: doc["_id"]}}]}
 
 
 def total(count: Callable[[], int], offset: int, limit: int, returned: int) -> int:

@@ -74,9 +74,7 @@ def members(ctx: Context, id: str, limit: int, offset: int, sortdir: int) -> lis
          scope=FULL_LOGIN, access="user", params=PAGING)
 def invitations(ctx: Context, id: str, limit: int, offset: int, sortdir: int) -> list[Any]:
     doc = load(ctx, "group", id, acl.READ)
-    users = ctx.services.store.users.find({"groupInvites.groupId": doc["_id"]},
-                                          sort=[("lastName", 1), ("_id", 1)],
-                                          skip=offset, limit=limit)
+    users = ctx.services.groups.invitations(ctx.principal, doc, skip=offset, limit=limit)
     return ctx.filter.many("user", users, ctx.principal)
 
 
@@ -90,7 +88,7 @@ def invite(ctx: Context, id: str, user_id: str, level: int, quiet: bool, force: 
     user = load(ctx, "user", user_id)
     ctx.services.groups.add_member(ctx.principal, group, user, level=level_from(level),
                                    force=force)
-    return ctx.filter("group", ctx.services.store.get("group", group["_id"]), ctx.principal)
+    return ctx.filter("group", ctx.services.groups.reload(group), ctx.principal)
 
 
 @api.post(":id/member", "Join a group (accept an invitation, or request to join).",
@@ -107,21 +105,21 @@ def remove_member(ctx: Context, id: str, user_id: str | None) -> Any:
     group = load(ctx, "group", id)
     user = load(ctx, "user", user_id) if user_id else ctx.user_doc()
     ctx.services.groups.remove_member(ctx.principal, group, user)
-    return ctx.filter("group", ctx.services.store.get("group", group["_id"]), ctx.principal)
+    return ctx.filter("group", ctx.services.groups.reload(group), ctx.principal)
 
 
 def _role_routes(role: str, level: int) -> None:
     def promote(ctx: Context, id: str, user_id: str) -> Any:
         group = load(ctx, "group", id, acl.ADMIN)
         ctx.services.groups.set_role(ctx.principal, group, load(ctx, "user", user_id), level)
-        return ctx.filter("group", ctx.services.store.get("group", group["_id"]),
+        return ctx.filter("group", ctx.services.groups.reload(group),
                           ctx.principal)
 
     def demote(ctx: Context, id: str, user_id: str) -> Any:
         group = load(ctx, "group", id, acl.ADMIN)
         ctx.services.groups.set_role(ctx.principal, group, load(ctx, "user", user_id),
                                      acl.READ)
-        return ctx.filter("group", ctx.services.store.get("group", group["_id"]),
+        return ctx.filter("group", ctx.services.groups.reload(group),
                           ctx.principal)
 
     params = (Param("userId", required=True),)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from joist.core import acl
-from joist.core.services.search import name_query
 
 from ..app import Context
 from ..request import RestError
 from ..response import Page
 from ..router import READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
 from . import metadata
-from .common import PAGING, SORTDIR, before, load, name_search, paging, sort_param, total
+from .common import PAGING, SORTDIR, load, paging, sort_param, total
 
 items = RouteCollector("item", "Items: the leaves of the tree, holding files.")
 
@@ -22,32 +21,24 @@ items = RouteCollector("item", "Items: the leaves of the tree, holding files.")
 LIST_ITEM_PARAMS = (Param("folderId"), Param("text"), Param("name"), sort_param("lowerName"))
 
 
-def _folder_items(ctx: Context, folder_id: str, text: str | None,
-                  name: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A readable folder and the query for the items a listing covers (items
-    have no ACL of their own)."""
-    folder = load(ctx, "folder", folder_id)
-    query: dict[str, Any] = {"folderId": folder["_id"]}
-    if name is not None:
-        query["name"] = name
-    return folder, ({"$and": [query, name_search(text)]} if text else query)
-
-
 @items.get("", "List or search items.", scope=READ_SCOPE, total_count=True,
            params=(*LIST_ITEM_PARAMS, *PAGING))
 def list_items(ctx: Context, folder_id: str | None, text: str | None, name: str | None,
                sort: str, limit: int, offset: int, sortdir: int) -> Page:
     limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
-    store = ctx.services.store.items
     if folder_id:
-        folder, query = _folder_items(ctx, folder_id, text, name)
-        docs = store.find(query, sort=spec, skip=offset, limit=limit)
+        folder = load(ctx, "folder", folder_id)
+        service = ctx.services.items
+        docs = service.listing(ctx.principal, folder, name=name, text=text, sort=spec,
+                               skip=offset, limit=limit)
         known = ctx.services.tree.item_count(folder["_id"]) \
             if text is None and name is None else None
         if known is not None:  # core keeps the count: no count query on a big folder
             return Page(ctx.filter.many("item", docs, ctx.principal), known)
         return Page(ctx.filter.many("item", docs, ctx.principal),
-                    total(lambda: store.count(query), offset, limit, len(docs)))
+                    total(lambda: service.listing_count(ctx.principal, folder, name=name,
+                                                        text=text),
+                          offset, limit, len(docs)))
     if text:
         return Page(_search_items(ctx, text, offset, limit))
     raise RestError("Invalid search mode.")
@@ -59,14 +50,15 @@ def item_position(ctx: Context, id: str, folder_id: str | None, text: str | None
                   name: str | None, sort: str, sortdir: int) -> int:
     doc = load(ctx, "item", id)
     spec = paging(0, 0, sortdir, sort, "lowerName")[2]
-    _folder, query = _folder_items(ctx, folder_id or str(doc["folderId"]), text, name)
-    return ctx.services.store.items.count({"$and": [query, before(doc, spec)]})
+    folder = load(ctx, "folder", folder_id or str(doc["folderId"]))
+    return ctx.services.items.position(ctx.principal, doc, folder, name=name, text=text,
+                                       sort=spec)
 
 
 def _search_items(ctx: Context, text: str, offset: int, limit: int) -> list[dict[str, Any]]:
     """Global item search; core filters each match through its folder."""
-    docs = ctx.services.search.find(ctx.principal, "item", name_query("item", text),
-                                    offset=offset, limit=limit)
+    docs = ctx.services.search.by_name(ctx.principal, "item", text, offset=offset,
+                                       limit=limit)
     return ctx.filter.many("item", docs, ctx.principal)
 
 
@@ -118,8 +110,9 @@ def item_files(ctx: Context, id: str, sort: str, limit: int, offset: int,
     doc = load(ctx, "item", id)
     files = ctx.services.items.files(ctx.principal, doc, skip=offset, limit=limit,
                                      sort=spec, check_access=False)
-    count = total(lambda: ctx.services.store.files.count({"itemId": doc["_id"]}), offset,
-                  limit, len(files))
+    count = total(lambda: ctx.services.items.file_count(ctx.principal, doc,
+                                                        check_access=False),
+                  offset, limit, len(files))
     return Page(ctx.filter.many("file", files, ctx.principal), count)
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from joist.core import acl
 from joist.core.errors import AccessDeniedError, NotFoundError, ValidationError
-from joist.core.services.search import name_query
 
 from ..app import Context
 from ..archive import ArchiveWalker
@@ -38,11 +37,7 @@ def lookup(ctx: Context, path: str, test: bool) -> Any:
 @api.get(":id/path", "The path of a resource.", scope=READ_SCOPE, params=(
     Param("type", required=True, enum=MODELS),))
 def resource_path(ctx: Context, id: str, type: str) -> str:
-    try:
-        doc = ctx.services.store.get(type, id)
-    except NotFoundError:
-        raise ValidationError("Invalid resource id.", field="id") from None
-    return ctx.hierarchy.resource_path(ctx.principal, type, doc)
+    return ctx.hierarchy.resource_path_by_id(ctx.principal, type, id)
 
 
 @api.get(":id", "Get any resource by id and type (administrators).",
@@ -62,8 +57,8 @@ def search(ctx: Context, q: str, mode: str, types: list[Any], level: int, limit:
     for model in types:
         if model not in MODELS:
             continue
-        docs = ctx.services.search.find(ctx.principal, model, name_query(model, q, mode),
-                                        level=level, offset=offset, limit=limit)
+        docs = ctx.services.search.by_name(ctx.principal, model, q, mode=mode,
+                                           level=level, offset=offset, limit=limit)
         results[model] = ctx.filter.many(model, docs, ctx.principal)
     return results
 

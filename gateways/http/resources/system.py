@@ -7,9 +7,6 @@ import datetime as _dt
 import time
 from typing import Any
 
-from bson import ObjectId
-from bson.errors import InvalidId
-
 from joist.core import common
 from joist.core.auth import scopes
 from joist.core.services.abandoned import AbandonedUploads, UploadStatus
@@ -188,27 +185,13 @@ def plugin_static_files(ctx: Context) -> dict[str, list[str]]:
          "Who may create collections, as an access list.", scope=FULL_LOGIN, access="admin")
 def collection_policy_access(ctx: Context) -> dict[str, Any]:
     policy = ctx.services.settings.get("core.collection_create_policy") or {}
-    store = ctx.services.store
-    users, groups = [], []
-    for raw in policy.get("users") or []:
-        user = store.users.find_one({"_id": _oid(raw)}) if _oid(raw) else None
-        if user is not None:
-            users.append({"id": user["_id"], "login": user["login"],
-                          "name": f"{user.get('firstName', '')} "
-                                  f"{user.get('lastName', '')}".strip()})
-    for raw in policy.get("groups") or []:
-        group = store.groups.find_one({"_id": _oid(raw)}) if _oid(raw) else None
-        if group is not None:
-            groups.append({"id": group["_id"], "name": group["name"],
-                           "description": group.get("description", "")})
-    return {"open": bool(policy.get("open")), "users": users, "groups": groups}
-
-
-def _oid(raw: Any) -> ObjectId | None:
-    try:
-        return ObjectId(str(raw))
-    except (InvalidId, TypeError):
-        return None
+    members, groups = ctx.services.collections.creation_policy_members()
+    users = [{"id": user["_id"], "login": user["login"],
+              "name": f"{user.get('firstName', '')} {user.get('lastName', '')}".strip()}
+             for user in members]
+    return {"open": bool(policy.get("open")), "users": users,
+            "groups": [{"id": group["_id"], "name": group["name"],
+                        "description": group.get("description", "")} for group in groups]}
 
 
 def _json_or_text(value: Any) -> Any:

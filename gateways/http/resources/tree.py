@@ -11,7 +11,7 @@ from ..request import RestError
 from ..response import Page
 from ..router import OWN_SCOPE, READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
 from . import metadata
-from .common import PAGING, SORTDIR, before, load, name_search, paging, sort_param, total
+from .common import PAGING, SORTDIR, load, paging, sort_param, total
 
 collections = RouteCollector("collection", "Collections: top-level containers.")
 folders = RouteCollector("folder", "Folders.")
@@ -79,15 +79,13 @@ LIST_FOLDER_PARAMS = (Param("parentType", enum=("folder", "user", "collection"))
                       Param("parentId"), Param("text"), Param("name"), sort_param("lowerName"))
 
 
-def _folder_query(ctx: Context, parent_type: str | None, parent_id: str | None,
-                  text: str | None, name: str | None) -> dict[str, Any]:
-    """The readable folders a listing covers (children of a parent, or a search)."""
+def _listed_parent(ctx: Context, parent_type: str | None, parent_id: str | None,
+                   text: str | None) -> dict[str, Any] | None:
+    """The parent whose children a listing covers, or None for a search by ``text``."""
     if parent_type and parent_id:
-        parent = load(ctx, parent_type, parent_id)
-        query = ctx.services.folders.children_filter(ctx.principal, parent, name)
-        return {"$and": [query, name_search(text)]} if text else query
+        return load(ctx, parent_type, parent_id)
     if text:
-        return acl.and_filter(name_search(text), acl.permission_filter(ctx.principal, acl.READ))
+        return None
     raise RestError("Invalid search mode.")
 
 
@@ -97,11 +95,13 @@ def list_folders(ctx: Context, parent_type: str | None, parent_id: str | None,
                  text: str | None, name: str | None, sort: str, limit: int, offset: int,
                  sortdir: int) -> Page:
     limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
-    query = _folder_query(ctx, parent_type, parent_id, text, name)
-    store = ctx.services.store.folders
-    docs = store.find(query, sort=spec, skip=offset, limit=limit)
+    parent = _listed_parent(ctx, parent_type, parent_id, text)
+    service = ctx.services.folders
+    docs = service.listing(ctx.principal, parent, name=name, text=text, sort=spec,
+                           skip=offset, limit=limit)
     return Page(ctx.filter.many("folder", docs, ctx.principal),
-                total(lambda: store.count(query), offset, limit, len(docs)))
+                total(lambda: service.listing_count(ctx.principal, parent, name=name,
+                                                    text=text), offset, limit, len(docs)))
 
 
 @folders.get(":id/position", "The index of a folder in a listing of its siblings.",
@@ -110,9 +110,10 @@ def folder_position(ctx: Context, id: str, parent_type: str | None, parent_id: s
                     text: str | None, name: str | None, sort: str, sortdir: int) -> int:
     doc = load(ctx, "folder", id)
     spec = paging(0, 0, sortdir, sort, "lowerName")[2]
-    query = _folder_query(ctx, parent_type or doc["parentCollection"],
-                          parent_id or str(doc["parentId"]), text, name)
-    return ctx.services.store.folders.count({"$and": [query, before(doc, spec)]})
+    parent = _listed_parent(ctx, parent_type or doc["parentCollection"],
+                            parent_id or str(doc["parentId"]), text)
+    return ctx.services.folders.position(ctx.principal, doc, parent, name=name, text=text,
+                                         sort=spec)
 
 
 @folders.post("", "Create a folder.", access="user", scope=WRITE_SCOPE, params=(

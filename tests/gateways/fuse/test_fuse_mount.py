@@ -42,7 +42,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MountSite]:
         alice = world.principal("alice")
         data = world.docs["data"]
         upload_bytes(site.app, alice, "folder", data, "big.bin", BIG)
-        item = svc.store.items.find_one({"folderId": data["_id"], "name": "a.txt"})
+        item = site.app.store.items.find_one({"folderId": data["_id"], "name": "a.txt"})
         svc.items.set_metadata(alice, item, {"color": "blue", "tags": ["x", 1]})
         links = svc.items.create(alice, data, "links")
         svc.files.create_link(alice, links, "home", LINK)

@@ -79,13 +79,13 @@ def test_a_recycled_pid_is_not_taken_for_the_mount(world: World) -> None:
 def test_records_of_other_hosts_go_stale_by_heartbeat(app: App, world: World) -> None:
     now = [_dt.datetime.now(_dt.UTC)]
     svc = app.services
-    other = MountService(svc.store, svc.tree, svc.settings, host="elsewhere",
+    other = MountService(app.store, svc.tree, svc.settings, host="elsewhere",
                          clock=lambda: now[0])
-    here = MountService(svc.store, svc.tree, svc.settings, clock=lambda: now[0])
+    here = MountService(app.store, svc.tree, svc.settings, clock=lambda: now[0])
     record = other.register("/mnt/far", SYSTEM, read_only=True, pid=1)
     assert not here.is_stale(record)  # its pid means nothing here: only time tells
     now[0] += _dt.timedelta(seconds=STALE_AFTER_SECONDS + 1)
-    assert here.is_stale(svc.store.mounts.find_one({"_id": record["_id"]}))
+    assert here.is_stale(app.store.mounts.find_one({"_id": record["_id"]}))
     assert [r["path"] for r in here.clean_stale()] == ["/mnt/far"]
 
 

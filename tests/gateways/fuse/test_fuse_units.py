@@ -374,9 +374,9 @@ def test_heartbeat_keeps_the_record_and_ends_on_revoked_credentials(
                         lambda path, lazy=False: unmounted.append(path))
     valid = [True]
     view = world.app.hierarchy.view(world.principal("alice"), read_only=True)
-    mount = mount_module.Mount(view, MountOptions(mountpoint=tmp_path / "m"),
-                               still_valid=lambda: valid[0])
     mounts = world.app.services.mounts
+    mount = mount_module.Mount(view, MountOptions(mountpoint=tmp_path / "m"), mounts,
+                               still_valid=lambda: valid[0])
     record = mounts.register(tmp_path / "m", view.principal, read_only=True)
     mount._record = record
     assert mount.beat() and unmounted == []
