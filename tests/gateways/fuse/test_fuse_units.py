@@ -292,6 +292,28 @@ def test_keep_cache_only_while_unchanged_and_old_handles_go_stale(
     assert ops.handles.count() == 0
 
 
+def test_an_open_after_a_replace_by_another_process_reads_the_new_bytes(
+        world: World, tmp_path: Path) -> None:
+    """Core's path cache still names the bytes the other process released:
+    ``view.open_read`` looks the path up afresh, with no cache clear here."""
+    from joist.admin.bootstrap import build_app
+    world.app.services.settings.set("joist.hierarchy.cache_ttl", 60.0)
+    first, fi = _ops(world, tmp_path / "one"), Fi()
+    first.open(A_TXT, fi)                        # primes this process's path cache
+    assert first.read(A_TXT, len(w.A_TXT), 0, fi) == w.A_TXT
+    first.release(A_TXT, fi)
+    other = build_app(world.app.settings, env={})  # a second process on the same store
+    try:
+        with other.hierarchy.view(world.principal("alice")).open_write(A_TXT) as writer:
+            writer.write(b"from another process")
+    finally:
+        other.close()
+    second, fi = _ops(world, tmp_path / "two"), Fi()  # a mount with nothing of its own
+    second.open(A_TXT, fi)
+    assert second.read(A_TXT, 100, 0, fi) == b"from another process"
+    second.release(A_TXT, fi)
+
+
 def test_direct_io_handles_keep_reading_their_version(world: World, tmp_path: Path) -> None:
     ops = _ops(world, tmp_path, direct_io=True)
     old = Fi()
