@@ -112,15 +112,13 @@ def _role_routes(role: str, level: int) -> None:
     def promote(ctx: Context, id: str, user_id: str) -> Any:
         group = load(ctx, "group", id, acl.ADMIN)
         ctx.services.groups.set_role(ctx.principal, group, load(ctx, "user", user_id), level)
-        return ctx.filter("group", ctx.services.groups.reload(group),
-                          ctx.principal)
+        return ctx.filter("group", ctx.services.groups.reload(group), ctx.principal)
 
     def demote(ctx: Context, id: str, user_id: str) -> Any:
         group = load(ctx, "group", id, acl.ADMIN)
         ctx.services.groups.set_role(ctx.principal, group, load(ctx, "user", user_id),
                                      acl.READ)
-        return ctx.filter("group", ctx.services.groups.reload(group),
-                          ctx.principal)
+        return ctx.filter("group", ctx.services.groups.reload(group), ctx.principal)
 
     params = (Param("userId", required=True),)
     api.post(f":id/{role}", f"Make a member a group {role}.", access="user",
