@@ -7,6 +7,7 @@ process builds the same adapters. New uploads go to the ``current`` one.
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -195,7 +196,7 @@ class AssetstoreRegistry:
             {"assetstoreId": assetstore_id}, projection=["_id"]) is not None
 
     def files_in(self, assetstore_id: Any, *, skip: int = 0,
-                 limit: int = 50) -> list[Document]:
+                 limit: int = 50) -> builtins.list[Document]:
         """The file records whose bytes live in an assetstore, oldest first."""
         if self._files is None:
             return []

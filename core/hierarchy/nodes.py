@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from bson import ObjectId
@@ -14,10 +15,25 @@ from bson import ObjectId
 from ..acl import AccessLevel
 from .paths import encode_name
 
-# Kinds of node. A one-file item shown as a plain file (natural layout) has
-# kind "item" and is_dir False; a file inside an item directory has kind "file".
-ROOT, USERS, COLLECTIONS = "root", "users", "collections"
-USER, COLLECTION, FOLDER, ITEM, FILE = "user", "collection", "folder", "item", "file"
+class NodeKind(StrEnum):
+    """Kinds of node. A one-file item shown as a plain file (natural layout)
+    has kind ``ITEM`` and is_dir False; a file inside an item directory has
+    kind ``FILE``. Members are strings, equal to Girder's model names."""
+
+    ROOT = "root"
+    USERS = "users"
+    COLLECTIONS = "collections"
+    USER = "user"
+    COLLECTION = "collection"
+    FOLDER = "folder"
+    ITEM = "item"
+    FILE = "file"
+
+
+ROOT, USERS, COLLECTIONS = NodeKind.ROOT, NodeKind.USERS, NodeKind.COLLECTIONS
+USER, COLLECTION, FOLDER = NodeKind.USER, NodeKind.COLLECTION, NodeKind.FOLDER
+ITEM, FILE = NodeKind.ITEM, NodeKind.FILE
+VIRTUAL_KINDS = (ROOT, USERS, COLLECTIONS)  # made of no document; nothing writes them
 CONTAINER_KINDS = (ROOT, USERS, COLLECTIONS, USER, COLLECTION, FOLDER)
 
 
@@ -34,7 +50,7 @@ def epoch(value: Any) -> float:
 class Node:
     path: str
     name: str
-    kind: str
+    kind: NodeKind
     is_dir: bool
     size: int = 0
     mtime: float = 0.0

@@ -31,7 +31,7 @@ class Entry:
     """A resolved position: its kind, its document, and for items and files
     the folder whose ACL governs them and the file holding the bytes."""
 
-    kind: str
+    kind: k.NodeKind
     doc: Document | None = None
     folder: Document | None = None   # ACL source for items and files
     file: Document | None = None     # bytes of a file node or a one-file item
