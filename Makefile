@@ -33,7 +33,7 @@ test: $(STAMP) system-deps
 # processes cannot share mongomock's memory, so those tests stay on SQLite or skip there.
 MONGO_SUITES := tests/unit/test_services_tree.py tests/unit/test_auth.py \
 	tests/contract/test_hierarchy_contract.py tests/unit/test_hierarchy_paging.py tests/gateways \
-	tests/security/test_access_matrix.py
+	tests/security/test_access_matrix.py tests/unit/test_view_rules.py
 test-mongo: $(STAMP)
 	JOIST_TEST_ENGINE=mongo $(PY) -m pytest $(MONGO_SUITES)
 

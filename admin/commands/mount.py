@@ -80,7 +80,7 @@ def _mount(args: argparse.Namespace) -> int:
         live = app.services.auth.live(_grant(app, args))
         principal = live.principal()
         options = MountOptions.from_settings(
-            app.settings, path, read_only=not args.rw, direct_io=args.direct_io,
+            app.settings, path, direct_io=args.direct_io,
             chunk_cache=args.chunk_cache, allow_other=args.allow_other,
             debug=args.debug_fuse, cache_dir=Path(args.cache_dir) if args.cache_dir else None)
         view = app.hierarchy.view(principal, read_only=not args.rw)

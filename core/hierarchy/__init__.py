@@ -13,11 +13,12 @@ from ..errors import NotFoundError, ValidationError
 from ..services import Services
 from . import lookup
 from .io import Reader, Writer
-from .nodes import FsStats, Node
+from .nodes import FsStats, Node, NodeKind
 from .paths import decode_name, encode_name, join_path, normalize, split_path
 from .readonly import ReadOnlyView
 from .resolver import PathCache, Resolver
 from .view import HierarchyView
+from .writes import Replace
 
 
 class Hierarchy:
@@ -53,5 +54,6 @@ class Hierarchy:
         return self.resource_path(principal, model, doc)
 
 
-__all__ = ["FsStats", "Hierarchy", "HierarchyView", "Node", "ReadOnlyView", "Reader",
-           "Writer", "decode_name", "encode_name", "join_path", "normalize", "split_path"]
+__all__ = ["FsStats", "Hierarchy", "HierarchyView", "Node", "NodeKind", "ReadOnlyView", "Reader",
+           "Replace", "Writer", "decode_name", "encode_name", "join_path", "normalize",
+           "split_path"]

@@ -15,6 +15,7 @@ from bson import ObjectId
 from ..acl import AccessLevel
 from .paths import encode_name
 
+
 class NodeKind(StrEnum):
     """Kinds of node. A one-file item shown as a plain file (natural layout)
     has kind ``ITEM`` and is_dir False; a file inside an item directory has

@@ -21,6 +21,7 @@ class ReadOnlyView(HierarchyView):
     def _refuse(*_args: Any, **_kwargs: Any) -> NoReturn:
         raise ReadOnlyError(MESSAGE)
 
+    require_writable = _refuse
     mkdir = _refuse
     open_write = _refuse
     remove = _refuse

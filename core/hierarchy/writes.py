@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from .. import acl
 from ..common import validate_mime_type, validate_name
 from ..errors import (
     AccessDeniedError,
@@ -32,6 +34,15 @@ from .paths import join_path, parent_and_name
 from .resolver import Entry
 
 _OVERWRITE_ATTEMPTS = 16
+
+
+class Replace(StrEnum):
+    """What a move or copy may do to an existing destination."""
+
+    NONE = "none"                        # nothing: ExistsError
+    EMPTY_DIRECTORY = "empty-directory"  # POSIX rename(2): a file for a file, a
+                                         # directory for an empty directory
+    ANY = "any"                          # whatever stands there goes first (WebDAV)
 
 if TYPE_CHECKING:
     from ..services import Services
@@ -81,27 +92,55 @@ class WriteOps:
     def _forget(self, parent: Entry, name: str) -> None:
         self.resolver.forget(parent, name)
 
+    def stat(self, path: str) -> Node:
+        raise NotImplementedError
+
     def _fresh(self, names: list[str]) -> Node:
         parent = self.resolver.resolve(names[:-1], self._reader)[-1]
         self._forget(parent, names[-1])
         return self.node_for(names, self.resolver.child(parent, names[-1], self._reader))
+
+    # ------------------------------------------------------------ may write
+    def require_writable(self, path: str) -> Node | None:
+        """The write question, asked before writing: the node at ``path`` if
+        the principal may change it; None if nothing is there (creating it is
+        decided by its parent, at the write). Refusals are the write's own:
+        ``ReadOnlyError`` from a read-only view, ``AuthenticationError`` for
+        anonymous, ``AccessDeniedError`` otherwise; the virtual directories
+        (``/``, ``/user``, ``/collection``) are never writable."""
+        try:
+            node = self.stat(path)
+        except (NotFoundError, NotDirectoryError):
+            return None
+        if node.kind in k.VIRTUAL_KINDS or not node.writable:
+            raise acl.denial(self._writer, acl.WRITE, str(node.kind), node.ref)
+        return node
 
     # ------------------------------------------------------------ create
     def mkdir(self, path: str) -> Node:
         parent_names, parent, name = self._parent(path)
         if self._lookup(parent, name) is not None:
             raise ExistsError("File exists.")
+        self._make_dir(parent, name)
+        return self._fresh([*parent_names, name])
+
+    def _make_dir(self, parent: Entry, name: str, meta: dict[str, Any] | None = None) -> None:
+        """A collection or folder named ``name`` in ``parent``, with ``meta``,
+        in one commit where the engine can."""
         svc = self.services
         if parent.kind == k.COLLECTIONS:
-            svc.collections.create(self._writer, name)
+            with self._atomically():
+                new = svc.collections.create(self._writer, name)
+                if meta:
+                    svc.collections.set_metadata(self._writer, new, meta)
         elif parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
             assert parent.doc is not None
-            svc.folders.create(self._writer, parent.kind, parent.doc["_id"], name)
+            svc.folders.create(self._writer, parent.kind, parent.doc["_id"], name,
+                               metadata=meta or None)
         elif parent.kind == k.ITEM:
             raise UnsupportedError("Items hold files, not folders.")
         else:
             raise AccessDeniedError("Folders cannot be created here.")
-        return self._fresh([*parent_names, name])
 
     def open_write(self, path: str, *, mime_type: str | None = None) -> Writer:
         """A writer whose bytes replace (or create) the file at ``path`` when
@@ -161,7 +200,7 @@ class WriteOps:
         self._forget(parent, names[-1])
 
     # ------------------------------------------------------------ move/copy
-    def _target(self, src: str, dst: str, overwrite: bool
+    def _target(self, src: str, dst: str, replace: Replace
                 ) -> tuple[list[str], Entry, list[str], Entry, Entry, str]:
         src_names, chain = self._write_chain(src)
         if len(src_names) < 2:
@@ -174,32 +213,56 @@ class WriteOps:
             raise InvalidPathError("Cannot move or copy a directory into itself.")
         existing = self._lookup(dst_parent, dst_name)
         if existing is not None:
-            if not overwrite:
-                raise ExistsError("Destination exists.")
+            self._may_replace(chain[-1], existing, replace)
             try:
                 self.remove(join_path(dst_names), recursive=True)
             except NotFoundError:
                 self._forget(dst_parent, dst_name)  # a concurrent writer removed it
         return src_names, chain[-1], dst_names, chain[-2], dst_parent, dst_name
 
-    def _overwriting(self, overwrite: bool, act: Callable[[], Node]) -> Node:
-        """``act`` again when, with ``overwrite``, a concurrent writer took the
-        freed destination first: last writer wins, as with PUT. Bounded: each
-        retry means another writer committed."""
+    def _may_replace(self, source: Entry, existing: Entry, replace: Replace) -> None:
+        """May ``existing`` go to make room for ``source``?"""
+        if replace is Replace.NONE:
+            raise ExistsError("Destination exists.")
+        if replace is Replace.EMPTY_DIRECTORY:  # POSIX rename(2)
+            if existing.is_dir and not source.is_dir:
+                raise IsDirectoryError("Is a directory.")
+            if source.is_dir and not existing.is_dir:
+                raise NotDirectoryError("Not a directory.")
+            if existing.is_dir and not self._is_empty(existing):
+                raise NotEmptyError("Directory not empty.")
+
+    def _is_empty(self, entry: Entry) -> bool:
+        """Holds nothing at all, readable or not (a replace removes everything)."""
+        store, doc = self.services.tree.store, entry.doc
+        assert doc is not None
+        if entry.kind == k.ITEM:
+            return store.files.find_one({"itemId": doc["_id"]}, projection=["_id"]) is None
+        if entry.kind == k.FOLDER and store.items.find_one(
+                {"folderId": doc["_id"]}, projection=["_id"]) is not None:
+            return False
+        return store.folders.find_one({"parentId": doc["_id"]}, projection=["_id"]) is None
+
+    def _overwriting(self, replace: Replace, act: Callable[[], Node]) -> Node:
+        """``act`` again when, replacing, a concurrent writer took the freed
+        destination first: last writer wins, as with PUT. Bounded: each retry
+        means another writer committed."""
         for _ in range(_OVERWRITE_ATTEMPTS - 1):
             try:
                 return act()
             except (ExistsError, ContainerGoneError):
-                if not overwrite:  # (a concurrent overwrite removed what we made)
+                if replace is Replace.NONE:  # (a concurrent writer removed what we made)
                     raise
         return act()
 
-    def move(self, src: str, dst: str, *, overwrite: bool = False) -> Node:
-        return self._overwriting(overwrite, lambda: self._move(src, dst, overwrite))
+    def move(self, src: str, dst: str, *, replace: Replace = Replace.NONE) -> Node:
+        """Move (and rename) ``src`` to ``dst``; what may stand at ``dst``
+        says ``replace``."""
+        return self._overwriting(replace, lambda: self._move(src, dst, replace))
 
-    def _move(self, src: str, dst: str, overwrite: bool) -> Node:
+    def _move(self, src: str, dst: str, replace: Replace) -> Node:
         src_names, entry, dst_names, src_parent, dst_parent, name = \
-            self._target(src, dst, overwrite)
+            self._target(src, dst, replace)
         svc, who = self.services, self._writer
         doc = entry.doc
         assert doc is not None
@@ -254,16 +317,21 @@ class WriteOps:
         if entry.kind == k.ITEM:  # the emptied one-file item goes with its file
             svc.removal.delete_item(who, doc)
 
-    def copy(self, src: str, dst: str, *, overwrite: bool = False) -> Node:
-        return self._overwriting(overwrite, lambda: self._copy(src, dst, overwrite))
+    def copy(self, src: str, dst: str, *, replace: Replace = Replace.NONE,
+             shallow: bool = False) -> Node:
+        """Copy ``src`` to ``dst``. ``shallow``: a folder without its contents
+        (its metadata only; WebDAV's Depth: 0), made in one step."""
+        return self._overwriting(replace, lambda: self._copy(src, dst, replace, shallow))
 
-    def _copy(self, src: str, dst: str, overwrite: bool) -> Node:
+    def _copy(self, src: str, dst: str, replace: Replace, shallow: bool) -> Node:
         _src_names, entry, dst_names, _src_parent, dst_parent, name = \
-            self._target(src, dst, overwrite)
+            self._target(src, dst, replace)
         svc, who = self.services, self._writer
         doc, target = entry.doc, dst_parent.doc
         assert doc is not None
-        if entry.kind == k.FOLDER and dst_parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
+        if shallow and entry.kind in (k.FOLDER, k.COLLECTION):
+            self._make_dir(dst_parent, name, dict(doc.get("meta") or {}))
+        elif entry.kind == k.FOLDER and dst_parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
             assert target is not None
             svc.moves.copy_folder(who, doc, dst_parent.kind, target, name=name)
         elif entry.kind == k.ITEM and entry.is_dir and dst_parent.kind == k.FOLDER:

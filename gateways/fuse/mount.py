@@ -109,7 +109,7 @@ class Mount:
             "entry_timeout": opts.entry_timeout, "attr_timeout": opts.attr_timeout,
             "negative_timeout": opts.entry_timeout,
         }
-        if opts.read_only:
+        if self.view.read_only:
             out["ro"] = True
         if opts.allow_other:
             out["allow_other"] = True
@@ -149,7 +149,7 @@ class Mount:
                 if self._stop.is_set():
                     return
                 self._record = self._mounts.register(
-                    opts.mountpoint, self.view.principal, read_only=opts.read_only,
+                    opts.mountpoint, self.view.principal, read_only=self.view.read_only,
                     extra={"directIo": opts.direct_io})
             if self._on_ready is not None:
                 self._on_ready(self)
@@ -177,7 +177,7 @@ class Mount:
             if record is not None and not alive:  # cleaned by mistake: back in
                 self._record = self._mounts.register(
                     self.options.mountpoint, self.view.principal,
-                    read_only=self.options.read_only)
+                    read_only=self.view.read_only)
             if self._still_valid is not None and not self._still_valid():
                 log.warning("the mount's credentials are no longer valid: unmounting")
                 self._unmount_self()

@@ -70,7 +70,7 @@ class JoistOperations(DirOps, WriteOps):
         self._live = live
         self._view_lock = threading.Lock()
         self.options = options
-        self.read_only = options.read_only or view.read_only
+        self.read_only = view.read_only  # the one flag: core's read-only view
         self.stats = Stats()
         self.kernel = kernel or KernelLink()
         self.handles = HandleTable()

@@ -19,7 +19,6 @@ be opened by name."""
 @dataclass(frozen=True)
 class MountOptions:
     mountpoint: Path
-    read_only: bool = True
     direct_io: bool = False
     attr_timeout: float = 1.0
     entry_timeout: float = 1.0

@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from joist.core.errors import NotFoundError, ReadOnlyError
-from joist.core.hierarchy import Node
+from joist.core.hierarchy import Node, Replace
 
 from . import attrs
 from .cache import parent_of
@@ -188,22 +188,8 @@ class WriteOps(_Base):
         pending = self._pending(old)
         if pending is not None:
             self._commit(pending)  # the bytes go where the file goes
-        source = self.view.stat(old)
-        try:
-            target: Node | None = self.view.stat(new)
-        except NotFoundError:
-            target = None
-        if target is not None:
-            if flags & RENAME_NOREPLACE:
-                raise FuseError(errno.EEXIST)
-            if target.is_dir and not source.is_dir:
-                raise FuseError(errno.EISDIR)
-            if source.is_dir and not target.is_dir:
-                raise FuseError(errno.ENOTDIR)
-            # POSIX replaces only an empty directory; the view would remove a full one.
-            if target.is_dir and next(iter(self.view.listdir(new, 0, 1)), None) is not None:
-                raise FuseError(errno.ENOTEMPTY)
-        self.view.move(old, new, overwrite=target is not None)
+        replace = Replace.NONE if flags & RENAME_NOREPLACE else Replace.EMPTY_DIRECTORY
+        self.view.move(old, new, replace=replace)  # POSIX's rules are core's
         self.handles.repath(old, new)
         self._retire_readers(new)
         self._changed(old, new)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from paramiko.sftp import SFTP_FAILURE
 
-from joist.core.hierarchy import Reader
+from joist.core.hierarchy import Reader, Replace
 
 from . import wire
 from .errors import SftpStatusError, bad_message, unsupported
@@ -120,7 +120,7 @@ def check_file(ops: Operations, req: Request, by_handle: bool) -> bytes:
 
 def posix_rename(ops: Operations, req: Request) -> bytes:
     source, target = ops.path(req), ops.path(req)
-    ops.view.move(source, target, overwrite=True)
+    ops.view.move(source, target, replace=Replace.EMPTY_DIRECTORY)  # POSIX rename
     return wire.ok_packet(req.id)
 
 

@@ -95,8 +95,7 @@ class Operations:
         flags = req.u32()
         req.attrs()
         if flags & WRITE_FLAGS:
-            writer = self.view.open_write(path)  # a read-only view refuses here
-            writer.abort()
+            self.view.require_writable(path)  # a read-only view refuses here
             return self.refuse_write()
         return wire.handle_packet(req.id, self.handles.add(
             FileHandle(path, self.view.open_read(path))))

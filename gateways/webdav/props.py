@@ -23,7 +23,6 @@ from wsgidav import util, xml_tools
 from wsgidav.dav_error import DAVError
 
 from joist.core import common
-from joist.core.errors import AccessDeniedError, AuthenticationError
 
 from .errors import translate
 
@@ -155,12 +154,8 @@ class PropertiesMixin:
         node = self.node
         if node.kind not in META_KINDS:
             raise DAVError(403, "This resource cannot hold properties.")
-        if not node.writable:
-            principal = self.ctx.principal
-            with translate(self.ctx.request_id):
-                if principal.is_anonymous:
-                    raise AuthenticationError("Log in to change properties.")
-                raise AccessDeniedError("You may not change this resource.")
+        with translate(self.ctx.request_id):
+            self.ctx.view.require_writable(node.path)
         batch = self.ctx.proppatch
         if dry_run:
             if name.startswith(f"{{{JOIST_NS}}}"):

@@ -11,7 +11,7 @@ from wsgidav.dav_error import DAVError, PRECONDITION_CODE_PropfindFiniteDepth
 from wsgidav.dav_provider import DAVProvider
 
 from joist.core.acl import Principal
-from joist.core.errors import AccessDeniedError, AuthenticationError, NotFoundError
+from joist.core.errors import AuthenticationError, NotFoundError
 from joist.core.hierarchy import FsStats, Hierarchy, HierarchyView
 from joist.core.services.locks import LockService
 
@@ -135,15 +135,7 @@ class JoistProvider(DAVProvider):
         ctx = self.context(environ)
         path = environ["PATH_INFO"].rstrip("/") or "/"
         with translate(ctx.request_id):
-            try:
-                node = ctx.view.stat(path)
-            except (NotFoundError, NotADirectoryError):
-                return  # creating the empty resource checks the parent
-            if node.writable and node.kind not in ("root", "users", "collections"):
-                return
-            if ctx.principal.is_anonymous:
-                raise AuthenticationError("Log in to lock resources.")
-            raise AccessDeniedError("You may not lock this resource.")
+            ctx.view.require_writable(path)  # (an unmapped URL: its parent decides)
 
     @staticmethod
     def _created_status(environ: dict[str, Any], start_response: StartResponse

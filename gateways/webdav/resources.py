@@ -16,7 +16,7 @@ from wsgidav.dav_error import DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
 from joist.core.errors import ValidationError
-from joist.core.hierarchy import Node, Reader, Writer
+from joist.core.hierarchy import Node, Reader, Replace, Writer
 
 from .errors import translate
 from .props import PropertiesMixin
@@ -144,30 +144,25 @@ class _Common(PropertiesMixin):
                 self.ctx.locks.delete_under(self.get_ref_url())  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ copy/move
+    def _replace(self) -> Replace:
+        return Replace.ANY if self.environ.get("HTTP_OVERWRITE", "T") == "T" else Replace.NONE
+
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
         ctx = self.ctx
-        overwrite = self.environ.get("HTTP_OVERWRITE", "T") == "T"
         dest = dest_path.rstrip("/")
         with translate(ctx.request_id):
             existed = ctx.view.exists(dest)
-            if not depth_infinity and self.node.kind in ("folder", "collection"):
-                if existed:
-                    ctx.view.remove(dest, recursive=True)
-                ctx.view.mkdir(dest)
-                if self.node.meta:
-                    ctx.view.set_metadata(dest, dict(self.node.meta))
-            else:
-                ctx.view.copy(self.node.path, dest, overwrite=overwrite)
+            ctx.view.copy(self.node.path, dest, replace=self._replace(),
+                          shallow=not depth_infinity)
         ctx.created = not existed
         return True
 
     def handle_move(self, dest_path: str) -> bool:
         ctx = self.ctx
-        overwrite = self.environ.get("HTTP_OVERWRITE", "T") == "T"
         dest = dest_path.rstrip("/")
         with translate(ctx.request_id):
             existed = ctx.view.exists(dest)
-            ctx.view.move(self.node.path, dest, overwrite=overwrite)
+            ctx.view.move(self.node.path, dest, replace=self._replace())
         self._drop_locks()  # locks stay with the URL, which is gone
         ctx.created = not existed
         return True

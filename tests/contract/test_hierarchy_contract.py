@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from joist.admin.bootstrap import App
-from joist.core.hierarchy import HierarchyView
+from joist.core.hierarchy import HierarchyView, Replace
 from tests.contract.hierarchy_suite import ReadOnlyContract, WritableContract
 from tests.world import World, build_world
 
@@ -48,7 +48,7 @@ class ViewClient:
         self.view.remove(path, recursive=False)
 
     def rename(self, src: str, dst: str) -> None:
-        self.view.move(src, dst, overwrite=True)
+        self.view.move(src, dst, replace=Replace.ANY)
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     try:
         world = build_world(app)
         view = app.hierarchy.view(world.principal("alice"))
-        options = MountOptions(mountpoint=root / "mnt", read_only=False,
+        options = MountOptions(mountpoint=root / "mnt",
                                cache_dir=root / "cache", staging_dir=root / "stage")
         ops = JoistOperations(view, options)
         try:

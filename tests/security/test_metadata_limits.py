@@ -90,7 +90,7 @@ def test_services_refuse_and_keep_the_metadata(world: World) -> None:
 def test_fuse_setxattr_is_einval(world: World, tmp_path: Path,
                                  caplog: pytest.LogCaptureFixture) -> None:
     view = world.app.hierarchy.view(world.principal("alice"))
-    options = MountOptions(mountpoint=tmp_path / "mnt", read_only=False,
+    options = MountOptions(mountpoint=tmp_path / "mnt",
                            cache_dir=tmp_path / "cache", staging_dir=tmp_path / "stage")
     ops = JoistOperations(view, options)
     path, name = f"{DATA}/a.txt", "user.joist.meta.x"

@@ -245,7 +245,7 @@ def world(app: App) -> World:
 def _ops(world: World, tmp_path: Path, *, read_only: bool = True, **kw: Any
          ) -> JoistOperations:
     view = world.app.hierarchy.view(world.principal("alice"), read_only=read_only)
-    options = MountOptions(mountpoint=tmp_path / "mnt", read_only=read_only,
+    options = MountOptions(mountpoint=tmp_path / "mnt",
                            cache_dir=tmp_path / "cache", staging_dir=tmp_path / "stage", **kw)
     return JoistOperations(view, options, kernel=Kernel())  # type: ignore[arg-type]
 
@@ -415,7 +415,7 @@ def test_a_revoked_mount_answers_eacces_and_commits_nothing(world: World,
     key = auth.api_keys.create(world.principal("alice"))
     live = auth.live(auth.secret_grant("alice", key["key"]))
     view = world.app.hierarchy.view(live.principal())
-    options = MountOptions(mountpoint=tmp_path / "mnt", read_only=False,
+    options = MountOptions(mountpoint=tmp_path / "mnt",
                            cache_dir=tmp_path / "cache", staging_dir=tmp_path / "stage")
     ops = JoistOperations(view, options, kernel=Kernel(), live=live)  # type: ignore[arg-type]
     reader = _opened(ops, A_TXT)
@@ -446,7 +446,7 @@ def test_a_mount_follows_a_change_of_rights(world: World, tmp_path: Path) -> Non
     carol = world.users["carol"]
     live = auth.live(auth.token_grant(str(auth.login_token(carol)["_id"])))
     view = world.app.hierarchy.view(live.principal(), read_only=True)
-    options = MountOptions(mountpoint=tmp_path / "mnt", read_only=True,
+    options = MountOptions(mountpoint=tmp_path / "mnt",
                            cache_dir=tmp_path / "cache", staging_dir=tmp_path / "stage")
     ops = JoistOperations(view, options, kernel=Kernel(), live=live)  # type: ignore[arg-type]
     report = "/collection/shared/docs/report.txt"
