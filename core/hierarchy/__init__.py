@@ -38,10 +38,10 @@ class Hierarchy:
 
     def lookup(self, principal: Principal, path: str) -> tuple[str, dict[str, Any]]:
         """Girder's path lookup (items never collapsed): (model, document)."""
-        return lookup.lookup(self.services, principal, path)
+        return lookup.lookup(self.resolver, principal, path)
 
     def resource_path(self, principal: Principal, model: str, doc: dict[str, Any]) -> str:
-        return lookup.resource_path(self.services, principal, model, doc)
+        return lookup.resource_path(self.services, self.resolver, principal, model, doc)
 
     def resource_path_by_id(self, principal: Principal, model: str, doc_id: Any) -> str:
         """``resource_path`` of the document with that id: a missing one is a

@@ -1,7 +1,10 @@
-"""Girder's own path lookup (``resource/lookup``, ``resource/{id}/path``).
+"""Girder's own path lookup (``resource/lookup``, ``resource/{id}/path``), and
+the one way a document's path is written.
 
-Unlike the view, it never collapses a one-file item: a file's path always ends
-``<item>/<file>``. Any miss or denial along the way is the same not-found.
+Girder never collapses a one-file item: a file's path always ends
+``<item>/<file>``. Lookup is otherwise the resolver's walk (same order: folder,
+then item, then file; same READ checks), so any miss or denial along the way
+is the same not-found.
 """
 
 from __future__ import annotations
@@ -12,66 +15,58 @@ from .. import acl
 from ..acl import Principal
 from ..errors import AccessDeniedError, NotFoundError
 from ..services import Services
+from . import nodes as k
 from .paths import join_path, split_path
+from .resolver import ROOT_ENTRY, Entry, Resolver
 
 ROOTS = ("user", "collection")
 
 
-def lookup(services: Services, principal: Principal, path: str) -> tuple[str, dict[str, Any]]:
+def lookup(resolver: Resolver, principal: Principal, path: str) -> tuple[str, dict[str, Any]]:
     """(model, document) at ``path``, READ-checked at every step."""
-    names = split_path(path)
+    names = split_path(path) if isinstance(path, str) else []
     if not isinstance(path, str) or not path.startswith("/") or len(names) < 2 or \
             names[0] not in ROOTS:
         raise NotFoundError(f"Path not found: {path}")
-    store, tree = services.tree.store, services.tree
-    root = store.users.find_one({"login": names[1]}) if names[0] == "user" \
-        else store.collections.find_one({"name": names[1]})
-    model, doc = names[0], root
-    if doc is None or tree.level(principal, model, doc) < acl.READ:
-        raise NotFoundError(f"Path not found: {path}")
-    for name in names[2:]:
-        child: dict[str, Any] | None = None
-        if model in ("user", "collection", "folder"):
-            child = store.folders.find_one({"parentId": doc["_id"], "name": name})
-            if child is not None:
-                if acl.effective_level(child, principal) < acl.READ:
-                    raise NotFoundError(f"Path not found: {path}")
-                model, doc = "folder", child
-                continue
-            if model == "folder":
-                child = store.items.find_one({"folderId": doc["_id"], "name": name})
-                model = "item"
-        elif model == "item":
-            child = store.files.find_one({"itemId": doc["_id"], "name": name},
-                                         sort=[("_id", 1)])
-            model = "file"
-        if child is None:
-            raise NotFoundError(f"Path not found: {path}")
-        doc = child
-    return model, doc
+    entry = ROOT_ENTRY
+    try:
+        for name in names:
+            if entry.kind == k.ITEM and not entry.is_dir:  # Girder's layout: never a file
+                entry = Entry(k.ITEM, entry.doc, entry.folder)
+            entry = resolver.child(entry, name, principal)
+    except (NotFoundError, NotADirectoryError):
+        raise NotFoundError(f"Path not found: {path}") from None
+    assert entry.doc is not None
+    return str(entry.kind), entry.doc
 
 
-def resource_path(services: Services, principal: Principal, model: str,
-                  doc: dict[str, Any]) -> str:
+def path_of(services: Services, resolver: Resolver, principal: Principal, model: str,
+            doc: dict[str, Any], *, collapse: bool) -> str:
     """The encoded path of a document; every ancestor must be readable (an
-    unreadable one is an access error, as in Girder)."""
+    unreadable one raises the access error of ``Tree.ancestors``).
+    ``collapse``: a one-file item's file is the item (the view's natural
+    layout); else ``<item>/<file>``, as Girder writes it."""
     store, tree = services.tree.store, services.tree
-    tree.require(principal, model, doc, acl.READ)
     tail: list[str] = []
     if model == "file":
         item = store.get("item", doc["itemId"])
-        tail, model, doc = [item["name"], doc["name"]], "folder", \
-            store.get("folder", item["folderId"])
+        folder = store.get("folder", item["folderId"])
+        shown = resolver.item_entry(item, folder) if collapse else None
+        tail = [item["name"]] if shown is not None and not shown.is_dir \
+            else [item["name"], doc["name"]]
+        model, doc = "folder", folder
     elif model == "item":
         tail, model, doc = [doc["name"]], "folder", store.get("folder", doc["folderId"])
-    chain: list[dict[str, Any]]
-    if model in ROOTS:
-        chain = [{"type": model, "object": doc}]
-    elif model == "folder":
-        chain = [*tree.ancestors(principal, doc["parentCollection"], doc["parentId"]),
-                 {"type": model, "object": doc}]
-    else:
+    if model not in ("folder", *ROOTS):
         raise AccessDeniedError(f"A {model} has no path.")
+    chain = tree.ancestors(principal, model, doc["_id"])
     root = chain[0]
     names = [root["type"], root["object"]["login" if root["type"] == "user" else "name"]]
     return join_path(names + [c["object"]["name"] for c in chain[1:]] + tail)
+
+
+def resource_path(services: Services, resolver: Resolver, principal: Principal, model: str,
+                  doc: dict[str, Any]) -> str:
+    """Girder's ``resource/{id}/path``: READ on the document, then its path."""
+    services.tree.require(principal, model, doc, acl.READ)
+    return path_of(services, resolver, principal, model, doc, collapse=False)

@@ -19,6 +19,7 @@ from ..errors import (
     StorageError,
     UnsupportedError,
 )
+from . import lookup
 from . import nodes as k
 from .io import Reader
 from .nodes import FsStats, Node, epoch, file_etag
@@ -172,26 +173,12 @@ class HierarchyView(WriteOps):
     def path_of(self, model: str, doc_id: Any) -> str:
         """The path of a document as this principal sees it (``NotFoundError``
         when anything on the way is unreadable)."""
-        svc = self.services
         try:
-            doc = svc.tree.store.get(model, doc_id)
-            tail: list[str] = []
-            if model == "file":
-                item = svc.tree.store.get("item", doc["itemId"])
-                entry = self.resolver.item_entry(item, svc.tree.folder_of(item, "item"))
-                tail = [item["name"]] if not entry.is_dir else [item["name"], doc["name"]]
-                model, doc = "folder", svc.tree.store.get("folder", item["folderId"])
-            elif model == "item":
-                tail = [doc["name"]]
-                model, doc = "folder", svc.tree.store.get("folder", doc["folderId"])
-            chain = svc.tree.ancestors(self._reader, model, doc["_id"])
+            doc = self.services.tree.store.get(model, doc_id)
+            return lookup.path_of(self.services, self.resolver, self._reader, model, doc,
+                                  collapse=True)
         except (AccessDeniedError, NotFoundError):
             raise NotFoundError("Path not found.") from None
-        root = chain[0]
-        names = ["user" if root["type"] == "user" else "collection",
-                 root["object"]["login"] if root["type"] == "user" else root["object"]["name"]]
-        names += [c["object"]["name"] for c in chain[1:]] + tail
-        return join_path(names)
 
     @staticmethod
     def child_path(parent: str, name: str) -> str:
