@@ -1,16 +1,11 @@
-"""libfuse3 through mfusepy: loading it, the callbacks mfusepy leaves out, and
-messages to the kernel (cache invalidation, readahead).
+"""libfuse3 through mfusepy: the mount loop, and messages to the kernel
+(cache invalidation, readahead).
 
-Pitfalls of mfusepy measured here and handled in this module:
-
-* with libfuse2 and libfuse3 both installed it loads libfuse2 unless
-  ``FUSE_LIBRARY_NAME=fuse3`` is set before the import;
-* its ``readdir`` never sets ``FUSE_FILL_DIR_PLUS``, so attributes listed with
-  the names are dropped; ``JoistFuse.readdir_fuse_3`` passes them on (libfuse3
-  forwards them only for entries given with a non-zero offset);
-* its ``read_buf`` wrapper decodes a path that is NULL under ``nullpath_ok``;
-* ``-o max_readahead=`` makes the libfuse3 mount fail: the readahead window is
-  the mount's ``read_ahead_kb`` in sysfs, written once the mount is up.
+What Joist needs of mfusepy's internals (loading it bound to libfuse3, the
+callbacks it leaves out, its libfuse handle) lives in ``mfusepy_internals``.
+Handled here: ``-o max_readahead=`` makes the libfuse3 mount fail, so the
+readahead window is the mount's ``read_ahead_kb`` in sysfs, written once the
+mount is up.
 """
 
 from __future__ import annotations
@@ -25,34 +20,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from joist.core.errors import UnsupportedError
+from . import mfusepy_internals
 
 log = logging.getLogger("joist.fuse")
-
-_C_STAT = "__c_stat__"  # an entry's attributes as a struct stat, kept in its dict
-FUSE_READDIR_PLUS = 1 << 0
-FUSE_FILL_DIR_PLUS = 1 << 1
-FUSE_CAP_READDIRPLUS = 1 << 13
-FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
-FUSE_CAP_CACHE_SYMLINKS = 1 << 23
-
-
-def load_mfusepy() -> ModuleType:
-    """Import mfusepy bound to libfuse3 (or fail with a clear message)."""
-    if not os.environ.get("FUSE_LIBRARY_PATH"):
-        os.environ["FUSE_LIBRARY_NAME"] = "fuse3"
-    try:
-        import mfusepy
-    except (OSError, AttributeError) as exc:
-        raise UnsupportedError(f"libfuse3 is needed for `joist mount` (Debian: apt-get "
-                               f"install fuse3): {exc}") from None
-    if mfusepy.fuse_version_major != 3:
-        raise UnsupportedError("`joist mount` needs libfuse3; FUSE_LIBRARY_PATH points at "
-                               f"libfuse {mfusepy.fuse_version_major}.")
-    return mfusepy
 
 
 class KernelLink:
@@ -150,90 +122,6 @@ def set_read_ahead(mountpoint: Path, kib: int, *, wait: float = 5.0) -> bool:
     return True
 
 
-def fuse_class(mfusepy: ModuleType) -> type:
-    """``mfusepy.FUSE`` with the callbacks it leaves out: readdirplus, a
-    NULL-safe ``read_buf``, and the connection settings of ``init``."""
-
-    base = mfusepy.FUSE
-    c_stat = mfusepy.c_stat
-
-    class JoistFuse(base):  # type: ignore[misc, valid-type]
-        _threads: set[int] = set()
-
-        def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
-            # A ctypes callback on a libfuse worker thread gets a fresh Python
-            # thread state per call, torn down on return: every threading.local
-            # (the store's per-thread SQLite connections, diskcache's) would be
-            # rebuilt per request, and finalizers run during that teardown crash
-            # CPython 3.11. Taking the GIL state once more, never released, keeps
-            # one thread state per worker for its lifetime.
-            ident = threading.get_ident()
-            if ident not in self._threads:
-                ctypes.pythonapi.PyGILState_Ensure()
-                self._threads.add(ident)
-            start = time.perf_counter_ns()
-            result = super()._wrapper(func, *args, **kwargs)
-            self.operations.stats.request(func.__name__, time.perf_counter_ns() - start,
-                                          failed=isinstance(result, int) and result < 0)
-            return result
-
-        def _decode(self, path: bytes | None) -> str | None:
-            return None if path is None else path.decode(self.encoding, self.errors)
-
-        def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int,
-                           fip: Any, flags: int) -> int:
-            plus = FUSE_FILL_DIR_PLUS if flags & FUSE_READDIR_PLUS else 0
-            fh = fip.contents.fh
-            ops = self.operations
-            for _ in range(1_000_000):  # bounded: one kernel buffer never holds more
-                entries = ops.readdir_page(fh, offset)
-                if not entries:
-                    return 0
-                for name, attrs, cookie in entries:
-                    st = attrs.get(_C_STAT)
-                    if st is None:  # built once per entry, reused by cached listings
-                        st = c_stat()
-                        mfusepy.set_st_attrs(st, attrs, use_ns=True)
-                        attrs[_C_STAT] = st
-                    if filler(buf, os.fsencode(name), st, cookie, plus) != 0:
-                        return 0  # the kernel buffer is full; resume from ``offset``
-                    offset = cookie
-            return 0
-
-        def read_buf(self, path: bytes | None, bufpp: Any, size: int, offset: int,
-                     fip: Any) -> int:
-            return int(self.operations.read_buf(self._decode(path), bufpp, size, offset,
-                                                fip.contents))
-
-        def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
-            # mfusepy drops the flags: RENAME_NOREPLACE must not become a replace.
-            return int(self.operations.rename(self._decode(old), self._decode(new), flags))
-
-        def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
-            fi = fip.contents if fip else None
-            return int(self.operations.truncate(self._decode(path), length, fi))
-
-        def init_fuse_3(self, conn: Any, config: Any) -> None:
-            cfg = config.contents
-            cfg.use_ino = 1          # inode numbers from ids: stable across mounts
-            cfg.hard_remove = 1      # no .fuse_hidden renames into the store
-            cfg.nullpath_ok = 1      # handle operations work after an unlink
-            cfg.kernel_cache = 0     # keep_cache is chosen per open (see operations)
-            cfg.auto_cache = 0
-            # (Splicing replies from the blob descriptor measured no faster here.)
-            want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_CACHE_SYMLINKS
-            conn.contents.want |= want & conn.contents.capable
-            lib = mfusepy._libfuse
-            self.operations.kernel.bind(lib, lib.fuse_get_context().contents.fuse)
-            super().init_fuse_3(conn, config)
-
-        def destroy(self, private_data: Any) -> None:
-            self.operations.kernel.unbind()
-            return super().destroy(private_data)
-
-    return JoistFuse
-
-
 def raise_file_limit(target: int = 65536) -> int:
     """Lift the soft limit on open files toward the hard one (the mount keeps
     blob descriptors open for reuse); returns the soft limit in force."""
@@ -271,12 +159,13 @@ def run(operations: Any, mountpoint: Path, options: dict[str, Any],
         on_error: Callable[[BaseException], None] | None = None) -> None:
     """Mount and serve until unmounted or signalled (SIGTERM, SIGINT, SIGHUP
     end the loop cleanly: libfuse installs its handlers)."""
-    mfusepy = load_mfusepy()
+    mfusepy = mfusepy_internals.load()
+    mfusepy_internals.check(mfusepy)  # a mfusepy we were not built for: say so now
     tune_malloc()
     # Everything built so far (modules, the app) lives as long as the process:
     # leave it out of every cyclic collection the requests will trigger.
     gc.freeze()
-    cls = fuse_class(mfusepy)
+    cls = mfusepy_internals.fuse_class(mfusepy)
     try:
         cls(operations, os.fspath(mountpoint), raw_fi=True, foreground=True, **options)
     except RuntimeError as exc:  # mfusepy: fuse_main_real failed (mount refused...)
@@ -285,5 +174,5 @@ def run(operations: Any, mountpoint: Path, options: dict[str, Any],
         raise
 
 
-__all__ = ["KernelLink", "fuse_class", "load_mfusepy", "mount_device", "raise_file_limit",
-           "run", "set_read_ahead", "tune_malloc"]
+__all__ = ["KernelLink", "mount_device", "raise_file_limit", "run", "set_read_ahead",
+           "tune_malloc"]

@@ -6,7 +6,8 @@ client that walks a tree (open, read, read, close: one small request per round
 trip) that hand-over between threads is a fifth of each round trip. So the
 session puts this object in place of the channel's buffer (paramiko's
 ``BufferedPipe``, whose interface it keeps: ``feed``, ``read``,
-``read_ready``, ``set_event``, ``close``, ``len``), and when a batch of
+``read_ready``, ``set_event``, ``close``, ``len``; the swap and its check are
+in ``paramiko_internals``), and when a batch of
 complete requests arrives while no other batch is being answered, and the
 session says the batch is light (its replies fit in the client's window, no
 key exchange under way), the transport thread answers it there and then.
@@ -25,8 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from paramiko.buffered_pipe import PipeTimeout
-
+from .paramiko_internals import PipeTimeout
 from .settings import MAX_MESSAGE
 
 log = logging.getLogger("joist.sftp")

@@ -29,7 +29,7 @@ import paramiko
 from joist.core.auth import Authenticator
 from joist.core.hierarchy import Hierarchy
 
-from . import speedups
+from . import paramiko_internals
 from .auth import ConnectionAuth
 from .hostkey import fingerprint, load_host_key
 from .session import SftpSession
@@ -61,7 +61,8 @@ class SftpServer:
         self.tuning = tuning or SftpTuning()
         self._bind = (host, port)
         self.host_key = load_host_key(host_key_path, create=create_host_key)
-        speedups.install()
+        paramiko_internals.check()  # a paramiko we were not built for: say so now
+        paramiko_internals.use_c_mac_compare()
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()

@@ -27,6 +27,7 @@ from .errors import SftpStatusError, bad_message, status_for
 from .handles import HandleTable
 from .inbox import RequestInbox
 from .operations import Operations
+from .paramiko_internals import rekey_in_progress, swap_channel_input
 from .settings import MAX_MESSAGE, MAX_READ, SftpTuning
 from .wire import Request
 
@@ -129,9 +130,9 @@ class SftpSession(paramiko.SubsystemHandler):
         self.outbox = Outbox(channel)
         self._negotiated = False
         self.inbox = RequestInbox(self._light, self._answer_inline)
-        early, channel.in_buffer = channel.in_buffer, self.inbox
-        if len(early):
-            self.inbox.feed(early.empty())
+        early = swap_channel_input(channel, self.inbox)
+        if early:
+            self.inbox.feed(early)
 
     # ------------------------------------------------------------ lifecycle
     def start_subsystem(self, name: str, transport: paramiko.Transport,
@@ -179,7 +180,7 @@ class SftpSession(paramiko.SubsystemHandler):
         client's window, so that sending never waits for the thread itself.
         ``data`` is whole requests (``RequestInbox`` checked the framing)."""
         if not self._negotiated or self.ops is None or not self.transport.is_active() \
-                or not self.transport.clear_to_send.is_set():
+                or rekey_in_progress(self.transport):
             return False
         limit = min(INLINE_MAX, self.channel.out_window_size)
         bound, pos, size = 0, 0, len(data)
