@@ -37,9 +37,9 @@ setup(
         "pyotp>=2.9",
         "cheroot>=10.0",
         "wsgidav>=4.3",
-        "paramiko>=3.4",
+        "paramiko>=5.1,<6",   # tested range: see gateways/sftp/paramiko_internals.py
         "cryptography>=3.3",  # SFTP host key generation (also a paramiko dependency)
-        "mfusepy>=3.0",
+        "mfusepy>=3.1.1,<3.2",  # tested range: see gateways/fuse/mfusepy_internals.py
         "diskcache>=5.6",      # the FUSE mount's chunk cache
         "defusedxml>=0.7",
         "orjson>=3.9",         # the SQLite engine's document decoding

@@ -60,7 +60,7 @@ from typing import Any
 
 from joist.core.errors import UnsupportedError
 
-TESTED = ">=3.1,<3.2"
+TESTED = ">=3.1.1,<3.2"
 """mfusepy versions these internals were checked against (as in setup.py)."""
 MIN_LIBFUSE = (3, 12)  # idle workers are never ended: see keep_thread_state
 

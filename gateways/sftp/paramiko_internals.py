@@ -54,7 +54,7 @@ from paramiko.buffered_pipe import PipeTimeout
 
 log = logging.getLogger("joist.sftp")
 
-TESTED = ">=3.4,<6"
+TESTED = ">=5.1,<6"
 """paramiko versions these internals were checked against (as in setup.py)."""
 
 PIPE_METHODS = ("feed", "read", "read_ready", "set_event", "close", "empty", "__len__")
