@@ -150,7 +150,8 @@ def fuse_class(mfusepy: ModuleType) -> type:
 
     class JoistFuse(base):  # type: ignore[misc, valid-type]
         def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
-            keep_thread_state()
+            if not getattr(_kept, "kept", False):  # inline: this runs for every request
+                keep_thread_state()
             start = time.perf_counter_ns()
             result = super()._wrapper(func, *args, **kwargs)
             self.operations.stats.request(func.__name__, time.perf_counter_ns() - start,
