@@ -52,6 +52,8 @@ import paramiko.packet
 import paramiko.util
 from paramiko.buffered_pipe import PipeTimeout
 
+from joist.core.errors import UnsupportedError
+
 log = logging.getLogger("joist.sftp")
 
 TESTED = ">=5.1,<6"
@@ -66,8 +68,9 @@ _MAC_PROBES = ((b"", b""), (b"a" * 32, b"a" * 32), (b"a" * 32, b"a" * 31 + b"b")
                (b"abc", b"abcd"), (b"abcd", b"abc"), (b"\x00", b"\x01"))
 
 
-class ParamikoInternalsError(RuntimeError):
-    """This paramiko is not one the SFTP gateway was built against."""
+class ParamikoInternalsError(UnsupportedError):
+    """This paramiko is not one the SFTP gateway was built against (a core
+    error: ``joist serve``/``sftpd`` print it as one line and exit)."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hmac
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,3 +131,18 @@ def test_live_session_uses_the_swapped_input_and_sees_no_rekey(site: SftpSite) -
     (session,) = server._sessions
     assert isinstance(session.channel.in_buffer, RequestInbox)
     assert not internals.rekey_in_progress(session.transport)
+
+
+def test_the_cli_reports_a_changed_paramiko_in_one_line(tmp_path: Path) -> None:
+    # In a subprocess: the CLI sets up logging and signal handlers.
+    script = ("import paramiko\n"
+              "paramiko.Channel._feed = lambda self, m: None\n"
+              "from joist.admin.cli import main\n"
+              f"raise SystemExit(main(['--data-dir', {str(tmp_path / 'data')!r}, "
+              "'sftpd', '-p', '0']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1
+    assert last.startswith("joist: error: paramiko ") and "Channel._feed" in last
+    assert "Traceback" not in done.stderr
