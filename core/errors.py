@@ -3,13 +3,17 @@
 Every class is an ``OSError`` carrying an errno and also inherits the matching
 built-in (``FileNotFoundError``, ``PermissionError``...), so code that speaks OS
 errors (paramiko's ``convert_errno``, fusepy's ``FuseOSError``) works unchanged.
-Each gateway maps these classes to its protocol at one choke point.
+Each gateway maps these classes to its protocol at one choke point: a table
+{class: answer} read with ``lookup``.
 """
 
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+_V = TypeVar("_V")
 
 
 class CoreError(OSError):
@@ -154,3 +158,13 @@ ALL_ERRORS: tuple[type[CoreError], ...] = (
     ValidationError, InvalidPathError, UnsupportedError, QuotaError, LockedError,
     ConflictError, StorageError,
 )
+
+
+def lookup(table: Mapping[type[CoreError], _V], exc: BaseException, default: _V) -> _V:
+    """The row of ``table`` for ``exc``'s most specific class that has one (the
+    first along its MRO), else ``default``. Each gateway keeps its own table
+    (status codes, errnos...) and reads it only through this."""
+    for cls in type(exc).__mro__:
+        if cls in table:
+            return table[cls]  # type: ignore[index]
+    return default

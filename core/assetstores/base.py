@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import abc
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar, Literal, overload
 
 from ..errors import UnsupportedError, ValidationError
 
@@ -118,8 +118,8 @@ class ImportEntry:
 class BlobReader(io.RawIOBase):
     """A seekable, read-only view of one blob.
 
-    ``read_at`` is positional and thread-safe (no shared position), so many
-    threads may serve ranges of one reader. ``read``/``readinto``/``seek`` use
+    ``read_at`` and ``iter_range`` are positional and thread-safe (no shared
+    position), so many threads may serve ranges of one reader. ``read``/``readinto``/``seek`` use
     the reader's own position and, like any file object, are not meant to be
     shared between threads. Reading past the end returns short or empty bytes.
     ``fileno()`` answers only where a real descriptor exists (local files), so
@@ -150,6 +150,44 @@ class BlobReader(io.RawIOBase):
         if size <= 0:
             return b""
         return self._read_range(offset, size)
+
+    @overload
+    def iter_range(self, offset: int, length: int, block_size: int = ..., *,
+                   reuse: Literal[False] = ...) -> Iterator[bytes]: ...
+
+    @overload
+    def iter_range(self, offset: int, length: int, block_size: int = ..., *,
+                   reuse: bool) -> Iterator[bytes | memoryview]: ...
+
+    def iter_range(self, offset: int, length: int, block_size: int = BLOCK_SIZE, *,
+                   reuse: bool = False) -> Iterator[bytes | memoryview]:
+        """The ``length`` bytes at ``offset``, in blocks of at most ``block_size``.
+
+        Every byte-streaming loop (downloads, archives, digests, copies) reads
+        through this. It ends early, without an error, where the blob ends or
+        turns out shorter than it said (a file that shrank): callers that need
+        every byte count them. Blocks are ``bytes`` a consumer may keep, unless
+        it passes ``reuse=True``: then an adapter may hand out a ``memoryview``
+        of one buffer that the next block overwrites (only for consumers that
+        are done with a block before asking for the next, e.g. hashing).
+        Arguments are checked at the call, not at the first block.
+        """
+        self._checkClosed()
+        if offset < 0 or length < 0 or block_size <= 0:
+            raise ValidationError(f"Invalid range: offset {offset}, length {length}, "
+                                  f"block size {block_size}.")
+        return self._iter_range(offset, offset + length, block_size, reuse)
+
+    def _iter_range(self, offset: int, stop: int, block_size: int,
+                    reuse: bool) -> Iterator[bytes | memoryview]:
+        """``iter_range`` once its arguments are checked; adapters override it
+        for speed. ``read_at`` clamps each block to the current size."""
+        while offset < stop:
+            data = self.read_at(offset, min(block_size, stop - offset))
+            if not data:
+                return
+            offset += len(data)
+            yield data
 
     # -- io.RawIOBase -------------------------------------------------------
     def readable(self) -> bool:

@@ -212,6 +212,28 @@ class LocalBlobReader(BlobReader):
             size -= len(data)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    def _iter_range(self, offset: int, stop: int, block_size: int,
+                    reuse: bool) -> Iterator[bytes | memoryview]:
+        if not reuse:
+            yield from super()._iter_range(offset, stop, block_size, reuse)
+            return
+        # One buffer for the whole range: no new bytes object (and no fresh
+        # pages to fault in) per block; the caller said it keeps no block.
+        stop = min(stop, self._size)
+        if offset >= stop:
+            return
+        view = memoryview(bytearray(min(block_size, stop - offset)))
+        while offset < stop:
+            self._checkClosed()
+            try:
+                got = os.preadv(self._fd, [view[:min(block_size, stop - offset)]], offset)
+            except OSError as exc:
+                raise storage_error(exc, "Reading a blob") from exc
+            if not got:  # the file shrank under us: end where it ends
+                return
+            offset += got
+            yield view[:got]
+
     def readinto(self, buffer: Any) -> int:
         # Read straight into the caller's buffer: no intermediate bytes object.
         self._checkClosed()

@@ -338,10 +338,7 @@ class S3Assetstore(AssetstoreAdapter):
         with S3BlobReader(self.client, self.bucket, key, size=size,
                           attempts=self.location.attempts) as reader:
             position = 0
-            for _ in range(size // (8 << 20) + 2):
-                data = reader.read_at(position, 8 << 20)
-                if not data:
-                    break
+            for data in reader.iter_range(0, size, 8 << 20, reuse=True):
                 hasher.update(data)
                 position += len(data)
         if position != size:

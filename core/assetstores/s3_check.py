@@ -235,13 +235,8 @@ class S3Checker:
         hasher = hashlib.sha512()
         try:
             with S3BlobReader(self.client, self.bucket, key, size=size) as reader:
-                position = 0
-                for _ in range(size // (8 << 20) + 2):
-                    data = reader.read_at(position, 8 << 20)
-                    if not data:
-                        break
+                for data in reader.iter_range(0, size, 8 << 20, reuse=True):
                     hasher.update(data)
-                    position += len(data)
         except StorageError:
             return None
         return hasher.hexdigest()

@@ -5,18 +5,19 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-from collections.abc import Callable
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, Literal, overload
 
 from ..acl import Principal
-from ..assetstores.base import BlobReader
+from ..assetstores.base import BLOCK_SIZE, BlobReader
 from ..db.engine import Document
 from ..services.uploads import UploadService
 from .nodes import Node
 
 
 class Reader:
-    """A file's bytes: ``read_at`` at any offset, or stream with ``read``."""
+    """A file's bytes: ``read_at`` at any offset, ``iter_range`` for a span in
+    blocks, or stream with ``read``."""
 
     def __init__(self, node: Node, blob: BlobReader) -> None:
         self.node = node
@@ -30,6 +31,19 @@ class Reader:
 
     def read_at(self, offset: int, size: int) -> bytes:
         return self._blob.read_at(offset, size)
+
+    @overload
+    def iter_range(self, offset: int, length: int, block_size: int = ..., *,
+                   reuse: Literal[False] = ...) -> Iterator[bytes]: ...
+
+    @overload
+    def iter_range(self, offset: int, length: int, block_size: int = ..., *,
+                   reuse: bool) -> Iterator[bytes | memoryview]: ...
+
+    def iter_range(self, offset: int, length: int, block_size: int = BLOCK_SIZE, *,
+                   reuse: bool = False) -> Iterator[bytes | memoryview]:
+        """``BlobReader.iter_range``: blocks of the span, short at the end of the blob."""
+        return self._blob.iter_range(offset, length, block_size, reuse=reuse)
 
     def read(self, size: int = -1) -> bytes:
         with self._lock:

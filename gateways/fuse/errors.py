@@ -2,7 +2,7 @@
 
 Every operation of the filesystem runs through ``guarded``: a core error
 becomes its errno from ``ERRNO`` (a table with a row for every class of
-``ALL_ERRORS``, looked up along the MRO), an ``OSError`` raised on purpose
+``ALL_ERRORS``, read with core's ``lookup``), an ``OSError`` raised on purpose
 keeps its errno, and anything else is logged with an id and answered ``EIO``,
 so no traceback ever reaches the kernel or the reader of the mount.
 """
@@ -34,6 +34,7 @@ from joist.core.errors import (
     ThrottledError,
     UnsupportedError,
     ValidationError,
+    lookup,
 )
 
 log = logging.getLogger("joist.fuse")
@@ -69,10 +70,7 @@ class FuseError(OSError):
 def errno_of(exc: BaseException) -> int:
     """The errno the kernel gets for ``exc``."""
     if isinstance(exc, CoreError):
-        for cls in type(exc).__mro__:
-            if cls in ERRNO:
-                return ERRNO[cls]  # type: ignore[index]
-        return errno.EIO
+        return lookup(ERRNO, exc, errno.EIO)
     if isinstance(exc, OSError) and isinstance(exc.errno, int) and exc.errno > 0:
         return exc.errno
     return errno.EIO

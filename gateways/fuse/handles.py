@@ -171,10 +171,8 @@ class WriteHandle:
     def load(self, reader: Reader) -> None:
         """Start from the current contents (an open without O_TRUNC)."""
         fd, pos = self._file.fileno(), 0
-        for _ in range(reader.size // COPY_BLOCK + 2):  # bounded by the size
-            data = reader.read_at(pos, COPY_BLOCK)
-            if not data:
-                break
+        # pwrite is done with each block before the next: a reused buffer is safe.
+        for data in reader.iter_range(0, reader.size, COPY_BLOCK, reuse=True):
             os.pwrite(fd, data, pos)
             pos += len(data)
         self.size = pos

@@ -61,13 +61,12 @@ def _layout_chunks(reader: BlobReader, layout: list[bytes | ranges.ByteRange]
             if isinstance(piece, bytes):
                 yield piece
                 continue
-            position = piece.start
-            while position < piece.stop:
-                data = reader.read_at(position, min(CHUNK, piece.stop - position))
-                if not data:
-                    return  # the blob is shorter than recorded: the client sees a short body
-                position += len(data)
+            sent = 0
+            for data in reader.iter_range(piece.start, piece.length, CHUNK):
+                sent += len(data)
                 yield data
+            if sent < piece.length:
+                return  # the blob is shorter than recorded: the client sees a short body
     finally:
         reader.close()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from joist.core import errors as e
 
-# class -> (status, Girder "type"); looked up along the MRO, most specific first.
+# class -> (status, Girder "type"); read with core's ``lookup``, most specific first.
 STATUS: dict[type[e.CoreError], tuple[int, str]] = {
     e.CoreError: (500, "girder"),
     e.NotFoundError: (400, "validation"),
@@ -32,12 +32,7 @@ STATUS: dict[type[e.CoreError], tuple[int, str]] = {
 
 
 def status_for(exc: e.CoreError, *, authenticated: bool) -> tuple[int, str]:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            status, kind = STATUS[cls]  # type: ignore[index]
-            break
-    else:  # pragma: no cover - CoreError is always in the MRO
-        status, kind = 500, "girder"
+    status, kind = e.lookup(STATUS, exc, (500, "girder"))
     if status == 403 and kind == "access" and not authenticated:
         status = 401
     if isinstance(exc, e.AuthenticationError) and not isinstance(exc, e.ThrottledError):

@@ -70,15 +70,15 @@ def stream_zip(entries: Iterable[Entry]) -> Iterator[bytes]:
                     reader = entry.open()
                     try:
                         offset = 0
-                        while offset < entry.size:
-                            block = reader.read_at(offset, min(BLOCK, entry.size - offset))
-                            if not block:
-                                raise OSError(f"{entry.path}: stored bytes end early")
+                        # The sink copies what zipfile writes: a reused buffer is safe.
+                        for block in reader.iter_range(0, entry.size, BLOCK, reuse=True):
                             member.write(block)
                             offset += len(block)
                             chunk = sink.drain()
                             if chunk:
                                 yield chunk
+                        if offset < entry.size:
+                            raise OSError(f"{entry.path}: stored bytes end early")
                     finally:
                         reader.close()
             chunk = sink.drain()

@@ -1,7 +1,7 @@
 """The SFTP gateway's one error choke point: exceptions -> SFTP v3 status.
 
 ``STATUS`` has a row for every class of ``ALL_ERRORS`` (a test checks it) and
-is read along the exception's MRO. The codes follow OpenSSH's
+is read with core's ``lookup`` (most specific class first). The codes follow OpenSSH's
 ``errno_to_portable``, so clients see what ``sftp-server`` would answer: v3
 has no "read-only" or "exists" code, so a refused write is permission-denied
 with a message saying why. Server-side failures are logged with an incident id
@@ -40,6 +40,7 @@ from joist.core.errors import (
     ThrottledError,
     UnsupportedError,
     ValidationError,
+    lookup,
 )
 
 log = logging.getLogger("joist.sftp")
@@ -81,10 +82,7 @@ class SftpStatusError(Exception):
 
 
 def code_of(exc: CoreError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
-    return SFTP_FAILURE
+    return lookup(STATUS, exc, SFTP_FAILURE)
 
 
 def status_for(exc: BaseException, what: str = "request") -> tuple[int, str]:

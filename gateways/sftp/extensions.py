@@ -72,12 +72,12 @@ def _digests(reader: Reader, algorithm: str, start: int, end: int, block: int) -
     while True:
         hasher = hashlib.new(algorithm)
         stop = min(end, pos + block)
-        while pos < stop:
-            data = reader.read_at(pos, min(HASH_CHUNK, stop - pos))
-            if not data:  # the blob is shorter than its record: say so
-                raise SftpStatusError(SFTP_FAILURE, "The file ended early")
+        # The hasher is done with each block before the next: a reused buffer is safe.
+        for data in reader.iter_range(pos, stop - pos, HASH_CHUNK, reuse=True):
             hasher.update(data)
             pos += len(data)
+        if pos < stop:  # the blob is shorter than its record: say so
+            raise SftpStatusError(SFTP_FAILURE, "The file ended early")
         out.append(hasher.digest())
         if pos >= end:
             return b"".join(out)

@@ -32,15 +32,12 @@ def _blocks(reader: Reader, layout: list[bytes | ranges.ByteRange]) -> Iterator[
             if isinstance(piece, bytes):
                 yield piece
                 continue
-            offset = piece.start
-            for _ in range(piece.length // BLOCK_SIZE + 2):  # bounded by the length
-                if offset >= piece.stop:
-                    break
-                data = reader.read_at(offset, min(BLOCK_SIZE, piece.stop - offset))
-                if not data:
-                    return
-                offset += len(data)
+            sent = 0
+            for data in reader.iter_range(piece.start, piece.length, BLOCK_SIZE):
+                sent += len(data)
                 yield data
+            if sent < piece.length:
+                return  # the blob is shorter than recorded: the client sees a short body
     finally:
         reader.close()
 

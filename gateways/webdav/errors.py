@@ -1,7 +1,7 @@
 """The one place where core errors become WebDAV statuses.
 
 ``STATUS`` has a row for every class of ``ALL_ERRORS`` (a test checks it);
-``dav_error`` picks the most specific row by walking the class's MRO.
+``dav_error`` picks the most specific row (core's ``lookup``).
 ``translate()`` wraps every core call of the provider, and the error
 middleware applies the same function to anything that escapes, so no core
 error reaches wsgidav's generic 500 path. Server-side failures get a generic
@@ -35,6 +35,7 @@ from joist.core.errors import (
     ThrottledError,
     UnsupportedError,
     ValidationError,
+    lookup,
 )
 
 log = logging.getLogger("joist.webdav")
@@ -66,10 +67,7 @@ SERVER_FAILURE = "The server failed to complete the request."
 
 
 def status_of(exc: CoreError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
-    return 500
+    return lookup(STATUS, exc, 500)
 
 
 def challenge() -> tuple[str, str]:
