@@ -223,6 +223,26 @@ def test_ranged_reads(ledger: Ledger) -> None:
         assert io.BufferedReader(reader).read(7) == data[5:12]
 
 
+def test_iter_range_blocks(ledger: Ledger) -> None:
+    """``iter_range`` on every backend: the span's bytes in blocks of at most
+    ``block_size``, short at the end, the same with a reused buffer."""
+    data = payload(2 * MiB + 3)
+    blob = ledger.upload(data)
+    n = len(data)
+    spans = [(0, 0, MiB), (0, n, MiB), (0, n + 100, MiB), (1, 2 * MiB, MiB), (n - 1, 5, 2),
+             (n, 10, MiB), (n + 7, 10, MiB), (MiB - 3, 7, 4), (12345, 70_000, 65_536)]
+    with ledger.adapter.open_read(blob) as reader:
+        for offset, length, block in spans:
+            want = data[offset:offset + length]
+            blocks = list(reader.iter_range(offset, length, block))
+            assert all(isinstance(b, bytes) and 0 < len(b) <= block for b in blocks)
+            assert b"".join(blocks) == want, (offset, length, block)
+            copied = [bytes(b) for b in reader.iter_range(offset, length, block, reuse=True)]
+            assert b"".join(copied) == want, (offset, length, block)
+        with pytest.raises(ValidationError):
+            reader.iter_range(-1, 10)
+
+
 def test_concurrent_positional_reads(ledger: Ledger) -> None:
     data = payload(2 * MiB)
     blob = ledger.upload(data)
