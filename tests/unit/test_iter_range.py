@@ -163,3 +163,62 @@ def test_hierarchy_reader_passes_through(tmp_path: Path) -> None:
         assert b"".join(reader.iter_range(10, 5000, 999)) == DATA[10:5010]
         views = list(reader.iter_range(0, 2000, 1000, reuse=True))
         assert isinstance(views[0], memoryview) and views[0].obj is views[1].obj
+
+
+# -- the loops that read through it: what each does when the bytes end early ----
+class ShortReader(MemoryReader):
+    """Says it holds ``size`` bytes but has only ``data`` (a blob shorter than
+    its record)."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        super().__init__(data)
+        self._claimed = size
+
+    @property
+    def size(self) -> int:
+        return self._claimed
+
+
+def _short(data: bytes, size: int) -> ShortReader:
+    return ShortReader(data, size)
+
+
+def test_rest_and_webdav_bodies_stop_short() -> None:
+    from joist.core import ranges
+    from joist.gateways.http.downloads import _layout_chunks
+    from joist.gateways.webdav.download import _blocks
+
+    layout: list[bytes | ranges.ByteRange] = [b"--a\r\n", ranges.ByteRange(0, 3000),
+                                              b"--b\r\n", ranges.ByteRange(4000, 5000)]
+    rest = _short(DATA[:2000], len(DATA))
+    assert b"".join(_layout_chunks(rest, layout)) == b"--a\r\n" + DATA[:2000]
+    assert rest.closed
+    node = Node("/f", "f", "item", False, size=len(DATA))
+    dav = Reader(node, _short(DATA[:2000], len(DATA)))
+    assert b"".join(_blocks(dav, layout)) == b"--a\r\n" + DATA[:2000]
+    assert b"".join(_blocks(Reader(node, MemoryReader(DATA)), layout)) == \
+        b"--a\r\n" + DATA[:3000] + b"--b\r\n" + DATA[4000:5000]
+
+
+def test_zip_member_ending_early_fails_the_archive() -> None:
+    from joist.gateways.http.zipstream import Entry, stream_zip
+
+    whole = b"".join(stream_zip([Entry("a", len(DATA), open=lambda: MemoryReader(DATA))]))
+    assert DATA in whole
+    with pytest.raises(OSError, match="end early"):
+        b"".join(stream_zip([Entry("a", len(DATA),
+                                   open=lambda: _short(DATA[:2000], len(DATA)))]))
+
+
+def test_sftp_digest_of_a_file_ending_early_fails() -> None:
+    import hashlib
+
+    from joist.gateways.sftp.errors import SftpStatusError
+    from joist.gateways.sftp.extensions import _digests
+
+    node = Node("/f", "f", "item", False, size=len(DATA))
+    whole = _digests(Reader(node, MemoryReader(DATA)), "sha256", 10, len(DATA), 4096)
+    assert whole == b"".join(hashlib.sha256(DATA[p:min(p + 4096, len(DATA))]).digest()
+                             for p in range(10, len(DATA), 4096))
+    with pytest.raises(SftpStatusError, match="ended early"):
+        _digests(Reader(node, _short(DATA[:2000], len(DATA))), "sha256", 0, len(DATA), 4096)
