@@ -70,8 +70,9 @@ def stream_zip(entries: Iterable[Entry]) -> Iterator[bytes]:
                     reader = entry.open()
                     try:
                         offset = 0
-                        # The sink copies what zipfile writes: a reused buffer is safe.
-                        for block in reader.iter_range(0, entry.size, BLOCK, reuse=True):
+                        # Fresh blocks, not a reused buffer: the sink keeps what
+                        # zipfile writes, and bytes are kept without a copy.
+                        for block in reader.iter_range(0, entry.size, BLOCK):
                             member.write(block)
                             offset += len(block)
                             chunk = sink.drain()
