@@ -26,6 +26,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -85,6 +86,8 @@ def wait_ready(url: str, deadline: float = 30.0) -> None:
             req = urllib.request.Request(url, method="OPTIONS")
             urllib.request.urlopen(req, timeout=2).close()
             return
+        except urllib.error.HTTPError:
+            return  # an answer (Joist asks OPTIONS for credentials): the server is up
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not come up")
