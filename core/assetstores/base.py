@@ -119,9 +119,10 @@ class BlobReader(io.RawIOBase):
     """A seekable, read-only view of one blob.
 
     ``read_at`` and ``iter_range`` are positional and thread-safe (no shared
-    position), so many threads may serve ranges of one reader. ``read``/``readinto``/``seek`` use
-    the reader's own position and, like any file object, are not meant to be
-    shared between threads. Reading past the end returns short or empty bytes.
+    position), so many threads may serve ranges of one reader.
+    ``read``/``readinto``/``seek`` use the reader's own position and, like any
+    file object, are not meant to be shared between threads. Reading past the
+    end returns short or empty bytes.
     ``fileno()`` answers only where a real descriptor exists (local files), so
     callers may try ``os.sendfile`` and fall back on ``io.UnsupportedOperation``.
     Using a closed reader raises ``ValueError``, as every ``io`` object does.
