@@ -182,9 +182,11 @@ class BlobReader(io.RawIOBase):
     def _iter_range(self, offset: int, stop: int, block_size: int,
                     reuse: bool) -> Iterator[bytes | memoryview]:
         """``iter_range`` once its arguments are checked; adapters override it
-        for speed. ``read_at`` clamps each block to the current size."""
+        for speed. Each block is clamped to the size as it is then."""
         while offset < stop:
-            data = self.read_at(offset, min(block_size, stop - offset))
+            self._checkClosed()
+            size = min(block_size, stop - offset, self.size - offset)
+            data = self._read_range(offset, size) if size > 0 else b""
             if not data:
                 return
             offset += len(data)

@@ -214,9 +214,11 @@ class LocalBlobReader(BlobReader):
 
     def _iter_range(self, offset: int, stop: int, block_size: int,
                     reuse: bool) -> Iterator[bytes | memoryview]:
-        if not reuse:
-            yield from super()._iter_range(offset, stop, block_size, reuse)
-            return
+        if reuse:
+            return self._iter_reused(offset, stop, block_size)
+        return super()._iter_range(offset, stop, block_size, reuse)
+
+    def _iter_reused(self, offset: int, stop: int, block_size: int) -> Iterator[memoryview]:
         # One buffer for the whole range: no new bytes object (and no fresh
         # pages to fault in) per block; the caller said it keeps no block.
         stop = min(stop, self._size)
