@@ -256,6 +256,23 @@ def test_check_finds_and_repair_clears_debris_but_not_foreign_keys(store: Store)
     assert store.keys() == {"imported/keep.txt"}
 
 
+def test_deep_check_rehashes_objects(store: Store) -> None:
+    """``check(deep=True)`` reads every object in blocks (``iter_range``) and
+    finds content that no longer matches its name."""
+    adapter = store.open()
+    data = data_of(9 * MiB + 7, seed=3)  # more than one 8 MiB block
+    upload = new_upload(adapter, len(data))
+    send(adapter, upload, data, 6 * MiB)
+    blob = adapter.finalize_upload(upload)
+    live = {blob["sha512"]: 1}
+    assert adapter.check(set(), live, deep=True) == []
+    damaged = data[:-1] + bytes([data[-1] ^ 1])  # same size, one bit off
+    store.s3().put_object(Bucket=store.bucket, Key=blob["s3Key"], Body=damaged)
+    assert [(p.kind, p.ref) for p in adapter.check(set(), live, deep=True)] == \
+        [(ProblemKind.HASH_MISMATCH, blob["sha512"])]
+    assert adapter.check(set(), live) == []  # a shallow check compares sizes only
+
+
 def test_bad_configuration_is_refused_before_use(tmp_path: Path) -> None:
     from joist.core.assetstores.registry import AssetstoreRegistry
     from joist.core.assetstores.s3_config import s3_fields
