@@ -19,7 +19,7 @@ class PerAddress:
     def __init__(self, max_connections: int, max_body_workers: int) -> None:
         self.max_connections = max_connections  # 0: no cap
         self.max_body_workers = max(1, max_body_workers)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _connections and _body_workers
         self._connections: dict[str, int] = {}
         self._body_workers: dict[str, int] = {}
         self._waiting: dict[str, deque[Any]] = {}

@@ -169,7 +169,7 @@ class SettingsService:
         self._env = os.environ if env is None else env
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _cache (key -> (expiry, value))
 
     @staticmethod
     def definition(key: str) -> SettingDef:

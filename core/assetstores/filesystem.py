@@ -108,7 +108,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
         with os_errors(f"Creating assetstore root {self.root}"):
             os.makedirs(self.temp_root, exist_ok=True)
         self._hashes: OrderedDict[str, _HashState] = OrderedDict()
-        self._hash_lock = threading.Lock()
+        self._hash_lock = threading.Lock()  # guards _hashes
         from .filesystem_recovery import FinalizeRecovery
         self._recovery = FinalizeRecovery(self)
 

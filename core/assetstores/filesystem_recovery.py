@@ -35,7 +35,7 @@ class FinalizeRecovery:
     def __init__(self, store: FilesystemAssetstore) -> None:
         self.store = store
         self._held: dict[str, int] = {}  # upload id -> locked descriptor
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _held
 
     # -- the finalizer's side -------------------------------------------------
     def mark(self, upload_id: str, digest: str) -> None:

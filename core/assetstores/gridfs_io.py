@@ -108,7 +108,7 @@ class GridFSBlobReader(BlobReader):
         self._size = int(doc["length"])
         self._cs = int(doc["chunkSize"])
         self._last: tuple[int, bytes] = (-1, b"")
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _last (the chunk read most recently)
 
     @property
     def size(self) -> int:
@@ -152,7 +152,7 @@ class UploadHashes:
     def __init__(self, chunks: Any, chunk_size: int, keep: int = 4096) -> None:
         self._chunks, self._cs, self._keep = chunks, chunk_size, keep
         self._hashes: OrderedDict[str, tuple[Any, int, Any]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _hashes (upload id -> incremental hasher)
 
     def at(self, upload_id: str, files_id: Any, offset: int) -> Any:
         """A hasher over the first ``offset`` bytes (copy it before updating)."""

@@ -90,7 +90,7 @@ def copy_stream(fd: int, offset: int, stream: BinaryIO, length: int | None, limi
     failure: list[BaseException] = []
 
     def hash_blocks() -> None:
-        for _ in range(1 << 62):
+        while True:  # ends at the None the copy always sends last (finally)
             block = feed.get()
             if block is None:
                 return

@@ -50,7 +50,7 @@ class AssetstoreRegistry:
         self._factories: dict[int, Factory] = {
             FILESYSTEM: lambda doc, eng: _filesystem(doc, eng, self._reserve), S3: _s3}
         self._adapters: dict[Any, tuple[Document, AssetstoreAdapter]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _adapters (built once per assetstore)
 
     def register_type(self, type_id: int, factory: Factory) -> None:
         """Add an assetstore kind (S3, GridFS) without this module knowing it."""

@@ -101,7 +101,7 @@ class S3Assetstore(AssetstoreAdapter):
         self.part_size = max(MIN_PART, part_size)
         self.window = window
         self._hashes: OrderedDict[str, _Hashing] = OrderedDict()
-        self._hash_lock = threading.Lock()
+        self._hash_lock = threading.Lock()  # guards _hashes
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any], engine: Engine) -> S3Assetstore:

@@ -179,7 +179,7 @@ class S3BlobReader(BlobReader):
         self._client, self._bucket, self._key = client, bucket, key
         self._size = size
         self._attempts = max(1, attempts)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the open response body and its position
         self._body: Any = None
         self._body_pos = -1
         self._last_end = -1  # a second read where the first ended opens a stream

@@ -164,7 +164,7 @@ class LiveGrant:
         self._checker = checker
         self._grant = grant
         self._revoked: AuthenticationError | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the re-check of the grant and _revoked
 
     @property
     def grant(self) -> Grant:

@@ -37,7 +37,7 @@ class TokenService:
         self._users = users
         self._checker = checker
         self._cache: dict[str, Grant] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _cache (token value -> grant)
 
     def create(self, user: Document | None, *, days: float,
                scopes: Iterable[str] | None = None,

@@ -81,7 +81,7 @@ class MongoEngine(Engine):
         # tz_aware alone (no tzinfo): what mongomock also understands.
         self.database = client.get_database(self.database_name,
                                             codec_options=CodecOptions(tz_aware=True))
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _collections and _closed
         self._collections: dict[str, MongoCollection] = {}
         self._closed = False
 

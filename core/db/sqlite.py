@@ -60,7 +60,7 @@ class SQLiteEngine(Engine):
         self._timeout = float(busy_timeout_s)
         self._local = threading.local()
         self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _holders, _collections and _closed
         self._collections: dict[str, SQLiteCollection] = {}
         self._closed = False
         try:

@@ -23,6 +23,7 @@ class Reader:
         self.node = node
         self._blob = blob
         self._pos = 0
+        # Guards the read position (read and seek from several threads).
         self._lock = threading.Lock()
 
     @property
@@ -91,7 +92,7 @@ class Writer:
         self._principal = principal
         self._upload = upload
         self._on_commit = on_commit
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the upload: appends, commit and abort one at a time
         self._done = False
         self.node: Node | None = None
 

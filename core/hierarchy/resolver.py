@@ -57,7 +57,7 @@ class PathCache:
         self._ttl = ttl
         self._max = max_entries
         self._data: OrderedDict[CacheKey, tuple[float, Entry]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _data, hits, misses and generation
         self.hits = 0
         self.misses = 0
         # Bumped by every drop: documents read before a write may predate it,
@@ -111,7 +111,7 @@ def keyset_pages(coll: Collection, base: dict[str, Any], field: str, *,
     """
     last_value: Any = None
     seen_at_last: set[Any] = set()
-    for _ in range(10**9):
+    while True:  # ends: each page starts past the last one, and a short page stops
         query = dict(base)
         if last_value is not None:
             query = {"$and": [base, {field: {"$gte": last_value}}]}

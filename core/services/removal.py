@@ -10,13 +10,14 @@ removes, never a record pointing at missing bytes.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from bson import ObjectId
 
 from .. import acl
 from ..acl import SYSTEM, Principal
 from ..db.engine import Document
-from ..errors import NotEmptyError
+from ..errors import NotEmptyError, StorageError
 from .files import FileService
 from .tree import DELETING, Tree
 from .uploads import UploadService
@@ -32,12 +33,18 @@ class RemovalService:
         self.uploads = uploads
 
     def _pages(self, coll_name: str, query: dict[str, object]) -> Iterator[list[Document]]:
-        # Always re-query the first page: what we delete drops out of it.
+        # Always re-query the first page: what we delete drops out of it. A page
+        # that comes back unchanged means nothing was deleted: stop, loudly.
         coll = self.store.of(coll_name)
-        for _ in range(10**9):
+        previous: list[Any] = []
+        while True:
             page = coll.find(query, sort=[("_id", 1)], limit=PAGE)
             if not page:
                 return
+            ids = [doc["_id"] for doc in page]
+            if ids == previous:
+                raise StorageError(f"Deleting from {coll_name} made no progress.")
+            previous = ids
             yield page
 
     def _uploads_into(self, parent_id: ObjectId) -> None:

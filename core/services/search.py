@@ -70,7 +70,7 @@ class SearchService:
         """Items or files whose folder grants ``level``, read a page at a time."""
         allowed: dict[Any, bool] = {}
         last = None
-        for _ in range(10**9):
+        while True:  # ends: _id only grows, and a short page stops
             page = self.store.of(model).find(
                 query if last is None else {"$and": [query, {"_id": {"$gt": last}}]},
                 sort=[("_id", 1)], limit=PAGE)

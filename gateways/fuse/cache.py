@@ -27,7 +27,7 @@ class BoundedMap(Generic[V]):
         self._max = max_entries
         self._ttl = ttl
         self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _data
 
     def get(self, key: str) -> V | None:
         with self._lock:

@@ -41,7 +41,7 @@ class ChunkCache:
         # One fetch per chunk at a time: concurrent readers of a cold chunk wait
         # for the first instead of all going to the backend.
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
-        self._count_lock = threading.Lock()
+        self._count_lock = threading.Lock()  # guards hits and misses
         self.hits = 0
         self.misses = 0
         self.bytes_fetched = 0

@@ -45,7 +45,7 @@ class ReaderPool:
         self._paths: dict[str, Any] = {}   # path -> key of the reader last opened there
         self._idle_max = idle_max
         self._idle_seconds = idle_seconds  # bounds how long a deleted blob stays open
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _idle and _paths
 
     def known(self, path: str) -> bool:
         """Whether a reader was opened for ``path`` and may still be here."""
@@ -162,7 +162,7 @@ class WriteHandle:
         self.size = 0
         self.node: Node | None = None
         self.mtime_ns = time.time_ns()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards the staged bytes and size (writes, flush, release)
         if staging_dir is not None:
             staging_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Unlinked at once: a crash leaves no staged bytes behind.
@@ -241,7 +241,7 @@ class DirHandle:
         self._window: deque[Entry] = deque()
         self._iter: Iterator[Entry] | None = None
         self._next = 0                 # index of the next entry the iterator yields
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards _window, _iter and _next
 
     def page(self, offset: int) -> list[Entry]:
         with self.lock:
@@ -274,7 +274,7 @@ class HandleTable:
         self._handles: dict[int, Any] = {}
         self._by_path: dict[str, set[int]] = {}
         self._numbers = itertools.count(1)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _handles and _by_path
 
     def add(self, handle: Any) -> int:
         with self._lock:

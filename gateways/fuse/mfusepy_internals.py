@@ -82,7 +82,7 @@ OVERRIDES = {
     "destroy": ["self", "private_data"],
 }
 LIBFUSE_SYMBOLS = ("fuse_get_context", "fuse_invalidate_path")
-_ENV_LOCK = threading.Lock()
+_ENV_LOCK = threading.Lock()  # guards os.environ while mfusepy is imported
 
 
 class MfusepyInternalsError(UnsupportedError):

@@ -99,7 +99,7 @@ class Mount:
         self._stop = threading.Event()
         self._ready_done = threading.Event()
         self._mounted_once = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _record, against the stop that may race the mount
         self.failure: BaseException | None = None
 
     def fuse_options(self) -> dict[str, Any]:

@@ -68,7 +68,7 @@ class JoistOperations(DirOps, WriteOps):
         # Core's holder of the mount's grant, asked before every operation:
         # revoked credentials get EACCES, changed rights a view to match.
         self._live = live
-        self._view_lock = threading.Lock()
+        self._view_lock = threading.Lock()  # guards _view, replaced when the grant's rights change
         self.options = options
         self.read_only = view.read_only  # the one flag: core's read-only view
         self.stats = Stats()
@@ -85,7 +85,7 @@ class JoistOperations(DirOps, WriteOps):
         self._readers = ReaderPool(options.idle_readers)
         self._uid, self._gid = os.getuid(), os.getgid()
         self._chunks: ChunkCache | None = None
-        self._chunks_lock = threading.Lock()
+        self._chunks_lock = threading.Lock()  # guards _chunks (made on first use)
         self.stats.source(self._live_counters)
 
     # ------------------------------------------------------------ principal

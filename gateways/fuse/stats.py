@@ -18,7 +18,7 @@ COUNTERS = (
 
 class Stats:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the counters
         self._counts: Counter[str] = Counter()
         self._requests: Counter[str] = Counter()
         self._request_ns: Counter[str] = Counter()

@@ -32,7 +32,7 @@ class ArchiveWalker:
 
     def _files(self, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
         offset = 0
-        for _ in range(10**9):
+        while True:  # ends: the offset grows, and a short page stops
             page = self.svc.items.files(self.principal, item, skip=offset, limit=PAGE,
                                         check_access=False)
             for file in page:
@@ -79,7 +79,7 @@ class ArchiveWalker:
             yield from self.folder(child, prefix + unique_name(safe_member(child["name"]),
                                                                taken) + "/")
         offset = 0
-        for _ in range(10**9):
+        while True:  # ends: the offset grows, and a short page stops
             items, _f = self.svc.items.list(self.principal, folder["_id"], skip=offset,
                                             limit=PAGE)
             for item in items:
@@ -94,7 +94,7 @@ class ArchiveWalker:
     def _subfolders(self, parent_type: str, parent: dict[str, Any]
                     ) -> Iterator[dict[str, Any]]:
         offset = 0
-        for _ in range(10**9):
+        while True:  # ends: the offset grows, and a short page stops
             page, _p = self.svc.folders.list(self.principal, parent_type, parent["_id"],
                                              skip=offset, limit=PAGE)
             yield from page

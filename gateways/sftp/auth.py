@@ -39,7 +39,7 @@ class ConnectionAuth(paramiko.ServerInterface):
         self.source = source
         self.grant: Grant | None = None
         self._sessions = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards grant and _sessions
 
     # ------------------------------------------------------------ auth
     def get_allowed_auths(self, username: str) -> str:

@@ -65,7 +65,7 @@ class SftpServer:
         paramiko_internals.use_c_mac_compare()
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _connections and _sessions
         self._connections: list[Connection] = []
         self._sessions: set[SftpSession] = set()
         self._threads: list[threading.Thread] = []

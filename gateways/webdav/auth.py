@@ -60,7 +60,7 @@ class CredentialCache:
         self._entries = entries
         self._salt = os.urandom(16)
         self._data: OrderedDict[bytes, tuple[float, Grant]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _data
 
     def _key(self, login: str, secret: str) -> bytes:
         return hashlib.blake2b(f"{login}\0{secret}".encode("utf-8", "surrogatepass"),
