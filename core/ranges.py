@@ -24,7 +24,9 @@ import datetime as _dt
 import email.utils
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 FULL, PARTIAL, UNSATISFIABLE = 200, 206, 416
 # More range-specs than this and the header is ignored (14.2 lets a server
@@ -226,6 +228,34 @@ def multipart_type(boundary: str) -> str:
     return f"multipart/byteranges; boundary={boundary}"
 
 
+class SpanReader(Protocol):
+    """What ``body`` reads from (a ``BlobReader`` or the hierarchy's ``Reader``)."""
+
+    def iter_range(self, offset: int, length: int, block_size: int) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+def body(reader: SpanReader, layout: list[bytes | ByteRange],
+         block_size: int) -> Iterator[bytes]:
+    """The response body of ``layout`` (framing bytes and ranges of ``reader``),
+    closing the reader at the end. A blob shorter than recorded ends the body
+    early: the client sees a short body, never bytes from elsewhere."""
+    try:
+        for piece in layout:
+            if isinstance(piece, bytes):
+                yield piece
+                continue
+            sent = 0
+            for data in reader.iter_range(piece.start, piece.length, block_size):
+                sent += len(data)
+                yield data
+            if sent < piece.length:
+                return
+    finally:
+        reader.close()
+
+
 __all__ = ["FULL", "MAX_RANGES", "PARTIAL", "UNSATISFIABLE", "ByteRange", "RangeSpec",
-           "Selection", "if_range_holds", "layout_length", "make_boundary",
+           "Selection", "SpanReader", "body", "if_range_holds", "layout_length", "make_boundary",
            "multipart_layout", "multipart_type", "parse", "resolve", "select"]

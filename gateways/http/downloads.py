@@ -55,20 +55,8 @@ def not_modified(request: Request, etag: str, modified: _dt.datetime | None) -> 
 
 def _layout_chunks(reader: BlobReader, layout: list[bytes | ranges.ByteRange]
                    ) -> Iterator[bytes]:
-    """A multipart/byteranges body: framing and ranges, one reader for all."""
-    try:
-        for piece in layout:
-            if isinstance(piece, bytes):
-                yield piece
-                continue
-            sent = 0
-            for data in reader.iter_range(piece.start, piece.length, CHUNK):
-                sent += len(data)
-                yield data
-            if sent < piece.length:
-                return  # the blob is shorter than recorded: the client sees a short body
-    finally:
-        reader.close()
+    """A multipart/byteranges body (or one range): one reader for all."""
+    return ranges.body(reader, layout, CHUNK)
 
 
 def _chunks(reader: BlobReader, start: int, end: int) -> Iterator[bytes]:

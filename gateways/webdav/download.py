@@ -27,19 +27,7 @@ BLOCK_SIZE = 1 << 20
 
 
 def _blocks(reader: Reader, layout: list[bytes | ranges.ByteRange]) -> Iterator[bytes]:
-    try:
-        for piece in layout:
-            if isinstance(piece, bytes):
-                yield piece
-                continue
-            sent = 0
-            for data in reader.iter_range(piece.start, piece.length, BLOCK_SIZE):
-                sent += len(data)
-                yield data
-            if sent < piece.length:
-                return  # the blob is shorter than recorded: the client sees a short body
-    finally:
-        reader.close()
+    return ranges.body(reader, layout, BLOCK_SIZE)
 
 
 def check_conditions(provider: Any, resource: Any, environ: dict[str, Any]) -> None:
