@@ -15,7 +15,7 @@ from .. import acl
 from ..acl import Principal
 from ..errors import AccessDeniedError, NotFoundError
 from ..services import Services
-from . import nodes as k
+from .nodes import ITEM
 from .paths import join_path, split_path
 from .resolver import ROOT_ENTRY, Entry, Resolver
 
@@ -31,8 +31,8 @@ def lookup(resolver: Resolver, principal: Principal, path: str) -> tuple[str, di
     entry = ROOT_ENTRY
     try:
         for name in names:
-            if entry.kind == k.ITEM and not entry.is_dir:  # Girder's layout: never a file
-                entry = Entry(k.ITEM, entry.doc, entry.folder)
+            if entry.kind == ITEM and not entry.is_dir:  # Girder's layout: never a file
+                entry = Entry(ITEM, entry.doc, entry.folder)
             entry = resolver.child(entry, name, principal)
     except (NotFoundError, NotADirectoryError):
         raise NotFoundError(f"Path not found: {path}") from None

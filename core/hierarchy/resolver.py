@@ -20,7 +20,7 @@ from ..acl import AccessLevel, Principal
 from ..db.engine import Collection, Document
 from ..errors import NotDirectoryError, NotFoundError
 from ..store import Store
-from . import nodes as k
+from .nodes import COLLECTION, COLLECTIONS, FILE, FOLDER, ITEM, ROOT, USER, USERS, NodeKind
 
 PAGE = 1000
 CacheKey = tuple[str, Any, str]
@@ -31,7 +31,7 @@ class Entry:
     """A resolved position: its kind, its document, and for items and files
     the folder whose ACL governs them and the file holding the bytes."""
 
-    kind: k.NodeKind
+    kind: NodeKind
     doc: Document | None = None
     folder: Document | None = None   # ACL source for items and files
     file: Document | None = None     # bytes of a file node or a one-file item
@@ -42,9 +42,9 @@ class Entry:
         return (self.kind, self.doc["_id"] if self.doc else None)
 
 
-ROOT_ENTRY = Entry(k.ROOT)
-USERS_ENTRY = Entry(k.USERS)
-COLLECTIONS_ENTRY = Entry(k.COLLECTIONS)
+ROOT_ENTRY = Entry(ROOT)
+USERS_ENTRY = Entry(USERS)
+COLLECTIONS_ENTRY = Entry(COLLECTIONS)
 
 
 _REREADS = 3  # looks at an item caught between a writer's steps
@@ -140,19 +140,19 @@ class Resolver:
     # ------------------------------------------------------------ access
     @staticmethod
     def readable(entry: Entry, principal: Principal) -> bool:
-        if entry.kind in (k.ROOT, k.USERS, k.COLLECTIONS):
+        if entry.kind in (ROOT, USERS, COLLECTIONS):
             return True
-        governing = entry.folder if entry.kind in (k.ITEM, k.FILE) else entry.doc
+        governing = entry.folder if entry.kind in (ITEM, FILE) else entry.doc
         assert governing is not None
         return acl.can_read(governing, principal)
 
     @staticmethod
     def level(entry: Entry, principal: Principal) -> AccessLevel:
-        if entry.kind in (k.ROOT, k.USERS, k.COLLECTIONS):
+        if entry.kind in (ROOT, USERS, COLLECTIONS):
             return acl.READ
         if principal.admin:
             return acl.ADMIN
-        governing = entry.folder if entry.kind in (k.ITEM, k.FILE) else entry.doc
+        governing = entry.folder if entry.kind in (ITEM, FILE) else entry.doc
         assert governing is not None
         return acl.effective_level(governing, principal)
 
@@ -185,20 +185,20 @@ class Resolver:
 
     def _find(self, parent: Entry, name: str) -> Entry | None:
         s = self.store
-        if parent.kind == k.ROOT:
+        if parent.kind == ROOT:
             return {"user": USERS_ENTRY, "collection": COLLECTIONS_ENTRY}.get(name)
-        if parent.kind == k.USERS:
+        if parent.kind == USERS:
             doc = s.users.find_one({"login": name})
-            return None if doc is None else Entry(k.USER, doc)
-        if parent.kind == k.COLLECTIONS:
+            return None if doc is None else Entry(USER, doc)
+        if parent.kind == COLLECTIONS:
             doc = s.collections.find_one({"name": name})
-            return None if doc is None else Entry(k.COLLECTION, doc)
+            return None if doc is None else Entry(COLLECTION, doc)
         assert parent.doc is not None
-        if parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
+        if parent.kind in (USER, COLLECTION, FOLDER):
             doc = s.folders.find_one({"parentId": parent.doc["_id"], "name": name})
             if doc is not None:
-                return Entry(k.FOLDER, doc)
-            if parent.kind != k.FOLDER:
+                return Entry(FOLDER, doc)
+            if parent.kind != FOLDER:
                 return None
             for _ in range(_REREADS):
                 item = s.items.find_one({"folderId": parent.doc["_id"], "name": name})
@@ -212,10 +212,10 @@ class Resolver:
                 # may have read between the steps of a concurrent delete or
                 # replace (each query is its own snapshot). Read again.
             return entry
-        if parent.kind == k.ITEM:
+        if parent.kind == ITEM:
             file = s.files.find_one({"itemId": parent.doc["_id"], "name": name},
                                     sort=[("_id", 1)])
-            return None if file is None else Entry(k.FILE, file, parent.folder, file, False)
+            return None if file is None else Entry(FILE, file, parent.folder, file, False)
         return None
 
     def item_entry(self, item: Document, folder: Document,
@@ -225,8 +225,8 @@ class Resolver:
             if sole_file is None:
                 sole_file = self.store.files.find_one({"itemId": item["_id"]})
             if sole_file is not None and sole_file["name"] == item["name"]:
-                return Entry(k.ITEM, item, folder, sole_file, is_dir=False)
-        return Entry(k.ITEM, item, folder)
+                return Entry(ITEM, item, folder, sole_file, is_dir=False)
+        return Entry(ITEM, item, folder)
 
     # ------------------------------------------------------------ listing
     def children(self, parent: Entry, principal: Principal,
@@ -241,24 +241,24 @@ class Resolver:
         def prime(name: str, entry: Entry) -> Entry:
             return self._prime(parent, name, entry, generation)
 
-        if parent.kind == k.ROOT:
+        if parent.kind == ROOT:
             yield from [("collection", COLLECTIONS_ENTRY), ("user", USERS_ENTRY)][offset:]
             return
         readable = acl.permission_filter(principal, acl.READ)
-        if parent.kind == k.USERS:
+        if parent.kind == USERS:
             for page in keyset_pages(s.users, acl.and_filter({}, readable), "login",
                                      skip=offset):
                 for doc in page:
-                    yield doc["login"], prime(doc["login"], Entry(k.USER, doc))
+                    yield doc["login"], prime(doc["login"], Entry(USER, doc))
             return
-        if parent.kind == k.COLLECTIONS:
+        if parent.kind == COLLECTIONS:
             for page in keyset_pages(s.collections, acl.and_filter({}, readable), "name",
                                      skip=offset):
                 for doc in page:
-                    yield doc["name"], prime(doc["name"], Entry(k.COLLECTION, doc))
+                    yield doc["name"], prime(doc["name"], Entry(COLLECTION, doc))
             return
         assert parent.doc is not None
-        if parent.kind == k.ITEM:
+        if parent.kind == ITEM:
             previous = None
             for page in keyset_pages(s.files, {"itemId": parent.doc["_id"]}, "name",
                                      skip=offset):
@@ -266,7 +266,7 @@ class Resolver:
                     if doc["name"] != previous:  # duplicate names: the oldest wins
                         previous = doc["name"]
                         yield doc["name"], prime(
-                            doc["name"], Entry(k.FILE, doc, parent.folder, doc, False))
+                            doc["name"], Entry(FILE, doc, parent.folder, doc, False))
             return
         folders = acl.and_filter({"parentId": parent.doc["_id"]}, readable)
         item_offset, list_folders = 0, True
@@ -276,8 +276,8 @@ class Resolver:
         for page in keyset_pages(s.folders, folders, "lowerName", skip=offset) \
                 if list_folders else ():
             for doc in page:
-                yield doc["name"], prime(doc["name"], Entry(k.FOLDER, doc))
-        if parent.kind != k.FOLDER:
+                yield doc["name"], prime(doc["name"], Entry(FOLDER, doc))
+        if parent.kind != FOLDER:
             return
         natural = self.layout() == "natural"
         for page in keyset_pages(s.items, {"folderId": parent.doc["_id"]}, "lowerName",
@@ -288,9 +288,9 @@ class Resolver:
                 if singles else {}
             for item in page:
                 file = sole.get(item["_id"])
-                entry = Entry(k.ITEM, item, parent.doc, file, is_dir=False) \
+                entry = Entry(ITEM, item, parent.doc, file, is_dir=False) \
                     if file is not None and file["name"] == item["name"] \
-                    else Entry(k.ITEM, item, parent.doc)
+                    else Entry(ITEM, item, parent.doc)
                 yield item["name"], prime(item["name"], entry)
 
     def _prime(self, parent: Entry, name: str, entry: Entry, generation: int) -> Entry:

@@ -20,9 +20,8 @@ from ..errors import (
     UnsupportedError,
 )
 from . import lookup
-from . import nodes as k
 from .io import Reader
-from .nodes import FsStats, Node, epoch, file_etag
+from .nodes import COLLECTIONS, FILE, ITEM, ROOT, USERS, FsStats, Node, epoch, file_etag
 from .paths import encode_name, join_path, split_path
 from .resolver import Entry
 from .writes import WriteOps
@@ -87,20 +86,20 @@ class HierarchyView(WriteOps):
         if level is None:
             level = self.resolver.level(entry, self._reader)
         doc = entry.doc or {}
-        if entry.kind in (k.ROOT, k.USERS, k.COLLECTIONS):
+        if entry.kind in (ROOT, USERS, COLLECTIONS):
             return Node(path, name, entry.kind, True, level=level)
         created = epoch(doc.get("created"))
         mtime = epoch(doc.get("updated")) or created
-        meta = dict(doc.get("meta") or {}) if entry.kind != k.FILE else {}
+        meta = dict(doc.get("meta") or {}) if entry.kind != FILE else {}
         if entry.is_dir:
             return Node(path, name, entry.kind, True, mtime=mtime, ctime=created,
                         ref=doc.get("_id"), level=level, meta=meta,
-                        item_id=doc.get("_id") if entry.kind == k.ITEM else None)
+                        item_id=doc.get("_id") if entry.kind == ITEM else None)
         file = entry.file or {}
         file_mtime = epoch(file.get("updated")) or epoch(file.get("created"))
         return Node(
             path, name, entry.kind, False, size=int(file.get("size") or 0),
-            mtime=max(mtime, file_mtime) if entry.kind == k.ITEM else file_mtime,
+            mtime=max(mtime, file_mtime) if entry.kind == ITEM else file_mtime,
             ctime=created, mime_type=file.get("mimeType"), etag=file_etag(file),
             sha512=file.get("sha512"), ref=doc.get("_id"), file_id=file.get("_id"),
             item_id=file.get("itemId"), level=level, link_url=file.get("linkUrl"),
@@ -132,7 +131,7 @@ class HierarchyView(WriteOps):
         levels: dict[Any, acl.AccessLevel] = {}
         for produced, (name, child) in enumerate(children, start=1):
             level = None
-            if child.folder is not None and child.kind in (k.ITEM, k.FILE):
+            if child.folder is not None and child.kind in (ITEM, FILE):
                 governing = child.folder["_id"]
                 level = levels.get(governing)
                 if level is None:

@@ -27,9 +27,8 @@ from ..errors import (
     ValidationError,
 )
 from ..services.files import guess_mime
-from . import nodes as k
 from .io import Writer
-from .nodes import Node
+from .nodes import COLLECTION, COLLECTIONS, FILE, FOLDER, ITEM, USER, VIRTUAL_KINDS, Node
 from .paths import join_path, parent_and_name
 from .resolver import Entry
 
@@ -112,7 +111,7 @@ class WriteOps:
             node = self.stat(path)
         except (NotFoundError, NotDirectoryError):
             return None
-        if node.kind in k.VIRTUAL_KINDS or not node.writable:
+        if node.kind in VIRTUAL_KINDS or not node.writable:
             raise acl.denial(self._writer, acl.WRITE, str(node.kind), node.ref)
         return node
 
@@ -128,16 +127,16 @@ class WriteOps:
         """A collection or folder named ``name`` in ``parent``, with ``meta``,
         in one commit where the engine can."""
         svc = self.services
-        if parent.kind == k.COLLECTIONS:
+        if parent.kind == COLLECTIONS:
             with self._atomically():
                 new = svc.collections.create(self._writer, name)
                 if meta:
                     svc.collections.set_metadata(self._writer, new, meta)
-        elif parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
+        elif parent.kind in (USER, COLLECTION, FOLDER):
             assert parent.doc is not None
             svc.folders.create(self._writer, parent.kind, parent.doc["_id"], name,
                                metadata=meta or None)
-        elif parent.kind == k.ITEM:
+        elif parent.kind == ITEM:
             raise UnsupportedError("Items hold files, not folders.")
         else:
             raise AccessDeniedError("Folders cannot be created here.")
@@ -157,7 +156,7 @@ class WriteOps:
         if existing is not None:
             assert existing.file is not None
             step = uploads.begin_replace(self._writer, existing.file, None)
-        elif parent.kind in (k.FOLDER, k.ITEM):
+        elif parent.kind in (FOLDER, ITEM):
             assert parent.doc is not None
             step = uploads.begin(self._writer, parent.kind, parent.doc["_id"], name, None,
                                  mime_type=mime_type or guess_mime(name),
@@ -179,18 +178,18 @@ class WriteOps:
         entry, parent = chain[-1], chain[-2] if len(chain) > 1 else None
         svc, who = self.services, self._owner
         doc = entry.doc
-        if entry.kind == k.COLLECTION and doc is not None:
+        if entry.kind == COLLECTION and doc is not None:
             if not recursive and svc.tree.store.folders.find_one({"parentId": doc["_id"]}):
                 raise NotEmptyError("Collection is not empty.")
             svc.removal.delete_collection(who, doc)
-        elif entry.kind == k.FOLDER and doc is not None:
+        elif entry.kind == FOLDER and doc is not None:
             svc.removal.delete_folder(who, doc, recursive=recursive)
-        elif entry.kind == k.ITEM and doc is not None:
+        elif entry.kind == ITEM and doc is not None:
             if entry.is_dir and not recursive and \
                     svc.tree.store.files.find_one({"itemId": doc["_id"]}):
                 raise NotEmptyError("Directory not empty.")
             svc.removal.delete_item(self._writer, doc)
-        elif entry.kind == k.FILE and doc is not None:
+        elif entry.kind == FILE and doc is not None:
             svc.files.delete(self._writer, doc)
             if parent is not None and parent.doc is not None:
                 self._forget(chain[-3], parent.doc["name"])  # its layout may change
@@ -236,9 +235,9 @@ class WriteOps:
         """Holds nothing at all, readable or not (a replace removes everything)."""
         store, doc = self.services.tree.store, entry.doc
         assert doc is not None
-        if entry.kind == k.ITEM:
+        if entry.kind == ITEM:
             return store.files.find_one({"itemId": doc["_id"]}, projection=["_id"]) is None
-        if entry.kind == k.FOLDER and store.items.find_one(
+        if entry.kind == FOLDER and store.items.find_one(
                 {"folderId": doc["_id"]}, projection=["_id"]) is not None:
             return False
         return store.folders.find_one({"parentId": doc["_id"]}, projection=["_id"]) is None
@@ -266,17 +265,17 @@ class WriteOps:
         svc, who = self.services, self._writer
         doc = entry.doc
         assert doc is not None
-        if entry.kind == k.COLLECTION and dst_parent.kind == k.COLLECTIONS:
+        if entry.kind == COLLECTION and dst_parent.kind == COLLECTIONS:
             svc.collections.update(who, doc, name=name)
-        elif entry.kind == k.FOLDER and dst_parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
+        elif entry.kind == FOLDER and dst_parent.kind in (USER, COLLECTION, FOLDER):
             assert dst_parent.doc is not None
             svc.moves.move_folder(who, doc, dst_parent.kind, dst_parent.doc, name=name)
-        elif entry.kind in (k.ITEM, k.FILE) and dst_parent.kind in (k.FOLDER, k.ITEM):
+        elif entry.kind in (ITEM, FILE) and dst_parent.kind in (FOLDER, ITEM):
             self._move_leaf(entry, dst_parent, name)
         else:
             raise AccessDeniedError("It cannot be moved there.")
         self._forget(src_parent, src_names[-1])
-        if src_parent.kind == k.ITEM and src_parent.doc is not None:
+        if src_parent.kind == ITEM and src_parent.doc is not None:
             self._forget_item(src_parent)
         return self._fresh(dst_names)
 
@@ -288,13 +287,13 @@ class WriteOps:
 
     def _forget_item(self, item_entry: Entry) -> None:
         assert item_entry.doc is not None and item_entry.folder is not None
-        self.resolver.cache.drop((k.FOLDER, item_entry.folder["_id"], item_entry.doc["name"]))
+        self.resolver.cache.drop((FOLDER, item_entry.folder["_id"], item_entry.doc["name"]))
 
     def _move_leaf(self, entry: Entry, dst_parent: Entry, name: str) -> None:
         svc, who = self.services, self._writer
         doc, target = entry.doc, dst_parent.doc
         assert doc is not None and target is not None
-        if entry.kind == k.ITEM and dst_parent.kind == k.FOLDER:
+        if entry.kind == ITEM and dst_parent.kind == FOLDER:
             with self._atomically():
                 svc.moves.move_item(who, doc, target, name=name, rename=False)
                 if not entry.is_dir and entry.file is not None:
@@ -303,7 +302,7 @@ class WriteOps:
         file = entry.file
         if file is None:
             raise UnsupportedError("An item directory cannot go inside another item.")
-        if dst_parent.kind == k.FOLDER:
+        if dst_parent.kind == FOLDER:
             try:
                 with self._atomically():
                     item = svc.items.create(who, target, name, rename=False)
@@ -314,7 +313,7 @@ class WriteOps:
         else:
             svc.files.move_to_item(who, file, target, name=name)
             self._forget_item(dst_parent)
-        if entry.kind == k.ITEM:  # the emptied one-file item goes with its file
+        if entry.kind == ITEM:  # the emptied one-file item goes with its file
             svc.removal.delete_item(who, doc)
 
     def copy(self, src: str, dst: str, *, replace: Replace = Replace.NONE,
@@ -329,20 +328,20 @@ class WriteOps:
         svc, who = self.services, self._writer
         doc, target = entry.doc, dst_parent.doc
         assert doc is not None
-        if shallow and entry.kind in (k.FOLDER, k.COLLECTION):
+        if shallow and entry.kind in (FOLDER, COLLECTION):
             self._make_dir(dst_parent, name, dict(doc.get("meta") or {}))
-        elif entry.kind == k.FOLDER and dst_parent.kind in (k.USER, k.COLLECTION, k.FOLDER):
+        elif entry.kind == FOLDER and dst_parent.kind in (USER, COLLECTION, FOLDER):
             assert target is not None
             svc.moves.copy_folder(who, doc, dst_parent.kind, target, name=name)
-        elif entry.kind == k.ITEM and entry.is_dir and dst_parent.kind == k.FOLDER:
+        elif entry.kind == ITEM and entry.is_dir and dst_parent.kind == FOLDER:
             assert target is not None
             svc.moves.copy_item(who, doc, target, name=name, rename=False)
-        elif entry.kind in (k.ITEM, k.FILE) and entry.file is not None and \
-                dst_parent.kind in (k.FOLDER, k.ITEM):
+        elif entry.kind in (ITEM, FILE) and entry.file is not None and \
+                dst_parent.kind in (FOLDER, ITEM):
             assert target is not None
-            if dst_parent.kind == k.FOLDER:
+            if dst_parent.kind == FOLDER:
                 with self._atomically():
-                    if entry.kind == k.ITEM:
+                    if entry.kind == ITEM:
                         new = svc.moves.copy_item(who, doc, target, name=name, rename=False)
                         for file in svc.tree.store.files.find({"itemId": new["_id"]}):
                             svc.files.update(who, file, name=name)
@@ -361,11 +360,11 @@ class WriteOps:
     def set_metadata(self, path: str, changes: dict[str, Any]) -> dict[str, Any]:
         names, entry = self._entry(path)
         svc, who, doc = self.services, self._writer, entry.doc
-        if entry.kind == k.ITEM and doc is not None:
+        if entry.kind == ITEM and doc is not None:
             meta = svc.items.set_metadata(who, doc, changes)["meta"]
-        elif entry.kind == k.FOLDER and doc is not None:
+        elif entry.kind == FOLDER and doc is not None:
             meta = svc.folders.set_metadata(who, doc, changes)["meta"]
-        elif entry.kind == k.COLLECTION and doc is not None:
+        elif entry.kind == COLLECTION and doc is not None:
             meta = svc.collections.set_metadata(who, doc, changes)["meta"]
         else:
             raise UnsupportedError("This has no metadata.")
