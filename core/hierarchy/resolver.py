@@ -200,18 +200,20 @@ class Resolver:
                 return Entry(FOLDER, doc)
             if parent.kind != FOLDER:
                 return None
+            natural = self.layout() == "natural"
             for _ in range(_REREADS):
                 item = s.items.find_one({"folderId": parent.doc["_id"], "name": name})
                 if item is None:
                     return None
-                entry = self.item_entry(item, parent.doc)
-                if not (entry.is_dir and item.get("fileCount") == 1
-                        and self.layout() == "natural"):
-                    return entry
-                # Counted one file, but its sole file was not there as named: we
-                # may have read between the steps of a concurrent delete or
-                # replace (each query is its own snapshot). Read again.
-            return entry
+                if not natural or item.get("fileCount") != 1:
+                    return self.item_entry(item, parent.doc)
+                sole = s.files.find_one({"itemId": item["_id"]})
+                if sole is not None:
+                    return self.item_entry(item, parent.doc, sole)
+                # Counted one file that is not there: we read between the steps
+                # of a concurrent delete or replace (each query is its own
+                # snapshot). Read again.
+            return None if item is None else self.item_entry(item, parent.doc)
         if parent.kind == ITEM:
             file = s.files.find_one({"itemId": parent.doc["_id"], "name": name},
                                     sort=[("_id", 1)])
