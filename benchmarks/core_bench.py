@@ -28,7 +28,7 @@ from bson import ObjectId
 
 from joist.admin.bootstrap import App, build_app
 from joist.core.acl import READ, SYSTEM, Principal
-from joist.core.common import utcnow
+from joist.core.clock import utcnow
 from joist.core.settings import load_settings
 
 DEPTH = 10

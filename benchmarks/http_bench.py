@@ -41,7 +41,7 @@ import requests
 from joist.admin.bootstrap import App, build_app
 from joist.admin.server import Server
 from joist.core.acl import SYSTEM, Principal
-from joist.core.common import utcnow
+from joist.core.clock import utcnow
 from joist.core.settings import load_settings
 
 PASSWORD = "benchmark password"

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .common import loads_json
 from .db.engine import Collection
 from .errors import ValidationError
+from .validation import loads_json
 
 Validator = Callable[[Any], Any]
 

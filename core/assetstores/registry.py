@@ -14,10 +14,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..common import utcnow, validate_name
+from ..clock import utcnow
 from ..db.engine import Collection, Document, DuplicateKeyError, Engine
 from ..errors import ConflictError, ExistsError, NotFoundError, StorageError, ValidationError
 from ..store import object_id
+from ..validation import validate_name
 from .base import AssetstoreAdapter
 
 FILESYSTEM, GRIDFS, S3 = 0, 1, 2

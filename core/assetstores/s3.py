@@ -42,9 +42,9 @@ from typing import Any, BinaryIO
 
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
-from ..common import content_disposition
 from ..db.engine import Collection, Engine
 from ..errors import ConflictError, CoreError, StorageError, UnsupportedError, ValidationError
+from ..filenames import content_disposition
 from .base import (
     AssetstoreAdapter,
     BlobReader,

@@ -8,7 +8,7 @@ from typing import Any
 from bson import ObjectId
 
 from ..acl import Principal
-from ..common import utcnow
+from ..clock import utcnow
 from ..db.engine import Collection, Document
 from ..errors import AccessDeniedError, NotFoundError, ValidationError
 from .scopes import ScopeCatalog

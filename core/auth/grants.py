@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..acl import SYSTEM, Principal
-from ..common import utcnow
+from ..clock import utcnow
 from ..db.engine import Document
 from ..errors import AuthenticationError
 from ..store import Store

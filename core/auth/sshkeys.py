@@ -9,7 +9,7 @@ import struct
 
 from bson import ObjectId
 
-from ..common import utcnow
+from ..clock import utcnow
 from ..db.engine import Collection, Document, DuplicateKeyError
 from ..errors import ExistsError, NotFoundError, ValidationError
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Callable, Iterable
 
-from ..common import utcnow
+from ..clock import utcnow
 from ..db.engine import Collection, DuplicateKeyError
 from ..errors import ThrottledError
 

@@ -12,7 +12,7 @@ from typing import Any
 from bson import ObjectId
 
 from ..acl import SCOPE_USER_AUTH, Principal
-from ..common import utcnow
+from ..clock import utcnow
 from ..db.engine import Collection, Document
 from ..errors import AuthenticationError
 from .grants import TOKEN, Grant, GrantChecker

@@ -13,7 +13,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from .. import acl
-from ..common import validate_mime_type, validate_name
 from ..errors import (
     AccessDeniedError,
     ContainerGoneError,
@@ -27,6 +26,7 @@ from ..errors import (
     ValidationError,
 )
 from ..services.files import guess_mime
+from ..validation import validate_mime_type, validate_name
 from .io import Writer
 from .nodes import COLLECTION, COLLECTIONS, FILE, FOLDER, ITEM, USER, VIRTUAL_KINDS, Node
 from .paths import join_path, parent_and_name

@@ -12,10 +12,11 @@ from bson.errors import InvalidId
 
 from .. import acl
 from ..acl import Principal
-from ..common import utcnow, validate_name
+from ..clock import utcnow
 from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import AccessDeniedError, ExistsError
 from ..stored_settings import SettingsService
+from ..validation import validate_name
 from .folders import merge_meta
 from .tree import Tree
 

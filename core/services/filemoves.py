@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, cast
 from ..acl import Principal
 from ..assetstores.base import AssetstoreAdapter, BlobReader
 from ..assetstores.registry import AssetstoreRegistry
-from ..common import utcnow
+from ..clock import utcnow
 from ..db.engine import Document
 from ..errors import AccessDeniedError, ConflictError, ValidationError
 from .files import BLOB_FIELDS, FileService

@@ -18,7 +18,7 @@ from .. import acl, faults
 from ..acl import SYSTEM, Principal
 from ..assetstores.base import BlobReader
 from ..assetstores.registry import AssetstoreRegistry
-from ..common import file_exts, utcnow, validate_mime_type, validate_name
+from ..clock import utcnow
 from ..db.engine import Document
 from ..errors import (
     ConflictError,
@@ -27,7 +27,9 @@ from ..errors import (
     StorageError,
     ValidationError,
 )
+from ..filenames import file_exts
 from ..stored_settings import SettingsService
+from ..validation import validate_mime_type, validate_name
 from .tree import DELETING, Tree
 
 DEFAULT_MIME = "application/octet-stream"

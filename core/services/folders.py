@@ -10,9 +10,10 @@ from bson import ObjectId
 
 from .. import acl
 from ..acl import Principal
-from ..common import utcnow, validate_meta, validate_name
+from ..clock import utcnow
 from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import ExistsError, ValidationError
+from ..validation import validate_meta, validate_name
 from .listing import before, name_filter, with_text
 from .tree import Tree
 

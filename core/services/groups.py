@@ -11,10 +11,11 @@ from bson import ObjectId
 
 from .. import acl
 from ..acl import Principal
-from ..common import utcnow, validate_name
+from ..clock import utcnow
 from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import AccessDeniedError, ExistsError, ValidationError
 from ..stored_settings import SettingsService
+from ..validation import validate_name
 from .tree import Tree
 
 GROUP_EXISTS = "A group with that name already exists."

@@ -18,9 +18,10 @@ from .. import acl
 from ..acl import Principal
 from ..assetstores.base import AssetstoreAdapter, ImportEntry
 from ..assetstores.registry import AssetstoreRegistry
-from ..common import utcnow, validate_name
+from ..clock import utcnow
 from ..db.engine import Document
 from ..errors import AccessDeniedError, CoreError, ExistsError, ValidationError
+from ..validation import validate_name
 from .files import FileService, guess_mime
 from .folders import FolderService
 from .items import ItemService

@@ -10,9 +10,10 @@ from bson import ObjectId
 
 from .. import acl
 from ..acl import Principal
-from ..common import utcnow, validate_name
+from ..clock import utcnow
 from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import ExistsError
+from ..validation import validate_name
 from .folders import merge_meta
 from .listing import before, with_text
 from .tree import Tree

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..common import utcnow
+from ..clock import utcnow
 from ..db.engine import Collection, Document, DuplicateKeyError
 from ..errors import LockedError, ValidationError
 

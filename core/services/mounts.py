@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from .. import acl
 from ..acl import SYSTEM, Principal
-from ..common import utcnow
+from ..clock import utcnow
 from ..db.engine import Document
 from ..errors import AccessDeniedError, AuthenticationError, NotFoundError
 from ..store import Store, object_id

@@ -9,9 +9,10 @@ from bson import ObjectId
 
 from .. import acl
 from ..acl import Principal
-from ..common import utcnow, validate_name
+from ..clock import utcnow
 from ..db.engine import Document, DuplicateKeyError
 from ..errors import ExistsError, NotFoundError, ValidationError
+from ..validation import validate_name
 from .files import FileService
 from .folders import FOLDER_EXISTS, FolderService
 from .items import ItemService

@@ -14,10 +14,11 @@ from bson import ObjectId
 
 from .. import acl
 from ..acl import AccessLevel, Principal
-from ..common import utcnow, validate_meta, validate_meta_keys
+from ..clock import utcnow
 from ..db.engine import Document
 from ..errors import ValidationError
 from ..store import Store, object_id
+from ..validation import validate_meta, validate_meta_keys
 
 DELETING = "_deleting"
 """Set on an item being deleted: no size is counted into it any more."""

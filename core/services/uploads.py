@@ -17,7 +17,7 @@ from bson import ObjectId
 from .. import acl, faults, processes
 from ..acl import Principal
 from ..assetstores.registry import AssetstoreRegistry
-from ..common import utcnow, validate_mime_type, validate_name
+from ..clock import utcnow
 from ..db.engine import Document
 from ..errors import (
     AccessDeniedError,
@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..store import object_id
 from ..stored_settings import SettingsService
+from ..validation import validate_mime_type, validate_name
 from .files import BLOB_FIELDS, DEFAULT_MIME, FileService
 from .items import ItemService
 from .tree import Tree

@@ -9,7 +9,7 @@ from .. import acl
 from ..acl import Principal
 from ..auth import otp
 from ..auth.passwords import check_password_policy, hash_password, verify_password
-from ..common import utcnow
+from ..clock import utcnow
 from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import AccessDeniedError, AuthenticationError, ExistsError, ValidationError
 from ..stored_settings import SettingsService

@@ -13,7 +13,7 @@ import json
 import stat
 from typing import Any
 
-from joist.core import common
+from joist.core import validation
 from joist.core.hierarchy import Node
 
 XATTR_PREFIX = "user.joist."
@@ -119,7 +119,7 @@ def parse_meta_value(raw: bytes) -> Any:
     """``setxattr user.joist.meta.KEY``: JSON when it parses, else the text."""
     text = raw.decode("utf-8", "surrogateescape")
     try:
-        return common.loads_json(text)
+        return validation.loads_json(text)
     except ValueError:
         return text
 

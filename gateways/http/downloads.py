@@ -11,7 +11,7 @@ import email.utils
 from collections.abc import Iterator
 from typing import Any
 
-from joist.core import common, ranges
+from joist.core import filenames, ranges
 from joist.core.assetstores.base import BlobReader
 from joist.core.errors import ValidationError
 
@@ -23,7 +23,7 @@ CHUNK = 1 << 20  # cheroot has no sendfile: 1 MiB reads keep Python out of the w
 
 def content_disposition(name: str, disposition: str = "attachment") -> str:
     try:
-        return common.content_disposition(name, disposition)
+        return filenames.content_disposition(name, disposition)
     except ValidationError as exc:
         raise RestError(str(exc)) from None  # Girder says it as a RestError
 

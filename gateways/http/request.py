@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from joist.core import common
+from joist.core import validation
 from joist.core.errors import ValidationError
 
 from .router import Param
@@ -115,7 +115,7 @@ class Request:
         already read as form parameters is parsed from what was read."""
         raw = self._form_body if self._form_body is not None else self.read_body()
         try:
-            return common.loads_json(raw or b"null")
+            return validation.loads_json(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             raise RestError("Invalid JSON passed in request body.") from None
 
@@ -182,7 +182,7 @@ def coerce(param: Param, raw: Any) -> Any:
             value = raw
         else:
             try:
-                value = common.loads_json(raw)
+                value = validation.loads_json(raw)
             except ValueError:
                 raise RestError(f"Parameter {name} must be valid JSON.") from None
         if kind == "jsonObject" and not isinstance(value, Mapping):

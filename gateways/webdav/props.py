@@ -22,7 +22,7 @@ from typing import Any
 from wsgidav import util, xml_tools
 from wsgidav.dav_error import DAVError
 
-from joist.core import common
+from joist.core import validation
 
 from .errors import translate
 
@@ -69,7 +69,7 @@ def parse_meta(element: ET.Element) -> Any:
     text = "".join(element.itertext()) if len(element) else (element.text or "")
     if element.get(TYPE_ATTR) == "json":
         try:
-            return common.loads_json(text)
+            return validation.loads_json(text)
         except ValueError:
             raise DAVError(400, "The value is not valid JSON.") from None
     return text

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from joist.core.common import validate_mime_type
 from joist.core.errors import ValidationError
+from joist.core.validation import validate_mime_type
 from tests.gateways.http.restsite import RestSite, running_site
 from tests.security.fuzzkit import send
 from tests.world import A_TXT, PASSWORD

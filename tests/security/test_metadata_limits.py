@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from joist.admin.bootstrap import App
-from joist.core.common import MAX_META_DEPTH, validate_meta
 from joist.core.errors import ValidationError
+from joist.core.validation import MAX_META_DEPTH, validate_meta
 from joist.gateways.fuse import MountOptions
 from joist.gateways.fuse.errors import FuseError
 from joist.gateways.fuse.operations import JoistOperations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from joist.core import common
+from joist.core import validation
 
 from ..app import Context
 from ..archive import ArchiveWalker
@@ -29,7 +29,7 @@ def _mime_filter(raw: str | None) -> list[str] | None:
     if not raw:
         return None
     try:
-        value = common.loads_json(raw)
+        value = validation.loads_json(raw)
     except ValueError:
         raise RestError("Parameter mimeFilter must be valid JSON.") from None
     if not isinstance(value, list):

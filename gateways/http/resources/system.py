@@ -7,7 +7,7 @@ import datetime as _dt
 import time
 from typing import Any
 
-from joist.core import common
+from joist.core import validation
 from joist.core.auth import scopes
 from joist.core.services.abandoned import AbandonedUploads, UploadStatus
 from joist.core.services.check import Checker
@@ -198,6 +198,6 @@ def _json_or_text(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return common.loads_json(value)
+        return validation.loads_json(value)
     except ValueError:
         return value

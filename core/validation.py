@@ -1,29 +1,21 @@
-"""Small rules every layer of core shares: the clock, name and metadata-key checks."""
+"""What core accepts from a client: names, MIME types, metadata and JSON.
+
+Every gateway and service checks through these, so a value one gateway
+accepts is one every other gateway can show."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import unicodedata
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from .errors import ValidationError
-
-Clock = Callable[[], _dt.datetime]
 
 MAX_NAME_BYTES = 255
 MAX_MIME_LENGTH = 255
 MAX_META_DEPTH = 64  # MongoDB refuses documents nested past 100 levels
 _INT64 = 1 << 63
-
-
-def utcnow() -> _dt.datetime:
-    """Now, UTC, to the millisecond: what both engines store and return."""
-    now = _dt.datetime.now(_dt.UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def validate_name(name: Any, what: str = "Name", *, field: str = "name") -> str:
@@ -125,24 +117,3 @@ def _require_unicode(text: Any) -> None:
         str(text).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: no engine or client can hold it
         raise ValidationError("Metadata must be valid Unicode.", field="metadata") from None
-
-
-def file_exts(name: str) -> list[str]:
-    """``a.tar.GZ`` -> ``["tar", "gz"]`` (Girder's ``exts``)."""
-    return [part.lower() for part in name.split(".")[1:]]
-
-
-def content_disposition(name: str, disposition: str = "attachment") -> str:
-    """Girder's Content-Disposition for a download of ``name``: a latin-1 name,
-    plus an RFC 5987 UTF-8 one when latin-1 cannot hold it. The REST gateway
-    sends it; S3 sends it on a presigned redirect."""
-    if disposition not in ("attachment", "inline"):
-        raise ValidationError(f'Unallowed contentDisposition type "{disposition}".')
-    safe = name.encode("latin-1", "replace").decode("latin-1").replace('"', "")
-    safe = "".join(ch if 32 <= ord(ch) < 127 or ord(ch) > 159 else "_" for ch in safe)
-    value = f'{disposition}; filename="{safe}"'
-    try:
-        name.encode("latin-1")
-    except UnicodeEncodeError:
-        value += f"; filename*=UTF-8''{quote(name, safe='')}"
-    return value
