@@ -89,7 +89,7 @@ def _bulk(app: App, folder: dict[str, Any], count: int, owner: ObjectId, prefix:
         docs = [_item(folder, f"{prefix}{i:08d}", owner)
                 for i in range(start, min(count, start + BATCH))]
         app.store.items.insert_many(docs)
-    app.services.tree.count_items(folder["_id"], count)  # as ItemService.create does
+    app.services.tree.sizes.count_items(folder["_id"], count)  # as ItemService.create does
 
 
 def _rate(fn: Any, seconds: float = 2.0) -> float:

@@ -139,7 +139,7 @@ def fill_folder(app: App, owner: dict[str, Any], folder: dict[str, Any], count: 
     if batch:
         app.store.items.insert_many(batch)
     # What ItemService.create keeps up to date item by item.
-    app.services.tree.count_items(folder["_id"], count)
+    app.services.tree.sizes.count_items(folder["_id"], count)
 
 
 class BareCheroot:

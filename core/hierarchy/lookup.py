@@ -17,7 +17,7 @@ from ..errors import AccessDeniedError, NotFoundError
 from ..services import Services
 from .nodes import ITEM
 from .paths import join_path, split_path
-from .resolver import ROOT_ENTRY, Entry, Resolver
+from .resolver import ROOT_POSITION, Position, Resolver
 
 ROOTS = ("user", "collection")
 
@@ -28,11 +28,11 @@ def lookup(resolver: Resolver, principal: Principal, path: str) -> tuple[str, di
     if not isinstance(path, str) or not path.startswith("/") or len(names) < 2 or \
             names[0] not in ROOTS:
         raise NotFoundError(f"Path not found: {path}")
-    entry = ROOT_ENTRY
+    entry = ROOT_POSITION
     try:
         for name in names:
             if entry.kind == ITEM and not entry.is_dir:  # Girder's layout: never a file
-                entry = Entry(ITEM, entry.doc, entry.folder)
+                entry = Position(ITEM, entry.doc, entry.folder)
             entry = resolver.child(entry, name, principal)
     except (NotFoundError, NotADirectoryError):
         raise NotFoundError(f"Path not found: {path}") from None
@@ -43,7 +43,7 @@ def lookup(resolver: Resolver, principal: Principal, path: str) -> tuple[str, di
 def path_of(services: Services, resolver: Resolver, principal: Principal, model: str,
             doc: dict[str, Any], *, collapse: bool) -> str:
     """The encoded path of a document; every ancestor must be readable (an
-    unreadable one raises the access error of ``Tree.ancestors``).
+    unreadable one raises the access error of ``TreeAccess.ancestors``).
     ``collapse``: a one-file item's file is the item (the view's natural
     layout); else ``<item>/<file>``, as Girder writes it."""
     store, tree = services.tree.store, services.tree

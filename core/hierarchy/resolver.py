@@ -27,7 +27,7 @@ CacheKey = tuple[str, Any, str]
 
 
 @dataclass(frozen=True)
-class Entry:
+class Position:
     """A resolved position: its kind, its document, and for items and files
     the folder whose ACL governs them and the file holding the bytes."""
 
@@ -42,21 +42,21 @@ class Entry:
         return (self.kind, self.doc["_id"] if self.doc else None)
 
 
-ROOT_ENTRY = Entry(ROOT)
-USERS_ENTRY = Entry(USERS)
-COLLECTIONS_ENTRY = Entry(COLLECTIONS)
+ROOT_POSITION = Position(ROOT)
+USERS_POSITION = Position(USERS)
+COLLECTIONS_POSITION = Position(COLLECTIONS)
 
 
 _REREADS = 3  # looks at an item caught between a writer's steps
 
 
 class PathCache:
-    """A bounded LRU of (parent key, name) -> Entry with a TTL."""
+    """A bounded LRU of (parent key, name) -> Position with a TTL."""
 
     def __init__(self, ttl: Callable[[], float], max_entries: int = 100_000) -> None:
         self._ttl = ttl
         self._max = max_entries
-        self._data: OrderedDict[CacheKey, tuple[float, Entry]] = OrderedDict()
+        self._data: OrderedDict[CacheKey, tuple[float, Position]] = OrderedDict()
         self._lock = threading.Lock()  # guards _data, hits, misses and generation
         self.hits = 0
         self.misses = 0
@@ -65,7 +65,7 @@ class PathCache:
         # alongside a write must not bring back what the write dropped).
         self.generation = 0
 
-    def get(self, key: CacheKey) -> Entry | None:
+    def get(self, key: CacheKey) -> Position | None:
         now = time.monotonic()
         with self._lock:
             hit = self._data.get(key)
@@ -76,7 +76,7 @@ class PathCache:
             self.hits += 1
             return hit[1]
 
-    def put(self, key: CacheKey, entry: Entry, generation: int | None = None) -> None:
+    def put(self, key: CacheKey, entry: Position, generation: int | None = None) -> None:
         ttl = self._ttl()
         if ttl <= 0:
             return
@@ -139,7 +139,7 @@ class Resolver:
 
     # ------------------------------------------------------------ access
     @staticmethod
-    def readable(entry: Entry, principal: Principal) -> bool:
+    def readable(entry: Position, principal: Principal) -> bool:
         if entry.kind in (ROOT, USERS, COLLECTIONS):
             return True
         governing = entry.folder if entry.kind in (ITEM, FILE) else entry.doc
@@ -147,7 +147,7 @@ class Resolver:
         return acl.can_read(governing, principal)
 
     @staticmethod
-    def level(entry: Entry, principal: Principal) -> AccessLevel:
+    def level(entry: Position, principal: Principal) -> AccessLevel:
         if entry.kind in (ROOT, USERS, COLLECTIONS):
             return acl.READ
         if principal.admin:
@@ -157,16 +157,16 @@ class Resolver:
         return acl.effective_level(governing, principal)
 
     # ------------------------------------------------------------ lookup
-    def resolve(self, names: list[str], principal: Principal) -> list[Entry]:
+    def resolve(self, names: list[str], principal: Principal) -> list[Position]:
         """The chain of entries from the root; ``NotFoundError`` when any step
         is missing or unreadable (the two are indistinguishable on purpose)."""
-        chain = [ROOT_ENTRY]
+        chain = [ROOT_POSITION]
         for name in names:
             chain.append(self.child(chain[-1], name, principal))
         return chain
 
-    def child(self, parent: Entry, name: str, principal: Principal, *,
-              fresh: bool = False) -> Entry:
+    def child(self, parent: Position, name: str, principal: Principal, *,
+              fresh: bool = False) -> Position:
         """``fresh`` reads the store, not the cache: writes decide on what is
         there now (a concurrent writer may have changed it a moment ago)."""
         if not parent.is_dir:
@@ -183,21 +183,21 @@ class Resolver:
             raise NotFoundError("Path not found.")
         return entry
 
-    def _find(self, parent: Entry, name: str) -> Entry | None:
+    def _find(self, parent: Position, name: str) -> Position | None:
         s = self.store
         if parent.kind == ROOT:
-            return {"user": USERS_ENTRY, "collection": COLLECTIONS_ENTRY}.get(name)
+            return {"user": USERS_POSITION, "collection": COLLECTIONS_POSITION}.get(name)
         if parent.kind == USERS:
             doc = s.users.find_one({"login": name})
-            return None if doc is None else Entry(USER, doc)
+            return None if doc is None else Position(USER, doc)
         if parent.kind == COLLECTIONS:
             doc = s.collections.find_one({"name": name})
-            return None if doc is None else Entry(COLLECTION, doc)
+            return None if doc is None else Position(COLLECTION, doc)
         assert parent.doc is not None
         if parent.kind in (USER, COLLECTION, FOLDER):
             doc = s.folders.find_one({"parentId": parent.doc["_id"], "name": name})
             if doc is not None:
-                return Entry(FOLDER, doc)
+                return Position(FOLDER, doc)
             if parent.kind != FOLDER:
                 return None
             natural = self.layout() == "natural"
@@ -217,22 +217,22 @@ class Resolver:
         if parent.kind == ITEM:
             file = s.files.find_one({"itemId": parent.doc["_id"], "name": name},
                                     sort=[("_id", 1)])
-            return None if file is None else Entry(FILE, file, parent.folder, file, False)
+            return None if file is None else Position(FILE, file, parent.folder, file, False)
         return None
 
     def item_entry(self, item: Document, folder: Document,
-                   sole_file: Document | None = None) -> Entry:
+                   sole_file: Document | None = None) -> Position:
         """An item as a directory, or (natural layout) as its one same-named file."""
         if self.layout() == "natural" and item.get("fileCount") == 1:
             if sole_file is None:
                 sole_file = self.store.files.find_one({"itemId": item["_id"]})
             if sole_file is not None and sole_file["name"] == item["name"]:
-                return Entry(ITEM, item, folder, sole_file, is_dir=False)
-        return Entry(ITEM, item, folder)
+                return Position(ITEM, item, folder, sole_file, is_dir=False)
+        return Position(ITEM, item, folder)
 
     # ------------------------------------------------------------ listing
-    def children(self, parent: Entry, principal: Principal,
-                 offset: int = 0) -> Iterator[tuple[str, Entry]]:
+    def children(self, parent: Position, principal: Principal,
+                 offset: int = 0) -> Iterator[tuple[str, Position]]:
         """(name, entry) of every readable child from ``offset`` on, in a stable
         order (folders, then items, by lower-case name), fetched page by page."""
         if not parent.is_dir:
@@ -240,24 +240,24 @@ class Resolver:
         s = self.store
         generation = self.cache.generation
 
-        def prime(name: str, entry: Entry) -> Entry:
+        def prime(name: str, entry: Position) -> Position:
             return self._prime(parent, name, entry, generation)
 
         if parent.kind == ROOT:
-            yield from [("collection", COLLECTIONS_ENTRY), ("user", USERS_ENTRY)][offset:]
+            yield from [("collection", COLLECTIONS_POSITION), ("user", USERS_POSITION)][offset:]
             return
         readable = acl.permission_filter(principal, acl.READ)
         if parent.kind == USERS:
             for page in keyset_pages(s.users, acl.and_filter({}, readable), "login",
                                      skip=offset):
                 for doc in page:
-                    yield doc["login"], prime(doc["login"], Entry(USER, doc))
+                    yield doc["login"], prime(doc["login"], Position(USER, doc))
             return
         if parent.kind == COLLECTIONS:
             for page in keyset_pages(s.collections, acl.and_filter({}, readable), "name",
                                      skip=offset):
                 for doc in page:
-                    yield doc["name"], prime(doc["name"], Entry(COLLECTION, doc))
+                    yield doc["name"], prime(doc["name"], Position(COLLECTION, doc))
             return
         assert parent.doc is not None
         if parent.kind == ITEM:
@@ -268,7 +268,7 @@ class Resolver:
                     if doc["name"] != previous:  # duplicate names: the oldest wins
                         previous = doc["name"]
                         yield doc["name"], prime(
-                            doc["name"], Entry(FILE, doc, parent.folder, doc, False))
+                            doc["name"], Position(FILE, doc, parent.folder, doc, False))
             return
         folders = acl.and_filter({"parentId": parent.doc["_id"]}, readable)
         item_offset, list_folders = 0, True
@@ -278,7 +278,7 @@ class Resolver:
         for page in keyset_pages(s.folders, folders, "lowerName", skip=offset) \
                 if list_folders else ():
             for doc in page:
-                yield doc["name"], prime(doc["name"], Entry(FOLDER, doc))
+                yield doc["name"], prime(doc["name"], Position(FOLDER, doc))
         if parent.kind != FOLDER:
             return
         natural = self.layout() == "natural"
@@ -290,15 +290,15 @@ class Resolver:
                 if singles else {}
             for item in page:
                 file = sole.get(item["_id"])
-                entry = Entry(ITEM, item, parent.doc, file, is_dir=False) \
+                entry = Position(ITEM, item, parent.doc, file, is_dir=False) \
                     if file is not None and file["name"] == item["name"] \
-                    else Entry(ITEM, item, parent.doc)
+                    else Position(ITEM, item, parent.doc)
                 yield item["name"], prime(item["name"], entry)
 
-    def _prime(self, parent: Entry, name: str, entry: Entry, generation: int) -> Entry:
+    def _prime(self, parent: Position, name: str, entry: Position, generation: int) -> Position:
         # A listing is usually followed by a stat of each child (ls -l, FUSE).
         self.cache.put((parent.kind, parent.key[1], name), entry, generation)
         return entry
 
-    def forget(self, parent: Entry, name: str) -> None:
+    def forget(self, parent: Position, name: str) -> None:
         self.cache.drop((parent.kind, parent.key[1], name))

@@ -23,7 +23,7 @@ from . import lookup
 from .io import Reader
 from .nodes import COLLECTIONS, FILE, ITEM, ROOT, USERS, FsStats, Node, epoch, file_etag
 from .paths import encode_name, join_path, split_path
-from .resolver import Entry
+from .resolver import Position
 from .writes import WriteOps
 
 if TYPE_CHECKING:
@@ -68,15 +68,15 @@ class HierarchyView(WriteOps):
         return CacheStats(cache.hits, cache.misses)
 
     # ------------------------------------------------------------ helpers
-    def _chain(self, path: str) -> tuple[list[str], list[Entry]]:
+    def _chain(self, path: str) -> tuple[list[str], list[Position]]:
         names = split_path(path)
         return names, self.resolver.resolve(names, self._reader)
 
-    def _entry(self, path: str) -> tuple[list[str], Entry]:
+    def _entry(self, path: str) -> tuple[list[str], Position]:
         names, chain = self._chain(path)
         return names, chain[-1]
 
-    def node_for(self, names: list[str], entry: Entry, *, path: str | None = None,
+    def node_for(self, names: list[str], entry: Position, *, path: str | None = None,
                  level: acl.AccessLevel | None = None) -> Node:
         """The node of ``entry`` at ``names``; a listing passes the ``path`` and
         ``level`` it already knows."""

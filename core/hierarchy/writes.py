@@ -30,7 +30,7 @@ from ..validation import validate_mime_type, validate_name
 from .io import Writer
 from .nodes import COLLECTION, COLLECTIONS, FILE, FOLDER, ITEM, USER, VIRTUAL_KINDS, Node
 from .paths import join_path, parent_and_name
-from .resolver import Entry
+from .resolver import Position
 
 _OVERWRITE_ATTEMPTS = 16
 
@@ -57,17 +57,17 @@ class WriteOps:
     _writer: Any
     _owner: Any
 
-    def node_for(self, names: list[str], entry: Entry) -> Node:
+    def node_for(self, names: list[str], entry: Position) -> Node:
         raise NotImplementedError
 
-    def _chain(self, path: str) -> tuple[list[str], list[Entry]]:
+    def _chain(self, path: str) -> tuple[list[str], list[Position]]:
         raise NotImplementedError
 
-    def _entry(self, path: str) -> tuple[list[str], Entry]:
+    def _entry(self, path: str) -> tuple[list[str], Position]:
         raise NotImplementedError
 
     # ------------------------------------------------------------ helpers
-    def _parent(self, path: str) -> tuple[list[str], Entry, str]:
+    def _parent(self, path: str) -> tuple[list[str], Position, str]:
         parent_names, name = parent_and_name(path)
         chain = self.resolver.resolve(parent_names, self._reader)
         parent = chain[-1]
@@ -75,20 +75,20 @@ class WriteOps:
             raise NotDirectoryError("Not a directory.")
         return parent_names, parent, validate_name(name)
 
-    def _lookup(self, parent: Entry, name: str) -> Entry | None:
+    def _lookup(self, parent: Position, name: str) -> Position | None:
         try:
             return self.resolver.child(parent, name, self._reader, fresh=True)
         except NotFoundError:
             return None
 
-    def _write_chain(self, path: str) -> tuple[list[str], list[Entry]]:
+    def _write_chain(self, path: str) -> tuple[list[str], list[Position]]:
         """The chain to what a write acts on, its last step read afresh."""
         names, chain = self._chain(path)
         if len(chain) > 1:
             chain[-1] = self.resolver.child(chain[-2], names[-1], self._reader, fresh=True)
         return names, chain
 
-    def _forget(self, parent: Entry, name: str) -> None:
+    def _forget(self, parent: Position, name: str) -> None:
         self.resolver.forget(parent, name)
 
     def stat(self, path: str) -> Node:
@@ -123,7 +123,7 @@ class WriteOps:
         self._make_dir(parent, name)
         return self._fresh([*parent_names, name])
 
-    def _make_dir(self, parent: Entry, name: str, meta: dict[str, Any] | None = None) -> None:
+    def _make_dir(self, parent: Position, name: str, meta: dict[str, Any] | None = None) -> None:
         """A collection or folder named ``name`` in ``parent``, with ``meta``,
         in one commit where the engine can."""
         svc = self.services
@@ -200,7 +200,7 @@ class WriteOps:
 
     # ------------------------------------------------------------ move/copy
     def _target(self, src: str, dst: str, replace: Replace
-                ) -> tuple[list[str], Entry, list[str], Entry, Entry, str]:
+                ) -> tuple[list[str], Position, list[str], Position, Position, str]:
         src_names, chain = self._write_chain(src)
         if len(src_names) < 2:
             raise AccessDeniedError("This cannot be moved or copied.")
@@ -219,7 +219,7 @@ class WriteOps:
                 self._forget(dst_parent, dst_name)  # a concurrent writer removed it
         return src_names, chain[-1], dst_names, chain[-2], dst_parent, dst_name
 
-    def _may_replace(self, source: Entry, existing: Entry, replace: Replace) -> None:
+    def _may_replace(self, source: Position, existing: Position, replace: Replace) -> None:
         """May ``existing`` go to make room for ``source``?"""
         if replace is Replace.NONE:
             raise ExistsError("Destination exists.")
@@ -231,7 +231,7 @@ class WriteOps:
             if existing.is_dir and not self._is_empty(existing):
                 raise NotEmptyError("Directory not empty.")
 
-    def _is_empty(self, entry: Entry) -> bool:
+    def _is_empty(self, entry: Position) -> bool:
         """Holds nothing at all, readable or not (a replace removes everything)."""
         store, doc = self.services.tree.store, entry.doc
         assert doc is not None
@@ -285,11 +285,11 @@ class WriteOps:
         would show as a directory. On MongoDB the calls run one by one."""
         return self.services.tree.store.engine.grouped()
 
-    def _forget_item(self, item_entry: Entry) -> None:
+    def _forget_item(self, item_entry: Position) -> None:
         assert item_entry.doc is not None and item_entry.folder is not None
         self.resolver.cache.drop((FOLDER, item_entry.folder["_id"], item_entry.doc["name"]))
 
-    def _move_leaf(self, entry: Entry, dst_parent: Entry, name: str) -> None:
+    def _move_leaf(self, entry: Position, dst_parent: Position, name: str) -> None:
         svc, who = self.services, self._writer
         doc, target = entry.doc, dst_parent.doc
         assert doc is not None and target is not None

@@ -4,7 +4,7 @@ Each method takes the acting ``Principal`` and enforces the ACL itself, so the
 HTTP gateway and the admin CLI cannot get a rule wrong by calling them.
 
 ``Services`` is what gateways are handed, so it does not name the store: core
-reaches it through ``Tree`` (the data layer every service is built on), admin
+reaches it through ``TreeAccess`` (the data layer every service is built on), admin
 through the app it builds, and ``tests/test_layering.py`` fails on any
 ``.store`` in ``gateways/``.
 """
@@ -24,8 +24,8 @@ from ..auth.tokens import TokenService
 from ..store import Store
 from ..stored_settings import SettingsService
 from .access import AccessService
+from .assetstore_transfer import AssetstoreTransferService
 from .collections import CollectionService
-from .filemoves import FileMoveService
 from .files import FileService
 from .folders import FolderService
 from .groups import GroupService
@@ -33,10 +33,10 @@ from .imports import ImportService
 from .items import ItemService
 from .locks import LockService
 from .mounts import MountService
-from .moves import MoveService
+from .move_copy import MoveCopyService
 from .removal import RemovalService
 from .search import SearchService
-from .tree import Tree
+from .tree_access import TreeAccess
 from .uploads import UploadService
 from .users import UserService
 
@@ -45,7 +45,7 @@ from .users import UserService
 class Services:
     settings: SettingsService
     assetstores: AssetstoreRegistry
-    tree: Tree
+    tree: TreeAccess
     folders: FolderService
     items: ItemService
     files: FileService
@@ -54,13 +54,13 @@ class Services:
     users: UserService
     groups: GroupService
     access: AccessService
-    moves: MoveService
+    moves: MoveCopyService
     removal: RemovalService
     auth: Authenticator
     locks: LockService
     mounts: MountService
     imports: ImportService
-    filemoves: FileMoveService
+    transfers: AssetstoreTransferService
     search: SearchService
     scopes: ScopeCatalog
 
@@ -68,7 +68,7 @@ class Services:
     def build(cls, store: Store, assetstores: AssetstoreRegistry, *,
               bcrypt_rounds: int = 12, env: Mapping[str, str] | None = None) -> Services:
         settings = SettingsService(store.settings, env=env)
-        tree = Tree(store)
+        tree = TreeAccess(store)
         folders = FolderService(tree)
         items = ItemService(tree)
         files = FileService(tree, assetstores, settings)
@@ -85,11 +85,11 @@ class Services:
             collections=CollectionService(tree, settings),
             users=UserService(tree, folders, settings, bcrypt_rounds=bcrypt_rounds),
             groups=GroupService(tree, settings), access=AccessService(tree),
-            moves=MoveService(tree, folders, items, files),
+            moves=MoveCopyService(tree, folders, items, files),
             removal=RemovalService(tree, files, uploads), auth=auth,
             locks=LockService(store.locks), mounts=MountService(store, tree, settings),
             imports=ImportService(tree, folders, items, files, assetstores),
-            filemoves=FileMoveService(tree, files, assetstores),
+            transfers=AssetstoreTransferService(tree, files, assetstores),
             search=SearchService(tree), scopes=scopes)
 
 

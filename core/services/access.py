@@ -8,13 +8,13 @@ from .. import acl
 from ..acl import Principal
 from ..db.engine import Document
 from ..errors import ValidationError
-from .tree import Tree
+from .tree_access import TreeAccess
 
 ACL_MODELS = ("collection", "folder", "user", "group")
 
 
 class AccessService:
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: TreeAccess) -> None:
         self.tree = tree
         self.store = tree.store
 

@@ -20,7 +20,7 @@ from ..acl import SYSTEM
 from ..db.engine import Collection, Document
 from . import Services
 from .abandoned import AbandonedUploads, UploadStatus
-from .tree import DELETING
+from .sizes import DELETING
 
 PAGE = 2000
 

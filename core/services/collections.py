@@ -18,13 +18,13 @@ from ..errors import AccessDeniedError, ExistsError
 from ..stored_settings import SettingsService
 from ..validation import validate_name
 from .folders import merge_meta
-from .tree import Tree
+from .tree_access import TreeAccess
 
 COLLECTION_EXISTS = "A collection with that name already exists."
 
 
 class CollectionService:
-    def __init__(self, tree: Tree, settings: SettingsService) -> None:
+    def __init__(self, tree: TreeAccess, settings: SettingsService) -> None:
         self.tree = tree
         self.store = tree.store
         self.settings = settings

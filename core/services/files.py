@@ -30,7 +30,8 @@ from ..errors import (
 from ..filenames import file_exts
 from ..stored_settings import SettingsService
 from ..validation import validate_mime_type, validate_name
-from .tree import DELETING, Tree
+from .sizes import DELETING
+from .tree_access import TreeAccess
 
 DEFAULT_MIME = "application/octet-stream"
 _DELETE_ATTEMPTS = 16  # a record replaced this often meanwhile: give up
@@ -42,7 +43,7 @@ def guess_mime(name: str) -> str:
 
 
 class FileService:
-    def __init__(self, tree: Tree, assetstores: AssetstoreRegistry,
+    def __init__(self, tree: TreeAccess, assetstores: AssetstoreRegistry,
                  settings: SettingsService | None = None) -> None:
         self.tree = tree
         self.store = tree.store
@@ -66,7 +67,7 @@ class FileService:
         }
         self.store.files.insert_one(doc)
         self._touch(item["_id"], +1)
-        self.tree.add_size(item, int(size))
+        self.tree.sizes.add_size(item, int(size))
         if self.store.items.find_one({"_id": item["_id"], DELETING: {"$exists": False}},
                                      projection=["_id"]) is None:
             # The item was deleted meanwhile. Its deleter sweeps its files again
@@ -147,7 +148,7 @@ class FileService:
             item = self.store.items.find_one({"_id": removed["itemId"]})
         if item is not None:
             self._touch(item["_id"], -1)
-            self.tree.add_size(item, -int(removed.get("size") or 0))
+            self.tree.sizes.add_size(item, -int(removed.get("size") or 0))
         self.release(removed)
 
     def _delete_record(self, file: Document) -> Document | None:
@@ -232,7 +233,7 @@ class FileService:
         if size:
             self.store.items.update_one({"_id": old["_id"]}, {"$inc": {"size": -size}})
             self.store.items.update_one({"_id": item["_id"]}, {"$inc": {"size": size}})
-            self.tree.shift_size(
+            self.tree.sizes.shift_size(
                 size, (old["folderId"], old["baseParentType"], old["baseParentId"]),
                 (item["folderId"], item["baseParentType"], item["baseParentId"]))
         return {**file, **update}

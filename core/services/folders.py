@@ -15,7 +15,7 @@ from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import ExistsError, ValidationError
 from ..validation import validate_meta, validate_name
 from .listing import before, name_filter, with_text
-from .tree import Tree
+from .tree_access import TreeAccess
 
 FOLDER_EXISTS = "A folder with that name already exists here."
 ITEM_EXISTS = "An item with that name already exists here."
@@ -45,7 +45,7 @@ def sort_spec(sort: str | None, sortdir: int, default: str) -> SortSpec:
 
 
 class FolderService:
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: TreeAccess) -> None:
         self.tree = tree
         self.store = tree.store
 
@@ -66,7 +66,7 @@ class FolderService:
                 self.store.items.find_one({"folderId": parent["_id"], "name": name}):
             raise ExistsError(ITEM_EXISTS, field="name")
         now = utcnow()
-        root_type, root_id = self.tree.root_of(parent, parent_type)
+        root_type, root_id = self.tree.sizes.root_of(parent, parent_type)
         if parent_type == "user":
             access, is_public = acl.new_access(), False
         else:

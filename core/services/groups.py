@@ -16,13 +16,13 @@ from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import AccessDeniedError, ExistsError, ValidationError
 from ..stored_settings import SettingsService
 from ..validation import validate_name
-from .tree import Tree
+from .tree_access import TreeAccess
 
 GROUP_EXISTS = "A group with that name already exists."
 
 
 class GroupService:
-    def __init__(self, tree: Tree, settings: SettingsService) -> None:
+    def __init__(self, tree: TreeAccess, settings: SettingsService) -> None:
         self.tree = tree
         self.store = tree.store
         self.settings = settings

@@ -25,7 +25,7 @@ from ..validation import validate_name
 from .files import FileService, guess_mime
 from .folders import FolderService
 from .items import ItemService
-from .tree import Tree
+from .tree_access import TreeAccess
 
 log = logging.getLogger("joist.imports")
 
@@ -65,7 +65,7 @@ class ImportOptions:
 
 
 class ImportService:
-    def __init__(self, tree: Tree, folders: FolderService, items: ItemService,
+    def __init__(self, tree: TreeAccess, folders: FolderService, items: ItemService,
                  files: FileService, assetstores: AssetstoreRegistry) -> None:
         self.tree = tree
         self.store = tree.store
@@ -171,7 +171,7 @@ class ImportService:
         self.store.files.update_one({"_id": existing["_id"]},
                                     {"$set": {**blob, "updated": utcnow()}})
         if delta:
-            self.tree.add_size(item, delta)
+            self.tree.sizes.add_size(item, delta)
         summary.updated += 1
 
 

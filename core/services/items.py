@@ -16,14 +16,14 @@ from ..errors import ExistsError
 from ..validation import validate_name
 from .folders import merge_meta
 from .listing import before, with_text
-from .tree import Tree
+from .tree_access import TreeAccess
 
 _SUFFIX = re.compile(r"^(.*) \((\d+)\)$")
 MAX_RENAMES = 10000
 
 
 class ItemService:
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: TreeAccess) -> None:
         self.tree = tree
         self.store = tree.store
 
@@ -87,7 +87,7 @@ class ItemService:
             try:
                 with self.store.engine.grouped():  # one commit on SQLite
                     self.store.items.insert_one(doc)
-                    self.tree.count_items(folder["_id"], 1)
+                    self.tree.sizes.count_items(folder["_id"], 1)
             except DuplicateKeyError:
                 if not rename:
                     raise ExistsError(f"{name!r} already exists here.",
@@ -135,7 +135,7 @@ class ItemService:
     def listing_count(self, principal: Principal, folder: Document, *,
                       name: str | None = None, text: str | None = None) -> int:
         """How many items ``listing`` covers without paging (a count query;
-        ``Tree.item_count`` is the kept count of an unfiltered folder)."""
+        ``SizeLedger.item_count`` is the kept count of an unfiltered folder)."""
         return self.store.items.count(self._listing_filter(principal, folder, name, text))
 
     def position(self, principal: Principal, item: Document, folder: Document, *,

@@ -29,7 +29,7 @@ from ..db.engine import Document
 from ..errors import AccessDeniedError, AuthenticationError, NotFoundError
 from ..store import Store, object_id
 from ..stored_settings import SettingsService
-from .tree import Tree
+from .tree_access import TreeAccess
 
 log = logging.getLogger("joist.mounts")
 
@@ -83,7 +83,7 @@ class MountService:
     is for site admins; ``local_path`` answers any principal that can read the
     file."""
 
-    def __init__(self, store: Store, tree: Tree, settings: SettingsService, *,
+    def __init__(self, store: Store, tree: TreeAccess, settings: SettingsService, *,
                  host: str | None = None, clock: Callable[[], _dt.datetime] = utcnow) -> None:
         self._coll = store.mounts
         self._users = store.users

@@ -19,14 +19,15 @@ from ..acl import SYSTEM, Principal
 from ..db.engine import Document
 from ..errors import NotEmptyError, StorageError
 from .files import FileService
-from .tree import DELETING, Tree
+from .sizes import DELETING
+from .tree_access import TreeAccess
 from .uploads import UploadService
 
 PAGE = 500
 
 
 class RemovalService:
-    def __init__(self, tree: Tree, files: FileService, uploads: UploadService) -> None:
+    def __init__(self, tree: TreeAccess, files: FileService, uploads: UploadService) -> None:
         self.tree = tree
         self.store = tree.store
         self.files = files
@@ -56,7 +57,7 @@ class RemovalService:
         if check_access:
             self.tree.require(principal, "item", item, acl.WRITE)
         # Marked first, atomically: from then on no size is counted into it
-        # (``Tree.add_size``), so its size as marked is what its folder and
+        # (``SizeLedger.add_size``), so its size as marked is what its folder and
         # root lose, once, whatever writers do meanwhile.
         marked = self.store.items.find_one_and_update(
             {"_id": item["_id"], DELETING: {"$exists": False}}, {"$set": {DELETING: True}})
@@ -77,7 +78,7 @@ class RemovalService:
         # it gone or is found by this sweep (``FileService.record``). A crash
         # in between leaves orphan files, which ``joist check --repair`` removes.
         if self.store.items.delete_one({"_id": item["_id"]}):
-            self.tree.count_items(marked["folderId"], -1)
+            self.tree.sizes.count_items(marked["folderId"], -1)
         self._delete_files(marked)
 
     def _delete_files(self, item: Document) -> None:

@@ -14,7 +14,7 @@ from .. import acl
 from ..acl import Principal
 from ..db.engine import Document
 from ..errors import ValidationError
-from .tree import Tree
+from .tree_access import TreeAccess
 
 PAGE = 500
 MODELS = ("collection", "file", "folder", "group", "item", "user")
@@ -34,7 +34,7 @@ def name_query(model: str, text: str, mode: str = "text") -> dict[str, Any]:
 
 
 class SearchService:
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: TreeAccess) -> None:
         self.tree = tree
         self.store = tree.store
 

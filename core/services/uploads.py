@@ -32,7 +32,7 @@ from ..stored_settings import SettingsService
 from ..validation import validate_mime_type, validate_name
 from .files import BLOB_FIELDS, DEFAULT_MIME, FileService
 from .items import ItemService
-from .tree import Tree
+from .tree_access import TreeAccess
 
 log = logging.getLogger("joist.uploads")
 _REPLACE_ATTEMPTS = 16  # rounds of the create/replace race before giving up
@@ -51,7 +51,7 @@ class UploadStep:
 
 
 class UploadService:
-    def __init__(self, tree: Tree, items: ItemService, files: FileService,
+    def __init__(self, tree: TreeAccess, items: ItemService, files: FileService,
                  assetstores: AssetstoreRegistry, settings: SettingsService) -> None:
         self.tree = tree
         self.store = tree.store
@@ -371,7 +371,7 @@ class UploadService:
         faults.point("upload.replace.after_update")
         item = self.store.items.find_one({"_id": old["itemId"]})
         if item is not None:
-            self.tree.add_size(item, new_size - int(old.get("size") or 0))
+            self.tree.sizes.add_size(item, new_size - int(old.get("size") or 0))
             self.store.items.update_one({"_id": item["_id"]},
                                         {"$set": {"updated": utcnow()}})
         self.files.release(old)

@@ -14,7 +14,7 @@ from ..db.engine import Document, DuplicateKeyError, SortSpec
 from ..errors import AccessDeniedError, AuthenticationError, ExistsError, ValidationError
 from ..stored_settings import SettingsService
 from .folders import FolderService
-from .tree import Tree
+from .tree_access import TreeAccess
 
 LOGIN_RE = re.compile(r"^[a-z][\da-z\-\.]{3,}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -46,7 +46,7 @@ def _required(value: Any, what: str, field: str) -> str:
 
 
 class UserService:
-    def __init__(self, tree: Tree, folders: FolderService, settings: SettingsService, *,
+    def __init__(self, tree: TreeAccess, folders: FolderService, settings: SettingsService, *,
                  bcrypt_rounds: int = 12) -> None:
         self.tree = tree
         self.store = tree.store

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import attrs
 from .cache import parent_of
 from .errors import FuseError, guarded
-from .handles import DirHandle, Entry
+from .handles import DirHandle, DirRow
 
 if TYPE_CHECKING:
     from .operations import JoistOperations
@@ -38,7 +38,7 @@ class DirOps(_Base):
         return self.handles.add(DirHandle(path, lambda first: self._listing(path, dir_attrs,
                                                                              first)))
 
-    def _listing(self, path: str, dir_attrs: dict[str, Any], first: int) -> Iterator[Entry]:
+    def _listing(self, path: str, dir_attrs: dict[str, Any], first: int) -> Iterator[DirRow]:
         """Entries from position ``first`` (0 is ``.``, 1 ``..``); each carries
         the cookie of the next one, which the kernel hands back to go on.
 
@@ -50,7 +50,7 @@ class DirOps(_Base):
             self.stats.add("listing_cache_hits")
             yield from cached[first:]
             return
-        entries: list[Entry] | None = [] if first == 0 else None
+        entries: list[DirRow] | None = [] if first == 0 else None
         for entry in self._list_fresh(path, dir_attrs, first):
             if entries is not None:
                 entries.append(entry)
@@ -61,7 +61,7 @@ class DirOps(_Base):
             self._listings.put(path, entries)
 
     def _list_fresh(self, path: str, dir_attrs: dict[str, Any], first: int
-                    ) -> Iterator[Entry]:
+                    ) -> Iterator[DirRow]:
         if first <= 0:
             yield ".", dir_attrs, 1
         if first <= 1:
@@ -76,7 +76,7 @@ class DirOps(_Base):
             yield node.segment, self._attrs(node), index + 1
 
     @guarded
-    def readdir_page(self, fh: int, offset: int) -> list[Entry]:
+    def readdir_page(self, fh: int, offset: int) -> list[DirRow]:
         """Entries after ``offset`` for ``JoistFuse.readdir_fuse_3``."""
         handle = self.handles.get(fh)
         if not isinstance(handle, DirHandle):
@@ -86,7 +86,7 @@ class DirOps(_Base):
 
     def readdir(self, path: str, fh: int) -> list[tuple[str, dict[str, Any], int]]:
         """The whole listing (mfusepy's plain readdir; used without JoistFuse)."""
-        out: list[Entry] = []
+        out: list[DirRow] = []
         offset = 0
         for _ in range(10**7):
             page = self.readdir_page(fh, offset)

@@ -225,7 +225,7 @@ class WriteHandle:
             self._file.close()
 
 
-Entry = tuple[str, dict[str, Any], int]   # (name, stat attrs, cookie of the next entry)
+DirRow = tuple[str, dict[str, Any], int]   # (name, stat attrs, cookie of the next entry)
 
 
 class DirHandle:
@@ -235,15 +235,15 @@ class DirHandle:
 
     WINDOW = 128  # a kernel readdir buffer (one page) holds some 25-100 entries
 
-    def __init__(self, path: str, listing: Callable[[int], Iterator[Entry]]) -> None:
+    def __init__(self, path: str, listing: Callable[[int], Iterator[DirRow]]) -> None:
         self.path = path
         self._listing = listing        # listing(first_index) -> entries from there
-        self._window: deque[Entry] = deque()
-        self._iter: Iterator[Entry] | None = None
+        self._window: deque[DirRow] = deque()
+        self._iter: Iterator[DirRow] | None = None
         self._next = 0                 # index of the next entry the iterator yields
         self.lock = threading.Lock()  # guards _window, _iter and _next
 
-    def page(self, offset: int) -> list[Entry]:
+    def page(self, offset: int) -> list[DirRow]:
         with self.lock:
             while self._window and self._window[0][2] <= offset:
                 self._window.popleft()
@@ -320,5 +320,5 @@ class HandleTable:
             return list(self._handles.values())
 
 
-__all__ = ["DirHandle", "Entry", "HandleTable", "ReadHandle", "ReaderPool", "StatsHandle",
+__all__ = ["DirHandle", "DirRow", "HandleTable", "ReadHandle", "ReaderPool", "StatsHandle",
            "WriteHandle"]

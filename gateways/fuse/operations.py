@@ -34,7 +34,7 @@ from .chunkcache import CachedSource, ChunkCache
 from .dirops import DirOps
 from .errors import FuseError, guarded
 from .handles import (
-    Entry,
+    DirRow,
     HandleTable,
     ReaderPool,
     ReadHandle,
@@ -79,7 +79,7 @@ class JoistOperations(DirOps, WriteOps):
         # Half the core path cache's lifetime: the entries a listing primed in
         # core stay fresh while the listing is reused, so the opens that follow
         # an `ls` or `find` find their paths without queries.
-        self._listings: BoundedMap[list[Entry]] = BoundedMap(
+        self._listings: BoundedMap[list[DirRow]] = BoundedMap(
             256, min(options.entry_timeout, view.cache_ttl()) / 2)
         self._versions = Versions()
         self._readers = ReaderPool(options.idle_readers)

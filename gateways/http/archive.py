@@ -17,7 +17,7 @@ from joist.core.acl import Principal
 from joist.core.hierarchy.nodes import epoch
 from joist.core.services import Services
 
-from .zipstream import Entry, safe_member, unique_name
+from .zipstream import ZipMember, safe_member, unique_name
 
 PAGE = 500
 
@@ -42,15 +42,15 @@ class ArchiveWalker:
                 return
             offset += len(page)
 
-    def _file_entry(self, path: str, file: dict[str, Any]) -> Entry:
+    def _file_entry(self, path: str, file: dict[str, Any]) -> ZipMember:
         if file.get("linkUrl") or not file.get("assetstoreId"):
             data = (file.get("linkUrl") or "").encode()
-            return Entry(path, len(data), data=data, mtime=epoch(file.get("created")))
+            return ZipMember(path, len(data), data=data, mtime=epoch(file.get("created")))
         opener = partial(self.svc.files.open_read, self.principal, file, check_access=False)
-        return Entry(path, int(file.get("size") or 0), open=opener,
+        return ZipMember(path, int(file.get("size") or 0), open=opener,
                      mtime=epoch(file.get("updated") or file.get("created")))
 
-    def item(self, item: dict[str, Any], prefix: str, taken: set[str]) -> Iterator[Entry]:
+    def item(self, item: dict[str, Any], prefix: str, taken: set[str]) -> Iterator[ZipMember]:
         files = list(self._files(item)) if item.get("fileCount", 2) <= PAGE else None
         meta = item.get("meta") or {}
         add_meta = self.include_metadata and bool(meta)
@@ -63,7 +63,7 @@ class ArchiveWalker:
         yield from self.item_files(item, folder, files)
 
     def item_files(self, item: dict[str, Any], folder: str,
-                   files: list[dict[str, Any]] | None = None) -> Iterator[Entry]:
+                   files: list[dict[str, Any]] | None = None) -> Iterator[ZipMember]:
         """Every file of an item under ``folder`` (and its metadata file)."""
         inner: set[str] = set()
         for file in files if files is not None else self._files(item):
@@ -73,7 +73,7 @@ class ArchiveWalker:
         if self.include_metadata and meta and "girder-item-metadata.json" not in inner:
             yield _json_entry(folder + "girder-item-metadata.json", meta)
 
-    def folder(self, folder: dict[str, Any], prefix: str) -> Iterator[Entry]:
+    def folder(self, folder: dict[str, Any], prefix: str) -> Iterator[ZipMember]:
         taken: set[str] = set()
         for child in self._subfolders("folder", folder):
             yield from self.folder(child, prefix + unique_name(safe_member(child["name"]),
@@ -102,7 +102,7 @@ class ArchiveWalker:
                 return
             offset += len(page)
 
-    def root(self, model: str, doc: dict[str, Any], prefix: str) -> Iterator[Entry]:
+    def root(self, model: str, doc: dict[str, Any], prefix: str) -> Iterator[ZipMember]:
         """A user or collection: its top-level folders."""
         taken: set[str] = set()
         for child in self._subfolders(model, doc):
@@ -110,6 +110,6 @@ class ArchiveWalker:
                                                                taken) + "/")
 
 
-def _json_entry(path: str, value: Any) -> Entry:
+def _json_entry(path: str, value: Any) -> ZipMember:
     data = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
-    return Entry(path, len(data), data=data)
+    return ZipMember(path, len(data), data=data)

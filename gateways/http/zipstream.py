@@ -43,7 +43,7 @@ class _Sink:
 
 
 @dataclass
-class Entry:
+class ZipMember:
     """One member: a path inside the archive and how to get its bytes."""
 
     path: str
@@ -53,7 +53,7 @@ class Entry:
     mtime: float | None = None
 
 
-def stream_zip(entries: Iterable[Entry]) -> Iterator[bytes]:
+def stream_zip(entries: Iterable[ZipMember]) -> Iterator[bytes]:
     sink = _Sink()
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED,  # type: ignore[arg-type]
                          allowZip64=True) as archive:
@@ -110,4 +110,4 @@ def safe_member(name: str) -> str:
     return "_" + name if name in (".", "..") else name
 
 
-__all__ = ["Entry", "safe_member", "stream_zip", "unique_name"]
+__all__ = ["ZipMember", "safe_member", "stream_zip", "unique_name"]

@@ -201,12 +201,12 @@ def test_rest_and_webdav_bodies_stop_short() -> None:
 
 
 def test_zip_member_ending_early_fails_the_archive() -> None:
-    from joist.gateways.http.zipstream import Entry, stream_zip
+    from joist.gateways.http.zipstream import ZipMember, stream_zip
 
-    whole = b"".join(stream_zip([Entry("a", len(DATA), open=lambda: MemoryReader(DATA))]))
+    whole = b"".join(stream_zip([ZipMember("a", len(DATA), open=lambda: MemoryReader(DATA))]))
     assert DATA in whole
     with pytest.raises(OSError, match="end early"):
-        b"".join(stream_zip([Entry("a", len(DATA),
+        b"".join(stream_zip([ZipMember("a", len(DATA),
                                    open=lambda: _short(DATA[:2000], len(DATA)))]))
 
 

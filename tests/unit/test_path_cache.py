@@ -7,7 +7,7 @@ import io
 
 from joist.admin.bootstrap import App
 from joist.core.acl import SYSTEM, Principal
-from joist.core.hierarchy.resolver import Entry, PathCache
+from joist.core.hierarchy.resolver import PathCache, Position
 
 
 def test_put_with_an_older_generation_is_ignored() -> None:
@@ -15,9 +15,9 @@ def test_put_with_an_older_generation_is_ignored() -> None:
     key = ("folder", 1, "x")
     generation = cache.generation
     cache.drop(key)  # a write happened after the reader looked
-    cache.put(key, Entry("folder"), generation)
+    cache.put(key, Position("folder"), generation)
     assert cache.get(key) is None
-    cache.put(key, Entry("folder"), cache.generation)
+    cache.put(key, Position("folder"), cache.generation)
     assert cache.get(key) is not None
 
 

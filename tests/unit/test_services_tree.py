@@ -255,7 +255,7 @@ def test_folder_item_counts_follow_creates_moves_and_deletes(world: World) -> No
     data, docs = world.docs["data"], world.docs["docs"]
 
     def counted(folder_id: object) -> tuple[int | None, int]:
-        return svc.tree.item_count(folder_id), app.store.items.count({"folderId": folder_id})
+        return svc.tree.sizes.item_count(folder_id), app.store.items.count({"folderId": folder_id})
 
     start = counted(data["_id"])
     assert start[0] == start[1]

@@ -140,7 +140,7 @@ def copy_file(ctx: Context, id: str, item_id: str) -> Any:
                                                     Param("progress", "boolean",
                                                           default=False)))
 def move_file(ctx: Context, id: str, assetstore_id: str, progress: bool) -> Any:
-    doc = ctx.services.filemoves.move(ctx.principal, load(ctx, "file", id), assetstore_id)
+    doc = ctx.services.transfers.move(ctx.principal, load(ctx, "file", id), assetstore_id)
     return ctx.filter("file", doc, ctx.principal)
 
 

@@ -31,7 +31,7 @@ def list_items(ctx: Context, folder_id: str | None, text: str | None, name: str 
         service = ctx.services.items
         docs = service.listing(ctx.principal, folder, name=name, text=text, sort=spec,
                                skip=offset, limit=limit)
-        known = ctx.services.tree.item_count(folder["_id"]) \
+        known = ctx.services.tree.sizes.item_count(folder["_id"]) \
             if text is None and name is None else None
         if known is not None:  # core keeps the count: no count query on a big folder
             return Page(ctx.filter.many("item", docs, ctx.principal), known)

@@ -15,7 +15,7 @@ from ..downloads import content_disposition
 from ..request import RestError
 from ..response import Raw
 from ..router import FULL_LOGIN, OWN_SCOPE, READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
-from ..zipstream import Entry, safe_member, stream_zip, unique_name
+from ..zipstream import ZipMember, safe_member, stream_zip, unique_name
 from .common import load
 
 api = RouteCollector("resource", "Operations on any kind of resource.")
@@ -88,7 +88,7 @@ def _zip_selection(ctx: Context, resources: Any, include_metadata: bool) -> Raw:
     chosen = _selection(ctx, resources, acl.READ)
     walker = ArchiveWalker(ctx.services, ctx.principal, include_metadata=include_metadata)
 
-    def entries() -> Iterator[Entry]:
+    def entries() -> Iterator[ZipMember]:
         taken: set[str] = set()
         for model in ("collection", "user", "folder", "item"):
             for doc in chosen.get(model, []):

@@ -16,14 +16,14 @@ from ..validation import validate_name
 from .files import FileService
 from .folders import FOLDER_EXISTS, FolderService
 from .items import ItemService
-from .tree import Tree
+from .tree_access import TreeAccess
 
 MAX_COPY_DEPTH = 1000
 MOVED_MEANWHILE = "{!r} was moved, renamed or deleted meanwhile."
 
 
-class MoveService:
-    def __init__(self, tree: Tree, folders: FolderService, items: ItemService,
+class MoveCopyService:
+    def __init__(self, tree: TreeAccess, folders: FolderService, items: ItemService,
                  files: FileService) -> None:
         self.tree = tree
         self.store = tree.store
@@ -57,9 +57,9 @@ class MoveService:
         if not moved.matched:
             raise NotFoundError(MOVED_MEANWHILE.format(item["name"]))
         if folder["_id"] != item["folderId"]:
-            self.tree.count_items(item["folderId"], -1)
-            self.tree.count_items(folder["_id"], 1)
-            self.tree.shift_size(int(item.get("size") or 0),
+            self.tree.sizes.count_items(item["folderId"], -1)
+            self.tree.sizes.count_items(folder["_id"], 1)
+            self.tree.sizes.shift_size(int(item.get("size") or 0),
                                  (item["folderId"], item["baseParentType"], item["baseParentId"]),
                                  (folder["_id"], folder["baseParentType"], folder["baseParentId"]))
         return {**item, **update}
@@ -92,7 +92,7 @@ class MoveService:
         same_place = parent["_id"] == folder["parentId"]
         if not same_place or new_name != folder["name"]:
             self.folders._check_free(parent_type, parent["_id"], new_name, folder["_id"])
-        root_type, root_id = self.tree.root_of(parent, parent_type)
+        root_type, root_id = self.tree.sizes.root_of(parent, parent_type)
         update = {"parentId": parent["_id"], "parentCollection": parent_type,
                   "baseParentType": root_type, "baseParentId": root_id,
                   "name": new_name, "lowerName": new_name.lower(), "updated": utcnow()}

@@ -1,4 +1,5 @@
-"""Loading tree documents with access checks, and size bookkeeping.
+"""Access to the data tree: loading documents with access checks, metadata
+writes, and the size ledger (``sizes.py``) every writer moves.
 
 Access-controlled documents (user, collection, folder) carry their own ACL;
 items take their folder's, files their item's folder's. Every service loads
@@ -19,16 +20,18 @@ from ..db.engine import Document
 from ..errors import ValidationError
 from ..store import Store, object_id
 from ..validation import validate_meta, validate_meta_keys
+from .sizes import DELETING, ROOT_MODELS, SizeLedger
 
-DELETING = "_deleting"
-"""Set on an item being deleted: no size is counted into it any more."""
-ROOT_MODELS = ("user", "collection")
 PARENT_MODELS = ("folder", "user", "collection")
 
 
-class Tree:
+class TreeAccess:
+    """What every service builds on: the store, the ACL rule for each kind of
+    tree document, and the size ledger."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.sizes = SizeLedger(store)
         self._acl_listeners: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------ ACL changes
@@ -152,57 +155,7 @@ class Tree:
             self.store.of(model).update_one({"_id": doc["_id"]}, {"$set": changes})
         return {**doc, **changes}
 
-    # ------------------------------------------------------------ roots
-    @staticmethod
-    def root_of(doc: Document, model: str) -> tuple[str, ObjectId]:
-        """(baseParentType, baseParentId) of any tree document."""
-        if model in ROOT_MODELS:
-            return model, doc["_id"]
-        return doc["baseParentType"], doc["baseParentId"]
-
-    # ------------------------------------------------------------ item counts
-    def count_items(self, folder_id: ObjectId, delta: int) -> None:
-        """Move a folder's item count (a folder without one is left alone:
-        listings count its items instead, and ``check`` restores it)."""
-        self.store.folder_counts.update_one({"_id": folder_id}, {"$inc": {"items": delta}})
-
-    def item_count(self, folder_id: ObjectId) -> int | None:
-        doc = self.store.folder_counts.find_one({"_id": folder_id})
-        return None if doc is None else int(doc["items"])
-
-    # ------------------------------------------------------------ sizes
-    def add_size(self, item: Document, delta: int) -> None:
-        """Girder's bookkeeping: the item, its folder (direct items only) and
-        the root (user or collection, a recursive total) move together."""
-        if not delta:
-            return
-        # Not into an item being deleted: its deleter subtracts the item's size
-        # as it was when marked (``RemovalService.delete_item``), once.
-        if not self.store.items.update_one({"_id": item["_id"], DELETING: {"$exists": False}},
-                                           {"$inc": {"size": delta}}).matched:
-            return
-        self.store.folders.update_one({"_id": item["folderId"]}, {"$inc": {"size": delta}})
-        self.store.of(item["baseParentType"]).update_one(
-            {"_id": item["baseParentId"]}, {"$inc": {"size": delta}})
-
-    def shift_size(self, size: int, old: tuple[ObjectId, str, ObjectId],
-                   new: tuple[ObjectId, str, ObjectId]) -> None:
-        """Move an item's bytes from (folder, root type, root id) to another."""
-        if not size:
-            return
-        self.store.folders.update_one({"_id": old[0]}, {"$inc": {"size": -size}})
-        self.store.folders.update_one({"_id": new[0]}, {"$inc": {"size": size}})
-        if old[1:] != new[1:]:
-            self.store.of(old[1]).update_one({"_id": old[2]}, {"$inc": {"size": -size}})
-            self.store.of(new[1]).update_one({"_id": new[2]}, {"$inc": {"size": size}})
-
-    def subtree_size(self, folder_id: ObjectId) -> int:
-        """Bytes in every item under a folder, recursively."""
-        total = 0
-        for folder in self.walk_folders(folder_id):
-            total += int(folder.get("size") or 0)
-        return total
-
+    # ------------------------------------------------------------ structure
     def walk_folders(self, folder_id: ObjectId) -> list[Document]:
         """The folder and all its descendants (breadth first, paged queries)."""
         root = self.store.folders.find_one({"_id": folder_id})
@@ -232,4 +185,4 @@ class Tree:
         return False
 
 
-__all__ = ["PARENT_MODELS", "ROOT_MODELS", "Tree", "object_id"]
+__all__ = ["DELETING", "PARENT_MODELS", "ROOT_MODELS", "TreeAccess", "object_id"]

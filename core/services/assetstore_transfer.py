@@ -18,15 +18,15 @@ from ..clock import utcnow
 from ..db.engine import Document
 from ..errors import AccessDeniedError, ConflictError, ValidationError
 from .files import BLOB_FIELDS, FileService
-from .tree import Tree
+from .tree_access import TreeAccess
 
-log = logging.getLogger("joist.filemoves")
+log = logging.getLogger("joist.transfers")
 
 MOVE_CHUNK = 64 << 20  # one chunk (an S3 part) per 64 MiB, as girder-client sends
 
 
-class FileMoveService:
-    def __init__(self, tree: Tree, files: FileService,
+class AssetstoreTransferService:
+    def __init__(self, tree: TreeAccess, files: FileService,
                  assetstores: AssetstoreRegistry) -> None:
         self.tree = tree
         self.store = tree.store
