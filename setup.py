@@ -35,7 +35,7 @@ setup(
         "pymongo>=4.6",        # bson.ObjectId everywhere; the MongoDB engine
         "bcrypt>=4.1",
         "pyotp>=2.9",
-        "cheroot>=10.0",
+        "cheroot>=11.0,<12",  # tested range: see admin/cheroot_internals.py
         "wsgidav>=4.3",
         "paramiko>=5.1,<6",   # tested range: see gateways/sftp/paramiko_internals.py
         "cryptography>=3.3",  # SFTP host key generation (also a paramiko dependency)

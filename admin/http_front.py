@@ -45,6 +45,7 @@ from typing import Any
 
 from cheroot import makefile, server, wsgi
 
+from . import cheroot_internals
 from .http_body import GuardedReader, GuardedRequest, GuardedSocketIO, Limits
 from .http_fairness import PerAddress
 
@@ -357,10 +358,10 @@ class GuardedServer(wsgi.Server):
         self.front: HeadFront | None = None
 
     def prepare(self) -> None:
+        cheroot_internals.check()
         super().prepare()
-        plain = self._connections  # type: ignore[has-type]
         self.front = HeadFront(self, self.limits)
-        self._connections = self.front
+        plain = cheroot_internals.install_manager(self, self.front)
         plain.close()  # only watched the listening socket, which stays open
 
 

@@ -22,8 +22,8 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 MAX_HEADER_BYTES = 64 * 1024  # request line plus headers, per request (then 431)
 # The listen backlog (the kernel caps it at net.core.somaxconn). cheroot's default of 5
-# overflows when many clients connect at once while the accept thread waits for the GIL:
-# connections are then dropped or reset (seen under 32 clients).
+# overflows when many clients connect at once while the accept thread waits for the GIL,
+# and the kernel then drops or resets connections.
 LISTEN_BACKLOG = 1024
 
 

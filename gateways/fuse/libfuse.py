@@ -144,10 +144,9 @@ def tune_malloc() -> None:
     """Keep libfuse's 1 MiB reply buffers on the heap.
 
     libfuse mallocs and frees a buffer for every read it answers from a
-    descriptor; glibc serves 1 MiB with mmap/munmap, so each request paid
-    256 page faults and zeroed pages. Measured here: ``dd bs=1M`` on a
-    ``--direct-io`` mount went from 1.3 to 4.6 GB/s, a first ``cat`` from 0.7
-    to 1.8 GB/s.
+    descriptor; glibc would serve 1 MiB with mmap/munmap, so each request
+    would pay 256 page faults and zeroed pages: about a third of the large-read
+    throughput (``benchmarks/fuse_bench.py`` shows it).
     """
     libc = ctypes.CDLL(None)
     if hasattr(libc, "mallopt"):

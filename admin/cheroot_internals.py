@@ -1,0 +1,86 @@
+"""Every use the HTTP front (``http_front.py``) makes of cheroot beyond its
+public API: listed here, each checked by ``check()`` when a server starts.
+
+cheroot's public API is a WSGI server whose connection manager hands a new
+connection to a worker thread at once; the front replaces that manager (see
+its module doc for why). That takes four things cheroot does not document:
+
+``HTTPServer._connections``
+    The manager ``prepare()`` builds; ``serve()``, ``stop()`` and the
+    workers (through ``put_conn``) call exactly ``run``, ``stop``, ``close``,
+    ``put`` and ``can_add_keepalive_connection`` on it. ``install_manager``
+    swaps ours in; ``check`` verifies cheroot still calls no other method.
+
+``HTTPServer.process_conn(conn)``
+    Queues a connection for a worker: the front calls it once a head is in.
+
+``HTTPConnection(server, sock, makefile)``
+    The constructor's third argument builds the socket files: the front's
+    reader replays the head bytes it has already read.
+
+``makefile.MakeFile``
+    cheroot's buffered writer, kept for the write side.
+
+A cheroot that changes any of these fails ``check()`` (and so the server's
+start) with ``CherootInternalsError`` rather than misbehaving silently;
+``tests/gateways/http/test_cheroot_internals.py`` probes each one. ``setup.py``
+pins cheroot to the range tested (``TESTED``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+import cheroot
+from cheroot import makefile, server
+
+TESTED = ">=11.0,<12"
+"""cheroot versions these internals were checked against (as in setup.py)."""
+
+MANAGER_CALLS = frozenset({"run", "stop", "close", "put", "can_add_keepalive_connection"})
+"""What cheroot's server calls on its connection manager."""
+
+
+class CherootInternalsError(RuntimeError):
+    """The installed cheroot no longer has an internal the front relies on."""
+
+
+def manager_calls() -> set[str]:
+    """The attributes cheroot's ``HTTPServer`` uses on ``self._connections``."""
+    source = inspect.getsource(server.HTTPServer)
+    return set(re.findall(r"self\._connections\.(\w+)", source))
+
+
+def check() -> None:
+    """Fail loudly if this cheroot differs from the one the front was built for."""
+    problems = []
+    if "self._connections = " not in inspect.getsource(server.HTTPServer.prepare):
+        problems.append("HTTPServer.prepare no longer builds self._connections")
+    calls = manager_calls()
+    if calls != MANAGER_CALLS:
+        problems.append(f"HTTPServer calls {sorted(calls)} on its connection manager, "
+                        f"not {sorted(MANAGER_CALLS)}")
+    if not callable(getattr(server.HTTPServer, "process_conn", None)):
+        problems.append("HTTPServer.process_conn is gone")
+    params = list(inspect.signature(server.HTTPConnection.__init__).parameters)
+    if params[:4] != ["self", "server", "sock", "makefile"]:
+        problems.append(f"HTTPConnection takes {params}, not (server, sock, makefile)")
+    if not callable(getattr(makefile, "MakeFile", None)):
+        problems.append("cheroot.makefile.MakeFile is gone")
+    if problems:
+        raise CherootInternalsError(
+            f"cheroot {cheroot.__version__} is not one the HTTP front was "
+            f"tested with ({TESTED}): " + "; ".join(problems))
+
+
+def install_manager(httpserver: Any, manager: Any) -> Any:
+    """Put ``manager`` in place of the one ``prepare()`` built; return the old one."""
+    old = httpserver._connections
+    httpserver._connections = manager
+    return old
+
+
+__all__ = ["MANAGER_CALLS", "TESTED", "CherootInternalsError", "check", "install_manager",
+           "manager_calls"]
