@@ -9,7 +9,9 @@ DEB_TEST_PACKAGES := openssh-client fuse3 litmus cadaver davfs2 gcc libc6-dev
 
 .PHONY: run test test-mongo test-s3 install system-deps lint clean
 
-$(STAMP): setup.py
+# Browser code (Swagger UI) comes from the npm registry, pinned and verified, not from the repository.
+$(STAMP): setup.py config/web-assets.json
+	$(PYTHON) admin/fetch_assets.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,s3]'
