@@ -34,9 +34,9 @@ test: $(STAMP) system-deps
 # a real server when JOIST_TEST_MONGO_URI is set: see the README). The REST, WebDAV and SFTP
 # servers the tests start run on it (tests/conftest.py site_app); FUSE mounts and other
 # processes cannot share mongomock's memory, so those tests stay on SQLite or skip there.
-MONGO_SUITES := tests/unit/test_services_tree.py tests/unit/test_auth.py \
-	tests/contract/test_hierarchy_contract.py tests/unit/test_hierarchy_paging.py tests/gateways \
-	tests/security/test_access_matrix.py tests/unit/test_view_rules.py
+MONGO_SUITES := tests/unit/core/services/test_services_tree.py tests/unit/core/auth/test_auth.py \
+	tests/unit/core/hierarchy/test_hierarchy_paging.py tests/unit/core/hierarchy/test_view_rules.py \
+	tests/contract/test_hierarchy_contract.py tests/gateways tests/security/test_access_matrix.py
 test-mongo: $(STAMP)
 	JOIST_TEST_ENGINE=mongo $(PY) -m pytest $(MONGO_SUITES)
 

@@ -5,7 +5,7 @@ against mongomock (no MongoDB server can be installed on the CI machine), or
 against the server ``JOIST_TEST_MONGO_URI`` names, one fresh database per test
 (see ``tests/mongo_stand_in.py``). For instance::
 
-    JOIST_TEST_ENGINE=mongo .venv/bin/python -m pytest tests/unit/test_auth.py
+    JOIST_TEST_ENGINE=mongo .venv/bin/python -m pytest tests/unit/core/auth/test_auth.py
 """
 
 from __future__ import annotations

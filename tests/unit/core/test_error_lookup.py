@@ -18,7 +18,7 @@ from joist.gateways.sftp.errors import code_of
 from joist.gateways.webdav.errors import STATUS as DAV_STATUS
 from joist.gateways.webdav.errors import status_of
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Odd(e.ContainerGoneError, e.ConflictError):

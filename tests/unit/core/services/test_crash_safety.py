@@ -51,7 +51,7 @@ def test_killed_upload_leaves_store_consistent_and_resumable(tmp_path: Path) -> 
     app = build_app(make_settings(data), env={})
     try:
         world = build_world(app)
-        script = CHILD.format(root=str(Path(__file__).resolve().parents[2]), data=str(data))
+        script = CHILD.format(root=str(Path(__file__).resolve().parents[4]), data=str(data))
         child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                                  text=True)
         try:

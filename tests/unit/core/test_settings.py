@@ -9,7 +9,7 @@ import pytest
 from joist.core.errors import ValidationError
 from joist.core.settings import Settings, load_settings, options, render_toml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_default_toml_is_generated_from_schema() -> None:
