@@ -102,10 +102,15 @@ def start_everything(base: Path) -> Everything:
     base.mkdir(parents=True, exist_ok=True)
     (base / "home").mkdir(exist_ok=True)
     app = build_app(make_settings(base / "data", **{"server.port": 0}), env={})
-    mounts = MountSite(app, build_parity_world(app), base)  # closes the App too
+    try:
+        select_test_assetstore(app)  # JOIST_TEST_ASSETSTORE=s3: the files go to S3
+        world = build_parity_world(app)
+    except BaseException:
+        app.close()
+        raise
+    mounts = MountSite(app, world, base)  # its close() closes the App too
     with contextlib.ExitStack() as undo:
         undo.callback(mounts.close)
-        select_test_assetstore(app)
         # WebDAV serves anonymous readers only when asked to (issue 12 #10).
         app.services.settings.set("joist.webdav.anonymous_read", True)
         server = Server(app)

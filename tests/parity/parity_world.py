@@ -1,35 +1,35 @@
-"""The world the parity suite walks on every gateway: two users, a public and a
-private collection, a folder shared with one user, nested folders, items with
-one file and with several, and names that need escaping (spaces, unicode, ``/``,
-``\\``, ``%``, ``#``, ``?``, ``&``).
+r"""The world the parity suite walks on every gateway: two users (anna, benno)
+and the site admin (root), a public and a private collection, a folder shared
+with one user, nested folders, items with one file and with several, and names
+that need escaping (spaces, unicode, ``/``, ``\``, ``%``, ``#``, ``?``, ``&``).
 
 Layout (as the hierarchy view shows it, natural item layout):
 
-    /collection/Open Data/                 public
+    /collection/Open Data/                public
         raw data/
-            notes.txt                      one-file item, file named like it: a file
-            empty.txt                      the same, zero bytes
-            scan ü/                        item with two files: a directory
+            notes.txt                     one-file item, file named like it: a file
+            empty.txt                     the same, zero bytes
+            scan ü/                       item with two files: a directory
                 page 1.png, page 2.png
-            report/                        item whose one file has another name: a directory
+            report/                       item whose one file has another name: a directory
                 report v2.pdf
-            nothing/                       item with no file: an empty directory
-            50% & more #1?.txt             URL-hostile name
-            2024/q1/jan/é.csv              nested folders
-            a\\-b/                          a folder named "a/b" (codec)
-                back\\\\slash.txt            an item and file named "back\\slash.txt"
+            nothing/                      item with no file: an empty directory
+            50% & more #1?.txt            a URL-hostile name
+            2024/q1/jan/é.csv             nested folders
+            a\-b/                         a folder named "a/b" (the codec)
+                back\\slash.txt           an item and file named "back\slash.txt"
             empty folder/
-        anna's corner/                      not public: anna READ only
+        anna's corner/                    not public: anna READ only
             mine.txt
-    /collection/Anna Only/                  not public: anna READ only
+    /collection/Anna Only/                not public: anna READ only
         plans/secret plan.txt, plans/pair/{left.bin,right.bin}
-    /user/anna/Public/                      public
+    /user/anna/Public/                    public
         hello world.txt
-        for benno/                           not public: benno READ
+        for benno/                        not public: benno READ
             gift 🎁.txt, pair/{left.bin,right.bin}
     /user/anna/Private/diary.txt, /user/anna/Private/deep/er/est/bottom.txt
-    /user/benno/Private/benno.txt              benno's own
-    /user/root/...                         the site admin (the first user)
+    /user/benno/Private/benno.txt         benno's own
+    /user/root/                           the site admin (the first user)
 """
 
 from __future__ import annotations
