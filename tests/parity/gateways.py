@@ -33,6 +33,7 @@ from tests.gateways.sftp.sftpfs import SftpFs, connect
 from tests.gateways.webdav.davclient import Dav, DavFs
 from tests.parity.parity_world import PASSWORD, build_parity_world
 from tests.s3env import select_test_assetstore
+from tests.world import World
 
 GATEWAYS = ("rest", "webdav", "sftp", "fuse")
 MAX_NODES = 500  # the parity world has about 50: a walk past this is looping
@@ -51,7 +52,7 @@ class Everything:
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
     @property
-    def world(self) -> Any:
+    def world(self) -> World:
         return self.mounts.world
 
     def view(self, login: str | None) -> ViewClient:

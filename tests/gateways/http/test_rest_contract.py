@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -53,8 +53,8 @@ def skip_cases(reasons: dict[str, str]) -> Callable[[type], type]:
 
 
 @pytest.fixture(scope="module")
-def clients(ro_site: RestSite) -> Iterator[dict[str | None, RestFs]]:
-    yield {}  # one client per login, for the whole module
+def clients(ro_site: RestSite) -> dict[str | None, RestFs]:
+    return {}  # one client per login, for the whole module
 
 
 @skip_cases(NOT_FOR_REST)
@@ -68,7 +68,7 @@ class TestRestReadContract(HierarchyContract):
         return make
 
     def test_root_and_virtual_dirs(self, fs: Factory) -> None:
-        # Girder's rule (contract 2.x, listUser): GET user needs a login, so an
+        # Girder's rule (girder-rest-contract.md, listUser): GET user needs a login, so an
         # anonymous caller cannot list /user on REST; it still reads below it.
         anon = fs(None)
         assert sorted(anon.listdir("/")) == ["collection", "user"]
