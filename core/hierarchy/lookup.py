@@ -23,21 +23,23 @@ ROOTS = ("user", "collection")
 
 
 def lookup(resolver: Resolver, principal: Principal, path: str) -> tuple[str, dict[str, Any]]:
-    """(model, document) at ``path``, READ-checked at every step."""
+    """(model, document) at ``path``, READ-checked at every step. As in Girder,
+    a trailing ``/`` is not stripped: it names a child with an empty name,
+    which nothing has."""
     names = split_path(path) if isinstance(path, str) else []
-    if not isinstance(path, str) or not path.startswith("/") or len(names) < 2 or \
-            names[0] not in ROOTS:
+    if not isinstance(path, str) or not path.startswith("/") or path.endswith("/") or \
+            len(names) < 2 or names[0] not in ROOTS:
         raise NotFoundError(f"Path not found: {path}")
-    entry = ROOT_POSITION
+    pos = ROOT_POSITION
     try:
         for name in names:
-            if entry.kind == ITEM and not entry.is_dir:  # Girder's layout: never a file
-                entry = Position(ITEM, entry.doc, entry.folder)
-            entry = resolver.child(entry, name, principal)
+            if pos.kind == ITEM and not pos.is_dir:  # Girder's layout: never a file
+                pos = Position(ITEM, pos.doc, pos.folder)
+            pos = resolver.child(pos, name, principal)
     except (NotFoundError, NotADirectoryError):
         raise NotFoundError(f"Path not found: {path}") from None
-    assert entry.doc is not None
-    return str(entry.kind), entry.doc
+    assert pos.doc is not None
+    return str(pos.kind), pos.doc
 
 
 def path_of(services: Services, resolver: Resolver, principal: Principal, model: str,

@@ -30,7 +30,8 @@ def test_lookup_finds_every_kind(ro_site: RestSite, path: str, model: str,
 
 @pytest.mark.parametrize("path", ["/user/alice/Nope", "/user/ghost", "/collection/secret",
                                   "/user/alice/Private", "/user", "/collection", "relative",
-                                  "/elsewhere/x", "/user/alice/Public/readme.txt/x/y"])
+                                  "/elsewhere/x", "/user/alice/Public/readme.txt/x/y",
+                                  "/user/alice/Public/", "/user/alice/"])  # trailing / kept
 def test_lookup_misses_and_denials_look_the_same(ro_site: RestSite, path: str) -> None:
     reply = ro_site.get("resource/lookup", "bobby", params={"path": path})
     assert reply.status_code == 400, reply.text
