@@ -298,6 +298,13 @@ class AssetstoreAdapter(abc.ABC):
         """What the backend holds for ``upload`` (``joist check``, system/uploads)."""
         return UploadActivity()
 
+    def check_upload_parameters(self, extra: Any) -> None:
+        """Judge a client's ``uploadExtraParameters`` (Girder passes them to the
+        adapter with every upload step). Joist receives every byte itself, so
+        by default they change nothing and are accepted; an adapter refuses
+        what it cannot honour (``ValidationError``)."""
+        return None
+
     def untracked_uploads(self, known: AbstractSet[str], *, older_than: float | None = None,
                           delete: bool = False) -> list[dict[str, Any]]:
         """Temporary data of uploads not in ``known`` (upload ids) and last

@@ -411,6 +411,12 @@ class GridFSAssetstore(AssetstoreAdapter):
             return GridFSChecker(self).check(live_uploads, live_references,
                                              settled_before=settled_before, deep=deep)
 
+    def untracked_uploads(self, known: AbstractSet[str], *, older_than: float | None = None,
+                          delete: bool = False) -> list[dict[str, Any]]:
+        from .gridfs_check import GridFSChecker
+        with mongo_errors_mapped("Listing untracked uploads"):
+            return GridFSChecker(self).untracked(known, older_than=older_than, delete=delete)
+
     def repair(self, problems: Iterable[Problem], *, live_references: Mapping[str, int],
                settled_before: float | None = None) -> list[Problem]:
         from .gridfs_check import GridFSChecker

@@ -156,6 +156,23 @@ class GridFSChecker:
                 left.extend(found)
         return left
 
+    # -- untracked uploads ----------------------------------------------------
+    def untracked(self, known: AbstractSet[str], *, older_than: float | None,
+                  delete: bool) -> list[dict[str, Any]]:
+        """Upload documents (and their chunks) of uploads not in ``known``."""
+        s = self.store
+        out: list[dict[str, Any]] = []
+        for up in s.uploads.find({}, projection=["received", "updated"], sort=[("_id", 1)]):
+            upload_id, updated = str(up["_id"]), up.get("updated")
+            if upload_id in known or _recent(updated, older_than):
+                continue
+            if delete and not self._drop_upload(upload_id, older_than):
+                continue
+            out.append({"assetstoreId": s.assetstore_id, "uploadId": upload_id,
+                        "size": int(up.get("received") or 0), "updated": updated,
+                        "untracked": True})
+        return out
+
     def _drop_upload(self, upload_id: str, settled_before: float | None) -> bool:
         s = self.store
         doc = s.uploads.find_one({"_id": upload_id})

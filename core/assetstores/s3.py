@@ -130,6 +130,14 @@ class S3Assetstore(AssetstoreAdapter):
                 self.client.delete_object(Bucket=self.bucket, Key=key)
 
     # -- uploads ------------------------------------------------------------
+    def check_upload_parameters(self, extra: Any) -> None:
+        """Girder's rule on ``use_S3_transfer_acceleration``. Where allowed it
+        changes nothing: the bytes come through this server, never client-to-S3."""
+        if isinstance(extra, Mapping) and extra.get("use_S3_transfer_acceleration") \
+                and not self.location.accelerated_transfer:
+            raise ValidationError("Accelerated transfer is not allowed on this assetstore.",
+                                  field="uploadExtraParameters")
+
     def begin_upload(self, upload: dict[str, Any]) -> dict[str, Any]:
         if self.location.read_only:
             raise UnsupportedError("This S3 assetstore is read-only.")
@@ -262,6 +270,11 @@ class S3Assetstore(AssetstoreAdapter):
                 "relpath": f"/{self.bucket}/{entry.path}"}
 
     # -- consistency ----------------------------------------------------------
+    def untracked_uploads(self, known: AbstractSet[str], *, older_than: float | None = None,
+                          delete: bool = False) -> list[dict[str, Any]]:
+        from .s3_check import S3Checker
+        return S3Checker(self).untracked(known, older_than=older_than, delete=delete)
+
     def check(self, live_uploads: AbstractSet[str],
               live_references: Mapping[str, int] | None = None, *,
               settled_before: float | None = None, deep: bool = False) -> list[Problem]:

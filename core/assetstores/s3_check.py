@@ -108,6 +108,46 @@ class S3Checker:
             return Problem(ProblemKind.ORPHAN_BLOB, f"{obj[0]} bytes counted 0 times", digest)
         return None
 
+    # -- untracked uploads ----------------------------------------------------
+    def untracked(self, known: AbstractSet[str], *, older_than: float | None,
+                  delete: bool) -> list[dict[str, Any]]:
+        """Uploads this assetstore holds data of (a journal, an unfinished
+        multipart upload) that are not in ``known``, as Girder's S3
+        ``untrackedUploads`` lists multipart uploads; only keys of this
+        assetstore's layout, never an imported tree's under the same prefix."""
+        if self.store.location.read_only:
+            return []  # it writes nothing, so holds no uploads (as Girder)
+        found: dict[str, dict[str, Any]] = {}
+        with self.store.errors("Listing untracked uploads"):
+            for doc in self._journals(("uploadId", "updated", "base", "tail")):
+                found[str(doc["uploadId"])] = {
+                    "size": int(doc.get("base") or 0) + int(doc.get("tail") or 0),
+                    "updated": doc.get("updated")}
+            for key, mpu, initiated in multipart_uploads(self.client, self.bucket,
+                                                         self.keys.prefix):
+                upload_id = self.keys.parse_blob(key)
+                if upload_id is None:
+                    continue
+                entry = found.setdefault(upload_id, {"size": None, "updated": initiated})
+                entry["s3"] = {"uploadId": mpu, "key": key, "created": initiated}
+                if _later(initiated, entry.get("updated")):
+                    entry["updated"] = initiated
+            out: list[dict[str, Any]] = []
+            counted: set[Any] | None = None
+            for upload_id, entry in sorted(found.items()):
+                if upload_id in known or _recent(entry.get("updated"), older_than) \
+                        or (older_than is not None and entry.get("updated") is None):
+                    continue
+                if delete:
+                    if counted is None:  # keys that are blobs now: never deleted
+                        counted = {d.get("s3Key") for d in self._docs()
+                                   if d.get("refs", 0) > 0}
+                    if not self._drop_upload(upload_id, counted, older_than):
+                        continue
+                out.append({"assetstoreId": self.store.assetstore_id, "uploadId": upload_id,
+                            **entry, "untracked": True})
+        return out
+
     # -- repair ---------------------------------------------------------------
     def repair(self, problems: Iterable[Problem], *, live_references: Mapping[str, int],
                settled_before: float | None = None) -> list[Problem]:
@@ -199,12 +239,13 @@ class S3Checker:
                 return
             last = page[-1]["_id"]
 
-    def _journals(self) -> Iterator[dict[str, Any]]:
+    def _journals(self, fields: tuple[str, ...] = ("uploadId", "updated")
+                  ) -> Iterator[dict[str, Any]]:
         last, high = f"{self.store.assetstore_id}:", f"{self.store.assetstore_id}:~"
         for _ in range(_PAGES):
             page = self.store.journals.find({"_id": {"$gt": last, "$lt": high}},
                                             sort=[("_id", 1)], limit=_PAGE,
-                                            projection=["uploadId", "updated"])
+                                            projection=list(fields))
             yield from page
             if len(page) < _PAGE:
                 return
@@ -245,3 +286,8 @@ class S3Checker:
 def _recent(when: Any, settled_before: float | None) -> bool:
     return settled_before is not None and isinstance(when, datetime) \
         and when.timestamp() >= settled_before
+
+
+def _later(when: Any, than: Any) -> bool:
+    return isinstance(when, datetime) and (
+        not isinstance(than, datetime) or when.timestamp() > than.timestamp())

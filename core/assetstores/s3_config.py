@@ -26,7 +26,8 @@ class S3Location:
 
     Field names of the assetstore document are Girder's (``bucket``,
     ``prefix``, ``service``, ``region``, ``accessKeyId``, ``secret``,
-    ``inferCredentials``, ``readOnly``, ``serverSideEncryption``), plus ours
+    ``inferCredentials``, ``readOnly``, ``serverSideEncryption``,
+    ``allowS3AcceleratedTransfer``), plus ours
     for timeouts and attempts."""
 
     bucket: str
@@ -38,6 +39,7 @@ class S3Location:
     infer_credentials: bool = False
     read_only: bool = False
     server_side_encryption: bool = False
+    accelerated_transfer: bool = False  # Girder's allowS3AcceleratedTransfer
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     attempts: int = 3
@@ -57,6 +59,7 @@ class S3Location:
             infer_credentials=bool(doc.get("inferCredentials")),
             read_only=bool(doc.get("readOnly")),
             server_side_encryption=bool(doc.get("serverSideEncryption")),
+            accelerated_transfer=bool(doc.get("allowS3AcceleratedTransfer")),
             connect_timeout=float(doc.get("connectTimeout") or 10.0),
             read_timeout=float(doc.get("readTimeout") or 60.0),
             attempts=max(1, int(doc.get("attempts") or 3)),
@@ -104,7 +107,8 @@ def _data_loader() -> Any:
 
 
 S3_FIELDS = ("bucket", "prefix", "service", "region", "accessKeyId", "secret",
-             "inferCredentials", "readOnly", "serverSideEncryption", "connectTimeout",
+             "inferCredentials", "readOnly", "serverSideEncryption",
+             "allowS3AcceleratedTransfer", "connectTimeout",
              "readTimeout", "attempts")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _SERVICE_RE = re.compile(r"^(https?://)?[A-Za-z0-9.-]+(:\d{1,5})?/?$")
@@ -124,7 +128,8 @@ def s3_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
                               field="service")
     out["service"] = service.rstrip("/")
     out["region"] = str(fields.get("region") or "").strip() or "us-east-1"
-    for flag in ("inferCredentials", "readOnly", "serverSideEncryption"):
+    for flag in ("inferCredentials", "readOnly", "serverSideEncryption",
+                 "allowS3AcceleratedTransfer"):
         out[flag] = _flag(fields.get(flag), flag)
     out["accessKeyId"] = str(fields.get("accessKeyId") or "").strip()
     out["secret"] = str(fields.get("secret") or "").strip()

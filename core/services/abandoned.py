@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import processes
 from ..assetstores.base import UploadActivity
 from ..db.engine import Document
-from ..errors import CoreError
+from ..errors import CoreError, ValidationError
 
 if TYPE_CHECKING:
     from ..assetstores.registry import AssetstoreRegistry
@@ -32,7 +32,12 @@ if TYPE_CHECKING:
     from . import Services
     from .uploads import UploadService
 
-__all__ = ["AbandonedUploads", "UploadStatus"]
+__all__ = ["AbandonedUploads", "UploadListing", "UploadQuery", "UploadStatus"]
+
+SORTABLE = frozenset({"_id", "updated", "created", "name", "size", "received", "userId",
+                      "parentId", "parentType", "assetstoreId", "mimeType"})
+"""Fields ``system/uploads`` sorts by: the upload record's own (Girder sorts
+by any; these are the ones an upload record has)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,48 @@ class UploadStatus:
                 f"of temporary data{held}, idle {self.idle:.0f} s{why}")
 
 
+@dataclass(frozen=True)
+class UploadQuery:
+    """Which unfinished uploads ``system/uploads`` means (Girder's filters).
+
+    Untracked temporary data has no record, so nothing ties it to a user or a
+    parent: it is included (``include_untracked``) only when the query names
+    no upload, user or parent, filtered by assetstore and age alone. (Girder
+    includes it whatever the other filters; a ``DELETE`` of one upload would
+    then discard every untracked upload as well.)"""
+
+    upload_id: Any = None
+    user_id: Any = None
+    parent_id: Any = None
+    assetstore_id: Any = None
+    minimum_age: float | None = None  # seconds idle
+    include_untracked: bool = True
+
+    def __post_init__(self) -> None:
+        age = self.minimum_age
+        if age is not None and not (0 <= age < float("inf")):
+            raise ValidationError("minimumAge must be a non-negative number of days.",
+                                  field="minimumAge")
+
+    @property
+    def untracked_too(self) -> bool:
+        return self.include_untracked and self.upload_id is None \
+            and self.user_id is None and self.parent_id is None
+
+    def filters(self) -> dict[str, Any]:
+        return {"upload_id": self.upload_id, "user_id": self.user_id,
+                "parent_id": self.parent_id, "assetstore_id": self.assetstore_id,
+                "minimum_age": self.minimum_age}
+
+
+@dataclass(frozen=True)
+class UploadListing:
+    """Upload records (with how they stand) and untracked temporary data."""
+
+    statuses: list[UploadStatus]
+    untracked: list[dict[str, Any]]
+
+
 class AbandonedUploads:
     def __init__(self, store: Store, uploads: UploadService,
                  assetstores: AssetstoreRegistry, settings: SettingsService) -> None:
@@ -70,14 +117,23 @@ class AbandonedUploads:
         return float(self.settings.get("joist.uploads.abandoned_after"))
 
     def find(self, *, upload_id: Any = None, user_id: Any = None, parent_id: Any = None,
-             assetstore_id: Any = None) -> list[Document]:
-        """Upload records matching every filter given, oldest activity first."""
+             assetstore_id: Any = None,
+             sort: list[tuple[str, int]] | None = None) -> list[Document]:
+        """Upload records matching every filter given, oldest activity first
+        unless ``sort`` says otherwise."""
         query: dict[str, Any] = {}
         for key, value in (("_id", upload_id), ("userId", user_id),
                            ("parentId", parent_id), ("assetstoreId", assetstore_id)):
             if value is not None:
                 query[key] = value
-        return self.store.uploads.find(query, sort=[("updated", 1), ("_id", 1)])
+        for field, direction in sort or ():
+            if field not in SORTABLE or direction not in (1, -1):
+                raise ValidationError(f"Uploads cannot be sorted by {field!r}; use one of "
+                                      f"{', '.join(sorted(SORTABLE))}.", field="sort")
+        order = list(sort or [("updated", 1)])
+        if all(field != "_id" for field, _ in order):
+            order.append(("_id", order[0][1]))  # ties in a stable order
+        return self.store.uploads.find(query, sort=order)
 
     def status(self, upload: Document, *, max_idle: float | None = None,
                settled_before: float | None = None) -> UploadStatus:
@@ -129,16 +185,40 @@ class AbandonedUploads:
 
     # ------------------------------------------------------------ system/uploads
     def select(self, *, upload_id: Any = None, user_id: Any = None, parent_id: Any = None,
-               assetstore_id: Any = None,
-               minimum_age: float | None = None) -> list[UploadStatus]:
+               assetstore_id: Any = None, minimum_age: float | None = None,
+               sort: list[tuple[str, int]] | None = None) -> list[UploadStatus]:
         """Upload records matching the filters, idle ``minimum_age`` seconds or more."""
         out = []
         for upload in self.find(upload_id=upload_id, user_id=user_id, parent_id=parent_id,
-                                assetstore_id=assetstore_id):
+                                assetstore_id=assetstore_id, sort=sort):
             status = self.status(upload)
             if minimum_age is None or status.idle >= minimum_age:
                 out.append(status)
         return out
+
+    def listing(self, query: UploadQuery, *, sort: list[tuple[str, int]] | None = None,
+                limit: int = 0, offset: int = 0) -> UploadListing:
+        """``GET system/uploads`` (Girder's rule): one page of the upload records;
+        when that page has room, untracked temporary data fills it."""
+        statuses = self.select(sort=sort, **query.filters())
+        page = statuses[offset:offset + limit] if limit else statuses[offset:]
+        untracked: list[dict[str, Any]] = []
+        if query.untracked_too and (limit == 0 or len(page) < limit):
+            untracked = self.untracked(assetstore_id=query.assetstore_id,
+                                       minimum_age=query.minimum_age)
+            if limit:
+                untracked = untracked[:limit - len(page)]
+        return UploadListing(page, untracked)
+
+    def discard(self, query: UploadQuery) -> UploadListing:
+        """``DELETE system/uploads``: discard the matching upload records (but one
+        being written at this moment) and, asked to, untracked temporary data."""
+        removed = [status for status in self.select(**query.filters())
+                   if self.remove(status.upload, force=True)]
+        untracked = self.untracked(assetstore_id=query.assetstore_id,
+                                   minimum_age=query.minimum_age,
+                                   delete=True) if query.untracked_too else []
+        return UploadListing(removed, untracked)
 
     def untracked(self, *, assetstore_id: Any = None, minimum_age: float | None = None,
                   delete: bool = False) -> list[dict[str, Any]]:

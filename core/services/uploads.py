@@ -63,14 +63,16 @@ class UploadService:
     # ------------------------------------------------------------ start
     def begin(self, principal: Principal, parent_type: str, parent_id: Any, name: Any,
               size: Any, *, mime_type: str | None = None, reference: str | None = None,
-              assetstore_id: Any = None, on_collision: str = "rename") -> UploadStep:
+              assetstore_id: Any = None, on_collision: str = "rename",
+              extra_parameters: Any = None) -> UploadStep:
         """Start an upload into a folder (a new item named after the file) or an item.
 
         ``on_collision`` says what finalize does when the folder already holds
         that name: ``rename`` (Girder's ``name (n)``), ``fail`` (``ExistsError``)
         or ``replace`` (new bytes for a one-file item of that name; path-based
         gateways: last writer wins). ``size`` None starts a streaming upload
-        whose size is known only when ``finish`` is called."""
+        whose size is known only when ``finish`` is called. ``extra_parameters``
+        (Girder's ``uploadExtraParameters``) go to the assetstore to judge."""
         if on_collision not in ("rename", "fail", "replace"):
             raise ValidationError("Invalid collision policy.")
         if parent_type not in ("folder", "item"):
@@ -79,7 +81,8 @@ class UploadService:
         name = validate_name(name, "File name")
         return self._start(principal, {
             "name": name, "parentType": parent_type, "parentId": parent["_id"],
-            "onCollision": on_collision}, size, mime_type, reference, assetstore_id)
+            "onCollision": on_collision}, size, mime_type, reference, assetstore_id,
+            extra_parameters)
 
     def begin_replace(self, principal: Principal, file: Document, size: Any, *,
                       reference: str | None = None, assetstore_id: Any = None) -> UploadStep:
@@ -91,7 +94,7 @@ class UploadService:
 
     def _start(self, principal: Principal, fields: dict[str, Any], size: Any,
                mime_type: str | None, reference: str | None,
-               assetstore_id: Any) -> UploadStep:
+               assetstore_id: Any, extra_parameters: Any = None) -> UploadStep:
         if principal.is_anonymous:
             raise acl.denial(principal, acl.WRITE, "upload", None)
         streaming = size is None
@@ -108,6 +111,7 @@ class UploadService:
             adapter = self.assetstores.adapter(assetstore["_id"])
         else:
             assetstore, adapter = self.assetstores.current()
+        adapter.check_upload_parameters(extra_parameters)
         total = adapter.capacity().total if size else None
         if total is not None and size > total:
             # Never storable: the client's mistake (400), unlike a full disk (507).
@@ -179,8 +183,9 @@ class UploadService:
         return upload
 
     def write(self, principal: Principal, upload_id: Any, offset: Any, stream: BinaryIO,
-              length: int | None = None) -> UploadStep:
-        """Append one chunk at exactly ``offset``; the last byte finalizes."""
+              length: int | None = None, *, extra_parameters: Any = None) -> UploadStep:
+        """Append one chunk at exactly ``offset``; the last byte finalizes.
+        ``extra_parameters``: as for ``begin``."""
         upload = self.get(principal, upload_id)
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise ValidationError("Offset must be a non-negative integer.", field="offset")
@@ -192,6 +197,7 @@ class UploadService:
                 raise ValidationError("Chunk is smaller than the minimum size.",
                                       field="chunk")
         adapter = self.assetstores.adapter(upload["assetstoreId"])
+        adapter.check_upload_parameters(extra_parameters)
         received, state = adapter.write_chunk(upload, offset, stream, length)
         faults.point("upload.chunk.after_write")
         upload.update(received=received, state=state, updated=utcnow())

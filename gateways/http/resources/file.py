@@ -33,12 +33,21 @@ def _body_length(ctx: Context) -> int | None:
     return ctx.request.content_length
 
 
+EXTRA_PARAMETERS = Param(
+    "uploadExtraParameters", "json",
+    description="Arbitrary data to send along with the upload request (JSON). Girder hands it "
+                "to the assetstore; the one key any assetstore reads is "
+                "use_S3_transfer_acceleration, refused by an S3 assetstore that does not "
+                "allow accelerated transfer. Joist receives every byte itself, so nothing "
+                "else changes; other keys are accepted and ignored.")
+
+
 @api.post("", "Start an upload (or create a link file).", access="user", scope=WRITE_SCOPE,
           raw_body=True, params=(
               Param("parentType", required=True, enum=("folder", "item")),
               Param("parentId", required=True), Param("name", required=True, strip=True),
               Param("size", "integer"), Param("mimeType"), Param("reference"),
-              Param("assetstoreId"), Param("linkUrl"), Param("uploadExtraParameters", "json")),
+              Param("assetstoreId"), Param("linkUrl"), EXTRA_PARAMETERS),
           notes="A body sent with Content-Length is the first chunk.")
 def init_upload(ctx: Context, parent_type: str, parent_id: str, name: str,
                 size: int | None, mime_type: str | None, reference: str | None,
@@ -56,7 +65,8 @@ def init_upload(ctx: Context, parent_type: str, parent_id: str, name: str,
         raise RestError("Parameter 'size' is required.")
     step = svc.uploads.begin(ctx.principal, parent_type, parent["_id"], name, size,
                              mime_type=mime_type, reference=reference,
-                             assetstore_id=assetstore_id)
+                             assetstore_id=assetstore_id,
+                             extra_parameters=upload_extra_parameters)
     if step.upload is not None and ctx.request.has_data_body:
         length = _body_length(ctx)
         step = svc.uploads.write(ctx.principal, step.upload["_id"], 0, ctx.request.body,
@@ -66,14 +76,19 @@ def init_upload(ctx: Context, parent_type: str, parent_id: str, name: str,
 
 @api.post("chunk", "Upload a chunk at an offset (raw body).", access="user",
           scope=WRITE_SCOPE, raw_body=True, params=(
-              Param("uploadId", required=True), Param("offset", "integer", required=True),
-              Param("chunk", "json")))
-def upload_chunk(ctx: Context, upload_id: str, offset: int, chunk: Any) -> Any:
+              Param("uploadId", required=True),
+              Param("offset", "integer", default=0,
+                    description="Offset of the chunk in the file: where the server is."),
+              EXTRA_PARAMETERS, Param("chunk", "json")),
+          notes="The data for the chunk is the body of the request; the other parameters "
+                "go in the query string.")
+def upload_chunk(ctx: Context, upload_id: str, offset: int, upload_extra_parameters: Any,
+                 chunk: Any) -> Any:
     length = _body_length(ctx)
     if length is None and not ctx.request.chunked:
         length = 0
     step = ctx.services.uploads.write(ctx.principal, upload_id, offset, ctx.request.body,
-                                      length)
+                                      length, extra_parameters=upload_extra_parameters)
     return _step(ctx, step)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from joist.core import validation
 from joist.core.auth import scopes
-from joist.core.services.abandoned import AbandonedUploads, UploadStatus
+from joist.core.services.abandoned import AbandonedUploads, UploadQuery, UploadStatus
 from joist.core.services.check import Checker
 
 from ..app import Context
@@ -17,7 +17,7 @@ from ..filters import upload_view
 from ..request import RestError
 from ..response import Page
 from ..router import FULL_LOGIN, Param, RouteCollector
-from .common import PAGING
+from .common import PAGING, paging, sort_param
 
 api = RouteCollector("system", "System utilities and settings.")
 RELEASE = "5.0.0"  # girder-client compares the first component lexically: keep it 3-9
@@ -76,57 +76,49 @@ UPLOAD_FILTERS = (
     Param("parentId", "objectId", description="Only uploads into this folder or item."),
     Param("assetstoreId", "objectId", description="Only uploads to this assetstore."),
     Param("minimumAge", "number",
-          description="Only uploads idle for at least this many days."),
+          description="Only uploads idle for at least this many days (their record and "
+                      "their temporary bytes)."),
     Param("includeUntracked", "boolean", default=True,
-          description="Also temporary data no upload record owns."),
+          description="Also temporary data in the assetstores that no upload record owns "
+                      "(left by a killed upload), filtered by assetstoreId and minimumAge; "
+                      "only when uploadId, userId and parentId are not given."),
 )
 DAY = 86400.0
 
 
-@api.get("uploads", "List unfinished uploads.", scope=scopes.PARTIAL_UPLOAD_READ,
-         access="admin",
-         params=(*UPLOAD_FILTERS, *PAGING))
+def _query(upload_id: Any, user_id: Any, parent_id: Any, assetstore_id: Any,
+           minimum_age: float | None, include_untracked: bool) -> UploadQuery:
+    return UploadQuery(upload_id, user_id, parent_id, assetstore_id,
+                       None if minimum_age is None else minimum_age * DAY, include_untracked)
+
+
+@api.get("uploads", "Get a list of uploads that have not been finished.",
+         scope=scopes.PARTIAL_UPLOAD_READ, access="admin",
+         params=(*UPLOAD_FILTERS, *PAGING, sort_param("updated")),
+         notes="Upload records first (sorted and paged); untracked temporary data fills "
+               "what room the page has left, as in Girder.")
 def list_uploads(ctx: Context, upload_id: Any, user_id: Any, parent_id: Any,
                  assetstore_id: Any, minimum_age: float | None, include_untracked: bool,
-                 limit: int, offset: int, sortdir: int) -> Page:
-    sweeper = AbandonedUploads.of(ctx.services)
-    age = _age(minimum_age)
-    found: list[dict[str, Any]] = [
-        _status_view(s) for s in sweeper.select(
-            upload_id=upload_id, user_id=user_id, parent_id=parent_id,
-            assetstore_id=assetstore_id, minimum_age=age)]
-    if sortdir == -1:  # by last update (Girder's default sort), newest first
-        found.reverse()
-    if include_untracked and upload_id is None and user_id is None and parent_id is None:
-        found += sweeper.untracked(assetstore_id=assetstore_id, minimum_age=age)
-    return Page(found[offset:offset + limit] if limit else found[offset:])
+                 limit: int, offset: int, sortdir: int, sort: str) -> Page:
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "updated")
+    query = _query(upload_id, user_id, parent_id, assetstore_id, minimum_age,
+                   include_untracked)
+    found = AbandonedUploads.of(ctx.services).listing(query, sort=spec, limit=limit,
+                                                      offset=offset)
+    return Page([*map(_status_view, found.statuses), *found.untracked])
 
 
-@api.delete("uploads", "Discard unfinished uploads and their temporary data.",
-            scope=scopes.PARTIAL_UPLOAD_CLEAN, access="admin", params=UPLOAD_FILTERS)
+@api.delete("uploads", "Discard uploads that have not been finished.",
+            scope=scopes.PARTIAL_UPLOAD_CLEAN, access="admin", params=UPLOAD_FILTERS,
+            notes="Frees their temporary data and removes their records; an upload being "
+                  "written at this moment is left alone. Answers what was discarded.")
 def delete_uploads(ctx: Context, upload_id: Any, user_id: Any, parent_id: Any,
                    assetstore_id: Any, minimum_age: float | None,
                    include_untracked: bool) -> list[Any]:
-    sweeper = AbandonedUploads.of(ctx.services)
-    age = _age(minimum_age)
-    removed: list[dict[str, Any]] = []
-    for status in sweeper.select(upload_id=upload_id, user_id=user_id, parent_id=parent_id,
-                                 assetstore_id=assetstore_id, minimum_age=age):
-        # An upload being written at this moment is left alone.
-        if sweeper.remove(status.upload, force=True):
-            removed.append(_status_view(status))
-    if include_untracked and upload_id is None and user_id is None and parent_id is None:
-        removed += sweeper.untracked(assetstore_id=assetstore_id, minimum_age=age,
-                                     delete=True)
-    return removed
-
-
-def _age(days: float | None) -> float | None:
-    if days is None:
-        return None
-    if not days >= 0 or days == float("inf"):
-        raise RestError("minimumAge must be a non-negative number of days.")
-    return days * DAY
+    query = _query(upload_id, user_id, parent_id, assetstore_id, minimum_age,
+                   include_untracked)
+    removed = AbandonedUploads.of(ctx.services).discard(query)
+    return [*map(_status_view, removed.statuses), *removed.untracked]
 
 
 def _status_view(status: UploadStatus) -> dict[str, Any]:
