@@ -24,6 +24,11 @@ from .base import AssetstoreAdapter
 FILESYSTEM, GRIDFS, S3 = 0, 1, 2
 TYPE_NAMES = {FILESYSTEM: "filesystem", GRIDFS: "gridfs", S3: "s3"}
 _S3_LOCATION = ("bucket", "prefix", "service")  # where the objects of its files are
+_TYPE_FIELDS = {  # what an edit may change, by type
+    FILESYSTEM: ("root", "perms"),
+    S3: ("bucket", "prefix", "service", "region", "accessKeyId", "secret", "inferCredentials",
+         "readOnly", "serverSideEncryption", "allowS3AcceleratedTransfer"),
+}
 
 Factory = Callable[[Document, Engine], AssetstoreAdapter]
 
@@ -117,19 +122,8 @@ class AssetstoreRegistry:
 
     def create_filesystem(self, name: str, root: str | os.PathLike[str], *,
                           perms: int = 0o600, current: bool = False) -> Document:
-        path = Path(os.path.expanduser(str(root))).resolve()
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ValidationError(f"Could not make directory {path}: {exc.strerror}",
-                                  field="root") from None
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ValidationError(f"Unable to write into directory {path}.", field="root")
-        if perms & 0o600 != 0o600:
-            raise ValidationError("File permissions must keep owner read and write.",
-                                  field="perms")
-        return self.create({"type": FILESYSTEM, "name": name, "root": str(path),
-                            "perms": perms, "current": current})
+        return self.create({"type": FILESYSTEM, "name": name, "root": _usable_root(root),
+                            "perms": _checked_perms(perms), "current": current})
 
     def create_s3(self, name: str, fields: Mapping[str, Any], *,
                   current: bool = False) -> Document:
@@ -162,12 +156,30 @@ class AssetstoreRegistry:
                                {"$set": {"current": False}})
 
     def update(self, assetstore_id: Any, changes: dict[str, Any]) -> Document:
+        """Girder's edit: ``name``, ``current`` and the fields of the assetstore's
+        own type (those of another type are ignored, as Girder ignores them).
+        Only the fields given change. ``current`` False on the current
+        assetstore is refused: new uploads need one (make another current)."""
         doc = self.get(assetstore_id)
+        kind = int(doc.get("type", FILESYSTEM))
+        changes = {k: v for k, v in changes.items()
+                   if k in ("name", "current") or k in _TYPE_FIELDS.get(kind, ())}
         if "name" in changes:
             changes["name"] = validate_name(changes["name"], "Assetstore name")
-        if int(doc.get("type", FILESYSTEM)) == S3 and any(
-                k in changes for k in ("bucket", "prefix", "service", "region", "accessKeyId",
-                                       "secret", "inferCredentials", "readOnly")):
+        if changes.get("current") is False and doc.get("current"):
+            raise ValidationError("This is the current assetstore; make another one current "
+                                  "instead.", field="current")
+        if kind == FILESYSTEM:
+            if "root" in changes:
+                root = str(Path(os.path.expanduser(str(changes["root"]))).resolve())
+                if root != doc.get("root") and self.holds_files(doc["_id"]):
+                    raise ConflictError("The assetstore holds files: its root cannot change "
+                                        "(move the files to another assetstore first).",
+                                        field="root")
+                changes["root"] = _usable_root(root)
+            if "perms" in changes:
+                changes["perms"] = _checked_perms(changes["perms"])
+        if kind == S3 and changes.keys() & set(_TYPE_FIELDS[S3]):
             from .s3_config import s3_fields
             if not changes.get("secret"):
                 changes.pop("secret", None)  # never shown, so usually not sent back
@@ -181,7 +193,7 @@ class AssetstoreRegistry:
                                     "cannot change (move the files to another assetstore "
                                     "first).", field=moved[0])
             self.probe({**merged, **changes})
-        if changes.pop("current", False):
+        if changes.pop("current", None):
             self.set_current(doc["_id"])
         if changes:
             try:
@@ -214,3 +226,26 @@ class AssetstoreRegistry:
             other = self._coll.find_one({}, sort=[("created", 1)])
             if other is not None:
                 self.set_current(other["_id"])
+
+
+def _usable_root(root: str | os.PathLike[str]) -> str:
+    """A filesystem assetstore's root: absolute, made if missing, writable."""
+    path = Path(os.path.expanduser(str(root))).resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError(f"Could not make directory {path}: {exc.strerror}",
+                              field="root") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValidationError(f"Unable to write into directory {path}.", field="root")
+    return str(path)
+
+
+def _checked_perms(perms: int) -> int:
+    if isinstance(perms, bool) or not isinstance(perms, int) or not 0 <= perms <= 0o777:
+        raise ValidationError("File permissions must be an octal mode such as 600.",
+                              field="perms")
+    if perms & 0o600 != 0o600:
+        raise ValidationError("File permissions must keep owner read and write.",
+                              field="perms")
+    return perms

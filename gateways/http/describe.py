@@ -37,7 +37,7 @@ def _operation(route: Route) -> dict[str, Any]:
                                  "type": kind}
         if param.location == "body":
             entry = {"name": param.name, "in": "body", "required": param.required,
-                     "schema": {"type": "object"}}
+                     "schema": param.schema or {"type": "object"}}
         if fmt:
             entry["format"] = fmt
         if param.description:

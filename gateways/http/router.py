@@ -33,6 +33,7 @@ class Param:
     enum: tuple[Any, ...] = ()
     location: Literal["query", "path", "body"] = "query"
     strip: bool = False
+    schema: Any = None               # a body parameter's JSON schema, as described
 
 
 @dataclass(frozen=True)

@@ -39,25 +39,59 @@ def get_assetstore(ctx: Context, id: str) -> Any:
     return _view(ctx, ctx.services.assetstores.get(id))
 
 
-S3_PARAMS = (Param("bucket", strip=True), Param("prefix"), Param("accessKeyId", strip=True),
-             Param("secret"), Param("service", strip=True), Param("region", strip=True),
-             Param("inferCredentials", "boolean"), Param("readOnly", "boolean"),
-             Param("serverSideEncryption", "boolean"))
+S3_PARAMS = (
+    Param("bucket", strip=True, description="The S3 bucket to store data in (for S3 type)."),
+    Param("prefix", description="Optional path prefix within the bucket under which files "
+                                "will be stored (for S3 type)."),
+    Param("accessKeyId", strip=True,
+          description="The AWS access key ID to use for authentication (for S3 type)."),
+    Param("secret", description="The AWS secret key to use for authentication (for S3 type)."),
+    Param("service", strip=True, description="The S3 service host (for S3 type), as "
+                                             "[http[s]://](host domain)[:(port)]."),
+    Param("region", strip=True, description="The AWS region to which the S3 bucket belongs."),
+    Param("inferCredentials", "boolean",
+          description="Let boto infer the credentials (ignores accessKeyId and secret)."),
+    Param("readOnly", "boolean", description="If this assetstore is read-only, set this to "
+                                             "true."),
+    Param("serverSideEncryption", "boolean",
+          description="Whether to use S3 SSE to encrypt the objects uploaded to this bucket "
+                      "(for S3 type)."),
+    Param("allowS3AcceleratedTransfer", "boolean",
+          description="Whether to allow clients to request S3 transfer acceleration "
+                      "(uploadExtraParameters use_S3_transfer_acceleration; for S3 type). "
+                      "Joist carries every byte itself, so allowing it only stops the "
+                      "refusal."),
+)
+FS_PARAMS = (
+    Param("root", description="Root path on disk (for filesystem type)."),
+    Param("perms", description="File creation permissions, octal (for filesystem type)."),
+)
 
 
 def _s3_fields(**given: Any) -> dict[str, Any]:
     """Girder's field names for the S3 parameters that were sent."""
     camel = {"access_key_id": "accessKeyId", "infer_credentials": "inferCredentials",
-             "read_only": "readOnly", "server_side_encryption": "serverSideEncryption"}
+             "read_only": "readOnly", "server_side_encryption": "serverSideEncryption",
+             "allow_s3_accelerated_transfer": "allowS3AcceleratedTransfer"}
     return {camel.get(k, k): v for k, v in given.items() if v is not None}
 
 
+def _mode(perms: str) -> int:
+    try:
+        return int(perms, 8)
+    except ValueError:
+        raise RestError("perms must be an octal number such as 600.") from None
+
+
 @api.post("", "Create an assetstore.", scope=FULL_LOGIN, access="admin", params=(
-    Param("name", required=True, strip=True), Param("type", "integer", required=True),
-    Param("root"), Param("perms", default="600"), Param("current", "boolean",
-                                                       default=False), *S3_PARAMS))
-def create_assetstore(ctx: Context, name: str, type: int, root: str | None, perms: str,
-                      current: bool, **s3: Any) -> Any:
+    Param("name", required=True, strip=True, description="Unique name for the assetstore."),
+    Param("type", "integer", required=True,
+          description="Type of the assetstore (0 filesystem, 2 S3)."),
+    *FS_PARAMS, Param("current", "boolean", default=False,
+                      description="Make it the current assetstore (Joist's addition)."),
+    *S3_PARAMS))
+def create_assetstore(ctx: Context, name: str, type: int, root: str | None,
+                      perms: str | None, current: bool, **s3: Any) -> Any:
     if type == S3:
         return _view(ctx, ctx.services.assetstores.create_s3(name, _s3_fields(**s3),
                                                              current=current))
@@ -65,23 +99,28 @@ def create_assetstore(ctx: Context, name: str, type: int, root: str | None, perm
         raise RestError(f"Assetstore type {TYPE_NAMES.get(type, type)} is not available.")
     if not root:
         raise RestError("Parameter 'root' is required for a filesystem assetstore.")
-    try:
-        mode = int(perms, 8)
-    except ValueError:
-        raise RestError("perms must be an octal number such as 600.") from None
-    doc = ctx.services.assetstores.create_filesystem(name, root, perms=mode, current=current)
+    doc = ctx.services.assetstores.create_filesystem(
+        name, root, perms=_mode(perms or "600"), current=current)
     return _view(ctx, doc)
 
 
-@api.put(":id", "Edit an assetstore.", scope=FULL_LOGIN, access="admin", params=(
-    Param("name", strip=True), Param("current", "boolean"), *S3_PARAMS))
-def update_assetstore(ctx: Context, id: str, name: str | None, current: bool | None,
-                      **s3: Any) -> Any:
-    changes: dict[str, Any] = _s3_fields(**s3)
-    if name is not None:
-        changes["name"] = name
-    if current:
-        changes["current"] = True
+@api.put(":id", "Update an existing assetstore.", scope=FULL_LOGIN, access="admin", params=(
+    Param("name", required=True, strip=True, description="Unique name for the assetstore."),
+    *FS_PARAMS,
+    Param("current", "boolean", required=True,
+          description="Whether this is the current assetstore."),
+    *S3_PARAMS),
+    notes="Fields of the other assetstore types are ignored, as in Girder. Joist changes "
+          "only the type's fields that are given (a secret left out is kept), and refuses "
+          "to move the storage location (root; bucket, prefix, service) of an assetstore "
+          "that holds files, or current=false on the current assetstore.")
+def update_assetstore(ctx: Context, id: str, name: str, root: str | None, perms: str | None,
+                      current: bool, **s3: Any) -> Any:
+    changes: dict[str, Any] = {**_s3_fields(**s3), "name": name, "current": current}
+    if root is not None:
+        changes["root"] = root
+    if perms is not None:
+        changes["perms"] = _mode(perms)
     return _view(ctx, ctx.services.assetstores.update(id, changes))
 
 
@@ -104,7 +143,10 @@ def assetstore_files(ctx: Context, id: str, limit: int, offset: int,
 
 @api.post(":id/import", "Import existing data (an S3 bucket prefix) without copying it.",
           scope=WRITE_SCOPE, access="admin", params=(
-              Param("importPath", required=True), Param("destinationId", required=True),
+              Param("importPath", default="",
+                    description="Root path within the underlying storage system to import "
+                                "(default: all of it)."),
+              Param("destinationId", required=True),
               Param("destinationType", required=True, enum=("folder", "collection", "user")),
               Param("progress", "boolean", default=False),
               Param("leafFoldersAsItems", "boolean", default=False),

@@ -14,32 +14,49 @@ from .common import load
 ACCESS_MODELS = ("collection", "folder")
 
 
+METADATA_BODY = Param("metadata", "jsonObject", required=True, location="body",
+                      description="A JSON object containing the metadata keys to add",
+                      schema={"type": "object"})
+FIELDS_BODY = Param("fields", "jsonArray", required=True, location="body",
+                    description="A JSON list containing the metadata fields to delete",
+                    schema={"type": "array", "items": {"type": "string"}})
+
+
+def _json_body(ctx: Context, name: str) -> Any:
+    """A required JSON body parameter (Girder's message when it is missing)."""
+    request = ctx.request
+    if not request.content_length and not request.chunked:
+        raise RestError(f"JSON parameter {name} must be passed in request body.")
+    return request.json_body()
+
+
 def register(api: RouteCollector, model: str) -> None:
     """Add ``PUT/DELETE <model>/:id/metadata`` and, for ACL models, ``access``."""
 
     def set_metadata(ctx: Context, id: str, allow_null: bool) -> Any:
-        body = ctx.request.json_body()
+        body = _json_body(ctx, "metadata")
         if not isinstance(body, dict):
-            raise RestError("Metadata must be a JSON object.")
+            raise RestError("Parameter metadata must be a JSON object.")
         doc = load(ctx, model, id, acl.WRITE)
         service = getattr(ctx.services, model + "s")
         return ctx.filter(model, service.set_metadata(ctx.principal, doc, body,
                                                       allow_null=allow_null), ctx.principal)
 
     def delete_metadata(ctx: Context, id: str) -> Any:
-        body = ctx.request.json_body()
+        body = _json_body(ctx, "fields")
         if not isinstance(body, list) or not all(isinstance(k, str) for k in body):
-            raise RestError("Metadata fields must be a JSON array of strings.")
+            raise RestError("Parameter fields must be a JSON array of strings.")
         doc = load(ctx, model, id, acl.WRITE)
         service = getattr(ctx.services, model + "s")
         return ctx.filter(model, service.delete_metadata(ctx.principal, doc, body),
                           ctx.principal)
 
-    api.put(":id/metadata", f"Set metadata on a {model} (JSON object body; null deletes).",
-            access="user", scope=WRITE_SCOPE, raw_body=True,
-            params=(Param("allowNull", "boolean", default=False),))(set_metadata)
-    api.delete(":id/metadata", f"Delete metadata keys of a {model} (JSON array body).",
-               access="user", scope=WRITE_SCOPE, raw_body=True)(delete_metadata)
+    api.put(":id/metadata", f"Set metadata fields on a {model}.", access="user",
+            scope=WRITE_SCOPE, notes="Set metadata fields to null in order to delete them.",
+            params=(METADATA_BODY, Param("allowNull", "boolean", default=False, description=(
+                'Whether "null" is allowed as a metadata value.'))))(set_metadata)
+    api.delete(":id/metadata", f"Delete metadata fields on a {model}.", access="user",
+               scope=WRITE_SCOPE, params=(FIELDS_BODY,))(delete_metadata)
     if model not in ACCESS_MODELS:
         return
 

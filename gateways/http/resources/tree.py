@@ -65,9 +65,16 @@ def update_collection(ctx: Context, id: str, name: str | None,
     return ctx.filter("collection", doc, ctx.principal)
 
 
+# Girder reports the progress of long deletions on its notification stream;
+# Joist has none yet, so ``progress`` is accepted and records nothing.
+PROGRESS = Param("progress", "boolean", default=False,
+                 description="Whether to record progress on this task (accepted; no "
+                             "notification stream exists yet).")
+
+
 @collections.delete(":id", "Delete a collection and everything in it.",
-                    access="user", scope=OWN_SCOPE)
-def delete_collection(ctx: Context, id: str) -> dict[str, str]:
+                    access="user", scope=OWN_SCOPE, params=(PROGRESS,))
+def delete_collection(ctx: Context, id: str, progress: bool) -> dict[str, str]:
     doc = load(ctx, "collection", id, acl.ADMIN)
     ctx.services.removal.delete_collection(ctx.principal, doc)
     return {"message": f"Deleted collection {doc['name']}."}
@@ -156,16 +163,17 @@ def update_folder(ctx: Context, id: str, name: str | None, description: str | No
     return ctx.filter("folder", doc, ctx.principal)
 
 
-@folders.delete(":id", "Delete a folder and everything in it.", access="user", scope=OWN_SCOPE)
-def delete_folder(ctx: Context, id: str) -> dict[str, str]:
+@folders.delete(":id", "Delete a folder and everything in it.", access="user", scope=OWN_SCOPE,
+                params=(PROGRESS,))
+def delete_folder(ctx: Context, id: str, progress: bool) -> dict[str, str]:
     doc = load(ctx, "folder", id, acl.ADMIN)
     ctx.services.removal.delete_folder(ctx.principal, doc)
     return {"message": f"Deleted folder {doc['name']}."}
 
 
 @folders.delete(":id/contents", "Delete everything inside a folder.",
-                access="user", scope=OWN_SCOPE)
-def clear_folder(ctx: Context, id: str) -> dict[str, str]:
+                access="user", scope=OWN_SCOPE, params=(PROGRESS,))
+def clear_folder(ctx: Context, id: str, progress: bool) -> dict[str, str]:
     doc = load(ctx, "folder", id, acl.ADMIN)
     ctx.services.removal.clear_folder(doc)
     return {"message": f"Deleted contents of folder {doc['name']}."}
