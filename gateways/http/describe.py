@@ -38,7 +38,7 @@ def _operation(route: Route) -> dict[str, Any]:
         if param.location == "body":
             entry = {"name": param.name, "in": "body", "required": param.required,
                      "schema": param.schema or {"type": "object"}}
-        if fmt:
+        if fmt and param.location != "body":  # a body's type is its schema
             entry["format"] = fmt
         if param.description:
             entry["description"] = param.description

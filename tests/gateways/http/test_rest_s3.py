@@ -58,11 +58,13 @@ def test_s3_assetstore_administration(site: RestSite) -> None:
     assert doc["type"] == 2 and doc["bucket"] == bucket and doc["current"] is False
     assert "secret" not in doc and doc["accessKeyId"] == "testing"
     assert doc["capacity"] == {"free": None, "total": None}
-    bad = site.put(f"assetstore/{doc['_id']}", "admin", params={"bucket": "gone-bucket-x"})
+    bad = site.put(f"assetstore/{doc['_id']}", "admin", params={
+        "name": "objects", "current": "false", "bucket": "gone-bucket-x"})
     assert bad.status_code == 400
     assert site.get(f"assetstore/{doc['_id']}", "admin").json()["bucket"] == bucket
     switched = site.put(f"assetstore/{doc['_id']}", "admin",
-                        params={"current": "true", "prefix": "/joist/data/"})
+                        params={"name": "objects", "current": "true",
+                                "prefix": "/joist/data/"})
     assert switched.status_code == 200, switched.text
     assert switched.json()["current"] is True and switched.json()["prefix"] == "joist/data"
     stores = site.get("assetstore", "admin").json()
@@ -75,11 +77,13 @@ def test_s3_assetstore_administration(site: RestSite) -> None:
     assert site.delete(f"assetstore/{doc['_id']}", "admin").status_code == 400
     other = moto.new_bucket("other")
     for change in ({"bucket": other}, {"prefix": "elsewhere"}):
-        moved = site.put(f"assetstore/{doc['_id']}", "admin", params=change)
+        moved = site.put(f"assetstore/{doc['_id']}", "admin",
+                         params={"name": "objects", "current": "true", **change})
         assert moved.status_code == 400 and "holds files" in moved.json()["message"], moved.text
     kept = site.get(f"assetstore/{doc['_id']}", "admin").json()
     assert (kept["bucket"], kept["prefix"]) == (bucket, "joist/data")
-    renamed = site.put(f"assetstore/{doc['_id']}", "admin", params={"name": "objects 2"})
+    renamed = site.put(f"assetstore/{doc['_id']}", "admin", params={"name": "objects 2",
+                                                                    "current": "true"})
     assert renamed.status_code == 200 and renamed.json()["name"] == "objects 2"
     assert site.get(f"file/{file['_id']}/download", "alice").content == b"stored in a bucket"
     assert site.check() == []
@@ -180,8 +184,9 @@ def test_import_a_bucket_prefix(site: RestSite) -> None:
 def test_move_files_between_assetstores_keeps_ids(site: RestSite) -> None:
     store = make_s3(site)
     body = os.urandom(200_000)
-    fs_id = next(s["_id"] for s in site.get("assetstore", "admin").json() if s["type"] == 0)
-    site.put(f"assetstore/{fs_id}", "admin", params={"current": "true"})
+    fs = next(s for s in site.get("assetstore", "admin").json() if s["type"] == 0)
+    fs_id = fs["_id"]
+    site.put(f"assetstore/{fs_id}", "admin", params={"name": fs["name"], "current": "true"})
     file = site.upload("alice", site.id("data"), "mover.bin", body)
     fs_path = site.app.assetstores.adapter(fs_id).local_path(
         site.app.store.get("file", __import__("bson").ObjectId(file["_id"])))

@@ -123,7 +123,8 @@ def test_assetstore_administration(site: RestSite, tmp_path: Path) -> None:
     assert site.post("assetstore", "admin", params={"name": "second", "type": 0,
                                                     "root": str(tmp_path / "x")}) \
         .status_code == 400
-    switched = site.put(f"assetstore/{second['_id']}", "admin", params={"current": "true"})
+    switched = site.put(f"assetstore/{second['_id']}", "admin",
+                        params={"name": "second", "current": "true"})
     assert switched.json()["current"] is True
     doc = site.upload("alice", site.id("public"), "into-second.bin", b"second store")
     files = site.get(f"assetstore/{second['_id']}/files", "admin").json()
@@ -131,7 +132,8 @@ def test_assetstore_administration(site: RestSite, tmp_path: Path) -> None:
     assert site.get(f"file/{doc['_id']}/download", "alice").content == b"second store"
     busy = site.delete(f"assetstore/{first}", "admin")
     assert busy.status_code == 400
-    site.put(f"assetstore/{first}", "admin", params={"current": "true"})
+    site.put(f"assetstore/{first}", "admin", params={"name": stores[0]["name"],
+                                                     "current": "true"})
     site.delete(f"file/{doc['_id']}", "alice")
     assert site.delete(f"assetstore/{second['_id']}", "admin").status_code == 200
     assert len(site.get("assetstore", "admin").json()) == 1
