@@ -246,18 +246,19 @@ def test_assetstore_edit_takes_girders_parameters(site: RestSite, tmp_path: Any)
     for bad in ({"perms": "999"}, {"perms": "400"}):
         reply = site.put(route, "admin", params={"name": "spare 2", "current": "false", **bad})
         assert reply.status_code == 400 and "perm" in reply.json()["message"].lower()
-    holding = site.put(f"assetstore/{current['_id']}", "admin", params={
-        "name": current["name"], "current": "true", "root": str(tmp_path / "not-there")})
+    pinned = site.put(route, "admin", params={"name": "spare 2", "current": "true"})
+    assert pinned.json()["current"] is True
+    assert pinned.json()["root"] == str(tmp_path / "elsewhere")
+    site.upload("alice", site.id("public"), "pinned.txt", b"in spare 2")
+    holding = site.put(route, "admin", params={
+        "name": "spare 2", "current": "true", "root": str(tmp_path / "not-there")})
     assert holding.status_code == 400 and "holds files" in holding.json()["message"]
     assert not (tmp_path / "not-there").exists()
-    unset = site.put(f"assetstore/{current['_id']}", "admin",
-                     params={"name": current["name"], "current": "false"})
+    unset = site.put(route, "admin", params={"name": "spare 2", "current": "false"})
     assert unset.status_code == 400 and "current" in unset.json()["message"]
-    switched = site.put(route, "admin", params={"name": "spare 2", "current": "true"})
-    assert switched.status_code == 200 and switched.json()["current"] is True
     back = site.put(f"assetstore/{current['_id']}", "admin",
                     params={"name": current["name"], "current": "true"})
-    assert back.json()["current"] is True
+    assert back.status_code == 200 and back.json()["current"] is True
     assert site.get(route, "admin").json()["current"] is False
     described = _params(site, "put", "/assetstore/{id}")
     assert described["name"]["required"] is True and described["current"]["required"] is True
