@@ -269,3 +269,24 @@ def test_the_registry_builds_it_and_uploads_go_through_it(mongo_app: Any) -> Non
     db = app.engine.database  # the GridFS collections live beside the metadata
     assert db["fs.files"].count_documents({"metadata.refs": 1}) == 1
     assert Checker(svc).check() == []
+
+
+def test_untracked_uploads_are_listed_and_discarded(db: Any, store: GridFSAssetstore) -> None:
+    """``system/uploads?includeUntracked``: an upload document with chunks and
+    no upload record (a killed upload) is listed, then dropped with its chunks;
+    a known upload and one too recent for ``older_than`` are left alone."""
+    known, stray = begin(store, 3 * MiB), begin(store, 3 * MiB)
+    for up in (known, stray):
+        store.write_chunk(up, 0, io.BytesIO(b"s" * (MiB + 5)), MiB + 5)
+    listed = store.untracked_uploads({known["_id"]})
+    assert [(u["uploadId"], u["size"], u["untracked"]) for u in listed] == \
+        [(stray["_id"], MiB + 5, True)]
+    assert listed[0]["assetstoreId"] == "as-unit"
+    assert store.untracked_uploads({known["_id"]}, older_than=0.0, delete=True) == []
+    gone = store.untracked_uploads({known["_id"]}, delete=True)
+    assert [u["uploadId"] for u in gone] == [stray["_id"]]
+    files_id = ObjectId(stray["state"]["filesId"])
+    assert db["fs.chunks"].count_documents({"files_id": files_id}) == 0
+    assert db["fs.uploads"].count_documents({"_id": stray["_id"]}) == 0
+    assert store.upload_offset(known) == MiB + 5  # the tracked one is intact
+    assert store.untracked_uploads({known["_id"]}) == []
