@@ -4,22 +4,29 @@ real server, and as ``/api/v1/describe`` shows them.
 
 Untracked uploads (temporary data no upload record owns) are made with the
 assetstore's own temp API (``begin_upload`` + ``write_chunk`` without a
-record), which is what a killed upload leaves; the kill itself is covered by
-``tests/faults/test_kill_points.py``. With ``JOIST_TEST_ASSETSTORE=s3`` the
-same tests run on an S3 assetstore; ``test_untracked_s3_uploads`` always does.
+record). A real killed WebDAV PUT leaves its record behind (written before
+the first temp byte), so it shows as a tracked, abandoned upload: tested too.
+With ``JOIST_TEST_ASSETSTORE=s3`` the same tests run on an S3 assetstore;
+``test_untracked_s3_uploads`` always does.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from bson import ObjectId
 
+from joist.admin.bootstrap import build_app
+from joist.core.acl import Principal
 from joist.core.assetstores.base import AssetstoreAdapter
-from tests.gateways.http.restsite import RestSite
+from tests.conftest import make_settings
+from tests.faults.killable import Rest, cli_env, serve
+from tests.gateways.http.restsite import PASSWORD, RestSite
 from tests.s3env import shared_moto
 
 MiB = 1 << 20
@@ -219,6 +226,39 @@ def test_untracked_s3_uploads(site: RestSite) -> None:
     assert site.get("system/uploads", "admin", params={"assetstoreId": store}).json() == []
     assert site.check() == []
     s3.abort_multipart_upload(Bucket=bucket, Key="someone/else.bin", UploadId=foreign)
+
+
+def test_a_killed_webdav_put_is_listed_and_discarded(tmp_path: Path) -> None:
+    """A real WebDAV PUT whose server is SIGKILLed mid-write (``joist serve``
+    with a fault point armed): after the restart ``system/uploads`` shows the
+    upload and its temporary bytes, abandoned (its process is gone), and
+    ``DELETE system/uploads`` removes both."""
+    data = tmp_path / "data"
+    with build_app(make_settings(data), env={}) as app:
+        app.services.users.create(Principal.anonymous(), login="alice",
+                                  email="alice@example.org", first_name="A", last_name="L",
+                                  password=PASSWORD, admin=True, check_policy=False)
+    env = cli_env(data, tmp_path / "home")
+    point = "upload.chunk.mid_write"
+    with serve(env, (point,), graceful=False) as server:
+        with pytest.raises(requests.RequestException):
+            requests.put(f"{server.dav}/user/alice/Public/killed.bin", data=os.urandom(3 * MiB),
+                         auth=("alice", PASSWORD), timeout=60)
+        server.wait_killed_at(point)
+    temp_dir = data / "assetstore" / "temp"
+    assert [p.name.endswith(".part") for p in temp_dir.iterdir()] == [True]
+    with serve(env, graceful=False) as server:
+        rest = Rest(server, auth=("alice", PASSWORD))
+        try:
+            listed = rest.ok("GET", "system/uploads")
+            assert [(u["name"], u["tempBytes"], u["abandoned"]) for u in listed] == \
+                [("killed.bin", MiB, True)]
+            removed = rest.ok("DELETE", "system/uploads")
+            assert [u["_id"] for u in removed] == [listed[0]["_id"]]
+            assert rest.ok("GET", "system/uploads") == []
+            assert list(temp_dir.iterdir()) == []
+        finally:
+            rest.close()
 
 
 # ---------------------------------------------------------------- assetstores
