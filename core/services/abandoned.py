@@ -199,15 +199,17 @@ class AbandonedUploads:
     def listing(self, query: UploadQuery, *, sort: list[tuple[str, int]] | None = None,
                 limit: int = 0, offset: int = 0) -> UploadListing:
         """``GET system/uploads`` (Girder's rule): one page of the upload records;
-        when that page has room, untracked temporary data fills it."""
+        when that page has room, untracked temporary data fills it. The
+        untracked list continues the records', so ``offset`` pages through both
+        (Girder starts it afresh on every page past the records)."""
         statuses = self.select(sort=sort, **query.filters())
         page = statuses[offset:offset + limit] if limit else statuses[offset:]
         untracked: list[dict[str, Any]] = []
         if query.untracked_too and (limit == 0 or len(page) < limit):
-            untracked = self.untracked(assetstore_id=query.assetstore_id,
-                                       minimum_age=query.minimum_age)
-            if limit:
-                untracked = untracked[:limit - len(page)]
+            found = self.untracked(assetstore_id=query.assetstore_id,
+                                   minimum_age=query.minimum_age)
+            start = max(0, offset - len(statuses))
+            untracked = found[start:start + limit - len(page)] if limit else found[start:]
         return UploadListing(page, untracked)
 
     def discard(self, query: UploadQuery) -> UploadListing:

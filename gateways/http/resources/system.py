@@ -96,7 +96,8 @@ def _query(upload_id: Any, user_id: Any, parent_id: Any, assetstore_id: Any,
          scope=scopes.PARTIAL_UPLOAD_READ, access="admin",
          params=(*UPLOAD_FILTERS, *PAGING, sort_param("updated")),
          notes="Upload records first (sorted and paged); untracked temporary data fills "
-               "what room the page has left, as in Girder.")
+               "what room the page has left, as in Girder; it continues the records' list, "
+               "so offset pages through it too.")
 def list_uploads(ctx: Context, upload_id: Any, user_id: Any, parent_id: Any,
                  assetstore_id: Any, minimum_age: float | None, include_untracked: bool,
                  limit: int, offset: int, sortdir: int, sort: str) -> Page:

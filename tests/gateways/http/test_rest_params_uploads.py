@@ -179,6 +179,8 @@ def test_untracked_uploads_are_listed_and_discarded(site: RestSite) -> None:
     assert listed(limit=1) == [(tracked["_id"], False)]
     assert listed(limit=2) == both
     assert listed(limit=1, offset=1) == [(stray, True)]
+    assert listed(limit=1, offset=2) == []  # paging walks on through the untracked data
+    assert listed(offset=1) == [(stray, True)]
     # A filter only records have (upload, user, parent) leaves untracked data out.
     assert listed(uploadId=tracked["_id"]) == [(tracked["_id"], False)]
     assert listed(parentId=site.id("public")) == [(tracked["_id"], False)]
