@@ -79,7 +79,10 @@ def init_upload(ctx: Context, parent_type: str, parent_id: str, name: str,
               Param("uploadId", required=True),
               Param("offset", "integer", default=0,
                     description="Offset of the chunk in the file: where the server is."),
-              EXTRA_PARAMETERS, Param("chunk", "json")),
+              EXTRA_PARAMETERS,
+              Param("chunk", "json", description=(
+                  "Girder's undocumented part description of direct-to-S3 uploads; Joist "
+                  "always receives the bytes itself, in the body, and ignores it."))),
           notes="The data for the chunk is the body of the request; the other parameters "
                 "go in the query string.")
 def upload_chunk(ctx: Context, upload_id: str, offset: int, upload_extra_parameters: Any,
