@@ -42,10 +42,10 @@ def _params(site: RestSite, method: str, path: str) -> dict[str, dict[str, Any]]
 
 
 def _begin(site: RestSite, name: str, size: int, folder: str = "public",
-           login: str = "alice", **params: Any) -> dict[str, Any]:
-    reply = site.post("file", login, params={"parentType": "folder", "name": name,
-                                             "parentId": site.id(folder), "size": size,
-                                             **params})
+           login: str = "alice", body: bytes | None = None, **params: Any) -> dict[str, Any]:
+    reply = site.post("file", login, data=body, params={
+        "parentType": "folder", "name": name, "parentId": site.id(folder), "size": size,
+        **params})
     assert reply.status_code == 200, reply.text
     return reply.json()  # type: ignore[no-any-return]
 
@@ -99,7 +99,9 @@ def test_chunk_offset_is_optional_and_extra_parameters_are_judged(site: RestSite
 
 def _partial(site: RestSite, name: str, data: bytes, size: int,
              folder: str = "public") -> dict[str, Any]:
-    return _begin(site, name, size, folder, data=data)
+    upload = _begin(site, name, size, folder, body=data)  # the body is the first chunk
+    assert upload["received"] == len(data), upload
+    return upload
 
 
 def test_system_uploads_filters_sort_and_paging(site: RestSite) -> None:
@@ -118,6 +120,7 @@ def test_system_uploads_filters_sort_and_paging(site: RestSite) -> None:
     assert ids(sort="name") == [a["_id"], b["_id"], c["_id"]]
     assert ids(sort="name", sortdir=-1) == [c["_id"], b["_id"], a["_id"]]
     assert ids(sort="size") == [c["_id"], a["_id"], b["_id"]]
+    assert ids(sort="received", sortdir=-1) == [b["_id"], a["_id"], c["_id"]]
     assert ids(sort="name", limit=1, offset=1) == [b["_id"]]
     assert ids(parentId=site.id("data")) == [c["_id"]]
     assert ids(uploadId=a["_id"]) == [a["_id"]]
