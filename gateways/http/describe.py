@@ -12,10 +12,13 @@ from .response import Raw, dumps
 from .router import Route, RouteTable
 
 STATIC = Path(__file__).with_name("static")
-KIND = {"integer": ("integer", None), "number": ("number", None),
-        "boolean": ("boolean", None), "json": ("string", "json"),
-        "jsonObject": ("string", "json"), "jsonArray": ("string", "json"),
-        "objectId": ("string", None), "string": ("string", None)}
+# Joist kind -> Swagger (type, format) as Girder's description gives them
+# (Girder's "int" is integer/int32, "float" number/float; JSON travels as a string).
+KIND = {"integer": ("integer", "int32"), "number": ("number", "float"),
+        "boolean": ("boolean", None), "json": ("string", None),
+        "jsonObject": ("string", None), "jsonArray": ("string", None),
+        "objectId": ("string", None), "string": ("string", None),
+        "password": ("string", "password")}
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{brand} REST API</title>
 <link rel="stylesheet" href="{base}/static/swagger-ui/swagger-ui.css"></head>

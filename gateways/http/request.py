@@ -50,6 +50,7 @@ class Request:
         self._params: dict[str, str] | None = None
         self._form_body: bytes | None = None
         self.authenticated = False  # someone is logged in on this request (401 vs 403)
+        self.token_valid = False  # a valid token was sent (routes open to any token)
         # Why a valid token acts as anonymous here (it lacks the route's scope).
         self.scope_refusal: str | None = None
 
@@ -214,14 +215,18 @@ def snake(name: str) -> str:
 
 
 def bind(params: tuple[Param, ...], given: Mapping[str, str],
-         path_values: Mapping[str, str]) -> dict[str, Any]:
-    """Handler keyword arguments from declared parameters (unknown ones ignored)."""
+         path_values: Mapping[str, str],
+         headers: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """Handler keyword arguments from declared parameters (unknown ones ignored);
+    a header parameter (``Girder-OTP``) comes from ``headers``."""
     out: dict[str, Any] = {}
     for param in params:
         if param.location == "body":
             continue
         if param.location == "path":
             raw: Any = path_values.get(param.name)
+        elif param.location == "header":
+            raw = (headers or {}).get(param.name)
         else:
             raw = given.get(param.name)
         key = snake(param.name)

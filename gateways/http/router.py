@@ -18,9 +18,13 @@ from typing import Any, Literal
 
 from joist.core.auth import scopes
 
-Access = Literal["public", "user", "admin"]
-Kind = Literal["string", "integer", "number", "boolean", "json", "jsonObject", "jsonArray",
-               "objectId", "body"]
+# "token": any valid token will do, no user needed (Girder's ``@access.token``).
+Access = Literal["public", "token", "user", "admin"]
+Kind = Literal["string", "password", "integer", "number", "boolean", "json", "jsonObject",
+               "jsonArray", "objectId", "body"]
+# Where a parameter travels (Swagger's "in"). Query and formData values share
+# one namespace, as in Girder; the location says how the description shows it.
+Location = Literal["query", "formData", "path", "body", "header"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class Param:
     default: Any = None
     description: str = ""
     enum: tuple[Any, ...] = ()
-    location: Literal["query", "path", "body"] = "query"
+    location: Location = "query"
     strip: bool = False
 
 
