@@ -25,7 +25,7 @@ LIST_ITEM_PARAMS = (Param("folderId"), Param("text"), Param("name"), sort_param(
            params=(*LIST_ITEM_PARAMS, *PAGING))
 def list_items(ctx: Context, folder_id: str | None, text: str | None, name: str | None,
                sort: str, limit: int, offset: int, sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName", "item")
     if folder_id:
         folder = load(ctx, "folder", folder_id)
         service = ctx.services.items
@@ -49,7 +49,7 @@ def list_items(ctx: Context, folder_id: str | None, text: str | None, name: str 
 def item_position(ctx: Context, id: str, folder_id: str | None, text: str | None,
                   name: str | None, sort: str, sortdir: int) -> int:
     doc = load(ctx, "item", id)
-    spec = paging(0, 0, sortdir, sort, "lowerName")[2]
+    spec = paging(0, 0, sortdir, sort, "lowerName", "item")[2]
     folder = load(ctx, "folder", folder_id or str(doc["folderId"]))
     return ctx.services.items.position(ctx.principal, doc, folder, name=name, text=text,
                                        sort=spec)
@@ -106,7 +106,7 @@ def delete_item(ctx: Context, id: str) -> dict[str, str]:
            params=(sort_param("name"), *PAGING))
 def item_files(ctx: Context, id: str, sort: str, limit: int, offset: int,
                sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "name")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "name", "file")
     doc = load(ctx, "item", id)
     files = ctx.services.items.files(ctx.principal, doc, skip=offset, limit=limit,
                                      sort=spec, check_access=False)

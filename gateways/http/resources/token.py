@@ -61,7 +61,7 @@ def _owner_id(ctx: Context, user_id: str | None) -> ObjectId | None:
           params=(Param("userId"), sort_param("name"), *PAGING))
 def list_keys(ctx: Context, user_id: str | None, sort: str, limit: int, offset: int,
               sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "name")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "name", "api_key")
     docs = ctx.services.auth.api_keys.list(ctx.principal, user_id=_owner_id(ctx, user_id),
                                            skip=offset, limit=limit, sort=spec)
     return Page(ctx.filter.many("api_key", docs, ctx.principal))

@@ -23,7 +23,7 @@ folders = RouteCollector("folder", "Folders.")
                  params=(Param("text"), sort_param("name"), *PAGING))
 def list_collections(ctx: Context, text: str | None, sort: str, limit: int, offset: int,
                      sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "name")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "name", "collection")
     docs = ctx.services.collections.list(ctx.principal, skip=offset, limit=limit, sort=spec,
                                          text=text)
     return Page(ctx.filter.many("collection", docs, ctx.principal),
@@ -94,7 +94,7 @@ def _listed_parent(ctx: Context, parent_type: str | None, parent_id: str | None,
 def list_folders(ctx: Context, parent_type: str | None, parent_id: str | None,
                  text: str | None, name: str | None, sort: str, limit: int, offset: int,
                  sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName", "folder")
     parent = _listed_parent(ctx, parent_type, parent_id, text)
     service = ctx.services.folders
     docs = service.listing(ctx.principal, parent, name=name, text=text, sort=spec,
@@ -109,7 +109,7 @@ def list_folders(ctx: Context, parent_type: str | None, parent_id: str | None,
 def folder_position(ctx: Context, id: str, parent_type: str | None, parent_id: str | None,
                     text: str | None, name: str | None, sort: str, sortdir: int) -> int:
     doc = load(ctx, "folder", id)
-    spec = paging(0, 0, sortdir, sort, "lowerName")[2]
+    spec = paging(0, 0, sortdir, sort, "lowerName", "folder")[2]
     parent = _listed_parent(ctx, parent_type or doc["parentCollection"],
                             parent_id or str(doc["parentId"]), text)
     return ctx.services.folders.position(ctx.principal, doc, parent, name=name, text=text,

@@ -89,7 +89,7 @@ def me(ctx: Context) -> Any:
          params=(Param("text"), sort_param("lastName"), *PAGING))
 def list_users(ctx: Context, text: str | None, sort: str, limit: int, offset: int,
                sortdir: int) -> list[Any]:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "lastName")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "lastName", "user")
     docs = ctx.services.users.list(ctx.principal, skip=offset, limit=limit, sort=spec,
                                    text=text)
     return ctx.filter.many("user", docs, ctx.principal)
