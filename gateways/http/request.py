@@ -131,6 +131,12 @@ class Request:
         morsel = jar.get(name)
         return morsel.value if morsel else None
 
+    def base_url(self) -> str:
+        """scheme://host[:port] the client addressed (Girder's ``requestBase``)."""
+        env = self.environ
+        host = env.get("HTTP_HOST") or f"{env.get('SERVER_NAME')}:{env.get('SERVER_PORT')}"
+        return f"{env.get('wsgi.url_scheme', 'http')}://{host}"
+
     @property
     def remote_addr(self) -> str:
         return str(self.environ.get("REMOTE_ADDR") or "")
