@@ -7,6 +7,7 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
+from .paramdocs import COMMON
 from .request import Request
 from .response import Raw, dumps
 from .router import Route, RouteTable
@@ -43,8 +44,9 @@ def _operation(route: Route) -> dict[str, Any]:
                      "schema": {"type": "object"}}
         if fmt:
             entry["format"] = fmt
-        if param.description:
-            entry["description"] = param.description
+        description = param.description or COMMON.get(param.name)
+        if description:
+            entry["description"] = description
         if param.default is not None:
             entry["default"] = param.default
         if param.enum:

@@ -216,8 +216,9 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 @functools.lru_cache(maxsize=1024)
 def snake(name: str) -> str:
-    """Wire names are Girder's camelCase; handler arguments are PEP 8."""
-    return _CAMEL.sub(r"_\1", name).replace(".", "_").lower()
+    """Wire names are Girder's camelCase (or a header's Dashed-Name); handler
+    arguments are PEP 8."""
+    return _CAMEL.sub(r"_\1", name).replace(".", "_").replace("-", "_").lower()
 
 
 def bind(params: tuple[Param, ...], given: Mapping[str, str],

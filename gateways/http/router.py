@@ -103,6 +103,11 @@ class RouteTable:
                        self.match(r.method, resource, segments) is not None})
 
 
+# Path wildcards not declared as parameters, described as Girder's modelParam does.
+_PATH_DESCRIPTIONS = {"id": "The ID of the document.", "name": "The name of the file.",
+                      "keyId": "The ID of the SSH key."}
+
+
 class RouteCollector:
     """Used by resource modules: ``api = RouteCollector("item")``, then
     ``@api.get(":id/files", ...)``."""
@@ -123,7 +128,8 @@ class RouteCollector:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             params = tuple(kw.pop("params", ()))
             declared = {p.name for p in params}
-            path_params = tuple(Param(t[1:], "string", True, location="path")
+            path_params = tuple(Param(t[1:], "string", True, location="path",
+                                      description=_PATH_DESCRIPTIONS.get(t[1:], ""))
                                 for t in tokens if t.startswith(":") and t[1:] not in declared)
             self.routes.append(Route(method, self.resource, tokens, handler, summary,
                                      params=path_params + params, **kw))

@@ -65,7 +65,9 @@ def _search_items(ctx: Context, text: str, offset: int, limit: int) -> list[dict
 @items.post("", "Create an item.", access="user", scope=WRITE_SCOPE, params=(
     Param("folderId", required=True), Param("name", required=True, strip=True),
     Param("description", default="", strip=True),
-    Param("reuseExisting", "boolean", default=False), Param("metadata", "jsonObject")))
+    Param("reuseExisting", "boolean", default=False),
+    Param("metadata", "jsonObject", location="formData",
+          description="A JSON object containing the metadata keys to add")))
 def create_item(ctx: Context, folder_id: str, name: str, description: str,
                 reuse_existing: bool, metadata: dict[str, Any] | None) -> Any:
     folder = load(ctx, "folder", folder_id)
@@ -81,7 +83,8 @@ def get_item(ctx: Context, id: str) -> Any:
 
 @items.put(":id", "Edit or move an item.", access="user", scope=WRITE_SCOPE, params=(
     Param("name", strip=True), Param("description", strip=True), Param("folderId"),
-    Param("metadata", "jsonObject")))
+    Param("metadata", "jsonObject", location="formData",
+          description="A JSON object containing the metadata keys to add")))
 def update_item(ctx: Context, id: str, name: str | None, description: str | None,
                 folder_id: str | None, metadata: dict[str, Any] | None) -> Any:
     svc = ctx.services

@@ -40,7 +40,12 @@ def public_settings(ctx: Context) -> dict[str, Any]:
 
 @api.get("setting", "Get the value of a system setting, or a list of them.",
          scope=scopes.SETTINGS_READ, access="admin",
-         params=(Param("key"), Param("list", "jsonArray"), Param("default")))
+         params=(Param("key", description="The key identifying this setting."),
+                 Param("list", "jsonArray", description="A JSON list of keys representing "
+                       "a set of settings to return."),
+                 Param("default", description="Girder 3's default=none|default: the stored "
+                       "value only, or the schema default (ignored; values include "
+                       "defaults).")))
 def get_setting(ctx: Context, key: str | None, list: Any, default: str | None) -> Any:
     settings = ctx.services.settings
     if list is not None:
@@ -52,7 +57,13 @@ def get_setting(ctx: Context, key: str | None, list: Any, default: str | None) -
 
 @api.put("setting", "Set the value of a system setting, or a list of them.",
          scope=FULL_LOGIN, access="admin",
-         params=(Param("key"), Param("value"), Param("list", "jsonArray")))
+         params=(Param("key", location="formData",
+                       description="The key identifying this setting."),
+                 Param("value", location="formData",
+                       description="The value for this setting."),
+                 Param("list", "jsonArray", location="formData",
+                       description="A JSON list of objects with key and value "
+                                   "representing a list of settings to set.")))
 def set_setting(ctx: Context, key: str | None, value: str | None, list: Any) -> Any:
     settings = ctx.services.settings
     if list is not None and not all(isinstance(entry, dict) for entry in list):

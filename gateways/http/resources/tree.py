@@ -121,7 +121,9 @@ def folder_position(ctx: Context, id: str, parent_type: str | None, parent_id: s
     Param("parentId", required=True), Param("name", required=True, strip=True),
     Param("description", default="", strip=True), Param("reuseExisting", "boolean",
                                                         default=False),
-    Param("public", "boolean"), Param("metadata", "jsonObject")))
+    Param("public", "boolean"), Param("metadata", "jsonObject", location="formData",
+                                      description="A JSON object containing the metadata "
+                                                  "keys to add")))
 def create_folder(ctx: Context, parent_type: str, parent_id: str, name: str,
                   description: str, reuse_existing: bool, public: bool | None,
                   metadata: dict[str, Any] | None) -> Any:
@@ -140,7 +142,8 @@ def get_folder(ctx: Context, id: str) -> Any:
 @folders.put(":id", "Edit or move a folder.", access="user", scope=WRITE_SCOPE, params=(
     Param("name", strip=True), Param("description", strip=True),
     Param("parentType", enum=("folder", "user", "collection")), Param("parentId"),
-    Param("metadata", "jsonObject")))
+    Param("metadata", "jsonObject", location="formData",
+          description="A JSON object containing the metadata keys to add")))
 def update_folder(ctx: Context, id: str, name: str | None, description: str | None,
                   parent_type: str | None, parent_id: str | None,
                   metadata: dict[str, Any] | None) -> Any:

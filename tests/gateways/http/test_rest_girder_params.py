@@ -23,6 +23,8 @@ JOIST_ONLY_ROUTES = {("GET", "user/:id/sshkey"), ("POST", "user/:id/sshkey"),
 ALLOWED_EXTRAS = {
     ("GET", "resource/lookup", "test"):
         "girder-client before 3.2 sends test=true to get null instead of a 400",
+    ("GET", "file/:id/download/:name", "endByte"):
+        "the same download options as GET file/:id/download, for named links",
     ("GET", "file/:id/download/:name", "contentDisposition"):
         "the same download options as GET file/:id/download, for named links",
     ("GET", "file/:id/download/:name", "extraParameters"):
@@ -39,7 +41,7 @@ ALLOWED_EXTRAS = {
 PENDING_PART_B: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "file/chunk"): frozenset({"uploadId", "offset", "uploadExtraParameters", "chunk"}),
     ("GET", "system/uploads"): frozenset({"sort"}),
-    ("POST", "assetstore"): frozenset({"allowS3AcceleratedTransfer"}),
+    ("POST", "assetstore"): frozenset({"allowS3AcceleratedTransfer", "current"}),
     ("PUT", "assetstore/:id"): frozenset({"name", "current", "root", "perms",
                                           "allowS3AcceleratedTransfer"}),
     ("POST", "assetstore/:id/import"): frozenset({"importPath"}),
