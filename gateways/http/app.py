@@ -147,7 +147,7 @@ class RestApp:
             request.scope_refusal = scopes.refusal(held.scopes, route.scope)
         request.authenticated = not principal.is_anonymous
         if route.access == "token":  # any valid token, even an anonymous session's
-            request.token_valid = self.services.auth.tokens.grant(token) is not None
+            request.token_valid = self.services.auth.tokens.lookup(token) is not None
         return token, principal
 
     @staticmethod
