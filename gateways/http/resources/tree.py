@@ -190,7 +190,8 @@ def folder_rootpath(ctx: Context, id: str) -> list[dict[str, Any]]:
               access="user", scope=WRITE_SCOPE, params=(
                   Param("parentType", enum=("folder", "user", "collection")),
                   Param("parentId"), Param("name", strip=True),
-                  Param("description", strip=True), Param("public", default="original"),
+                  Param("description", strip=True), Param("public", default="original",
+                        enum=("true", "false", "original")),
                   Param("progress", "boolean", default=False)))
 def copy_folder(ctx: Context, id: str, parent_type: str | None, parent_id: str | None,
                 name: str | None, description: str | None, public: str,

@@ -146,7 +146,8 @@ def create_user(ctx: Context, login: str, email: str, first_name: str, last_name
 
 @api.put(":id", "Update a user's profile.", access="user", scope=FULL_LOGIN, params=(
     Param("firstName", required=True), Param("lastName", required=True),
-    Param("email", required=True), Param("admin", "boolean"), Param("status")))
+    Param("email", required=True), Param("admin", "boolean"),
+    Param("status", enum=("pending", "enabled", "disabled"))))
 def update_user(ctx: Context, id: str, first_name: str, last_name: str, email: str,
                 admin: bool | None, status: str | None) -> Any:
     user = load(ctx, "user", id)
