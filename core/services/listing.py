@@ -37,13 +37,15 @@ def before(doc: dict[str, Any], sort: SortSpec) -> dict[str, Any]:
 
 
 # The fields each paged listing sorts by (Girder's ``sort`` parameter): the
-# fields Girder's clients sort these documents by. Every listing's filter
-# (parent, owner, group, assetstore) is served by a store index and its
-# default sort too (core/store/specs.py); another field orders the filtered
-# documents. A field not listed is a 400, never a silent unsorted page.
+# fields Girder's clients sort these documents by. Each listing's filter
+# (parent, owner, assetstore) and default sort are served by a store index
+# (core/store/specs.py; group membership is an array, which SQLite scans);
+# another field orders the filtered documents. A field not listed is a 400,
+# never a silently unsorted page.
 _NAMED = ("_id", "name", "lowerName", "created", "updated")
 SORTABLE: dict[str, frozenset[str]] = {
-    "user": frozenset({"_id", "login", "email", "firstName", "lastName", "created"}),
+    # Not email: sorting by a field a principal may not read would reveal it.
+    "user": frozenset({"_id", "login", "firstName", "lastName", "created"}),
     "group": frozenset(_NAMED),
     "group_member": frozenset({"_id", "login", "firstName", "lastName", "created"}),
     "collection": frozenset({*_NAMED, "size"}),
@@ -53,6 +55,7 @@ SORTABLE: dict[str, frozenset[str]] = {
     "assetstore": frozenset({"_id", "name", "type", "created"}),
     "assetstore_file": frozenset({"_id", "name"}),
     "api_key": frozenset({"_id", "name", "created"}),
+    "upload": frozenset({"_id", "updated", "created", "name", "size"}),
 }
 
 
