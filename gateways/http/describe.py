@@ -71,6 +71,8 @@ def _operation(route: Route) -> dict[str, Any]:
     notes = [route.notes] if route.notes else []
     if route.access == "admin":
         notes.append("Site administrators only.")
+    elif route.access == "token":
+        notes.append("Needs a valid token (an anonymous session's will do).")
     if route.scope:
         notes.append(f"Token scope: {route.scope}.")
     if notes:
