@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import utcnow
-from ..db.engine import Collection, Document, DuplicateKeyError, Engine
+from ..db.engine import Collection, Document, DuplicateKeyError, Engine, SortSpec
 from ..errors import ConflictError, ExistsError, NotFoundError, StorageError, ValidationError
 from ..store import object_id
 from ..validation import validate_name
@@ -100,8 +100,10 @@ class AssetstoreRegistry:
             raise NotFoundError(f"Invalid assetstore id ({assetstore_id}).")
         return doc
 
-    def list(self, *, skip: int = 0, limit: int = 0) -> list[Document]:
-        return self._coll.find({}, sort=[("name", 1), ("_id", 1)], skip=skip, limit=limit)
+    def list(self, *, skip: int = 0, limit: int = 0,
+             sort: SortSpec | None = None) -> list[Document]:
+        return self._coll.find({}, sort=sort or [("name", 1), ("_id", 1)], skip=skip,
+                               limit=limit)
 
     def create(self, doc: dict[str, Any]) -> Document:
         """Insert a validated document; the first assetstore becomes current."""
@@ -208,12 +210,13 @@ class AssetstoreRegistry:
         return self._files is not None and self._files.find_one(
             {"assetstoreId": assetstore_id}, projection=["_id"]) is not None
 
-    def files_in(self, assetstore_id: Any, *, skip: int = 0,
-                 limit: int = 50) -> builtins.list[Document]:
-        """The file records whose bytes live in an assetstore, oldest first."""
+    def files_in(self, assetstore_id: Any, *, skip: int = 0, limit: int = 50,
+                 sort: SortSpec | None = None) -> builtins.list[Document]:
+        """The file records whose bytes live in an assetstore, oldest first
+        unless ``sort`` says otherwise (by an index on assetstoreId and it)."""
         if self._files is None:
             return []
-        return self._files.find({"assetstoreId": assetstore_id}, sort=[("_id", 1)],
+        return self._files.find({"assetstoreId": assetstore_id}, sort=sort or [("_id", 1)],
                                 skip=skip, limit=limit)
 
     def delete(self, assetstore_id: Any) -> None:

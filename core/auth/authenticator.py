@@ -11,7 +11,7 @@ from ..db.engine import Document
 from ..errors import AuthenticationError, ValidationError
 from ..store import Store
 from ..stored_settings import SettingsService
-from . import grants, otp
+from . import grants, otp, scopes
 from .apikeys import ApiKeyService
 from .grants import Grant, GrantChecker, LiveGrant
 from .passwords import hash_password, verify_password
@@ -22,6 +22,7 @@ from .tokens import TokenService
 log = logging.getLogger("joist.auth")
 
 ANONYMOUS_LOGIN = "anonymous"
+EMAIL_VERIFICATION_DAYS = 1.0  # how long a verification mail's link works
 WEBDAV = "webdav"
 """Gateway name for ``anonymous_allowed``: WebDAV asks for a login unless its
 own setting also lets anonymous clients in (file managers and davfs2 send
@@ -194,3 +195,33 @@ class Authenticator:
 
     def principal_for_token(self, value: str | None) -> Principal:
         return self.tokens.principal(value)
+
+    # ------------------------------------------------------------ email verification
+    def user_for_verification(self, login: str) -> Document:
+        """The account a verification mail goes to, by login or email (Girder's
+        ``POST user/verification``)."""
+        user = self.find_user(login)
+        if user is None:
+            raise AuthenticationError("That login is not registered.")
+        return user
+
+    def email_verification_token(self, user: Document) -> Document:
+        """The token a verification mail carries: scope ``core.email_verification``,
+        valid one day, good for that user only."""
+        return self.tokens.create(user, days=EMAIL_VERIFICATION_DAYS,
+                                  scopes=[scopes.EMAIL_VERIFICATION])
+
+    def verify_email(self, user_id: Any, token: str) -> Document:
+        """Mark a user's email verified with a token issued for that (used
+        once); anyone holding the token may, no login needed (Girder's rule).
+        A wrong user id and a wrong token look alike: nothing is revealed."""
+        doc = self.tokens.lookup(token)
+        if doc is None or str(doc.get("userId")) != str(user_id) or \
+                scopes.EMAIL_VERIFICATION not in (doc.get("scope") or ()):
+            raise AuthenticationError("The token is invalid or expired.")
+        user = self._store.users.find_one({"_id": doc["userId"]})
+        if user is None:
+            raise AuthenticationError("The token is invalid or expired.")
+        self._store.users.update_one({"_id": user["_id"]}, {"$set": {"emailVerified": True}})
+        self.tokens.delete(token)
+        return {**user, "emailVerified": True}

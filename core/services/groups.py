@@ -19,6 +19,10 @@ from ..validation import validate_name
 from .tree_access import TreeAccess
 
 GROUP_EXISTS = "A group with that name already exists."
+# A group's own say on direct adds (Girder's ``addAllowed``): "default" defers
+# to the site's core.add_to_group_policy; the others only count where that
+# policy lets groups decide (see ``_may_add_directly``).
+ADD_ALLOWED = ("default", "no", "yesmod", "yesadmin")
 
 
 class GroupService:
@@ -56,21 +60,34 @@ class GroupService:
         return self.store.groups.find_one({"lowerName": str(name).strip().lower()})
 
     def list(self, principal: Principal, *, skip: int = 0, limit: int = 50,
-             sort: SortSpec | None = None, text: str | None = None) -> builtins.list[Document]:
-        """Groups the principal may see; ``text`` matches names (case-insensitive)."""
+             sort: SortSpec | None = None, text: str | None = None,
+             exact: bool = False) -> builtins.list[Document]:
+        """Groups the principal may see; ``text`` matches names (case-insensitive),
+        or with ``exact`` the whole name, case-sensitively (Girder's ``exact``)."""
         member_of: dict[str, Any] = {"_id": {"$in": sorted(principal.groups)}}
         visible = acl.permission_filter(principal, acl.READ)
         query: dict[str, Any] = {} if visible is None else {"$or": [visible, member_of]}
-        if text:
+        if text is not None and exact:
+            query = acl.and_filter(query, {"name": text})
+        elif text:
             query = acl.and_filter(query, {"lowerName": {
                 "$regex": re.escape(text.strip().lower())}})
         return self.store.groups.find(query, sort=sort or [("lowerName", 1), ("_id", 1)],
                                       skip=skip, limit=limit)
 
     def update(self, principal: Principal, group: Document, *, name: Any = None,
-               description: str | None = None, public: bool | None = None) -> Document:
+               description: str | None = None, public: bool | None = None,
+               add_allowed: str | None = None) -> Document:
         self.tree.require(principal, "group", group, acl.WRITE)
         update: dict[str, Any] = {"updated": utcnow()}
+        if add_allowed is not None:
+            # Only site admins choose a group's direct-add policy (Girder's rule).
+            if not principal.is_site_admin:
+                raise AccessDeniedError("Only administrators may set addAllowed.")
+            if add_allowed not in ADD_ALLOWED:
+                raise ValidationError(f"addAllowed must be one of {', '.join(ADD_ALLOWED)}.",
+                                      field="addAllowed")
+            update["addAllowed"] = add_allowed
         if name is not None:
             new_name = validate_name(name, "Group name")
             update.update(name=new_name, lowerName=new_name.lower())
@@ -98,18 +115,19 @@ class GroupService:
 
     # ------------------------------------------------------------ members
     def members(self, principal: Principal, group: Document, *, skip: int = 0,
-                limit: int = 50) -> builtins.list[Document]:
+                limit: int = 50, sort: SortSpec | None = None) -> builtins.list[Document]:
         self.tree.require(principal, "group", group, acl.READ)
-        return self.store.users.find({"groups": group["_id"]},
-                                     sort=[("lastName", 1), ("firstName", 1), ("_id", 1)],
-                                     skip=skip, limit=limit)
+        return self.store.users.find(
+            {"groups": group["_id"]},
+            sort=sort or [("lastName", 1), ("firstName", 1), ("_id", 1)],
+            skip=skip, limit=limit)
 
     def invitations(self, principal: Principal, group: Document, *, skip: int = 0,
-                    limit: int = 50) -> builtins.list[Document]:
+                    limit: int = 50, sort: SortSpec | None = None) -> builtins.list[Document]:
         """The users with a pending invitation to ``group`` (READ on it required)."""
         self.tree.require(principal, "group", group, acl.READ)
         return self.store.users.find({"groupInvites.groupId": group["_id"]},
-                                     sort=[("lastName", 1), ("_id", 1)],
+                                     sort=sort or [("lastName", 1), ("_id", 1)],
                                      skip=skip, limit=limit)
 
     def reload(self, group: Document) -> Document:
@@ -117,13 +135,21 @@ class GroupService:
         (and was allowed to make), whatever it may still read of it."""
         return self.store.get("group", group["_id"])
 
-    def _may_add_directly(self, principal: Principal, level: int) -> bool:
+    def _may_add_directly(self, principal: Principal, group: Document, level: int) -> bool:
+        """Girder's rule for adding a member without an invitation. The site
+        policy says who may (``yesmod``: group moderators and admins,
+        ``yesadmin``: group admins, ``never``: site admins only) and whether a
+        group may decide otherwise: ``no...`` policies are off by default but
+        let a group turn it on, ``yes...`` ones let a group turn it off."""
         if principal.is_site_admin:
             return True
         policy = self.settings.get("core.add_to_group_policy")
-        if policy.startswith("yes"):
-            return level >= acl.ADMIN or (policy == "yesmod" and level >= acl.WRITE)
-        return False
+        own = group.get("addAllowed", "default")
+        effective = own if own in ("no", "yesmod", "yesadmin") else policy
+        if level >= acl.ADMIN and ("mod" in policy or "admin" in policy) and \
+                effective.startswith("yes"):
+            return True
+        return level >= acl.WRITE and "mod" in policy and effective == "yesmod"
 
     def add_member(self, principal: Principal, group: Document, user: Document, *,
                    level: int = acl.READ, force: bool = False) -> Document:
@@ -135,7 +161,7 @@ class GroupService:
         if level > my_level and not principal.is_site_admin:
             raise AccessDeniedError("You may not grant a level above your own.")
         if force:
-            if not self._may_add_directly(principal, my_level):
+            if not self._may_add_directly(principal, group, my_level):
                 raise AccessDeniedError("Adding members directly is not allowed here.")
             self._join(group, user, level)
         else:

@@ -20,7 +20,7 @@ def _ix(*keys: str, unique: bool = False, sparse: bool = False) -> Index:
 USER = CollectionSpec(
     "user",
     indexes=(_ix("login", unique=True), _ix("email", unique=True), _ix("groups"),
-             _ix("lastName", "firstName", "_id")),
+             _ix("lastName", "firstName", "_id"), _ix("created", "_id")),
     array_fields=ACL_ARRAYS | {"groups", "groupInvites"},
 )
 GROUP = CollectionSpec(
@@ -48,7 +48,7 @@ ITEM = CollectionSpec(
 FILE = CollectionSpec(
     "file",
     indexes=(_ix("itemId", "name", "_id"), _ix("sha512", sparse=True),
-             _ix("assetstoreId", "_id")),
+             _ix("assetstoreId", "_id"), _ix("assetstoreId", "name", "_id")),
     array_fields=frozenset({"exts"}),
 )
 UPLOAD = CollectionSpec(

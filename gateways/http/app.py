@@ -127,7 +127,9 @@ class RestApp:
         route, path_values = match
         token, principal = self._authenticate(request, route)
         self._check_access(request, route, principal)
-        kwargs = bind(route.params, request.params(), path_values)
+        headers = {p.name: request.header(p.name) for p in route.params
+                   if p.location == "header"}
+        kwargs = bind(route.params, request.params(), path_values, headers)
         ctx = Context(request, principal, token, route, self.services, self.hierarchy,
                       self.settings, self.filter, uid)
         return route.handler(ctx, **kwargs), route
@@ -144,10 +146,16 @@ class RestApp:
         if principal.is_anonymous and not held.is_anonymous:
             request.scope_refusal = scopes.refusal(held.scopes, route.scope)
         request.authenticated = not principal.is_anonymous
+        if route.access == "token":  # any valid token, even an anonymous session's
+            request.token_valid = self.services.auth.tokens.lookup(token) is not None
         return token, principal
 
     @staticmethod
     def _check_access(request: Request, route: Route, principal: Principal) -> None:
+        if route.access == "token":
+            if not request.token_valid:
+                raise AuthenticationError("You must be logged in or have a valid auth token.")
+            return
         if route.access != "public" and principal.is_anonymous:
             raise AuthenticationError("You must be logged in.")
         if route.access == "admin" and not principal.is_site_admin:

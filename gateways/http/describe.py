@@ -7,15 +7,19 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
+from .paramdocs import COMMON
 from .request import Request
 from .response import Raw, dumps
 from .router import Route, RouteTable
 
 STATIC = Path(__file__).with_name("static")
-KIND = {"integer": ("integer", None), "number": ("number", None),
-        "boolean": ("boolean", None), "json": ("string", "json"),
-        "jsonObject": ("string", "json"), "jsonArray": ("string", "json"),
-        "objectId": ("string", None), "string": ("string", None)}
+# Joist kind -> Swagger (type, format) as Girder's description gives them
+# (Girder's "int" is integer/int32, "float" number/float; JSON travels as a string).
+KIND = {"integer": ("integer", "int32"), "number": ("number", "float"),
+        "boolean": ("boolean", None), "json": ("string", None),
+        "jsonObject": ("string", None), "jsonArray": ("string", None),
+        "objectId": ("string", None), "string": ("string", None),
+        "password": ("string", "password")}
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{brand} REST API</title>
 <link rel="stylesheet" href="{base}/static/swagger-ui/swagger-ui.css"></head>
@@ -40,8 +44,9 @@ def _operation(route: Route) -> dict[str, Any]:
                      "schema": param.schema or {"type": "object"}}
         if fmt and param.location != "body":  # a body's type is its schema
             entry["format"] = fmt
-        if param.description:
-            entry["description"] = param.description
+        description = param.description or COMMON.get(param.name)
+        if description:
+            entry["description"] = description
         if param.default is not None:
             entry["default"] = param.default
         if param.enum:
@@ -66,6 +71,8 @@ def _operation(route: Route) -> dict[str, Any]:
     notes = [route.notes] if route.notes else []
     if route.access == "admin":
         notes.append("Site administrators only.")
+    elif route.access == "token":
+        notes.append("Needs a valid token (an anonymous session's will do).")
     if route.scope:
         notes.append(f"Token scope: {route.scope}.")
     if notes:

@@ -66,7 +66,8 @@ class Filter:
                 out[key] = kind()
         if model == "group":
             out["_addToGroupPolicy"] = self.services.settings.get("core.add_to_group_policy")
-            out["addAllowed"] = "yesadmin" if principal.is_site_admin else "no"
+            # The group's own direct-add policy as stored (PUT group/:id addAllowed).
+            out["addAllowed"] = doc.get("addAllowed", "default")
         out["_modelType"] = model
         if model in ACCESS_CONTROLLED and level is not None:
             out["_accessLevel"] = int(level)

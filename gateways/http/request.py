@@ -50,6 +50,7 @@ class Request:
         self._params: dict[str, str] | None = None
         self._form_body: bytes | None = None
         self.authenticated = False  # someone is logged in on this request (401 vs 403)
+        self.token_valid = False  # a valid token was sent (routes open to any token)
         # Why a valid token acts as anonymous here (it lacks the route's scope).
         self.scope_refusal: str | None = None
 
@@ -130,6 +131,12 @@ class Request:
         morsel = jar.get(name)
         return morsel.value if morsel else None
 
+    def base_url(self) -> str:
+        """scheme://host[:port] the client addressed (Girder's ``requestBase``)."""
+        env = self.environ
+        host = env.get("HTTP_HOST") or f"{env.get('SERVER_NAME')}:{env.get('SERVER_PORT')}"
+        return f"{env.get('wsgi.url_scheme', 'http')}://{host}"
+
     @property
     def remote_addr(self) -> str:
         return str(self.environ.get("REMOTE_ADDR") or "")
@@ -209,19 +216,24 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 @functools.lru_cache(maxsize=1024)
 def snake(name: str) -> str:
-    """Wire names are Girder's camelCase; handler arguments are PEP 8."""
-    return _CAMEL.sub(r"_\1", name).replace(".", "_").lower()
+    """Wire names are Girder's camelCase (or a header's Dashed-Name); handler
+    arguments are PEP 8."""
+    return _CAMEL.sub(r"_\1", name).replace(".", "_").replace("-", "_").lower()
 
 
 def bind(params: tuple[Param, ...], given: Mapping[str, str],
-         path_values: Mapping[str, str]) -> dict[str, Any]:
-    """Handler keyword arguments from declared parameters (unknown ones ignored)."""
+         path_values: Mapping[str, str],
+         headers: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """Handler keyword arguments from declared parameters (unknown ones ignored);
+    a header parameter (``Girder-OTP``) comes from ``headers``."""
     out: dict[str, Any] = {}
     for param in params:
         if param.location == "body":
             continue
         if param.location == "path":
             raw: Any = path_values.get(param.name)
+        elif param.location == "header":
+            raw = (headers or {}).get(param.name)
         else:
             raw = given.get(param.name)
         key = snake(param.name)

@@ -18,9 +18,13 @@ from typing import Any, Literal
 
 from joist.core.auth import scopes
 
-Access = Literal["public", "user", "admin"]
-Kind = Literal["string", "integer", "number", "boolean", "json", "jsonObject", "jsonArray",
-               "objectId", "body"]
+# "token": any valid token will do, no user needed (Girder's ``@access.token``).
+Access = Literal["public", "token", "user", "admin"]
+Kind = Literal["string", "password", "integer", "number", "boolean", "json", "jsonObject",
+               "jsonArray", "objectId", "body"]
+# Where a parameter travels (Swagger's "in"). Query and formData values share
+# one namespace, as in Girder; the location says how the description shows it.
+Location = Literal["query", "formData", "path", "body", "header"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class Param:
     default: Any = None
     description: str = ""
     enum: tuple[Any, ...] = ()
-    location: Literal["query", "path", "body"] = "query"
+    location: Location = "query"
     strip: bool = False
     schema: Any = None               # a body parameter's JSON schema, as described
 
@@ -100,6 +104,11 @@ class RouteTable:
                        self.match(r.method, resource, segments) is not None})
 
 
+# Path wildcards not declared as parameters, described as Girder's modelParam does.
+_PATH_DESCRIPTIONS = {"id": "The ID of the document.", "name": "The name of the file.",
+                      "keyId": "The ID of the SSH key."}
+
+
 class RouteCollector:
     """Used by resource modules: ``api = RouteCollector("item")``, then
     ``@api.get(":id/files", ...)``."""
@@ -120,7 +129,8 @@ class RouteCollector:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             params = tuple(kw.pop("params", ()))
             declared = {p.name for p in params}
-            path_params = tuple(Param(t[1:], "string", True, location="path")
+            path_params = tuple(Param(t[1:], "string", True, location="path",
+                                      description=_PATH_DESCRIPTIONS.get(t[1:], ""))
                                 for t in tokens if t.startswith(":") and t[1:] not in declared)
             self.routes.append(Route(method, self.resource, tokens, handler, summary,
                                      params=path_params + params, **kw))

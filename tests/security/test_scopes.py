@@ -53,7 +53,7 @@ GET system/uploads admin {scopes.PARTIAL_UPLOAD_READ}
 DELETE system/uploads admin {scopes.PARTIAL_UPLOAD_CLEAN}
 GET system/access_flag public {F}
 GET system/plugins admin {scopes.PLUGINS_READ}
-GET system/check admin {F}
+GET system/check public {F}
 PUT system/check admin {F}
 GET system/configuration admin {scopes.SETTINGS_READ}
 GET system/plugin_static_files public {F}
@@ -71,7 +71,7 @@ DELETE user/:id user {F}
 PUT user/password user {F}
 PUT user/password/temporary public {F}
 GET user/password/temporary/:id public {F}
-PUT user/:id/verification admin {F}
+PUT user/:id/verification public {F}
 POST user/verification public {F}
 PUT user/:id/password admin {F}
 POST user/:id/otp user {F}
@@ -82,7 +82,7 @@ POST user/:id/sshkey user {F}
 DELETE user/:id/sshkey/:keyId user {F}
 GET token/current public {F}
 GET token/session public {F}
-DELETE token/session public {F}
+DELETE token/session token {F}
 GET token/scopes public {F}
 GET api_key user {F}
 POST api_key user {F}
@@ -94,9 +94,9 @@ POST group user {F}
 GET group/:id public {F}
 PUT group/:id user {F}
 DELETE group/:id user {F}
-GET group/:id/access user {F}
+GET group/:id/access public {F}
 GET group/:id/member public {F}
-GET group/:id/invitation user {F}
+GET group/:id/invitation public {F}
 POST group/:id/invitation user {F}
 POST group/:id/member user {F}
 DELETE group/:id/member user {F}
@@ -315,6 +315,8 @@ def _expected(access: str, scope: str, login: str | None,
               held: list[str] | None) -> tuple[int, str | None]:
     """Girder's outcome: (status, who the handler sees)."""
     admitted = login is not None and held is not None and (F in held or scope in held)
+    if access == "token":  # any valid token (Girder's @access.token), whatever its scope
+        return (401, None) if held is None else (200, login if admitted else None)
     if access == "public":
         return 200, login if admitted else None
     if not admitted:

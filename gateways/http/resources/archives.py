@@ -14,9 +14,16 @@ from ..response import Raw
 from ..router import READ_SCOPE, Param
 from ..zipstream import safe_member, stream_zip
 from .common import load
+from .file import DOWNLOAD_PARAMS
 from .file import download as file_download
 from .item import items
 from .tree import collections, folders
+
+OFFSET, _END_BYTE, DISPOSITION, EXTRA = DOWNLOAD_PARAMS
+FORMAT = Param("format", description="If unspecified, items with one file are downloaded "
+               "as that file, and other items are downloaded as a zip archive. If 'zip', a "
+               "zip archive is always sent.")
+MIME_FILTER = Param("mimeFilter", description="JSON list of MIME types to include.")
 
 
 def _zip(name: str, entries: Any) -> Raw:
@@ -38,9 +45,7 @@ def _mime_filter(raw: str | None) -> list[str] | None:
 
 
 @items.get(":id/download", "Download an item: its one file, or a zip.", scope=READ_SCOPE,
-           cookie=True, params=(Param("offset", "integer", default=0),
-                                Param("format"), Param("contentDisposition"),
-                                Param("extraParameters")))
+           cookie=True, params=(OFFSET, FORMAT, DISPOSITION, EXTRA))
 def download_item(ctx: Context, id: str, offset: int, format: str | None,
                   content_disposition: str | None, extra_parameters: str | None) -> Raw:
     item = load(ctx, "item", id)
@@ -54,7 +59,7 @@ def download_item(ctx: Context, id: str, offset: int, format: str | None,
 
 
 @folders.get(":id/download", "Download a folder as a zip.", scope=READ_SCOPE, cookie=True,
-             params=(Param("mimeFilter"), Param("contentDisposition")))
+             params=(MIME_FILTER, DISPOSITION))
 def download_folder(ctx: Context, id: str, mime_filter: str | None,
                     content_disposition: str | None) -> Raw:
     folder = load(ctx, "folder", id)
@@ -63,7 +68,7 @@ def download_folder(ctx: Context, id: str, mime_filter: str | None,
 
 
 @collections.get(":id/download", "Download a collection as a zip.", scope=READ_SCOPE,
-                 cookie=True, params=(Param("mimeFilter"),))
+                 cookie=True, params=(MIME_FILTER,))
 def download_collection(ctx: Context, id: str, mime_filter: str | None) -> Raw:
     doc = load(ctx, "collection", id)
     walker = ArchiveWalker(ctx.services, ctx.principal, mime_filter=_mime_filter(mime_filter))

@@ -11,7 +11,7 @@ from joist.core.services.imports import ImportOptions
 from ..app import Context
 from ..request import RestError
 from ..router import FULL_LOGIN, WRITE_SCOPE, Param, RouteCollector
-from .common import PAGING
+from .common import paged, paging
 
 api = RouteCollector("assetstore", "Assetstores (administrators only).")
 
@@ -29,9 +29,13 @@ def _view(ctx: Context, doc: dict[str, Any], adapter: Any = None) -> dict[str, A
     return out
 
 
-@api.get("", "List assetstores.", scope=scopes.ASSETSTORES_READ, access="admin", params=PAGING)
-def list_assetstores(ctx: Context, limit: int, offset: int, sortdir: int) -> list[Any]:
-    return [_view(ctx, d) for d in ctx.services.assetstores.list(skip=offset, limit=limit)]
+@api.get("", "List assetstores.", scope=scopes.ASSETSTORES_READ, access="admin",
+         params=paged("name"))
+def list_assetstores(ctx: Context, sort: str, limit: int, offset: int,
+                     sortdir: int) -> list[Any]:
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "name", "assetstore")
+    return [_view(ctx, d) for d in ctx.services.assetstores.list(skip=offset, limit=limit,
+                                                                 sort=spec)]
 
 
 @api.get(":id", "Get an assetstore.", scope=scopes.ASSETSTORES_READ, access="admin")
@@ -133,11 +137,13 @@ def delete_assetstore(ctx: Context, id: str) -> dict[str, str]:
 
 @api.get(":id/files", "List the files stored in an assetstore.",
          scope=scopes.ASSETSTORES_READ, access="admin",
-         params=PAGING)
-def assetstore_files(ctx: Context, id: str, limit: int, offset: int,
+         params=paged("_id"))
+def assetstore_files(ctx: Context, id: str, sort: str, limit: int, offset: int,
                      sortdir: int) -> list[Any]:
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "_id", "assetstore_file")
     doc = ctx.services.assetstores.get(id)
-    files = ctx.services.assetstores.files_in(doc["_id"], skip=offset, limit=limit)
+    files = ctx.services.assetstores.files_in(doc["_id"], skip=offset, limit=limit,
+                                              sort=spec)
     return ctx.filter.many("file", files, ctx.principal)
 
 

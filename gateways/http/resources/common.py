@@ -7,32 +7,44 @@ from typing import Any
 
 from joist.core import acl
 from joist.core.errors import NotFoundError, ValidationError
+from joist.core.services import listing
 
 from ..app import Context
 from ..request import RestError
 from ..router import Param
 
-SORTDIR = Param("sortdir", "integer", default=1, description="1 ascending, -1 descending.",
-                enum=(1, -1))
+SORTDIR = Param("sortdir", "integer", default=1,
+                description="Sort order: 1 for ascending, -1 for descending.", enum=(1, -1))
 PAGING = (
-    Param("limit", "integer", default=50, description="Result set size limit (0 = none)."),
-    Param("offset", "integer", default=0, description="Offset into the result set."),
+    Param("limit", "integer", default=50, description="Result set size limit."),
+    Param("offset", "integer", default=0, description="Offset into result set."),
     SORTDIR,
 )
 LEVELS = {"read": acl.READ, "write": acl.WRITE, "admin": acl.ADMIN}
 
 
 def sort_param(default: str) -> Param:
-    return Param("sort", default=default, description="Field to sort the result set by.")
+    return Param("sort", default=default, description="Field to sort the result set by.",
+                 strip=True)
+
+
+def paged(default: str) -> tuple[Param, ...]:
+    """Girder's ``pagingParams``: limit, offset, sort (default ``default``), sortdir."""
+    return (PAGING[0], PAGING[1], sort_param(default), SORTDIR)
 
 
 def paging(limit: int, offset: int, sortdir: int, sort: str | None,
-           default: str) -> tuple[int, int, list[tuple[str, int]]]:
+           default: str, listing_name: str | None = None
+           ) -> tuple[int, int, list[tuple[str, int]]]:
+    """limit, offset and the sort spec; with ``listing_name`` the sort field
+    must be one core lets that listing sort by (else a 400)."""
     if limit < 0 or offset < 0:
         raise RestError("limit and offset must not be negative.")
     if sortdir not in (1, -1):
         raise RestError("Invalid value for sortdir parameter.")
     field = sort or default
+    if listing_name is not None:
+        return limit, offset, listing.sort_spec(listing_name, field, sortdir)
     spec = [(field, sortdir)] if field == "_id" else [(field, sortdir), ("_id", sortdir)]
     return limit, offset, spec
 

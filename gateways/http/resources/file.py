@@ -96,13 +96,15 @@ def upload_chunk(ctx: Context, upload_id: str, offset: int, upload_extra_paramet
 
 
 @api.get("offset", "Where to resume an upload.", access="user", scope=WRITE_SCOPE,
-         params=(Param("uploadId", required=True),))
+         params=(Param("uploadId", required=True, location="formData",
+                       description="The ID of the upload record."),))
 def upload_offset(ctx: Context, upload_id: str) -> dict[str, int]:
     return {"offset": ctx.services.uploads.offset(ctx.principal, upload_id)}
 
 
 @api.post("completion", "Finalize an upload whose bytes have all arrived.", access="user",
-          scope=WRITE_SCOPE, params=(Param("uploadId", required=True),))
+          scope=WRITE_SCOPE, params=(Param("uploadId", required=True, location="formData",
+                                           description="The ID of the upload record."),))
 def complete_upload(ctx: Context, upload_id: str) -> Any:
     doc = ctx.services.uploads.complete(ctx.principal, upload_id)
     return ctx.filter("file", doc, ctx.principal)
@@ -145,7 +147,8 @@ def replace_contents(ctx: Context, id: str, size: int, reference: str | None,
 
 @api.post(":id/copy", "Copy a file into an item (sharing its bytes).",
           access="user", scope=WRITE_SCOPE,
-          params=(Param("itemId", required=True),))
+          params=(Param("itemId", required=True, location="formData",
+                        description="The item to copy the file to."),))
 def copy_file(ctx: Context, id: str, item_id: str) -> Any:
     doc = load(ctx, "file", id)
     item = load(ctx, "item", item_id, acl.WRITE)
@@ -154,17 +157,27 @@ def copy_file(ctx: Context, id: str, item_id: str) -> Any:
 
 
 @api.put(":id/move", "Move a file's bytes to another assetstore (the id stays).",
-         access="admin", scope=WRITE_SCOPE, params=(Param("assetstoreId", required=True),
-                                                    Param("progress", "boolean",
-                                                          default=False)))
+         access="admin", scope=WRITE_SCOPE, params=(
+             Param("assetstoreId", required=True, location="formData",
+                   description="The destination assetstore."),
+             Param("progress", "boolean", default=False)))
 def move_file(ctx: Context, id: str, assetstore_id: str, progress: bool) -> Any:
     doc = ctx.services.transfers.move(ctx.principal, load(ctx, "file", id), assetstore_id)
     return ctx.filter("file", doc, ctx.principal)
 
 
-DOWNLOAD_PARAMS = (Param("offset", "integer", default=0), Param("endByte", "integer"),
-                   Param("contentDisposition", default="attachment"),
-                   Param("extraParameters"))
+DOWNLOAD_PARAMS = (
+    Param("offset", "integer", default=0,
+          description="Start downloading at this offset in bytes within the file."),
+    Param("endByte", "integer", description="If you only wish to download part of the file, "
+          "pass this as the index of the last byte to download. Unlike the HTTP Range "
+          "header, the endByte parameter is non-inclusive, so you should set it to the "
+          "index of the byte one past the final byte you wish to receive."),
+    Param("contentDisposition", default="attachment", enum=("inline", "attachment"),
+          description="Specify the Content-Disposition response header disposition-type "
+                      "value."),
+    Param("extraParameters", description="Arbitrary data to send along with the download "
+          "request, only for new-style assetstore adapters (ignored by Joist's)."))
 
 
 def download(ctx: Context, doc: dict[str, Any], offset: int, end_byte: int | None,

@@ -25,7 +25,7 @@ LIST_ITEM_PARAMS = (Param("folderId"), Param("text"), Param("name"), sort_param(
            params=(*LIST_ITEM_PARAMS, *PAGING))
 def list_items(ctx: Context, folder_id: str | None, text: str | None, name: str | None,
                sort: str, limit: int, offset: int, sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName", "item")
     if folder_id:
         folder = load(ctx, "folder", folder_id)
         service = ctx.services.items
@@ -49,7 +49,7 @@ def list_items(ctx: Context, folder_id: str | None, text: str | None, name: str 
 def item_position(ctx: Context, id: str, folder_id: str | None, text: str | None,
                   name: str | None, sort: str, sortdir: int) -> int:
     doc = load(ctx, "item", id)
-    spec = paging(0, 0, sortdir, sort, "lowerName")[2]
+    spec = paging(0, 0, sortdir, sort, "lowerName", "item")[2]
     folder = load(ctx, "folder", folder_id or str(doc["folderId"]))
     return ctx.services.items.position(ctx.principal, doc, folder, name=name, text=text,
                                        sort=spec)
@@ -65,7 +65,9 @@ def _search_items(ctx: Context, text: str, offset: int, limit: int) -> list[dict
 @items.post("", "Create an item.", access="user", scope=WRITE_SCOPE, params=(
     Param("folderId", required=True), Param("name", required=True, strip=True),
     Param("description", default="", strip=True),
-    Param("reuseExisting", "boolean", default=False), Param("metadata", "jsonObject")))
+    Param("reuseExisting", "boolean", default=False),
+    Param("metadata", "jsonObject", location="formData",
+          description="A JSON object containing the metadata keys to add")))
 def create_item(ctx: Context, folder_id: str, name: str, description: str,
                 reuse_existing: bool, metadata: dict[str, Any] | None) -> Any:
     folder = load(ctx, "folder", folder_id)
@@ -81,7 +83,8 @@ def get_item(ctx: Context, id: str) -> Any:
 
 @items.put(":id", "Edit or move an item.", access="user", scope=WRITE_SCOPE, params=(
     Param("name", strip=True), Param("description", strip=True), Param("folderId"),
-    Param("metadata", "jsonObject")))
+    Param("metadata", "jsonObject", location="formData",
+          description="A JSON object containing the metadata keys to add")))
 def update_item(ctx: Context, id: str, name: str | None, description: str | None,
                 folder_id: str | None, metadata: dict[str, Any] | None) -> Any:
     svc = ctx.services
@@ -106,7 +109,7 @@ def delete_item(ctx: Context, id: str) -> dict[str, str]:
            params=(sort_param("name"), *PAGING))
 def item_files(ctx: Context, id: str, sort: str, limit: int, offset: int,
                sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "name")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "name", "file")
     doc = load(ctx, "item", id)
     files = ctx.services.items.files(ctx.principal, doc, skip=offset, limit=limit,
                                      sort=spec, check_access=False)

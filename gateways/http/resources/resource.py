@@ -23,7 +23,9 @@ MODELS = ("collection", "file", "folder", "group", "item", "user")
 
 
 @api.get("lookup", "Look up a resource by its path.", scope=READ_SCOPE, params=(
-    Param("path", required=True), Param("test", "boolean", default=False)))
+    Param("path", required=True), Param("test", "boolean", default=False,
+                                 description="Return null instead of an error when "
+                                             "nothing is at the path (older clients).")))
 def lookup(ctx: Context, path: str, test: bool) -> Any:
     try:
         model, doc = ctx.hierarchy.lookup(ctx.principal, path)

@@ -9,6 +9,8 @@ from typing import Any
 
 from joist.core import validation
 from joist.core.auth import scopes
+from joist.core.errors import NotFoundError
+from joist.core.services import status as system_status
 from joist.core.services.abandoned import AbandonedUploads, UploadQuery, UploadStatus
 from joist.core.services.check import Checker
 
@@ -38,7 +40,12 @@ def public_settings(ctx: Context) -> dict[str, Any]:
 
 @api.get("setting", "Get the value of a system setting, or a list of them.",
          scope=scopes.SETTINGS_READ, access="admin",
-         params=(Param("key"), Param("list", "jsonArray"), Param("default")))
+         params=(Param("key", description="The key identifying this setting."),
+                 Param("list", "jsonArray", description="A JSON list of keys representing "
+                       "a set of settings to return."),
+                 Param("default", description="Girder 3's default=none|default: the stored "
+                       "value only, or the schema default (ignored; values include "
+                       "defaults).")))
 def get_setting(ctx: Context, key: str | None, list: Any, default: str | None) -> Any:
     settings = ctx.services.settings
     if list is not None:
@@ -50,7 +57,13 @@ def get_setting(ctx: Context, key: str | None, list: Any, default: str | None) -
 
 @api.put("setting", "Set the value of a system setting, or a list of them.",
          scope=FULL_LOGIN, access="admin",
-         params=(Param("key"), Param("value"), Param("list", "jsonArray")))
+         params=(Param("key", location="formData",
+                       description="The key identifying this setting."),
+                 Param("value", location="formData",
+                       description="The value for this setting."),
+                 Param("list", "jsonArray", location="formData",
+                       description="A JSON list of objects with key and value "
+                                   "representing a list of settings to set.")))
 def set_setting(ctx: Context, key: str | None, value: str | None, list: Any) -> Any:
     settings = ctx.services.settings
     if list is not None and not all(isinstance(entry, dict) for entry in list):
@@ -137,11 +150,21 @@ def plugins(ctx: Context) -> dict[str, Any]:
     return {"all": {}, "enabled": [], "loaded": []}
 
 
-@api.get("check", "Check the consistency of the store and assetstores.",
-         scope=FULL_LOGIN, access="admin")
-def check(ctx: Context) -> dict[str, Any]:
-    findings = Checker(ctx.services).check(settled_before=_settled())
-    return {"problems": [str(f) for f in findings], "ok": not findings}
+@api.get("check", "Report the current system status.", scope=FULL_LOGIN,
+         notes="Must be a system administrator to call this with any mode other than "
+               "basic; slow mode adds the store and assetstore consistency check.",
+         params=(Param("mode", default="basic", enum=system_status.MODES,
+                       description='Select details to return. "quick" are the details '
+                       'that can be answered without much load on the system. "slow" also '
+                       'includes some resource-intensive queries.'),))
+def check(ctx: Context, mode: str) -> dict[str, Any]:
+    out = system_status.status(mode, anonymous=ctx.principal.is_anonymous,
+                        site_admin=ctx.principal.is_site_admin, started=STARTED.timestamp())
+    out["requestBase"] = ctx.request.base_url()
+    if mode == "slow":
+        findings = Checker(ctx.services).check(settled_before=_settled())
+        out.update(problems=[str(f) for f in findings], ok=not findings)
+    return out
 
 
 @api.put("check", "Repair what a consistency check finds.", scope=FULL_LOGIN, access="admin",
@@ -160,13 +183,24 @@ def _settled() -> float:
     return time.time() - CHECK_SETTLE_SECONDS
 
 
-@api.get("configuration", "The server's deployment configuration (no secrets).",
-         scope=scopes.SETTINGS_READ, access="admin")
-def configuration(ctx: Context) -> dict[str, Any]:
+@api.get("configuration", "Get the value of a system configuration option.",
+         scope=scopes.SETTINGS_READ, access="admin", params=(
+             Param("section", required=True,
+                   description="The section identifying the configuration option."),
+             Param("key", required=True,
+                   description="The key identifying the configuration option.")))
+def configuration(ctx: Context, section: str, key: str) -> Any:
     s = ctx.settings
-    return {"server": dataclasses.asdict(s.server), "webdav": dataclasses.asdict(s.webdav),
-            "sftp": {"enabled": s.sftp.enabled, "host": s.sftp.host, "port": s.sftp.port},
-            "database": {"engine": s.database.engine}, "release": RELEASE}
+    # The deployment configuration a client may see (no secrets, no paths).
+    sections: dict[str, dict[str, Any]] = {
+        "server": dataclasses.asdict(s.server), "webdav": dataclasses.asdict(s.webdav),
+        "sftp": {"enabled": s.sftp.enabled, "host": s.sftp.host, "port": s.sftp.port},
+        "database": {"engine": s.database.engine}}
+    if section not in sections:
+        raise NotFoundError("No section with that name exists.", field="section")
+    if key not in sections[section]:
+        raise NotFoundError("No key with that name exists.", field="key")
+    return sections[section][key]
 
 
 @api.get("plugin_static_files", "Static files of web client plugins (none).", scope=FULL_LOGIN)

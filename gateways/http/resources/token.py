@@ -10,6 +10,7 @@ from joist.core import acl
 from joist.core.errors import ValidationError
 
 from ..app import Context
+from ..request import RestError
 from ..response import Page
 from ..router import FULL_LOGIN, Param, RouteCollector
 from .common import PAGING, paging, sort_param
@@ -36,7 +37,8 @@ def session(ctx: Context) -> dict[str, Any]:
     return {"token": doc["_id"], "expires": doc["expires"]}
 
 
-@tokens.delete("session", "Delete the current token.", scope=FULL_LOGIN)
+@tokens.delete("session", "Remove a session from the system.", scope=FULL_LOGIN,
+                access="token")
 def end_session(ctx: Context) -> dict[str, str]:
     if ctx.token:
         ctx.services.auth.tokens.delete(ctx.token)
@@ -61,31 +63,45 @@ def _owner_id(ctx: Context, user_id: str | None) -> ObjectId | None:
           params=(Param("userId"), sort_param("name"), *PAGING))
 def list_keys(ctx: Context, user_id: str | None, sort: str, limit: int, offset: int,
               sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "name")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "name", "api_key")
     docs = ctx.services.auth.api_keys.list(ctx.principal, user_id=_owner_id(ctx, user_id),
                                            skip=offset, limit=limit, sort=spec)
     return Page(ctx.filter.many("api_key", docs, ctx.principal))
 
 
+# Girder declares it a string (a number of days, possibly fractional).
+TOKEN_DURATION = Param("tokenDuration", description="Max number of days tokens created with "
+                       "this key will last.")
+
+
+def _days(value: str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise RestError(f"Invalid value for tokenDuration: {value}.") from None
+
+
 @keys.post("", "Create an API key.", scope=FULL_LOGIN, access="user", params=(
-    Param("name", default=""), Param("scope", "json"), Param("tokenDuration", "number"),
+    Param("name", default=""), Param("scope", "json"), TOKEN_DURATION,
     Param("active", "boolean", default=True), Param("targetUserId")))
-def create_key(ctx: Context, name: str, scope: Any, token_duration: float | None,
+def create_key(ctx: Context, name: str, scope: Any, token_duration: str | None,
                active: bool, target_user_id: str | None) -> Any:
     if scope is not None and not isinstance(scope, list):
         raise ValidationError("Parameter scope must be a JSON array or null.", field="scope")
     doc = ctx.services.auth.api_keys.create(
-        ctx.principal, name=name, scope=scope, token_duration=token_duration, active=active,
+        ctx.principal, name=name, scope=scope, token_duration=_days(token_duration),
+        active=active,
         user_id=_owner_id(ctx, target_user_id))
     return ctx.filter("api_key", doc, ctx.principal)
 
 
 @keys.put(":id", "Update an API key.", scope=FULL_LOGIN, access="user", params=(
-    Param("name"), Param("scope", "json"), Param("tokenDuration", "number"),
-    Param("active", "boolean")))
+    Param("name"), Param("scope", "json"), TOKEN_DURATION, Param("active", "boolean")))
 def update_key(ctx: Context, id: str, name: str | None, scope: Any,
-               token_duration: float | None, active: bool | None) -> Any:
-    changes: dict[str, Any] = {"name": name, "token_duration": token_duration,
+               token_duration: str | None, active: bool | None) -> Any:
+    changes: dict[str, Any] = {"name": name, "token_duration": _days(token_duration),
                                "active": active}
     if "scope" in ctx.request.params():
         changes["scope"] = scope

@@ -23,7 +23,7 @@ folders = RouteCollector("folder", "Folders.")
                  params=(Param("text"), sort_param("name"), *PAGING))
 def list_collections(ctx: Context, text: str | None, sort: str, limit: int, offset: int,
                      sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "name")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "name", "collection")
     docs = ctx.services.collections.list(ctx.principal, skip=offset, limit=limit, sort=spec,
                                          text=text)
     return Page(ctx.filter.many("collection", docs, ctx.principal),
@@ -101,7 +101,7 @@ def _listed_parent(ctx: Context, parent_type: str | None, parent_id: str | None,
 def list_folders(ctx: Context, parent_type: str | None, parent_id: str | None,
                  text: str | None, name: str | None, sort: str, limit: int, offset: int,
                  sortdir: int) -> Page:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "lowerName", "folder")
     parent = _listed_parent(ctx, parent_type, parent_id, text)
     service = ctx.services.folders
     docs = service.listing(ctx.principal, parent, name=name, text=text, sort=spec,
@@ -116,7 +116,7 @@ def list_folders(ctx: Context, parent_type: str | None, parent_id: str | None,
 def folder_position(ctx: Context, id: str, parent_type: str | None, parent_id: str | None,
                     text: str | None, name: str | None, sort: str, sortdir: int) -> int:
     doc = load(ctx, "folder", id)
-    spec = paging(0, 0, sortdir, sort, "lowerName")[2]
+    spec = paging(0, 0, sortdir, sort, "lowerName", "folder")[2]
     parent = _listed_parent(ctx, parent_type or doc["parentCollection"],
                             parent_id or str(doc["parentId"]), text)
     return ctx.services.folders.position(ctx.principal, doc, parent, name=name, text=text,
@@ -128,7 +128,9 @@ def folder_position(ctx: Context, id: str, parent_type: str | None, parent_id: s
     Param("parentId", required=True), Param("name", required=True, strip=True),
     Param("description", default="", strip=True), Param("reuseExisting", "boolean",
                                                         default=False),
-    Param("public", "boolean"), Param("metadata", "jsonObject")))
+    Param("public", "boolean"), Param("metadata", "jsonObject", location="formData",
+                                      description="A JSON object containing the metadata "
+                                                  "keys to add")))
 def create_folder(ctx: Context, parent_type: str, parent_id: str, name: str,
                   description: str, reuse_existing: bool, public: bool | None,
                   metadata: dict[str, Any] | None) -> Any:
@@ -147,7 +149,8 @@ def get_folder(ctx: Context, id: str) -> Any:
 @folders.put(":id", "Edit or move a folder.", access="user", scope=WRITE_SCOPE, params=(
     Param("name", strip=True), Param("description", strip=True),
     Param("parentType", enum=("folder", "user", "collection")), Param("parentId"),
-    Param("metadata", "jsonObject")))
+    Param("metadata", "jsonObject", location="formData",
+          description="A JSON object containing the metadata keys to add")))
 def update_folder(ctx: Context, id: str, name: str | None, description: str | None,
                   parent_type: str | None, parent_id: str | None,
                   metadata: dict[str, Any] | None) -> Any:
@@ -195,7 +198,8 @@ def folder_rootpath(ctx: Context, id: str) -> list[dict[str, Any]]:
               access="user", scope=WRITE_SCOPE, params=(
                   Param("parentType", enum=("folder", "user", "collection")),
                   Param("parentId"), Param("name", strip=True),
-                  Param("description", strip=True), Param("public", default="original"),
+                  Param("description", strip=True), Param("public", default="original",
+                        enum=("true", "false", "original")),
                   Param("progress", "boolean", default=False)))
 def copy_folder(ctx: Context, id: str, parent_type: str | None, parent_id: str | None,
                 name: str | None, description: str | None, public: str,

@@ -53,16 +53,21 @@ def token_view(token: dict[str, Any]) -> dict[str, Any]:
     return {"token": token["_id"], "expires": token["expires"], "scope": token["scope"]}
 
 
-@api.get("authentication", "Log in with HTTP Basic auth and get a token.", scope=FULL_LOGIN)
-def login(ctx: Context) -> JsonWithHeaders:
+OTP_HEADER = "Girder-OTP"
+
+
+@api.get("authentication", "Log in with HTTP Basic auth and get a token.", scope=FULL_LOGIN,
+         params=(Param(OTP_HEADER, location="header", description="A one-time password for "
+                       "this user, if they have enabled two-factor authentication."),))
+def login(ctx: Context, girder_otp: str | None) -> JsonWithHeaders:
     auth = ctx.services.auth
     if not ctx.principal.is_anonymous and ctx.token:
         token = auth.tokens.lookup(ctx.token)
         user = ctx.user_doc()
     else:
         name, password = _basic_credentials(ctx)
-        otp_code = ctx.request.header("Girder-OTP")
-        user = auth.password_login(name, password, otp_code, source=ctx.request.remote_addr)
+        user = auth.password_login(name, password, girder_otp,
+                                   source=ctx.request.remote_addr)
         token = auth.login_token(user)
     assert token is not None
     me = Principal.from_user(user)
@@ -89,7 +94,7 @@ def me(ctx: Context) -> Any:
          params=(Param("text"), sort_param("lastName"), *PAGING))
 def list_users(ctx: Context, text: str | None, sort: str, limit: int, offset: int,
                sortdir: int) -> list[Any]:
-    limit, offset, spec = paging(limit, offset, sortdir, sort, "lastName")
+    limit, offset, spec = paging(limit, offset, sortdir, sort, "lastName", "user")
     docs = ctx.services.users.list(ctx.principal, skip=offset, limit=limit, sort=spec,
                                    text=text)
     return ctx.filter.many("user", docs, ctx.principal)
@@ -111,10 +116,19 @@ def user_details(ctx: Context, id: str) -> dict[str, int]:
     return {"nFolders": ctx.services.folders.count(ctx.principal, user)}
 
 
-@api.post("", "Create a user.", scope=FULL_LOGIN, params=(
-    Param("login", required=True), Param("email", required=True),
-    Param("firstName", required=True), Param("lastName", required=True),
-    Param("password", required=True), Param("admin", "boolean", default=False)))
+@api.post("", "Create a new user.", scope=FULL_LOGIN, params=(
+    Param("login", required=True, location="formData", description="The user's requested "
+          "login."),
+    Param("email", required=True, location="formData",
+          description="The user's email address."),
+    Param("firstName", required=True, location="formData",
+          description="The user's first name."),
+    Param("lastName", required=True, location="formData",
+          description="The user's last name."),
+    Param("password", "password", required=True, location="formData",
+          description="The user's requested password"),
+    Param("admin", "boolean", default=False, location="formData",
+          description="Whether this user should be a site administrator.")))
 def create_user(ctx: Context, login: str, email: str, first_name: str, last_name: str,
                 password: str, admin: bool) -> Any:
     user = ctx.services.users.create(ctx.principal, login=login, email=email,
@@ -132,7 +146,8 @@ def create_user(ctx: Context, login: str, email: str, first_name: str, last_name
 
 @api.put(":id", "Update a user's profile.", access="user", scope=FULL_LOGIN, params=(
     Param("firstName", required=True), Param("lastName", required=True),
-    Param("email", required=True), Param("admin", "boolean"), Param("status")))
+    Param("email", required=True), Param("admin", "boolean"),
+    Param("status", enum=("pending", "enabled", "disabled"))))
 def update_user(ctx: Context, id: str, first_name: str, last_name: str, email: str,
                 admin: bool | None, status: str | None) -> Any:
     user = load(ctx, "user", id)
@@ -150,7 +165,10 @@ def delete_user(ctx: Context, id: str) -> dict[str, str]:
 
 
 @api.put("password", "Change your password.", scope=FULL_LOGIN, access="user",
-         params=(Param("old", required=True), Param("new", required=True)))
+         params=(Param("old", "password", required=True, location="formData",
+                       description="Your current password or a temporary access token."),
+                 Param("new", "password", required=True, location="formData",
+                       description="Your new password.")))
 def change_password(ctx: Context, old: str, new: str) -> dict[str, str]:
     ctx.services.users.change_password(ctx.principal, ctx.user_doc(), new, old=old)
     return {"message": "Password changed."}
@@ -166,7 +184,8 @@ def temporary_password(ctx: Context, email: str) -> None:
 
 
 @api.get("password/temporary/:id", "Check a temporary access token and log in with it.",
-         scope=FULL_LOGIN, params=(Param("token", required=True),))
+         scope=FULL_LOGIN, params=(Param("token", required=True, location="formData",
+                                         description="The token to check."),))
 def check_temporary(ctx: Context, id: str, token: str) -> JsonWithHeaders:
     auth = ctx.services.auth
     doc = auth.tokens.lookup(token)
@@ -178,22 +197,37 @@ def check_temporary(ctx: Context, id: str, token: str) -> JsonWithHeaders:
                             "authToken": token_view(doc)}, [cookie_header(ctx, doc)])
 
 
-@api.put(":id/verification", "Mark a user's email address as verified.",
-         scope=FULL_LOGIN, access="admin")
-def verify_email(ctx: Context, id: str) -> Any:
-    user = ctx.services.users.update(ctx.principal, load(ctx, "user", id),
-                                     email_verified=True)
-    return ctx.filter("user", user, ctx.principal)
+@api.put(":id/verification", "Verify an email address using a token.", scope=FULL_LOGIN,
+         params=(Param("id", required=True, location="path",
+                       description="The user ID to check."),
+                 Param("token", required=True, location="formData",
+                       description="The token to check.")))
+def verify_email(ctx: Context, id: str, token: str) -> JsonWithHeaders:
+    auth = ctx.services.auth
+    user = auth.verify_email(id, token)
+    me = Principal.from_user(user)
+    out: dict[str, Any] = {"user": ctx.filter("user", user, me),
+                           "message": "Email verification succeeded."}
+    try:
+        auth.check_status(user, ctx.services.settings)
+    except AuthenticationError:  # verified, but not (yet) allowed to log in
+        return JsonWithHeaders(out, [])
+    login_token = auth.login_token(user)
+    out["authToken"] = token_view(login_token)
+    return JsonWithHeaders(out, [cookie_header(ctx, login_token)])
 
 
-@api.post("verification", "Send the email verification message again (needs mail).",
-          scope=FULL_LOGIN, params=(Param("email", required=True),))
-def send_verification(ctx: Context, email: str) -> None:
+@api.post("verification", "Send verification email.", scope=FULL_LOGIN, params=(
+    Param("login", required=True, strip=True,
+          description="Your login or email address."),))
+def send_verification(ctx: Context, login: str) -> None:
+    ctx.services.auth.user_for_verification(login)  # an unknown login is a 401
     raise UnsupportedError(NO_MAIL)
 
 
 @api.put(":id/password", "Set a user's password (admin).", scope=FULL_LOGIN, access="admin",
-         params=(Param("password", required=True),))
+         params=(Param("password", "password", required=True, location="formData",
+                       description="The user's new password."),))
 def set_password(ctx: Context, id: str, password: str) -> dict[str, str]:
     user = load(ctx, "user", id)
     ctx.services.users.change_password(ctx.principal, user, password)
@@ -206,14 +240,16 @@ def otp_enroll(ctx: Context, id: str) -> dict[str, str]:
     return {"totpUri": ctx.services.users.otp_enroll(ctx.principal, user)}
 
 
-@api.put(":id/otp", "Finish TOTP enrolment (code in the Girder-OTP header).",
-         scope=FULL_LOGIN, access="user")
-def otp_confirm(ctx: Context, id: str) -> dict[str, str]:
+@api.put(":id/otp", "Finalize use of one-time passwords for a user.",
+         scope=FULL_LOGIN, access="user",
+         params=(Param(OTP_HEADER, required=True, location="header",
+                       description="A one-time password generated by the user's "
+                                   "authenticator app."),))
+def otp_confirm(ctx: Context, id: str, girder_otp: str) -> dict[str, str]:
     user = load(ctx, "user", id, acl.ADMIN)
-    code = ctx.request.header("Girder-OTP")
-    if not code:
+    if not girder_otp.strip():
         raise RestError("The Girder-OTP header is required.")
-    ctx.services.users.otp_confirm(ctx.principal, user, code)
+    ctx.services.users.otp_confirm(ctx.principal, user, girder_otp.strip())
     return {"message": "One-time passwords enabled."}
 
 

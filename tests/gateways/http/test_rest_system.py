@@ -71,11 +71,13 @@ def test_partial_uploads_listing_and_cleanup(site: RestSite) -> None:
 
 
 def test_check_and_repair(site: RestSite) -> None:
-    assert site.get("system/check", "admin").json() == {"ok": True, "problems": []}
+    slow = {"mode": "slow"}
+    clean = site.get("system/check", "admin", params=slow).json()
+    assert (clean["ok"], clean["problems"]) == (True, [])
     item = site.find_file("data", "a.txt")["itemId"]
     site.app.store.items.update_one({"_id": __import__("bson").ObjectId(item)},
                                     {"$set": {"size": 1}})
-    found = site.get("system/check", "admin").json()
+    found = site.get("system/check", "admin", params=slow).json()
     assert found["ok"] is False and any("item-size" in p for p in found["problems"])
     fixed = site.put("system/check", "admin").json()
     assert fixed["ok"] is True and fixed["repaired"] >= 1
@@ -87,11 +89,36 @@ def test_misc_system_routes(ro_site: RestSite) -> None:
     assert ro_site.get("system/access_flag").json() == {}
     assert ro_site.get("system/plugins", "admin").json()["enabled"] == []
     assert ro_site.get("system/plugin_static_files").json() == {"css": [], "js": []}
-    config = ro_site.get("system/configuration", "admin")
-    assert config.status_code == 200
-    assert config.json()["server"]["host"] == "127.0.0.1"
-    assert "uri" not in config.text and "password" not in config.text.lower()
-    assert ro_site.get("system/configuration", "alice").status_code == 403
+    host = {"section": "server", "key": "host"}
+    config = ro_site.get("system/configuration", "admin", params=host)
+    assert (config.status_code, config.json()) == (200, "127.0.0.1")
+    engine = ro_site.get("system/configuration", "admin",
+                         params={"section": "database", "key": "engine"}).json()
+    assert engine in ("sqlite", "mongo")
+    # Only the deployment sections a client may see: no store URI, no secrets.
+    for section, key in (("database", "uri"), ("nosuch", "host"), ("server", "nosuch")):
+        refused = ro_site.get("system/configuration", "admin",
+                              params={"section": section, "key": key})
+        assert refused.status_code == 400 and refused.json()["type"] == "validation"
+    missing = ro_site.get("system/configuration", "admin", params={"section": "server"})
+    assert missing.status_code == 400 and "key" in missing.json()["message"]
+    assert ro_site.get("system/configuration", "alice", params=host).status_code == 403
+
+
+def test_system_check_modes(ro_site: RestSite) -> None:
+    """GET system/check is public in basic mode (Girder); quick and slow are
+    for site admins, and slow carries the consistency check."""
+    basic = ro_site.get("system/check")
+    assert basic.status_code == 200
+    assert set(basic.json()) == {"bootTime", "currentTime", "processStartTime",
+                                 "requestBase"}
+    assert basic.json()["requestBase"] == ro_site.server.url.split("/api/v1")[0]
+    assert ro_site.get("system/check", params={"mode": "quick"}).status_code == 401
+    assert ro_site.get("system/check", "alice", params={"mode": "slow"}).status_code == 403
+    quick = ro_site.get("system/check", "admin", params={"mode": "quick"}).json()
+    assert quick["cpuCount"] >= 1 and "problems" not in quick
+    bad = ro_site.get("system/check", params={"mode": "fast"})
+    assert bad.status_code == 400 and "basic" in bad.json()["message"]
 
 
 def test_collection_creation_policy_access(site: RestSite) -> None:
@@ -148,17 +175,8 @@ def test_assetstore_administration(site: RestSite, tmp_path: Path) -> None:
 
 def test_routes_that_need_mail_say_so(site: RestSite) -> None:
     for reply in (site.put("user/password/temporary", params={"email": "alice@example.org"}),
-                  site.post("user/verification", params={"email": "alice@example.org"})):
+                  site.post("user/verification", params={"login": "alice@example.org"})):
         assert reply.status_code == 400 and "email" in reply.json()["message"]
-
-
-def test_admin_marks_an_email_verified(site: RestSite) -> None:
-    site.app.services.settings.set("core.email_verification", "required")
-    site.app.store.users.update_one({"login": "bobby"}, {"$set": {"emailVerified": False}})
-    bobby = site.id("bobby")
-    assert site.put(f"user/{bobby}/verification", "alice").status_code == 403
-    done = site.put(f"user/{bobby}/verification", "admin").json()
-    assert done["emailVerified"] is True
 
 
 @pytest.mark.parametrize("scope", [acl.SCOPE_TEMPORARY, acl.SCOPE_USER_AUTH])

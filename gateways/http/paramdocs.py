@@ -1,0 +1,76 @@
+"""Descriptions of the parameters many routes share, for the API description.
+
+A route's own ``Param(description=...)`` wins; these fill in the rest, so
+that ``/api/v1/describe`` explains every parameter as Girder's does.
+"""
+
+from __future__ import annotations
+
+COMMON: dict[str, str] = {
+    "access": "The access control list as JSON: {\"users\": [{\"id\", \"level\", "
+              "\"flags\"}], \"groups\": [...]}.",
+    "accessKeyId": "The S3 access key ID.",
+    "active": "Whether the key is active (inactive keys cannot mint tokens).",
+    "admin": "Whether the user is a site administrator (admins only may change it).",
+    "allowNull": "Keep keys whose value is null instead of deleting them.",
+    "assetstoreId": "The ID of the assetstore to use (default: the current one).",
+    "bucket": "The S3 bucket name.",
+    "chunk": "The chunk's bytes, when sent as a multipart form field.",
+    "created": "The creation time to set (ISO 8601).",
+    "current": "Whether this is the current assetstore (new uploads go there).",
+    "description": "A description of the resource.",
+    "destinationId": "The ID of the folder, collection or user to import into.",
+    "destinationType": "The kind of resource destinationId names.",
+    "duration": "Days the token lasts (at most the key's tokenDuration).",
+    "email": "The email address.",
+    "fileExcludeRegex": "Skip files whose names match this regular expression.",
+    "fileIncludeRegex": "Only import files whose names match this regular expression.",
+    "firstName": "The user's first name.",
+    "folderId": "The ID of the folder.",
+    "importPath": "The path (or S3 key prefix) to import from.",
+    "includeMetadata": "Add each item's and folder's metadata to the zip as JSON.",
+    "inferCredentials": "Use the server's own AWS credentials (instance role, environment).",
+    "key": "The key.",
+    "lastName": "The user's last name.",
+    "leafFoldersAsItems": "Import folders holding only files as items rather than "
+                          "folders.",
+    "level": "The minimum access level required (0 read, 1 write, 2 admin).",
+    "limit": "Result set size limit.",
+    "linkUrl": "Make a link file pointing at this URL instead of uploading bytes.",
+    "mimeType": "The MIME type of the file.",
+    "mode": "The search mode (\"text\" or \"prefix\").",
+    "name": "The name of the resource.",
+    "offset": "Offset into result set.",
+    "parentId": "The ID of the parent.",
+    "parentType": "The kind of the parent: folder, user or collection.",
+    "path": "The path of the resource, such as /user/alice/Public/file.txt.",
+    "perms": "File permissions (octal) for new files of a filesystem assetstore.",
+    "prefix": "The S3 key prefix under which files are stored.",
+    "progress": "Whether to record progress on this task.",
+    "public": "Whether the resource is publicly visible.",
+    "publicFlags": "JSON list of access flags granted to anonymous users.",
+    "q": "The search query.",
+    "readOnly": "Whether the assetstore is read-only (no uploads).",
+    "recurse": "Apply the access control list to everything inside too.",
+    "reference": "An opaque string handed to event handlers when the upload completes.",
+    "region": "The S3 region.",
+    "resources": "A JSON object of lists of ids by kind: {\"item\": [...], "
+                 "\"folder\": [...]}.",
+    "reuseExisting": "Return the existing resource of that name instead of an error.",
+    "root": "The root directory of a filesystem assetstore.",
+    "scope": "A JSON list of token scopes (null for full access).",
+    "secret": "The S3 secret access key.",
+    "serverSideEncryption": "Ask S3 to encrypt stored objects.",
+    "service": "The S3 endpoint URL (empty for AWS).",
+    "size": "The size of the file in bytes.",
+    "status": "The account status: pending, enabled or disabled (admins only).",
+    "targetUserId": "Create the key for this user (admins only).",
+    "text": "Pass this to perform a text search (a case-insensitive name substring).",
+    "type": "The type of the resource (or assetstore type: 0 filesystem, 2 S3).",
+    "types": "A JSON list of resource types to search (user, group, collection, "
+             "folder, item).",
+    "updated": "The update time to set (ISO 8601).",
+    "uploadExtraParameters": "JSON options for the assetstore adapter of this upload.",
+    "uploadId": "The ID of the upload record.",
+    "userId": "The ID of the user.",
+}
