@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from joist.core.assetstores.registry import FILESYSTEM, S3, TYPE_NAMES
@@ -66,6 +67,12 @@ S3_PARAMS = (
                       "Joist carries every byte itself, so allowing it only stops the "
                       "refusal."),
 )
+# Girder's defaults on create. An update leaves them out: Joist changes only the
+# fields sent (Girder would reset, say, the region of an S3 store to us-east-1).
+S3_CREATE_DEFAULTS = {"prefix": "", "service": "", "region": "us-east-1", "readOnly": False,
+                      "serverSideEncryption": False, "allowS3AcceleratedTransfer": False}
+S3_CREATE_PARAMS = tuple(replace(p, default=S3_CREATE_DEFAULTS.get(p.name, p.default))
+                         for p in S3_PARAMS)
 FS_PARAMS = (
     Param("root", description="Root path on disk (for filesystem type)."),
     Param("perms", description="File creation permissions, octal (for filesystem type)."),
@@ -93,7 +100,7 @@ def _mode(perms: str) -> int:
           description="Type of the assetstore (0 filesystem, 2 S3)."),
     *FS_PARAMS, Param("current", "boolean", default=False,
                       description="Make it the current assetstore (Joist's addition)."),
-    *S3_PARAMS))
+    *S3_CREATE_PARAMS))
 def create_assetstore(ctx: Context, name: str, type: int, root: str | None,
                       perms: str | None, current: bool, **s3: Any) -> Any:
     if type == S3:

@@ -76,17 +76,15 @@ def init_upload(ctx: Context, parent_type: str, parent_id: str, name: str,
 
 @api.post("chunk", "Upload a chunk at an offset (raw body).", access="user",
           scope=WRITE_SCOPE, raw_body=True, params=(
-              Param("uploadId", required=True),
+              Param("uploadId", required=True, location="formData",
+                    description="The ID of the upload record."),
               Param("offset", "integer", default=0,
                     description="Offset of the chunk in the file: where the server is."),
-              EXTRA_PARAMETERS,
-              Param("chunk", "json", description=(
-                  "Girder's undocumented part description of direct-to-S3 uploads; Joist "
-                  "always receives the bytes itself, in the body, and ignores it."))),
+              EXTRA_PARAMETERS),
           notes="The data for the chunk is the body of the request; the other parameters "
                 "go in the query string.")
-def upload_chunk(ctx: Context, upload_id: str, offset: int, upload_extra_parameters: Any,
-                 chunk: Any) -> Any:
+def upload_chunk(ctx: Context, upload_id: str, offset: int,
+                 upload_extra_parameters: Any) -> Any:
     length = _body_length(ctx)
     if length is None and not ctx.request.chunked:
         length = 0

@@ -33,31 +33,18 @@ ALLOWED_EXTRAS = {
         "inline or attachment for the zip, as on the file and item downloads",
     ("GET", "system/setting", "default"):
         "Girder 3's default=none|default (the stored value or the schema default)",
+    ("POST", "assetstore", "current"):
+        "make the new assetstore current in the same call (else PUT assetstore/:id)",
 }
 
-# Part B of issue 14 (branch restb: uploads, assetstores, metadata bodies,
-# progress) owns these routes' declarations; until it lands, only these
-# parameters may still differ there. Remove the set once both parts are merged.
-PENDING_PART_B: dict[tuple[str, str], frozenset[str]] = {
-    ("POST", "file/chunk"): frozenset({"uploadId", "offset", "uploadExtraParameters", "chunk"}),
-    ("GET", "system/uploads"): frozenset({"sort"}),
-    ("POST", "assetstore"): frozenset({"allowS3AcceleratedTransfer", "current", "prefix",
-                                       "readOnly", "region", "serverSideEncryption",
-                                       "service"}),
-    ("PUT", "assetstore/:id"): frozenset({"name", "current", "root", "perms",
-                                          "allowS3AcceleratedTransfer", "prefix", "region",
-                                          "serverSideEncryption", "service"}),
-    ("POST", "assetstore/:id/import"): frozenset({"importPath"}),
-    ("PUT", "collection/:id/metadata"): frozenset({"metadata"}),
-    ("PUT", "folder/:id/metadata"): frozenset({"metadata"}),
-    ("PUT", "item/:id/metadata"): frozenset({"metadata"}),
-    ("DELETE", "collection/:id/metadata"): frozenset({"fields"}),
-    ("DELETE", "folder/:id/metadata"): frozenset({"fields"}),
-    ("DELETE", "item/:id/metadata"): frozenset({"fields"}),
-    ("DELETE", "collection/:id"): frozenset({"progress"}),
-    ("DELETE", "folder/:id"): frozenset({"progress"}),
-    ("DELETE", "folder/:id/contents"): frozenset({"progress"}),
+# (method, path, parameter) -> why Joist declares no default where Girder has one.
+DEFAULTS_LEFT_OUT = {
+    ("PUT", "assetstore/:id", name):
+        "an update changes only the S3 fields sent; Girder would reset them to its defaults"
+    for name in ("prefix", "service", "region", "serverSideEncryption",
+                 "allowS3AcceleratedTransfer")
 }
+
 
 
 def _joist_routes() -> dict[tuple[str, str], Route]:
@@ -90,13 +77,10 @@ def _differences(key: tuple[str, str], route: Route) -> list[str]:
     girder = {p.name: p for p in declared}
     joist = _as_girder(route)
     described = {p.name: p.description for p in route.params}
-    pending = PENDING_PART_B.get(key, frozenset())
     out = []
     if route.access != access:
         out.append(f"access: Girder {access}, Joist {route.access}")
     for name in sorted(set(girder) | set(joist)):
-        if name in pending:
-            continue
         g, j = girder.get(name), joist.get(name)
         if g is None and j is not None:
             reason = ALLOWED_EXTRAS.get((*key, name))
@@ -109,7 +93,9 @@ def _differences(key: tuple[str, str], route: Route) -> list[str]:
         else:
             if g[1:4] != j[1:4]:
                 out.append(f"{name}: Girder {tuple(g)[1:4]}, Joist {tuple(j)[1:4]}")
-            out += [f"{name}: {d}" for d in _choices(g, j)]
+            out += [f"{name}: {d}" for d in _choices(g, j)
+                    if not (d.startswith("default") and (*key, name) in DEFAULTS_LEFT_OUT
+                            and j.default is None and not j.required)]
     return out
 
 
@@ -132,21 +118,16 @@ def test_every_route_declares_what_girder_declares() -> None:
 
 
 def test_the_tolerances_are_still_needed() -> None:
-    """An allowed extra must still exist; a pending part-B entry that now
-    matches Girder must be removed (so the lists cannot rot)."""
+    """An allowed extra must still exist and a left-out default must still
+    differ (so the lists cannot rot)."""
     joist = _joist_routes()
     for method, path, name in ALLOWED_EXTRAS:
         assert name in {p.name for p in joist[(method, path)].params}, (method, path, name)
-    stale = []
-    for key, names in PENDING_PART_B.items():
-        girder = {p.name: p for p in GIRDER_ROUTES[key][1]}
-        ours = _as_girder(joist[key])
-        for n in names:
-            g, j = girder.get(n), ours.get(n)
-            if (g is None and j is None) or (g is not None and j is not None and
-                                           g[1:4] == j[1:4] and not _choices(g, j)):
-                stale.append(f"{key} {n}")
-    assert not stale, f"PENDING_PART_B entries that now match Girder: {stale}"
+    for method, path, name in DEFAULTS_LEFT_OUT:
+        girder = {p.name: p for p in GIRDER_ROUTES[(method, path)][1]}
+        ours = _as_girder(joist[(method, path)])
+        assert girder[name].default not in (None, ()) and ours[name].default is None, \
+            (method, path, name)
 
 
 def test_describe_shows_each_parameter_as_girder_does(ro_site: RestSite) -> None:
