@@ -20,8 +20,10 @@ class AccessService:
 
     def get(self, principal: Principal, model: str, doc: Document) -> dict[str, Any]:
         """The list with names filled in; entries for deleted principals are
-        dropped (and the pruned list saved, as Girder does)."""
-        self.tree.require(principal, model, doc, acl.ADMIN)
+        dropped (and the pruned list saved, as Girder does). ADMIN may read
+        the list of a tree document; a group's is its moderators and
+        administrators, shown to whoever may read the group (Girder)."""
+        self.tree.require(principal, model, doc, acl.READ if model == "group" else acl.ADMIN)
         access = doc.get("access") or acl.new_access()
         users, groups = [], []
         for entry in access.get("users") or []:

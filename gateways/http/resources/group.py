@@ -68,10 +68,7 @@ def delete_group(ctx: Context, id: str) -> dict[str, str]:
 
 @api.get(":id/access", "A group's moderators and admins.", scope=FULL_LOGIN)
 def group_access(ctx: Context, id: str) -> Any:
-    doc = load(ctx, "group", id)
-    return ctx.services.access.get(ctx.principal, "group", doc) \
-        if ctx.services.tree.level(ctx.principal, "group", doc) >= acl.ADMIN \
-        else {"users": [], "groups": []}
+    return ctx.services.access.get(ctx.principal, "group", load(ctx, "group", id))
 
 
 @api.get(":id/member", "List members of a group.", scope=FULL_LOGIN,

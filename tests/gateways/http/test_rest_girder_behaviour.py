@@ -109,6 +109,9 @@ def test_group_access_is_public_but_private_groups_stay_hidden(site: RestSite) -
     team = site.id("team")
     reply = site.get(f"group/{team}/access")  # anonymous, public group
     assert reply.status_code == 200 and set(reply.json()) >= {"users", "groups"}
+    # As in Girder, whoever reads the group sees its moderators and admins.
+    full = site.get(f"group/{team}/access", "admin").json()
+    assert full["users"] and reply.json() == full
     hush = site.post("group", "admin", data={"name": "hush", "public": False}).json()
     for login in (None, "alice"):
         hidden = site.get(f"group/{hush['_id']}/access", login)
