@@ -5,7 +5,8 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 # Debian packages the test suite drives as real clients and servers (gcc: a foreign-thread
 # probe of the FUSE binding, tests/gateways/fuse/test_mfusepy_internals.py).
-DEB_TEST_PACKAGES := openssh-client fuse3 litmus cadaver davfs2 gcc libc6-dev
+DEB_TEST_PACKAGES := openssh-client fuse3 litmus cadaver davfs2 gcc libc6-dev \
+	chromium chromium-driver
 
 .PHONY: run test test-mongo test-s3 install system-deps lint clean
 

@@ -30,7 +30,7 @@ setup(
     python_requires=">=3.11",
     packages=_packages(),
     package_dir=TOP,
-    package_data={"joist.gateways.http": ["static/swagger-ui/*"]},
+    package_data={"joist.gateways.http": ["static/swagger-ui/*", "web/*"]},
     install_requires=[
         "pymongo>=4.6",        # bson.ObjectId everywhere; the MongoDB engine
         "bcrypt>=4.1",
@@ -58,6 +58,7 @@ setup(
             "boto3>=1.34",
             "hypothesis>=6.100",
             "ruff>=0.5",
+            "selenium>=4.20",      # drives Debian's chromium + chromium-driver (tests/web)
             "mypy>=1.10",
         ],
     },

@@ -7,7 +7,6 @@ its prefix (``/api/v1`` for REST, ``/dav`` for WebDAV) with ``SCRIPT_NAME`` and
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -27,18 +26,6 @@ MAX_HEADER_BYTES = 64 * 1024  # request line plus headers, per request (then 431
 LISTEN_BACKLOG = 1024
 
 
-def _json(start: StartResponse, status: str, payload: Any) -> list[bytes]:
-    body = json.dumps(payload).encode()
-    start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return [body]
-
-
-def health(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
-    if environ.get("PATH_INFO", "") in ("/healthz", "/"):
-        return _json(start, "200 OK", {"status": "ok"})
-    return _json(start, "404 Not Found", {"message": "Not found.", "type": "rest"})
-
-
 class PrefixDispatcher:
     """Route by path prefix; the longest prefix wins."""
 
@@ -56,11 +43,12 @@ class PrefixDispatcher:
         return self.fallback(environ, start)
 
 
-def build_routes(app: App) -> dict[str, WSGIApp]:
+def build_routes(app: App, endpoints: Callable[[], dict[str, Any]] | None = None
+                 ) -> dict[str, WSGIApp]:
     """The gateways served on the HTTP port, by prefix."""
     from joist.gateways.http import make_rest_app
     routes: dict[str, WSGIApp] = {
-        "/api/v1": make_rest_app(app.services, app.hierarchy, app.settings),
+        "/api/v1": make_rest_app(app.services, app.hierarchy, app.settings, endpoints),
     }
     if app.settings.webdav.enabled:
         from joist.gateways.webdav import make_dav_app
@@ -75,7 +63,9 @@ class Server:
     def __init__(self, app: App) -> None:
         self.app = app
         settings = app.settings.server
-        self.wsgi = PrefixDispatcher(build_routes(app), health)
+        from joist.gateways.http.webclient import WebClient
+        # Everything the prefixes do not take is the browser client (and /healthz).
+        self.wsgi = PrefixDispatcher(build_routes(app, self.endpoints), WebClient())
         # Slow clients: heads are read on the selector thread under a deadline,
         # bodies under a minimum rate, connections capped per address (http_front).
         limits = Limits(header_timeout=settings.header_timeout,
@@ -121,6 +111,19 @@ class Server:
             return None
         host, port = self.dav.bind_addr[:2]
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    def endpoints(self) -> dict[str, Any]:
+        """Where the other protocols listen, for the web client's Connect panel
+        (``GET system/endpoints``): read when asked, since ports may be picked at
+        start."""
+        sftp = None
+        if self.sftp is not None:
+            host, port = self.sftp.address
+            sftp = {"host": host, "port": port}
+        webdav = None
+        if self.app.settings.webdav.enabled:
+            webdav = {"path": "/dav", "port": self.dav.bind_addr[1] if self.dav else None}
+        return {"webdav": webdav, "sftp": sftp}
 
     def start(self) -> None:
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from joist.core.hierarchy import Hierarchy
 from joist.core.services import Services
@@ -15,7 +17,10 @@ from .resources.system import RELEASE
 from .router import table_from
 
 
-def make_rest_app(services: Services, hierarchy: Hierarchy, settings: Settings) -> RestApp:
+def make_rest_app(services: Services, hierarchy: Hierarchy, settings: Settings,
+                  endpoints: Callable[[], dict[str, Any]] | None = None) -> RestApp:
+    """``endpoints``: where WebDAV and SFTP listen (the running server knows;
+    ``GET system/endpoints`` reports it to the web client's Connect panel)."""
     routes = table_from(COLLECTORS)
     descriptions = {c.resource: c.description for c in COLLECTORS}
     brand = str(services.settings.get("core.brand_name"))
@@ -24,7 +29,8 @@ def make_rest_app(services: Services, hierarchy: Hierarchy, settings: Settings) 
         "describe": partial(describe_response, routes=routes, version=RELEASE, brand=brand,
                             descriptions=descriptions),
     }
-    return RestApp(services, hierarchy, settings, routes, pages, static_file)
+    return RestApp(services, hierarchy, settings, routes, pages, static_file,
+                   endpoints=endpoints)
 
 
 __all__ = ["RestApp", "make_rest_app"]

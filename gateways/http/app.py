@@ -51,6 +51,7 @@ class Context:
     settings: Settings
     filter: Filter
     uid: str
+    endpoints: Callable[[], dict[str, Any]] | None = None
 
     def user_doc(self) -> dict[str, Any]:
         return self.services.users.me(self.principal)
@@ -59,7 +60,8 @@ class Context:
 class RestApp:
     def __init__(self, services: Services, hierarchy: Hierarchy, settings: Settings,
                  routes: RouteTable, pages: dict[str, Callable[[Request], Raw]],
-                 static: Callable[[Request, str], Raw]) -> None:
+                 static: Callable[[Request, str], Raw],
+                 endpoints: Callable[[], dict[str, Any]] | None = None) -> None:
         self.services = services
         self.hierarchy = hierarchy
         self.settings = settings
@@ -67,6 +69,7 @@ class RestApp:
         self.pages = pages
         self.static = static
         self.filter = Filter(services)
+        self.endpoints = endpoints
 
     # ------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
@@ -131,7 +134,7 @@ class RestApp:
                    if p.location == "header"}
         kwargs = bind(route.params, request.params(), path_values, headers)
         ctx = Context(request, principal, token, route, self.services, self.hierarchy,
-                      self.settings, self.filter, uid)
+                      self.settings, self.filter, uid, self.endpoints)
         return route.handler(ctx, **kwargs), route
 
     def _authenticate(self, request: Request, route: Route) -> tuple[str | None, Principal]:

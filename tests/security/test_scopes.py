@@ -46,6 +46,7 @@ R, W, OWN, F = scopes.DATA_READ, scopes.DATA_WRITE, scopes.DATA_OWN, scopes.USER
 TABLE = f"""
 GET system/version public {F}
 GET system/public_settings public {F}
+GET system/endpoints public {F}
 GET system/setting admin {scopes.SETTINGS_READ}
 PUT system/setting admin {F}
 DELETE system/setting admin {F}

@@ -33,6 +33,16 @@ def version(ctx: Context) -> dict[str, Any]:
             "server": "joist"}
 
 
+@api.get("endpoints", "Where this server's other protocols (WebDAV, SFTP) listen.",
+         scope=FULL_LOGIN)
+def endpoints(ctx: Context) -> dict[str, Any]:
+    """For the web client's Connect panel: the WebDAV path (and its own port, if
+    any) on this host, and the SFTP address; null for a protocol not served."""
+    if ctx.endpoints is None:
+        return {"webdav": None, "sftp": None}
+    return ctx.endpoints()
+
+
 @api.get("public_settings", "Settings anyone may read.", scope=FULL_LOGIN)
 def public_settings(ctx: Context) -> dict[str, Any]:
     return ctx.services.settings.public()

@@ -41,7 +41,9 @@ def _basic_credentials(ctx: Context) -> tuple[str, str]:
 def cookie_header(ctx: Context, token: dict[str, Any] | None) -> tuple[str, str]:
     secure = "; Secure" if ctx.request.environ.get("wsgi.url_scheme") == "https" else ""
     domain = ctx.services.settings.get("core.cookie_domain")
-    domain_part = f"; Domain={domain}" if domain else ""
+    # SameSite=Strict: the cookie only rides on same-site requests (the web client's
+    # download links); it is accepted on download routes only, never for writes.
+    domain_part = (f"; Domain={domain}" if domain else "") + "; SameSite=Strict"
     if token is None:
         return ("Set-Cookie", f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly{secure}{domain_part}")
     days = float(ctx.services.settings.get("core.cookie_lifetime"))

@@ -68,7 +68,7 @@ def test_basic_login_answers_user_token_and_cookie(ro_site: RestSite) -> None:
     assert token["expires"].endswith("+00:00")
     cookie = reply.headers["Set-Cookie"]
     assert cookie.startswith(f"girderToken={token['token']};")
-    assert "Path=/" in cookie and "HttpOnly" in cookie
+    assert "Path=/" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     me = ro_site.get("user/me", headers={"Girder-Token": token["token"]})
     assert me.json()["login"] == "alice"
 

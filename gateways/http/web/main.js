@@ -1,0 +1,160 @@
+// The client's entry: session, header, and the router (history routing: the URL
+// of a folder or item is its Girder path, so a deep link works on reload).
+import { get, logout, restore, session } from "./api.js";
+import { loginView, publicSettings, registerView, safeNext } from "./auth.js";
+import { listView, resourceView } from "./browse.js";
+import { h, showError } from "./dom.js";
+import { pathOfUrl, urlOfPath } from "./paths.js";
+import { searchView } from "./search.js";
+
+const state = { policy: "open", brand: "Joist", generation: 0, expired: false };
+
+function here() {
+  return location.pathname + location.search;
+}
+
+export function navigate(url, { replace = false } = {}) {
+  if (replace) history.replaceState(null, "", url);
+  else history.pushState(null, "", url);
+  render();
+}
+
+function toLogin(expired) {
+  const next = location.pathname.startsWith("/login") ? "/" : here();
+  state.expired = expired;
+  navigate(`/login?next=${encodeURIComponent(next)}`, { replace: expired });
+}
+
+session.onExpired = () => {
+  if (!session.token) return;
+  session.set(null, null);
+  renderAccount();
+  toLogin(true);
+};
+
+function renderAccount() {
+  const box = document.getElementById("account");
+  if (session.user) {
+    const out = h("button", { type: "button", id: "sign-out" }, "Sign out");
+    out.addEventListener("click", async () => {
+      await logout().catch(() => null);
+      renderAccount();
+      navigate("/");
+    });
+    box.replaceChildren(
+      h("a", { href: urlOfPath(`/user/${session.user.login}`), class: "me",
+               title: "Your folders" }, session.user.login), out);
+  } else {
+    const next = encodeURIComponent(location.pathname.startsWith("/login") ? "/" : here());
+    box.replaceChildren(h("a", { href: `/login?next=${next}`, id: "sign-in" }, "Log in"),
+      state.policy !== "closed" ? h("a", { href: "/register" }, "Register") : null);
+  }
+}
+
+function route(url) {
+  const path = url.pathname;
+  const ctx = { url, policy: state.policy, expired: state.expired, navigate,
+                signedIn: async (next) => {
+                  state.expired = false;
+                  await restore();
+                  renderAccount();
+                  navigate(safeNext(next), { replace: true });
+                } };
+  if (path === "/login") return loginView(ctx);
+  if (path === "/register") return registerView(ctx);
+  if (path === "/" || path === "/collections") return listView(ctx, "collection");
+  if (path === "/users") return listView(ctx, "user");
+  if (path === "/groups") return listView(ctx, "group");
+  if (path === "/search") return searchView(ctx);
+  const girderPath = pathOfUrl(path);
+  if (girderPath) return resourceView(ctx, girderPath);
+  return { title: "Not found", node: h("section", {},
+    h("h1", { id: "page-title", tabindex: "-1" }, "Page not found"),
+    h("p", {}, "There is no page at this address. "), h("a", { href: "/" }, "Go to the start")) };
+}
+
+async function render() {
+  const generation = ++state.generation;
+  const main = document.getElementById("main");
+  const url = new URL(location.href);
+  const input = document.getElementById("path-input");
+  input.value = pathOfUrl(url.pathname) || "";
+  showError(document.getElementById("path-error"), null);
+  main.setAttribute("aria-busy", "true");
+  let view;
+  try {
+    view = await route(url);
+  } catch (err) {
+    view = { title: "Error", node: h("section", {},
+      h("h1", { id: "page-title", tabindex: "-1" }, "Something went wrong"),
+      h("p", { class: "error", role: "alert" }, err.message || String(err))) };
+  }
+  if (generation !== state.generation) return; // a newer navigation won
+  main.replaceChildren(view.node);
+  main.removeAttribute("aria-busy");
+  document.title = `${view.title} – ${state.brand}`;
+  if (!view.keepFocus && !main.contains(document.activeElement)) {
+    const heading = main.querySelector("h1");
+    if (heading && state.generation > 1) heading.focus({ preventScroll: false });
+  }
+  if (view.after) view.after();
+}
+
+function interceptLinks() {
+  document.addEventListener("click", (event) => {
+    if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey ||
+        event.shiftKey || event.altKey) return;
+    const link = event.target.closest("a[href]");
+    if (!link || link.target || link.hasAttribute("download")) return;
+    const url = new URL(link.href, location.href);
+    if (url.origin !== location.origin || /^\/(api|dav|assets)(\/|$)/.test(url.pathname)) return;
+    event.preventDefault();
+    navigate(url.pathname + url.search);
+  });
+  window.addEventListener("popstate", render);
+}
+
+function wireHeader() {
+  document.getElementById("search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = document.getElementById("search-q").value.trim();
+    const mode = document.getElementById("search-mode").value;
+    if (q) navigate(`/search?${new URLSearchParams({ q, mode })}`);
+  });
+  document.getElementById("pathbar").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = document.getElementById("path-error");
+    const raw = document.getElementById("path-input").value.trim().replace(/(.)\/+$/, "$1");
+    showError(error, null);
+    const path = raw.startsWith("/") ? raw : `/${raw}`;
+    try {
+      await get("resource/lookup", { path }); // says "Path not found" here, next to the bar
+      navigate(urlOfPath(path));
+    } catch (err) {
+      showError(error, err);
+    }
+  });
+}
+
+async function start() {
+  interceptLinks();
+  wireHeader();
+  const settings = await publicSettings();
+  state.policy = settings["core.registration_policy"] || "open";
+  state.brand = settings["core.brand_name"] || "Joist";
+  document.getElementById("brand").textContent = state.brand;
+  const hadToken = Boolean(session.token);
+  try {
+    await restore();
+  } catch {
+    session.set(null, null);
+  }
+  renderAccount();
+  if (hadToken && !session.user && !location.pathname.startsWith("/login")) {
+    toLogin(true); // the stored token ran out: sign in, then come back here
+    return;
+  }
+  render();
+}
+
+start();

@@ -1,0 +1,79 @@
+// Several folders and items at once: download as zip, move, copy, delete.
+import { apiUrl, call } from "./api.js";
+import { confirmDialog, destinationDialog } from "./dialogs.js";
+import { announce, h, showError } from "./dom.js";
+
+export function selectionBar(ctx, path, entries) {
+  const chosen = new Map(); // id -> entry
+  const count = h("span", { id: "selected-count" }, "Nothing selected");
+  const error = h("p", { class: "error", id: "selection-error", role: "alert" });
+  const download = h("a", { class: "button", id: "download-selected", download: "" },
+    "Download zip");
+  const buttons = {
+    move: h("button", { type: "button", id: "move-selected" }, "Move…"),
+    copy: h("button", { type: "button", id: "copy-selected" }, "Copy…"),
+    del: h("button", { type: "button", id: "delete-selected", class: "danger" }, "Delete…"),
+  };
+
+  const resources = () => {
+    const out = {};
+    for (const entry of chosen.values()) (out[entry._modelType] ||= []).push(entry._id);
+    return out;
+  };
+  const refresh = () => {
+    const n = chosen.size;
+    count.textContent = n ? `${n} selected` : "Nothing selected";
+    for (const b of Object.values(buttons)) b.disabled = !n;
+    if (n) {
+      // The download rides on the session cookie (SameSite=Strict, accepted by
+      // download routes only), so a large zip streams to disk, not to memory.
+      download.href = apiUrl("resource/download", { resources: resources() }).href;
+      download.removeAttribute("aria-disabled");
+    } else {
+      download.removeAttribute("href");
+      download.setAttribute("aria-disabled", "true");
+    }
+  };
+
+  const run = async (label, work) => {
+    showError(error, null);
+    try {
+      await work();
+      announce(label);
+      ctx.navigate(location.pathname + location.search, { replace: true });
+    } catch (err) {
+      showError(error, err);
+    }
+  };
+  const names = () => [...chosen.values()].map((e) => e.name);
+  const transfer = async (verb) => {
+    const where = await destinationDialog({ title: `${verb} ${chosen.size} selected`,
+                                            action: verb, initial: path });
+    if (!where) return;
+    await run(`${verb} done.`, () => call(verb === "Move" ? "PUT" : "POST",
+      verb === "Move" ? "resource/move" : "resource/copy",
+      { form: { resources: resources(), parentType: where.type, parentId: where.doc._id } }));
+  };
+  buttons.move.addEventListener("click", () => transfer("Move"));
+  buttons.copy.addEventListener("click", () => transfer("Copy"));
+  buttons.del.addEventListener("click", async () => {
+    const ok = await confirmDialog({ title: `Delete ${chosen.size} selected?`,
+      message: "These and everything in them will be deleted. This cannot be undone.",
+      items: names(), confirmLabel: "Delete" });
+    if (ok) {
+      await run("Deleted.", () => call("DELETE", "resource",
+        { params: { resources: resources() } }));
+    }
+  });
+  refresh();
+  return {
+    node: entries.length ? h("div", { class: "selection", role: "group",
+                                      "aria-label": "Selected entries" },
+      count, download, buttons.move, buttons.copy, buttons.del, error) : null,
+    toggle(entry, on) {
+      if (on) chosen.set(entry._id, entry);
+      else chosen.delete(entry._id);
+      refresh();
+    },
+  };
+}
