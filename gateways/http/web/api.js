@@ -62,13 +62,26 @@ export async function call(method, path, { params, form, json, headers, auth = t
   if (!reply.ok) {
     const message = (data && data.message) || `The server answered ${reply.status}.`;
     const error = new ApiError(message, reply.status, data);
-    if (reply.status === 401 && auth && session.token && session.onExpired) {
-      session.onExpired(error); // the token ran out or was revoked
+    // A token that ran out or was revoked counts as anonymous on the server, so
+    // it shows as a refusal or a "not found": ask who we are before saying so.
+    if ([400, 401, 403].includes(reply.status) && auth && session.token &&
+        session.onExpired && path !== "user/me" && !(await signedIn())) {
+      session.onExpired(error);
+      error.expired = true;
     }
     throw error;
   }
   const total = reply.headers.get("Girder-Total-Count");
   return { data, total: total === null ? null : Number(total) };
+}
+
+async function signedIn() {
+  try {
+    const reply = await fetch(apiUrl("user/me"), { headers: { "Girder-Token": session.token } });
+    return reply.ok && (await reply.json()) !== null;
+  } catch {
+    return true; // unreachable is not expired
+  }
 }
 
 export const get = async (path, params) => (await call("GET", path, { params })).data;

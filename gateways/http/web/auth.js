@@ -20,7 +20,7 @@ export function loginView(ctx) {
   const otp = field("otp", "One-time code", { inputmode: "numeric", autocomplete: "one-time-code",
                                               pattern: "[0-9 ]*" });
   otp.row.hidden = true;
-  const error = h("p", { class: "error", id: "login-error", role: "alert" });
+  const error = h("p", { class: "error", id: "signin-error", role: "alert" });
   const button = h("button", { type: "submit", class: "primary" }, "Log in");
   const form = h("form", { class: "card narrow", "aria-labelledby": "page-title" },
     h("h1", { id: "page-title", tabindex: "-1" }, "Sign in"),
