@@ -102,7 +102,7 @@ async function containerView(ctx, path, doc) {
     breadcrumbs(path),
     h("div", { class: "title-row" },
       h("h1", { id: "page-title", tabindex: "-1" }, title),
-      h("span", { class: "muted count", id: "total" }, `${total.toLocaleString()} entries`)),
+      h("span", { class: "muted count", id: "total" }, `${total.toLocaleString()} ${total === 1 ? "entry" : "entries"}`)),
     doc.description ? h("p", { class: "description" }, doc.description) : null,
     selection.node,
     entries.length ? table : h("p", { class: "muted", id: "empty" }, "This folder is empty."),

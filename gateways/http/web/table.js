@@ -76,7 +76,8 @@ export function contentsTable(ctx, path, entries, { sort, dir, selection }) {
       h("td", { class: "name" },
         h("a", { href: urlOfPath(childPath(path, entry.name)), class: `kind-${kind}` },
           entry.name)),
-      h("td", { class: "size" }, formatSize(entry.size)),
+      // A folder's size is not kept up to date by the server: no number beats a wrong one.
+      h("td", { class: "size" }, kind === "item" ? formatSize(entry.size) : ""),
       h("td", { class: "date" }, formatDate(entry.updated || entry.created)));
   });
   all.addEventListener("change", () => {
