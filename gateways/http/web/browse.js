@@ -51,6 +51,12 @@ export async function resourceView(ctx, path) {
     if (!(err instanceof ApiError) || err.status === 0) throw err;
     return notFound(ctx, path);
   }
+  if (["item", "folder", "collection", "user"].includes(doc._modelType)) {
+    // The path lookup may answer from the server's short-lived path cache, which
+    // can hold a document from before an edit made through the API: read the
+    // document itself by id for what the page shows.
+    doc = { ...(await get(`${doc._modelType}/${doc._id}`)), _modelType: doc._modelType };
+  }
   if (doc._modelType === "item") return itemView(ctx, path, doc);
   if (doc._modelType === "file") {
     const parent = path.split("/").slice(0, -1).join("/");

@@ -3,7 +3,7 @@
 import { apiUrl, call, get } from "./api.js";
 import { confirmDialog, destinationDialog } from "./dialogs.js";
 import { metadataEditor } from "./metadata.js";
-import { announce, formatDate, formatSize, h, showError } from "./dom.js";
+import { formatDate, formatSize, h, showError } from "./dom.js";
 import { childPath, urlOfPath } from "./paths.js";
 import { breadcrumbs } from "./table.js";
 
@@ -37,8 +37,8 @@ export async function itemView(ctx, path, item) {
       event.preventDefault();
       try {
         const updated = await call("PUT", `item/${item._id}`, { form: { name: input.value } });
-        announce("Renamed.");
-        reload(childPath(parentOf(path), updated.data.name));
+        ctx.navigate(urlOfPath(childPath(parentOf(path), updated.data.name)),
+                     { replace: true, flash: "Renamed." });
       } catch (err) {
         showError(error, err);
         input.focus();
@@ -93,11 +93,11 @@ export async function itemView(ctx, path, item) {
     try {
       if (verb === "Move") {
         await call("PUT", `item/${item._id}`, { form: { folderId: where.doc._id } });
-        ctx.navigate(urlOfPath(childPath(where.path, item.name)), { replace: true });
+        ctx.navigate(urlOfPath(childPath(where.path, item.name)),
+                     { replace: true, flash: `Moved to ${where.path}.` });
       } else {
         await call("POST", `item/${item._id}/copy`, { form: { folderId: where.doc._id } });
-        announce("Copied.");
-        ctx.navigate(urlOfPath(where.path));
+        ctx.navigate(urlOfPath(where.path), { flash: `Copied “${item.name}” here.` });
       }
     } catch (err) {
       showError(actionError, err);
@@ -110,8 +110,8 @@ export async function itemView(ctx, path, item) {
     if (!ok) return;
     try {
       await call("DELETE", `item/${item._id}`);
-      announce("Deleted.");
-      ctx.navigate(urlOfPath(parentOf(path)), { replace: true });
+      ctx.navigate(urlOfPath(parentOf(path)), { replace: true,
+                                                flash: `Deleted “${item.name}”.` });
     } catch (err) {
       showError(actionError, err);
     }

@@ -7,13 +7,15 @@ import { h, showError } from "./dom.js";
 import { pathOfUrl, urlOfPath } from "./paths.js";
 import { searchView } from "./search.js";
 
-const state = { policy: "open", brand: "Joist", generation: 0, expired: false };
+const state = { policy: "open", brand: "Joist", generation: 0, expired: false, flash: null };
 
 function here() {
   return location.pathname + location.search;
 }
 
-export function navigate(url, { replace = false } = {}) {
+// `flash`: a short message the next page shows once ("Deleted 2 entries.").
+export function navigate(url, { replace = false, flash = null } = {}) {
+  state.flash = flash;
   if (replace) history.replaceState(null, "", url);
   else history.pushState(null, "", url);
   render();
@@ -90,7 +92,10 @@ async function render() {
       h("p", { class: "error", role: "alert" }, err.message || String(err))) };
   }
   if (generation !== state.generation) return; // a newer navigation won
-  main.replaceChildren(view.node);
+  const flash = state.flash;
+  state.flash = null;
+  main.replaceChildren(flash ? h("p", { class: "notice", id: "flash", role: "status" }, flash)
+    : "", view.node);
   main.removeAttribute("aria-busy");
   document.title = `${view.title} – ${state.brand}`;
   if (!view.keepFocus && !main.contains(document.activeElement)) {

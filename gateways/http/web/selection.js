@@ -1,7 +1,7 @@
 // Several folders and items at once: download as zip, move, copy, delete.
 import { apiUrl, call } from "./api.js";
 import { confirmDialog, destinationDialog } from "./dialogs.js";
-import { announce, h, showError } from "./dom.js";
+import { h, showError } from "./dom.js";
 
 export function selectionBar(ctx, path, entries) {
   const chosen = new Map(); // id -> entry
@@ -39,8 +39,7 @@ export function selectionBar(ctx, path, entries) {
     showError(error, null);
     try {
       await work();
-      announce(label);
-      ctx.navigate(location.pathname + location.search, { replace: true });
+      ctx.navigate(location.pathname + location.search, { replace: true, flash: label });
     } catch (err) {
       showError(error, err);
     }
@@ -50,7 +49,9 @@ export function selectionBar(ctx, path, entries) {
     const where = await destinationDialog({ title: `${verb} ${chosen.size} selected`,
                                             action: verb, initial: path });
     if (!where) return;
-    await run(`${verb} done.`, () => call(verb === "Move" ? "PUT" : "POST",
+    const n = chosen.size;
+    await run(`${verb === "Move" ? "Moved" : "Copied"} ${n} ${n === 1 ? "entry" : "entries"} ` +
+              `to ${where.path}.`, () => call(verb === "Move" ? "PUT" : "POST",
       verb === "Move" ? "resource/move" : "resource/copy",
       { form: { resources: resources(), parentType: where.type, parentId: where.doc._id } }));
   };
@@ -61,7 +62,8 @@ export function selectionBar(ctx, path, entries) {
       message: "These and everything in them will be deleted. This cannot be undone.",
       items: names(), confirmLabel: "Delete" });
     if (ok) {
-      await run("Deleted.", () => call("DELETE", "resource",
+      const n = chosen.size;
+      await run(`Deleted ${n} ${n === 1 ? "entry" : "entries"}.`, () => call("DELETE", "resource",
         { params: { resources: resources() } }));
     }
   });

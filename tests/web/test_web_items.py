@@ -1,0 +1,219 @@
+"""The item page in a real Chromium: files with download links, rename,
+description, the metadata editor (text and JSON values, the server's key rules
+shown next to the form), move and delete with confirmation, and several entries
+selected at once for a zip download, a copy and a delete."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from selenium.webdriver.common.by import By
+
+from tests.gateways.http.restsite import RestSite
+from tests.web.pages import (button, by_label, find, heading, no_alert, screen,
+                             sign_in, wait_for, wait_text)
+from tests.world import upload_bytes
+
+NOTES = b"some notes\n" * 10
+
+
+@pytest.fixture(scope="module")
+def site(web_site: RestSite) -> Iterator[RestSite]:
+    """bobby's Private folder holds a few items to work on; Archive is a target."""
+    app, world = web_site.app, web_site.world
+    bobby = world.principal("bobby")
+    svc = app.services
+    private = svc.folders.list(bobby, "user", world.users["bobby"]["_id"], name="Private")[0][0]
+    for name, data in (("notes.txt", NOTES), ("gone.txt", b"bye"), ("one.txt", b"1"),
+                       ("two.txt", b"22")):
+        upload_bytes(app, bobby, "folder", private, name, data)
+    archive = svc.folders.create(bobby, "folder", private["_id"], "Archive")
+    world.docs.update(bob_private=private, archive=archive)
+    yield web_site
+
+
+@pytest.fixture(scope="module")
+def bob(site: RestSite, browser: Any) -> Any:
+    sign_in(browser, site.server.url, "bobby")
+    return browser
+
+
+def _item(site: RestSite, folder: str, name: str) -> dict[str, Any] | None:
+    found = site.get("item", "bobby", params={"folderId": site.id(folder), "name": name}).json()
+    return found[0] if found else None
+
+
+def _session_with_browser_cookies(browser: Any) -> requests.Session:
+    session = requests.Session()
+    for cookie in browser.get_cookies():
+        session.cookies.set(cookie["name"], cookie["value"])
+    return session
+
+
+def test_files_and_download(site: RestSite, bob: Any) -> None:
+    base = site.server.url
+    bob.get(base + "/user/bobby/Private/notes.txt")
+    heading(bob, "notes.txt")
+    screen(bob, "item")
+    row = find(bob, "table.files tbody tr")
+    kind = site.find_file("bob_private", "notes.txt", "bobby")["mimeType"]
+    assert row.text.split() == ["notes.txt", "110", "B", kind, "Download"]
+    href = find(bob, "table.files a.download").get_attribute("href")
+    # The link downloads with what the browser holds (its session cookie), nothing else.
+    assert requests.get(href, timeout=10).status_code in (401, 403)
+    reply = _session_with_browser_cookies(bob).get(href, timeout=10)
+    assert reply.status_code == 200 and reply.content == NOTES
+
+
+def test_rename_and_description(site: RestSite, bob: Any) -> None:
+    base = site.server.url
+    bob.get(base + "/user/bobby/Private/notes.txt")
+    heading(bob, "notes.txt")
+    button(bob, "Rename…").click()
+    field = by_label(bob, "New name")
+    field.clear()
+    field.send_keys("   ")
+    button(bob, "Save name").click()
+    error = wait_for(lambda: bob.find_element(By.ID, "rename-error").text, "rename error")
+    assert "empty" in error.lower() or "name" in error.lower()
+    field.clear()
+    field.send_keys("renamed <notes>.txt")
+    button(bob, "Save name").click()
+    heading(bob, "renamed <notes>.txt")
+    assert bob.current_url == base + "/user/bobby/Private/renamed%20%3Cnotes%3E.txt"
+    assert _item(site, "bob_private", "renamed <notes>.txt") is not None
+
+    button(bob, "Add description").click()
+    area = by_label(bob, "Description")
+    area.send_keys("first line\n<second> & line")
+    button(bob, "Save description").click()
+    wait_text(bob, "<second> & line", "#description")
+    assert _item(site, "bob_private", "renamed <notes>.txt")["description"] == \
+        "first line\n<second> & line"
+
+
+def test_metadata_editor(site: RestSite, bob: Any) -> None:
+    base = site.server.url
+    bob.get(base + "/user/bobby/Private/one.txt")
+    heading(bob, "one.txt")
+
+    def add(key: str, value: str, as_json: bool = False) -> None:
+        form = find(bob, ".metadata > form.meta-form")
+        form.find_element(By.CSS_SELECTOR, ".meta-key").send_keys(key)
+        form.find_element(By.CSS_SELECTOR, ".meta-value").send_keys(value)
+        if as_json:
+            form.find_element(By.CSS_SELECTOR, ".meta-json").click()
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    add("color", "<blue>")
+    wait_for(lambda: bob.find_element(By.CSS_SELECTOR, "tr[data-key=color] .meta-v").text ==
+             "<blue>", "the color key")
+    add("shape", '{"sides": [1, 2.5], "ok": true}', as_json=True)
+    wait_for(lambda: bob.find_elements(By.CSS_SELECTOR, "tr[data-key=shape]"), "the shape key")
+    meta = _item(site, "bob_private", "one.txt")["meta"]
+    assert meta == {"color": "<blue>", "shape": {"sides": [1, 2.5], "ok": True}}
+
+    add("bad", "{not json", as_json=True)  # refused by the page, in words
+    wait_text(bob, "not valid JSON", ".metadata > form.meta-form .error")
+    find(bob, ".metadata > form.meta-form .meta-key").clear()
+    find(bob, ".metadata > form.meta-form .meta-value").clear()
+    find(bob, ".metadata > form.meta-form .meta-json").click()
+    add("a.b", "x")  # refused by the server's key rules: its message, next to the form
+    message = wait_for(lambda: bob.find_element(
+        By.CSS_SELECTOR, ".metadata > form.meta-form .error").text, "the key rule error")
+    assert "." in message and "a.b" not in _item(site, "bob_private", "one.txt")["meta"]
+    screen(bob, "metadata")
+
+    find(bob, "tr[data-key=color] .meta-edit").click()
+    value = find(bob, "tr[data-key=color] .meta-value")
+    value.clear()
+    value.send_keys("42")
+    find(bob, "tr[data-key=color] .meta-json").click()
+    find(bob, "tr[data-key=color] button[type=submit]").click()
+    wait_for(lambda: bob.find_element(By.CSS_SELECTOR, "tr[data-key=color] .meta-v").text ==
+             "42", "the page showing the new value")
+    assert _item(site, "bob_private", "one.txt")["meta"]["color"] == 42  # a number, not "42"
+    find(bob, "tr[data-key=shape] .meta-delete").click()
+    wait_for(lambda: "shape" not in _item(site, "bob_private", "one.txt")["meta"],
+             "shape deleted")
+    wait_for(lambda: not bob.find_elements(By.CSS_SELECTOR, "tr[data-key=shape]"),
+             "shape row gone")
+    assert no_alert(bob)
+
+
+def test_delete_asks_first(site: RestSite, bob: Any) -> None:
+    base = site.server.url
+    bob.get(base + "/user/bobby/Private/gone.txt")
+    heading(bob, "gone.txt")
+    button(bob, "Delete…").click()
+    dialog = find(bob, "dialog[open]")
+    assert "gone.txt" in dialog.text
+    screen(bob, "confirm-delete")
+    button(bob, "Cancel").click()
+    wait_for(lambda: not bob.find_elements(By.CSS_SELECTOR, "dialog[open]"), "dialog closed")
+    assert _item(site, "bob_private", "gone.txt") is not None
+    button(bob, "Delete…").click()
+    find(bob, "dialog[open]")
+    button(bob, "Delete").click()
+    heading(bob, "Private")
+    assert find(bob, "#flash").text == "Deleted “gone.txt”."
+    assert _item(site, "bob_private", "gone.txt") is None
+    assert "gone.txt" not in find(bob, "table.contents").text
+
+
+def test_move_to_a_path(site: RestSite, bob: Any) -> None:
+    base = site.server.url
+    bob.get(base + "/user/bobby/Private/one.txt")
+    heading(bob, "one.txt")
+    button(bob, "Move…").click()
+    where = by_label(bob, "Destination folder path")
+    where.clear()
+    where.send_keys("/user/bobby/Private/Nowhere")
+    find(bob, "dialog[open] button[type=submit]").click()
+    wait_text(bob, "Path not found", "#dest-error")
+    where.clear()
+    where.send_keys("/user/bobby/Private/Archive")
+    find(bob, "dialog[open] button[type=submit]").click()
+    heading(bob, "one.txt")
+    wait_for(lambda: bob.current_url == base + "/user/bobby/Private/Archive/one.txt", "moved")
+    assert _item(site, "archive", "one.txt") is not None
+    assert _item(site, "bob_private", "one.txt") is None
+
+
+def test_select_several_for_zip_copy_and_delete(site: RestSite, bob: Any) -> None:
+    base = site.server.url
+    bob.get(base + "/user/bobby/Private")
+    heading(bob, "Private")
+    for name in ("two.txt", "Archive"):
+        find(bob, f"input[aria-label='Select {name}']").click()
+    assert find(bob, "#selected-count").text == "2 selected"
+    href = find(bob, "#download-selected").get_attribute("href")
+    reply = _session_with_browser_cookies(bob).get(href, timeout=10)
+    assert reply.status_code == 200
+    names = sorted(zipfile.ZipFile(io.BytesIO(reply.content)).namelist())
+    assert names == ["Archive/one.txt", "two.txt"]
+
+    find(bob, "input[aria-label='Select Archive']").click()  # just two.txt now
+    button(bob, "Copy…").click()
+    where = by_label(bob, "Destination folder path")
+    where.clear()
+    where.send_keys("/user/bobby/Private/Archive")
+    find(bob, "dialog[open] button[type=submit]").click()
+    wait_text(bob, "Copied 1 entry to /user/bobby/Private/Archive.", "#flash")
+    assert _item(site, "archive", "two.txt") is not None
+    find(bob, "#select-all").click()
+    count = len(bob.find_elements(By.CSS_SELECTOR, "table.contents tbody tr"))
+    assert find(bob, "#selected-count").text == f"{count} selected"
+    button(bob, "Delete…").click()
+    dialog = find(bob, "dialog[open]")
+    assert "Archive" in dialog.text and "two.txt" in dialog.text
+    button(bob, "Delete").click()
+    wait_text(bob, f"Deleted {count} entries.", "#flash")
+    wait_text(bob, "This folder is empty.")
+    left = site.get("item", "bobby", params={"folderId": site.id("bob_private")}).json()
+    assert left == []
