@@ -12,8 +12,17 @@ import pyotp
 from selenium.webdriver.common.by import By
 
 from tests.gateways.http.restsite import RestSite
-from tests.web.pages import (button, by_label, find, heading, sign_in, sign_out, wait_for,
-                             wait_text, screen)
+from tests.web.pages import (
+    button,
+    by_label,
+    find,
+    heading,
+    screen,
+    sign_in,
+    sign_out,
+    wait_for,
+    wait_text,
+)
 from tests.world import PASSWORD
 
 

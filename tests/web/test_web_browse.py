@@ -13,13 +13,27 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from tests.gateways.http.restsite import RestSite
-from tests.web.pages import (by_label, console, csp_violations, find, heading, link, main_text,
-                             no_alert, screen, script_errors, sign_in, wait_for, wait_text)
+from tests.web.pages import (
+    by_label,
+    console,
+    csp_violations,
+    find,
+    heading,
+    link,
+    main_text,
+    no_alert,
+    screen,
+    script_errors,
+    sign_in,
+    wait_for,
+    wait_text,
+)
 from tests.world import upload_bytes
 
 XSS_FOLDER = "<img src=x onerror=alert(1)>"
 XSS_ITEM = '"><script>alert(2)</script>'
 MANY = 120  # more than two pages of 50
+DASH = "\u2013"  # the en dash of the pager: "1<en dash>50 of 120"
 
 
 @pytest.fixture(scope="module")
@@ -98,22 +112,22 @@ def test_paging_and_sorting_by_the_server(site: RestSite, alice_browser: Any) ->
     heading(b, "many")
     rows = b.find_elements(By.CSS_SELECTOR, "table.contents tbody tr")
     assert len(rows) == 50
-    assert find(b, "#page-info").text.startswith(f"1–50 of {MANY}")
+    assert find(b, "#page-info").text.startswith(f"1{DASH}50 of {MANY}")
     assert rows[0].text.startswith("file000.txt")
     link(b, "Next").click()
-    wait_text(b, f"51–100 of {MANY}", "#page-info")
+    wait_text(b, f"51{DASH}100 of {MANY}", "#page-info")
     assert "file050.txt" in main_text(b) and "file000.txt" not in main_text(b)
     assert "page=2" in b.current_url
     b.refresh()  # the page number is in the URL
-    wait_text(b, f"51–100 of {MANY}", "#page-info")
+    wait_text(b, f"51{DASH}100 of {MANY}", "#page-info")
     find(b, "a.sort[title='Sort by name']").click()  # descending
     wait_for(lambda: b.find_element(By.CSS_SELECTOR, "table.contents tbody tr").text
              .startswith("file119.txt"), "name descending")
-    assert find(b, "#page-info").text.startswith("1–50")
+    assert find(b, "#page-info").text.startswith(f"1{DASH}50")
     link(b, "Next").click()
-    wait_text(b, f"51–100 of {MANY}", "#page-info")
+    wait_text(b, f"51{DASH}100 of {MANY}", "#page-info")
     link(b, "Next").click()
-    wait_text(b, f"101–120 of {MANY}", "#page-info")
+    wait_text(b, f"101{DASH}120 of {MANY}", "#page-info")
     rows = b.find_elements(By.CSS_SELECTOR, "table.contents tbody tr")
     assert len(rows) == 20 and rows[-1].text.startswith("file000.txt")
 

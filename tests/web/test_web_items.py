@@ -15,8 +15,17 @@ import requests
 from selenium.webdriver.common.by import By
 
 from tests.gateways.http.restsite import RestSite
-from tests.web.pages import (button, by_label, find, heading, no_alert, screen,
-                             sign_in, wait_for, wait_text)
+from tests.web.pages import (
+    button,
+    by_label,
+    find,
+    heading,
+    no_alert,
+    screen,
+    sign_in,
+    wait_for,
+    wait_text,
+)
 from tests.world import upload_bytes
 
 NOTES = b"some notes\n" * 10
