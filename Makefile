@@ -4,7 +4,8 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 # Debian packages the test suite drives as real clients and servers (gcc: a foreign-thread
-# probe of the FUSE binding, tests/gateways/fuse/test_mfusepy_internals.py).
+# probe of the FUSE binding, tests/gateways/fuse/test_mfusepy_internals.py; chromium and its
+# matching chromium-driver: the web client's browser tests, tests/web).
 DEB_TEST_PACKAGES := openssh-client fuse3 litmus cadaver davfs2 gcc libc6-dev \
 	chromium chromium-driver
 

@@ -13,6 +13,7 @@ function open(dialog) {
 export function confirmDialog({ title, message, items = [], confirmLabel = "OK" }) {
   return new Promise((resolve) => {
     const ok = h("button", { type: "submit", class: "danger", value: "ok" }, confirmLabel);
+    const cancel = h("button", { type: "submit", value: "cancel" }, "Cancel");
     const dialog = h("dialog", { "aria-labelledby": "dlg-title", class: "dialog" },
       h("form", { method: "dialog" },
         h("h2", { id: "dlg-title" }, title),
@@ -20,10 +21,10 @@ export function confirmDialog({ title, message, items = [], confirmLabel = "OK" 
         items.length ? h("ul", { class: "names" }, items.slice(0, 20).map((n) => h("li", {}, n)),
           items.length > 20 ? h("li", {}, `and ${items.length - 20} more`) : null) : null,
         h("div", { class: "actions" },
-          h("button", { type: "submit", value: "cancel" }, "Cancel"), ok)));
+          cancel, ok)));
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"));
     open(dialog);
-    ok.focus();
+    cancel.focus(); // a stray Enter must not destroy anything
   });
 }
 

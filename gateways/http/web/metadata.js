@@ -31,8 +31,9 @@ export function metadataEditor(item, reload) {
 
   const editorForm = (key, value, submitLabel, onCancel, oldKey) => {
     const keyInput = h("input", { class: "meta-key", value: key, required: true,
-                                  "aria-label": "Key" });
-    const text = h("textarea", { class: "meta-value", rows: 1, "aria-label": "Value" });
+                                  placeholder: "Key", "aria-label": "Key" });
+    const text = h("textarea", { class: "meta-value", rows: 1, "aria-label": "Value",
+                                 placeholder: "Value" });
     text.value = value === undefined ? "" : display(value);
     const json = h("input", { type: "checkbox", class: "meta-json",
                               checked: value !== undefined && typeof value !== "string" });
@@ -78,7 +79,7 @@ export function metadataEditor(item, reload) {
       });
       row.replaceChildren(h("th", { scope: "row", class: "meta-k" }, key),
         h("td", { class: "meta-v" }, display(meta[key])),
-        h("td", { class: "actions" }, edit, del));
+        h("td", { class: "row-actions" }, edit, " ", del));
     };
     show();
     return row;

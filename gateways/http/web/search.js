@@ -8,11 +8,12 @@ const TYPES = ["collection", "folder", "item", "user", "group"];
 const HEADINGS = { collection: "Collections", folder: "Folders", item: "Items", user: "Users",
                    group: "Groups" };
 
+// [link, the Girder path shown under the name] of a result.
 async function linkFor(type, doc) {
-  if (type === "user") return urlOfPath(`/user/${doc.login}`);
-  if (type === "group") return null;
+  if (type === "user") return [urlOfPath(`/user/${doc.login}`), null];
+  if (type === "group") return [null, null];
   const path = await get(`resource/${doc._id}/path`, { type });
-  return urlOfPath(path);
+  return [urlOfPath(path), path];
 }
 
 export async function searchView(ctx) {
@@ -36,13 +37,16 @@ export async function searchView(ctx) {
   for (const type of TYPES) {
     const docs = results[type] || [];
     if (!docs.length) continue;
-    const links = await Promise.all(docs.map((doc) => linkFor(type, doc).catch(() => null)));
+    const links = await Promise.all(docs.map((doc) => linkFor(type, doc)
+      .catch(() => [null, null])));
     sections.push(h("section", { class: "results" }, h("h2", {}, HEADINGS[type]),
       h("ul", { class: "entries" }, docs.map((doc, i) => {
         const label = type === "user" ? doc.login : doc.name;
-        return h("li", { class: "entry" }, links[i]
-          ? h("a", { href: links[i], class: `kind-${type}` }, label)
+        const [href, path] = links[i];
+        return h("li", { class: "entry" }, href
+          ? h("a", { href, class: `kind-${type}` }, label)
           : h("span", { class: `kind-${type}` }, label),
+        path ? h("p", { class: "muted path" }, path) : null,
         doc.description ? h("p", { class: "muted description" }, doc.description) : null);
       }))));
   }
