@@ -159,3 +159,29 @@ def test_registration_by_policy(web_site: RestSite, browser: Any) -> None:
         assert browser.find_elements(By.LINK_TEXT, "Register") == []
     finally:
         settings.set("core.registration_policy", "open")
+
+
+def test_anonymous_sees_public_data_only(web_site: RestSite, browser: Any) -> None:
+    base = web_site.server.url
+    browser.delete_all_cookies()
+    browser.get(base + "/user/alice/Public")
+    heading(browser, "Public")  # public data needs no sign-in
+    assert "readme.txt" in find(browser, "table.contents").text
+    browser.get(base + "/user/alice/Private/data")  # exists, but not for anonymous
+    heading(browser, "Not found")
+    wait_text(browser, "Path not found: /user/alice/Private/data")
+    find(browser, "#main a[href^='/login']").click()
+    heading(browser, "Sign in")
+    by_label(browser, "Login or email").send_keys("alice")
+    by_label(browser, "Password").send_keys(PASSWORD)
+    button(browser, "Log in").click()
+    heading(browser, "data")  # and the page asked for, now visible
+    sign_out(browser)
+
+
+def test_next_never_leaves_the_site(web_site: RestSite, browser: Any) -> None:
+    base = web_site.server.url
+    for hostile in ("//example.org/x", "/\\example.org/x", "https://example.org/"):
+        sign_in(browser, base, "alice", next_path=urllib.parse.quote(hostile, safe=""))
+        assert browser.current_url.startswith(base + "/"), browser.current_url
+        sign_out(browser)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -130,6 +131,11 @@ def test_paging_and_sorting_by_the_server(site: RestSite, alice_browser: Any) ->
     wait_text(b, f"101{DASH}120 of {MANY}", "#page-info")
     rows = b.find_elements(By.CSS_SELECTOR, "table.contents tbody tr")
     assert len(rows) == 20 and rows[-1].text.startswith("file000.txt")
+    # Every listing the page asked for was one page: never the whole folder.
+    listings = [parse_qs(urlsplit(url).query) for url in b.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+        if urlsplit(url).path in ("/api/v1/item", "/api/v1/folder")]
+    assert listings and all(0 < int(q["limit"][0]) <= 50 for q in listings), listings
 
 
 def test_path_bar(site: RestSite, alice_browser: Any) -> None:

@@ -39,7 +39,7 @@ def site(web_site: RestSite) -> Iterator[RestSite]:
     svc = app.services
     private = svc.folders.list(bobby, "user", world.users["bobby"]["_id"], name="Private")[0][0]
     for name, data in (("notes.txt", NOTES), ("gone.txt", b"bye"), ("one.txt", b"1"),
-                       ("two.txt", b"22")):
+                       ("two.txt", b"22"), ("three.txt", b"333")):
         upload_bytes(app, bobby, "folder", private, name, data)
     archive = svc.folders.create(bobby, "folder", private["_id"], "Archive")
     world.docs.update(bob_private=private, archive=archive)
@@ -194,7 +194,7 @@ def test_move_to_a_path(site: RestSite, bob: Any) -> None:
     assert _item(site, "bob_private", "one.txt") is None
 
 
-def test_select_several_for_zip_copy_and_delete(site: RestSite, bob: Any) -> None:
+def test_select_several_for_zip_copy_move_and_delete(site: RestSite, bob: Any) -> None:
     base = site.server.url
     bob.get(base + "/user/bobby/Private")
     heading(bob, "Private")
@@ -215,6 +215,17 @@ def test_select_several_for_zip_copy_and_delete(site: RestSite, bob: Any) -> Non
     find(bob, "dialog[open] button[type=submit]").click()
     wait_text(bob, "Copied 1 entry to /user/bobby/Private/Archive.", "#flash")
     assert _item(site, "archive", "two.txt") is not None
+    assert _item(site, "bob_private", "two.txt") is not None
+
+    find(bob, "input[aria-label='Select three.txt']").click()
+    button(bob, "Move…").click()
+    where = by_label(bob, "Destination folder path")
+    where.clear()
+    where.send_keys("/user/bobby/Private/Archive")
+    find(bob, "dialog[open] button[type=submit]").click()
+    wait_text(bob, "Moved 1 entry to /user/bobby/Private/Archive.", "#flash")
+    assert _item(site, "archive", "three.txt") is not None
+    assert _item(site, "bob_private", "three.txt") is None
     find(bob, "#select-all").click()
     count = len(bob.find_elements(By.CSS_SELECTOR, "table.contents tbody tr"))
     assert find(bob, "#selected-count").text == f"{count} selected"

@@ -108,7 +108,13 @@ export function registerView(ctx) {
 
 // Only same-site paths may be a "next" (no open redirect).
 export function safeNext(next) {
-  return next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  if (!next || !next.startsWith("/")) return "/";
+  try {
+    const url = new URL(next, location.origin); // "//x" and "/\\x" leave the site
+    return url.origin === location.origin ? url.pathname + url.search : "/";
+  } catch {
+    return "/";
+  }
 }
 
 // Public settings (registration policy, brand name); {} when unreachable.
