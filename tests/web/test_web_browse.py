@@ -255,5 +255,9 @@ def test_narrow_screen_and_keyboard(site: RestSite, alice_browser: Any) -> None:
             raise AssertionError("the folder link is not reachable by Tab")
         active.send_keys(Keys.ENTER)
         heading(b, "deep")
+        b.get(base + "/user/alice/Private/data/multi")  # an item page, files and metadata
+        heading(b, "multi")
+        assert b.execute_script("return document.documentElement.scrollWidth") <= 390
+        screen(b, "narrow-item")
     finally:
         b.set_window_size(1280, 900)
