@@ -4,23 +4,19 @@ import { ApiError, call, get, session } from "./api.js";
 import { connectPanel } from "./connect.js";
 import { h } from "./dom.js";
 import { itemView } from "./item.js";
-import { pathOfUrl, urlOfPath } from "./paths.js";
+import { encodeName, urlOfPath } from "./paths.js";
 import { breadcrumbs, contentsTable, pager, pageState } from "./table.js";
 import { selectionBar } from "./selection.js";
 
 const PAGE = 50;
 const LISTS = {
   collection: { title: "Collections", path: "collection", sort: "name",
-                link: (d) => urlOfPath(`/collection/${encodeSeg(d.name)}`), label: (d) => d.name },
+                link: (d) => urlOfPath(`/collection/${encodeName(d.name)}`), label: (d) => d.name },
   user: { title: "Users", path: "user", sort: "login",
           link: (d) => urlOfPath(`/user/${d.login}`),
           label: (d) => `${d.login}${d.firstName ? ` (${d.firstName} ${d.lastName || ""})` : ""}` },
   group: { title: "Groups", path: "group", sort: "name", link: null, label: (d) => d.name },
 };
-
-function encodeSeg(name) {
-  return String(name).replaceAll("\\", "\\\\").replaceAll("/", "\\-");
-}
 
 export async function listView(ctx, kind) {
   const spec = LISTS[kind];
@@ -116,5 +112,3 @@ async function containerView(ctx, path, doc) {
     connectPanel(path, doc));
   return { title, node };
 }
-
-export { pathOfUrl };

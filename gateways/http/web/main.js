@@ -83,6 +83,13 @@ async function render() {
   input.value = pathOfUrl(url.pathname) || "";
   showError(document.getElementById("path-error"), null);
   main.setAttribute("aria-busy", "true");
+  const section = url.pathname.startsWith("/user/") ? "/users"
+    : url.pathname.startsWith("/collection/") || url.pathname === "/" ? "/collections"
+      : url.pathname;
+  for (const a of document.querySelectorAll(".bar nav a")) {
+    if (a.getAttribute("href") === section) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
   let view;
   try {
     view = await route(url);
