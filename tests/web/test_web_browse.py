@@ -259,5 +259,7 @@ def test_narrow_screen_and_keyboard(site: RestSite, alice_browser: Any) -> None:
         heading(b, "multi")
         assert b.execute_script("return document.documentElement.scrollWidth") <= 390
         screen(b, "narrow-item")
+        entries = console(b)  # everything since the HTML-looking names test
+        assert csp_violations(entries) == [] and script_errors(entries) == []
     finally:
         b.set_window_size(1280, 900)

@@ -18,10 +18,13 @@ from tests.gateways.http.restsite import RestSite
 from tests.web.pages import (
     button,
     by_label,
+    console,
+    csp_violations,
     find,
     heading,
     no_alert,
     screen,
+    script_errors,
     sign_in,
     wait_for,
     wait_text,
@@ -237,3 +240,6 @@ def test_select_several_for_zip_copy_move_and_delete(site: RestSite, bob: Any) -
     wait_text(bob, "This folder is empty.")
     left = site.get("item", "bobby", params={"folderId": site.id("bob_private")}).json()
     assert left == []
+    # Nothing this module did broke a script or the CSP (the log holds the whole module).
+    entries = console(bob)
+    assert csp_violations(entries) == [] and script_errors(entries) == []
