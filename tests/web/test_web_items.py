@@ -22,6 +22,7 @@ from tests.web.pages import (
     csp_violations,
     find,
     heading,
+    link,
     no_alert,
     screen,
     script_errors,
@@ -243,3 +244,64 @@ def test_select_several_for_zip_copy_move_and_delete(site: RestSite, bob: Any) -
     # Nothing this module did broke a script or the CSP (the log holds the whole module).
     entries = console(bob)
     assert csp_violations(entries) == [] and script_errors(entries) == []
+
+
+def test_folder_actions(site: RestSite, bob: Any) -> None:
+    base = site.server.url
+    bob.get(base + "/user/bobby/Private")
+    heading(bob, "Private")
+    button(bob, "New folder…").click()
+    by_label(bob, "Folder name").send_keys("Plans <2027>")
+    find(bob, "dialog[open] button[type=submit]").click()
+    heading(bob, "Plans <2027>")
+    assert find(bob, "#flash").text == "Created folder “Plans <2027>”."
+    bob.back()  # a step forward: Back returns to the parent
+    heading(bob, "Private")
+    button(bob, "New folder…").click()
+    by_label(bob, "Folder name").send_keys("Plans <2027>")  # taken: said in the dialog
+    find(bob, "dialog[open] button[type=submit]").click()
+    message = wait_for(lambda: bob.find_element(By.ID, "prompt-error").text, "the clash")
+    assert "exists" in message.lower(), message
+    button(bob, "Cancel").click()
+    link(bob, "Plans <2027>").click()
+    heading(bob, "Plans <2027>")
+
+    button(bob, "New item…").click()
+    by_label(bob, "Item name").send_keys("todo")
+    find(bob, "dialog[open] button[type=submit]").click()
+    heading(bob, "todo")
+    bob.back()
+    heading(bob, "Plans <2027>")
+
+    button(bob, "Rename…").click()
+    field = by_label(bob, "New name")
+    field.clear()
+    field.send_keys("   ")
+    find(bob, "dialog[open] button[type=submit]").click()
+    wait_for(lambda: bob.find_element(By.ID, "prompt-error").text, "the name error")
+    field.clear()
+    field.send_keys("Plans 2028")
+    find(bob, "dialog[open] button[type=submit]").click()
+    heading(bob, "Plans 2028")
+    assert bob.current_url == base + "/user/bobby/Private/Plans%202028"
+
+    button(bob, "Add description").click()
+    by_label(bob, "Description").send_keys("what we <will> do")
+    find(bob, "dialog[open] button[type=submit]").click()
+    wait_text(bob, "what we <will> do", "#description")
+
+    button(bob, "Delete folder…").click()
+    assert "Plans 2028" in find(bob, "dialog[open]").text
+    button(bob, "Delete").click()
+    heading(bob, "Private")
+    assert find(bob, "#flash").text == "Deleted the folder “Plans 2028”."
+    folders = site.get("folder", "bobby", params={"parentType": "folder",
+                                                  "parentId": site.id("bob_private")}).json()
+    assert "Plans 2028" not in [f["name"] for f in folders]
+
+
+def test_no_write_no_folder_actions(site: RestSite, bob: Any) -> None:
+    bob.get(site.server.url + "/user/alice/Public")  # readable, not writable, for bobby
+    heading(bob, "Public")
+    assert bob.find_elements(By.ID, "new-folder") == []
+    assert bob.find_elements(By.ID, "delete-folder") == []

@@ -3,6 +3,7 @@
 import { ApiError, call, get, session } from "./api.js";
 import { connectPanel } from "./connect.js";
 import { h } from "./dom.js";
+import { folderToolbar } from "./folder.js";
 import { itemView } from "./item.js";
 import { encodeName, urlOfPath } from "./paths.js";
 import { breadcrumbs, contentsTable, pager, pageState } from "./table.js";
@@ -105,7 +106,9 @@ async function containerView(ctx, path, doc) {
     h("div", { class: "title-row" },
       h("h1", { id: "page-title", tabindex: "-1" }, title),
       h("span", { class: "muted count", id: "total" }, `${total.toLocaleString()} ${total === 1 ? "entry" : "entries"}`)),
-    doc.description ? h("p", { class: "description" }, doc.description) : null,
+    doc.description ? h("p", { class: "description", id: "description" }, doc.description)
+      : null,
+    folderToolbar(ctx, path, doc),
     selection.node,
     entries.length ? table : h("p", { class: "muted", id: "empty" }, "This folder is empty."),
     pager(ctx, page, PAGE, total),

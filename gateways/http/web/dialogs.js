@@ -67,3 +67,39 @@ export function destinationDialog({ title, action, initial = "" }) {
     input.focus();
   });
 }
+
+// Asks for one value (a name, a description). `submit(value)` does the work; what
+// it throws is shown in the dialog, next to the field, and the dialog stays.
+// Resolves submit's result, or null when cancelled.
+export function promptDialog({ title, label, action, value = "", multiline = false, submit }) {
+  return new Promise((resolve) => {
+    const input = multiline
+      ? h("textarea", { id: "prompt-value", rows: 4 })
+      : h("input", { id: "prompt-value", type: "text", autocomplete: "off", required: true });
+    input.value = value;
+    const error = h("p", { class: "error", id: "prompt-error", role: "alert" });
+    let result = null;
+    const form = h("form", {},
+      h("h2", { id: "dlg-title" }, title),
+      h("label", { for: "prompt-value" }, label), input, error,
+      h("div", { class: "actions" },
+        h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"),
+        h("button", { type: "submit", class: "primary" }, action)));
+    const dialog = h("dialog", { "aria-labelledby": "dlg-title", class: "dialog" }, form);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      showError(error, null);
+      try {
+        result = await submit(input.value);
+        dialog.close();
+      } catch (err) {
+        showError(error, err);
+        input.focus();
+      }
+    });
+    dialog.addEventListener("close", () => resolve(result));
+    open(dialog);
+    input.focus();
+    if (!multiline) input.select();
+  });
+}

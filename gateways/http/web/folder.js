@@ -1,0 +1,62 @@
+// What a folder page offers besides its contents: new folder, new item, rename,
+// description and delete (for those allowed to write; the server decides).
+import { call } from "./api.js";
+import { confirmDialog, promptDialog } from "./dialogs.js";
+import { h, showError } from "./dom.js";
+import { childPath, urlOfPath } from "./paths.js";
+
+const WRITE = 1;
+
+function parentOf(path) {
+  return path.split("/").slice(0, -1).join("/");
+}
+
+export function folderToolbar(ctx, path, doc) {
+  const type = doc._modelType;
+  if ((doc._accessLevel ?? 0) < WRITE) return null;
+  const error = h("p", { class: "error", id: "folder-error", role: "alert" });
+  // Replace the history entry when the old address is gone or unchanged; a new
+  // folder or item is a step forward (Back returns here).
+  const go = (url, flash, replace = true) => ctx.navigate(urlOfPath(url), { replace, flash });
+  const buttons = [
+    h("button", { type: "button", id: "new-folder", onclick: () => promptDialog({
+      title: "New folder", label: "Folder name", action: "Create folder",
+      submit: (name) => call("POST", "folder", { form: {
+        parentType: type, parentId: doc._id, name } }),
+    }).then((made) => made && go(childPath(path, made.data.name),
+                                 `Created folder “${made.data.name}”.`, false)) }, "New folder…"),
+  ];
+  if (type === "folder") {
+    buttons.push(
+      h("button", { type: "button", id: "new-item", onclick: () => promptDialog({
+        title: "New item", label: "Item name", action: "Create item",
+        submit: (name) => call("POST", "item", { form: { folderId: doc._id, name } }),
+      }).then((made) => made && go(childPath(path, made.data.name),
+                                   `Created item “${made.data.name}”.`, false)) }, "New item…"),
+      h("button", { type: "button", id: "rename-folder", onclick: () => promptDialog({
+        title: `Rename “${doc.name}”`, label: "New name", action: "Rename", value: doc.name,
+        submit: (name) => call("PUT", `folder/${doc._id}`, { form: { name } }),
+      }).then((done) => done && go(childPath(parentOf(path), done.data.name), "Renamed.")) },
+      "Rename…"),
+      h("button", { type: "button", id: "describe-folder", onclick: () => promptDialog({
+        title: `Description of “${doc.name}”`, label: "Description", action: "Save",
+        value: doc.description || "", multiline: true,
+        submit: (description) => call("PUT", `folder/${doc._id}`, { form: { description } }),
+      }).then((done) => done && go(path, "Description saved.")) },
+      doc.description ? "Edit description" : "Add description"),
+      h("button", { type: "button", id: "delete-folder", class: "danger", onclick: async () => {
+        const ok = await confirmDialog({ title: `Delete the folder “${doc.name}”?`,
+          message: "The folder and everything in it will be deleted. This cannot be undone.",
+          items: [doc.name], confirmLabel: "Delete" });
+        if (!ok) return;
+        try {
+          await call("DELETE", `folder/${doc._id}`);
+          go(parentOf(path), `Deleted the folder “${doc.name}”.`);
+        } catch (err) {
+          showError(error, err);
+        }
+      } }, "Delete folder…"));
+  }
+  return h("div", { class: "toolbar", role: "group", "aria-label": "Folder actions" }, buttons,
+    error);
+}
