@@ -5,7 +5,7 @@ import { h, showError } from "./dom.js";
 
 export function selectionBar(ctx, path, entries) {
   const chosen = new Map(); // id -> entry
-  const count = h("span", { id: "selected-count" }, "Nothing selected");
+  const count = h("span", { id: "selected-count", "aria-live": "polite" });
   const error = h("p", { class: "error", id: "selection-error", role: "alert" });
   const download = h("a", { class: "button", id: "download-selected", download: "" },
     "Download zip");
@@ -22,17 +22,16 @@ export function selectionBar(ctx, path, entries) {
   };
   const refresh = () => {
     const n = chosen.size;
-    count.textContent = n ? `${n} selected` : "Nothing selected";
-    for (const b of Object.values(buttons)) b.disabled = !n;
-    if (n) {
-      // The download rides on the session cookie (SameSite=Strict, accepted by
-      // download routes only), so a large zip streams to disk, not to memory.
-      download.href = apiUrl("resource/download", { resources: resources() }).href;
-      download.removeAttribute("aria-disabled");
-    } else {
-      download.removeAttribute("href");
-      download.setAttribute("aria-disabled", "true");
-    }
+    count.textContent = n ? `${n} selected` : "Select entries to download, move, copy or " +
+                                               "delete several at once.";
+    count.classList.toggle("muted", !n);
+    // The actions appear with a selection (fewer buttons to pass on a small screen).
+    for (const b of Object.values(buttons)) b.hidden = !n;
+    download.hidden = !n;
+    // The download rides on the session cookie (SameSite=Strict, accepted by
+    // download routes only), so a large zip streams to disk, not to memory.
+    if (n) download.href = apiUrl("resource/download", { resources: resources() }).href;
+    else download.removeAttribute("href");
   };
 
   const run = async (label, work) => {
