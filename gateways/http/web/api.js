@@ -90,7 +90,8 @@ export const put = async (path, form) => (await call("PUT", path, { form })).dat
 export const del = async (path, params) => (await call("DELETE", path, { params })).data;
 
 export async function login(loginOrEmail, password, otp) {
-  const basic = btoa(String.fromCharCode(...new TextEncoder().encode(`${loginOrEmail}:${password}`)));
+  const utf8 = new TextEncoder().encode(`${loginOrEmail}:${password}`);
+  const basic = btoa(String.fromCharCode(...utf8));
   const headers = { Authorization: `Basic ${basic}` };
   if (otp) headers["Girder-OTP"] = otp;
   const { data } = await call("GET", "user/authentication", { headers, auth: false });

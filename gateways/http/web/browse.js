@@ -83,7 +83,7 @@ async function containerView(ctx, path, doc) {
   // Folders first: the folder page tells how many folders there are, which
   // places the items after them in the same numbering.
   const folders = await call("GET", "folder", { params: { ...parentParams, limit: PAGE, offset,
-    sort: sortField === "lowerName" ? "lowerName" : sortField, sortdir: dir } });
+    sort: sortField, sortdir: dir } });
   const nFolders = folders.total ?? folders.data.length;
   let items = { data: [], total: 0 };
   if (type === "folder") {
@@ -95,6 +95,7 @@ async function containerView(ctx, path, doc) {
   }
   const total = nFolders + (items.total ?? items.data.length);
   const title = type === "user" ? doc.login : doc.name;
+  const count = `${total.toLocaleString()} ${total === 1 ? "entry" : "entries"}`;
   const entries = [
     ...folders.data.map((d) => ({ ...d, _modelType: "folder" })),
     ...items.data.map((d) => ({ ...d, _modelType: "item" })),
@@ -105,7 +106,7 @@ async function containerView(ctx, path, doc) {
     breadcrumbs(path),
     h("div", { class: "title-row" },
       h("h1", { id: "page-title", tabindex: "-1" }, title),
-      h("span", { class: "muted count", id: "total" }, `${total.toLocaleString()} ${total === 1 ? "entry" : "entries"}`)),
+      h("span", { class: "muted count", id: "total" }, count)),
     doc.description ? h("p", { class: "description", id: "description" }, doc.description)
       : null,
     folderToolbar(ctx, path, doc),

@@ -18,45 +18,54 @@ export function folderToolbar(ctx, path, doc) {
   // Replace the history entry when the old address is gone or unchanged; a new
   // folder or item is a step forward (Back returns here).
   const go = (url, flash, replace = true) => ctx.navigate(urlOfPath(url), { replace, flash });
-  const buttons = [
-    h("button", { type: "button", id: "new-folder", onclick: () => promptDialog({
-      title: "New folder", label: "Folder name", action: "Create folder",
-      submit: (name) => call("POST", "folder", { form: {
-        parentType: type, parentId: doc._id, name } }),
-    }).then((made) => made && go(childPath(path, made.data.name),
-                                 `Created folder “${made.data.name}”.`, false)) }, "New folder…"),
-  ];
+
+  const newFolder = async () => {
+    const made = await promptDialog({ title: "New folder", label: "Folder name",
+      action: "Create folder", submit: (name) => call("POST", "folder",
+        { form: { parentType: type, parentId: doc._id, name } }) });
+    if (made) go(childPath(path, made.data.name), `Created folder “${made.data.name}”.`, false);
+  };
+  const newItem = async () => {
+    const made = await promptDialog({ title: "New item", label: "Item name",
+      action: "Create item", submit: (name) => call("POST", "item",
+        { form: { folderId: doc._id, name } }) });
+    if (made) go(childPath(path, made.data.name), `Created item “${made.data.name}”.`, false);
+  };
+  const rename = async () => {
+    const done = await promptDialog({ title: `Rename “${doc.name}”`, label: "New name",
+      action: "Rename", value: doc.name,
+      submit: (name) => call("PUT", `folder/${doc._id}`, { form: { name } }) });
+    if (done) go(childPath(parentOf(path), done.data.name), "Renamed.");
+  };
+  const describe = async () => {
+    const done = await promptDialog({ title: `Description of “${doc.name}”`,
+      label: "Description", action: "Save", value: doc.description || "", multiline: true,
+      submit: (description) => call("PUT", `folder/${doc._id}`, { form: { description } }) });
+    if (done) go(path, "Description saved.");
+  };
+  const remove = async () => {
+    const ok = await confirmDialog({ title: `Delete the folder “${doc.name}”?`,
+      message: "The folder and everything in it will be deleted. This cannot be undone.",
+      items: [doc.name], confirmLabel: "Delete" });
+    if (!ok) return;
+    try {
+      await call("DELETE", `folder/${doc._id}`);
+      go(parentOf(path), `Deleted the folder “${doc.name}”.`);
+    } catch (err) {
+      showError(error, err);
+    }
+  };
+
+  const button = (id, label, onclick, cls) => h("button", { type: "button", id, onclick,
+                                                             class: cls }, label);
+  const buttons = [button("new-folder", "New folder…", newFolder)];
   if (type === "folder") {
-    buttons.push(
-      h("button", { type: "button", id: "new-item", onclick: () => promptDialog({
-        title: "New item", label: "Item name", action: "Create item",
-        submit: (name) => call("POST", "item", { form: { folderId: doc._id, name } }),
-      }).then((made) => made && go(childPath(path, made.data.name),
-                                   `Created item “${made.data.name}”.`, false)) }, "New item…"),
-      h("button", { type: "button", id: "rename-folder", onclick: () => promptDialog({
-        title: `Rename “${doc.name}”`, label: "New name", action: "Rename", value: doc.name,
-        submit: (name) => call("PUT", `folder/${doc._id}`, { form: { name } }),
-      }).then((done) => done && go(childPath(parentOf(path), done.data.name), "Renamed.")) },
-      "Rename…"),
-      h("button", { type: "button", id: "describe-folder", onclick: () => promptDialog({
-        title: `Description of “${doc.name}”`, label: "Description", action: "Save",
-        value: doc.description || "", multiline: true,
-        submit: (description) => call("PUT", `folder/${doc._id}`, { form: { description } }),
-      }).then((done) => done && go(path, "Description saved.")) },
-      doc.description ? "Edit description" : "Add description"),
-      h("button", { type: "button", id: "delete-folder", class: "danger", onclick: async () => {
-        const ok = await confirmDialog({ title: `Delete the folder “${doc.name}”?`,
-          message: "The folder and everything in it will be deleted. This cannot be undone.",
-          items: [doc.name], confirmLabel: "Delete" });
-        if (!ok) return;
-        try {
-          await call("DELETE", `folder/${doc._id}`);
-          go(parentOf(path), `Deleted the folder “${doc.name}”.`);
-        } catch (err) {
-          showError(error, err);
-        }
-      } }, "Delete folder…"));
+    buttons.push(button("new-item", "New item…", newItem),
+      button("rename-folder", "Rename…", rename),
+      button("describe-folder", doc.description ? "Edit description" : "Add description",
+             describe),
+      button("delete-folder", "Delete folder…", remove, "danger"));
   }
-  return h("div", { class: "toolbar", role: "group", "aria-label": "Folder actions" }, buttons,
-    error);
+  return h("div", { class: "toolbar", role: "group", "aria-label": "Folder actions" },
+    buttons, error);
 }

@@ -23,7 +23,8 @@ export async function searchView(ctx) {
   document.getElementById("search-mode").value = mode;
   const heading = h("h1", { id: "page-title", tabindex: "-1" }, `Search: ${q}`);
   if (!q) {
-    return { title: "Search", node: h("section", {}, heading, h("p", {}, "Type in the box above.")) };
+    return { title: "Search",
+             node: h("section", {}, heading, h("p", {}, "Type in the box above.")) };
   }
   let results;
   try {
