@@ -23,7 +23,7 @@ export async function listView(ctx, kind) {
   const spec = LISTS[kind];
   const { page } = pageState(ctx.url);
   const heading = h("h1", { id: "page-title", tabindex: "-1" }, spec.title);
-  if (kind !== "collection" && !session.user) {
+  if (kind === "user" && !session.user) { // the server lists users to those signed in
     return { title: spec.title, node: h("section", {}, heading,
       h("p", {}, `Sign in to see the ${spec.title.toLowerCase()}.`)) };
   }
