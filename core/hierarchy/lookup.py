@@ -25,7 +25,9 @@ ROOTS = ("user", "collection")
 def lookup(resolver: Resolver, principal: Principal, path: str) -> tuple[str, dict[str, Any]]:
     """(model, document) at ``path``, READ-checked at every step. As in Girder,
     a trailing ``/`` is not stripped: it names a child with an empty name,
-    which nothing has."""
+    which nothing has. Every step reads the store, not the path cache: the
+    answer is the document as it is now (the gateways' views accept the
+    cache's few seconds; a client looking a path up by REST does not)."""
     names = split_path(path) if isinstance(path, str) else []
     if not isinstance(path, str) or not path.startswith("/") or path.endswith("/") or \
             len(names) < 2 or names[0] not in ROOTS:
@@ -35,7 +37,7 @@ def lookup(resolver: Resolver, principal: Principal, path: str) -> tuple[str, di
         for name in names:
             if pos.kind == ITEM and not pos.is_dir:  # Girder's layout: never a file
                 pos = Position(ITEM, pos.doc, pos.folder)
-            pos = resolver.child(pos, name, principal)
+            pos = resolver.child(pos, name, principal, fresh=True)
     except (NotFoundError, NotADirectoryError):
         raise NotFoundError(f"Path not found: {path}") from None
     assert pos.doc is not None

@@ -179,3 +179,19 @@ def test_timestamps_are_admin_only(site: RestSite) -> None:
     bad = site.put(f"resource/{multi}/timestamp", "admin", params={"type": "item",
                                                                    "created": "yesterday"})
     assert bad.status_code == 400
+
+
+def test_lookup_answers_the_document_as_it_is_now(site: RestSite) -> None:
+    """The path cache may hold a document for a few seconds; a REST lookup
+    never answers from it (a new description, a rename: seen at once)."""
+    before = site.get("resource/lookup", "alice", params={"path": "/user/alice/Private/data"})
+    assert before.status_code == 200
+    data = before.json()["_id"]
+    assert site.put(f"folder/{data}", "alice", params={"description": "fresh"}).ok
+    after = site.get("resource/lookup", "alice", params={"path": "/user/alice/Private/data"})
+    assert after.json()["description"] == "fresh"
+    assert site.put(f"folder/{data}", "alice", params={"name": "renamed"}).ok
+    old = site.get("resource/lookup", "alice", params={"path": "/user/alice/Private/data"})
+    assert old.status_code == 400
+    new = site.get("resource/lookup", "alice", params={"path": "/user/alice/Private/renamed"})
+    assert new.status_code == 200 and new.json()["_id"] == data
