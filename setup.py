@@ -30,7 +30,8 @@ setup(
     python_requires=">=3.11",
     packages=_packages(),
     package_dir=TOP,
-    package_data={"joist.gateways.http": ["static/swagger-ui/*"]},
+    package_data={"joist.gateways.http": ["static/swagger-ui/*"],
+                  "joist.core.mail": ["templates/*.txt"]},
     install_requires=[
         "pymongo>=4.6",        # bson.ObjectId everywhere; the MongoDB engine
         "bcrypt>=4.1",

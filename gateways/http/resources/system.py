@@ -228,3 +228,23 @@ def _json_or_text(value: Any) -> Any:
         return validation.loads_json(value)
     except ValueError:
         return value
+
+
+@api.get("mail", "The mail outbox: messages waiting to be sent and those given up on.",
+         scope=scopes.SETTINGS_READ, access="admin",
+         params=(Param("limit", "integer", default=50, description="Failures to list."),
+                 Param("offset", "integer", default=0, description="Offset into failures.")),
+         notes="Failures are newest first: the message's kind (template), recipients, "
+               "subject, attempts and the last errors. The newest 500 are kept, 30 days.")
+def mail_status(ctx: Context, limit: int, offset: int) -> dict[str, Any]:
+    if limit < 0 or offset < 0:
+        raise RestError("limit and offset must not be negative.")
+    mail = ctx.services.mail
+    return {"queued": mail.outbox.pending(), "failureCount": mail.failure_count(),
+            "failures": mail.failures(limit=limit, offset=offset)}
+
+
+@api.delete("mail", "Forget the record of mail that could not be sent.", scope=FULL_LOGIN,
+            access="admin")
+def clear_mail_failures(ctx: Context) -> dict[str, Any]:
+    return {"removed": ctx.services.mail.clear_failures()}
