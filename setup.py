@@ -58,6 +58,7 @@ setup(
             "moto[server]>=5.0",
             "boto3>=1.34",
             "hypothesis>=6.100",
+            "aiosmtpd>=1.4",        # a real SMTP server for the mail tests
             "ruff>=0.5",
             "mypy>=1.10",
         ],
