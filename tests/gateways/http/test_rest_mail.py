@@ -102,7 +102,7 @@ def test_registration_with_verification_required(site: RestSite, smtp: SmtpServe
 
     message = inbox.to("newbie@example.org")
     assert message["Subject"] == "Joist: Email verification"
-    assert "Joist <no-reply@joist.invalid>" == message["From"]
+    assert message["From"] == "Joist <no-reply@joist.invalid>"
     link = re.search(r"(\S+)/#useraccount/(\w+)/verification/(\w+)", body(message))
     assert link is not None and link.group(2) == user["_id"]
     # No core.email_host: the server's own name and port (not the Host header).
