@@ -233,8 +233,9 @@ class SettingsService:
         definition = self.definition(key)
         if env_name(key) in self._env:
             raw = self._env[env_name(key)]
-            with contextlib.suppress(ValueError):
-                raw = loads_json(raw)
+            if not definition.secret:  # a password of digits stays a string
+                with contextlib.suppress(ValueError):
+                    raw = loads_json(raw)
             return self.validate(key, raw)
         now = time.monotonic()
         with self._lock:

@@ -1,5 +1,5 @@
-"""The mail outbox on its own: order, backoff, giving up, a bound, stopping,
-and templates (no network: the delivery function is the test's)."""
+"""The mail outbox on its own: order, backoff, giving up, a bound, stopping;
+templates; the SMTP password setting (no network: delivery is the test's)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from joist.admin.bootstrap import App
 from joist.core.mail.outbox import Envelope, Outbox
+from joist.core.mail.smtp import SmtpConfig
 from joist.core.mail.templates import Templates
+from joist.core.stored_settings import SettingsService
 
 
 def envelope(n: int) -> Envelope:
@@ -107,3 +110,11 @@ def test_templates_override_and_fallback(tmp_path: Path, caplog: pytest.LogCaptu
     assert "is invalid" in caplog.text
     with pytest.raises(KeyError):
         Templates(None).render("../etc/passwd", fields)
+
+
+def test_smtp_password_from_the_environment_stays_a_string(app: App) -> None:
+    settings = SettingsService(app.store.settings,
+                               env={"JOIST_SETTING_CORE_SMTP_PASSWORD": "12345"})
+    assert settings.get("core.smtp.password") == "12345"
+    assert settings.shown("core.smtp.password") == "********"
+    assert "12345" not in repr(SmtpConfig.from_settings(settings))
