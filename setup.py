@@ -30,7 +30,8 @@ setup(
     python_requires=">=3.11",
     packages=_packages(),
     package_dir=TOP,
-    package_data={"joist.gateways.http": ["static/swagger-ui/*", "web/*"]},
+    package_data={"joist.gateways.http": ["static/swagger-ui/*", "web/*"],
+                  "joist.core.mail": ["templates/*.txt"]},
     install_requires=[
         "pymongo>=4.6",        # bson.ObjectId everywhere; the MongoDB engine
         "bcrypt>=4.1",
@@ -57,6 +58,7 @@ setup(
             "moto[server]>=5.0",
             "boto3>=1.34",
             "hypothesis>=6.100",
+            "aiosmtpd>=1.4",        # a real SMTP server for the mail tests
             "ruff>=0.5",
             "selenium>=4.20",      # drives Debian's chromium + chromium-driver (tests/web)
             "mypy>=1.10",

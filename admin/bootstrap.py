@@ -46,7 +46,10 @@ class App:
     hierarchy: Hierarchy
 
     def close(self) -> None:
-        self.engine.close()
+        try:
+            self.services.close()  # the mail outbox sends what is due, then stops
+        finally:
+            self.engine.close()
 
     def __enter__(self) -> App:
         return self
@@ -77,7 +80,9 @@ def build_app(settings: Settings, *, env: dict[str, str] | None = None,
             registry.create_filesystem(DEFAULT_ASSETSTORE, root, current=True)
             log.info("created the default filesystem assetstore at %s", root)
         services = Services.build(store, registry, bcrypt_rounds=settings.security.bcrypt_rounds,
-                                  env=env if env is not None else dict(os.environ))
+                                  env=env if env is not None else dict(os.environ),
+                                  # an administrator's mail template overrides
+                                  mail_templates=data / "mail_templates")
         return App(settings=settings, engine=engine, store=store, assetstores=registry,
                    services=services, hierarchy=Hierarchy(services))
     except BaseException:

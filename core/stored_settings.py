@@ -62,6 +62,21 @@ def _string(value: Any) -> str:
     return value
 
 
+def _nonblank(what: str) -> Validator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{what} must not be blank")
+        return value.strip()
+    return check
+
+
+def _url_prefix(value: Any) -> str:
+    value = _string(value).strip()
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value
+
+
 def _collection_policy(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         value = loads_json(value)
@@ -85,6 +100,12 @@ class SettingDef:
     validate: Validator
     help: str
     public: bool = False
+    secret: bool = False  # never shown: listings answer SECRET_MASK when set
+
+
+SECRET_MASK = "********"
+"""What a set secret setting reads as outside core; writing it back keeps the
+stored value (so a settings form that echoes what it read changes nothing)."""
 
 
 DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
@@ -126,6 +147,28 @@ DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
                _string, "CORS exposed headers."),
     SettingDef("core.girder_mount_information", None, _mount_info,
                "Where a Joist FUSE mount of this store is (written by `joist mount`)."),
+    # Mail (Girder's keys; ``core.smtp_host`` is spelled so in Girder).
+    SettingDef("core.smtp_host", "localhost", _nonblank("SMTP host"), "SMTP server host."),
+    SettingDef("core.smtp.port", 25, _number(1, integer=True), "SMTP server port."),
+    SettingDef("core.smtp.encryption", "none", _choice("none", "starttls", "ssl"),
+               "SMTP encryption: none, starttls or ssl (TLS from the first byte)."),
+    SettingDef("core.smtp.username", "", _string,
+               "SMTP login (empty: no authentication)."),
+    SettingDef("core.smtp.password", "", _string, "SMTP password.", secret=True),
+    SettingDef("core.email_from_address", "Joist <no-reply@joist.invalid>",
+               _nonblank("Email from address"), "Sender of the mail the server sends."),
+    SettingDef("core.email_host", "", _url_prefix,
+               "Base URL of links in mail (empty: core.server_root, else the URL the "
+               "request that caused the mail came to)."),
+    SettingDef("joist.smtp.ca_file", "", _string,
+               "PEM file of the CA(s) trusted for the SMTP server's certificate (empty: "
+               "the system's). The certificate and host name are always checked."),
+    SettingDef("joist.smtp.timeout", 20.0, _number(0, exclusive=True),
+               "Seconds one SMTP connection attempt may take."),
+    SettingDef("joist.mail.retries", 5, _number(0, integer=True),
+               "How many times a message that failed is tried again."),
+    SettingDef("joist.mail.retry_base_seconds", 5.0, _number(0, exclusive=True),
+               "Delay before the first retry; it doubles each time (at most 1 hour)."),
     SettingDef("joist.hierarchy.item_layout", "natural", _choice("natural", "girder"),
                "'natural': a one-file item named like its file shows as that file; "
                "'girder': every item is a directory of its files."),
@@ -190,8 +233,9 @@ class SettingsService:
         definition = self.definition(key)
         if env_name(key) in self._env:
             raw = self._env[env_name(key)]
-            with contextlib.suppress(ValueError):
-                raw = loads_json(raw)
+            if not definition.secret:  # a password of digits stays a string
+                with contextlib.suppress(ValueError):
+                    raw = loads_json(raw)
             return self.validate(key, raw)
         now = time.monotonic()
         with self._lock:
@@ -209,6 +253,8 @@ class SettingsService:
         if value is None:
             self.unset(key)
             return self.definition(key).default
+        if self.definition(key).secret and value == SECRET_MASK:
+            return SECRET_MASK  # echoed back from a listing: keep the stored secret
         value = self.validate(key, value)
         self._coll.update_one({"key": key}, {"$set": {"key": key, "value": value}},
                               upsert=True)
@@ -221,7 +267,16 @@ class SettingsService:
         self._forget(key)
 
     def all(self) -> dict[str, Any]:
-        return {key: self.get(key) for key in DEFINITIONS}
+        """Every setting as shown outside core (secrets masked)."""
+        return {key: self.shown(key) for key in DEFINITIONS}
+
+    def shown(self, key: str) -> Any:
+        """The value as API responses and the CLI may show it: a secret is
+        ``SECRET_MASK`` when set, "" when not."""
+        value = self.get(key)
+        if self.definition(key).secret:
+            return SECRET_MASK if value else ""
+        return value
 
     def public(self) -> dict[str, Any]:
         return {key: self.get(key) for key, d in DEFINITIONS.items() if d.public}

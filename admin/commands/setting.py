@@ -34,14 +34,14 @@ def _parse(raw: str) -> object:
 
 def _get(args: argparse.Namespace) -> int:
     with app_for(args) as app:
-        print(json.dumps(app.services.settings.get(args.key)))
+        print(json.dumps(app.services.settings.shown(args.key)))
     return 0
 
 
 def _set(args: argparse.Namespace) -> int:
     with app_for(args) as app:
-        value = app.services.settings.set(args.key, _parse(args.value))
-        print(f"{args.key} = {json.dumps(value)}")
+        app.services.settings.set(args.key, _parse(args.value))
+        print(f"{args.key} = {json.dumps(app.services.settings.shown(args.key))}")
     return 0
 
 

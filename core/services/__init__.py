@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..assetstores.registry import AssetstoreRegistry
 from ..auth.apikeys import ApiKeyService
@@ -21,6 +22,7 @@ from ..auth.grants import GrantChecker
 from ..auth.scopes import ScopeCatalog
 from ..auth.sshkeys import SshKeyService
 from ..auth.tokens import TokenService
+from ..mail import MailService, Notices
 from ..store import Store
 from ..stored_settings import SettingsService
 from .access import AccessService
@@ -63,10 +65,17 @@ class Services:
     transfers: AssetstoreTransferService
     search: SearchService
     scopes: ScopeCatalog
+    mail: MailService
+    notices: Notices
+
+    def close(self) -> None:
+        """Stop what runs in the background (the mail outbox)."""
+        self.mail.stop()
 
     @classmethod
     def build(cls, store: Store, assetstores: AssetstoreRegistry, *,
-              bcrypt_rounds: int = 12, env: Mapping[str, str] | None = None) -> Services:
+              bcrypt_rounds: int = 12, env: Mapping[str, str] | None = None,
+              mail_templates: Path | None = None) -> Services:
         settings = SettingsService(store.settings, env=env)
         tree = TreeAccess(store)
         folders = FolderService(tree)
@@ -79,18 +88,22 @@ class Services:
         auth = Authenticator(store, settings, tokens,
                              ApiKeyService(store.api_keys, store.users, tokens, scopes),
                              SshKeyService(store.ssh_keys), checker)
+        mail = MailService(settings, store.mail_failures, template_dir=mail_templates)
+        notices = Notices(mail, auth, settings, store.users)
         return cls(
             settings=settings, assetstores=assetstores, tree=tree,
             folders=folders, items=items, files=files, uploads=uploads,
             collections=CollectionService(tree, settings),
-            users=UserService(tree, folders, settings, bcrypt_rounds=bcrypt_rounds),
-            groups=GroupService(tree, settings), access=AccessService(tree),
+            users=UserService(tree, folders, settings, bcrypt_rounds=bcrypt_rounds,
+                              notices=notices, tokens=tokens),
+            groups=GroupService(tree, settings, notices=notices),
+            access=AccessService(tree),
             moves=MoveCopyService(tree, folders, items, files),
             removal=RemovalService(tree, files, uploads), auth=auth,
             locks=LockService(store.locks), mounts=MountService(store, tree, settings),
             imports=ImportService(tree, folders, items, files, assetstores),
             transfers=AssetstoreTransferService(tree, files, assetstores),
-            search=SearchService(tree), scopes=scopes)
+            search=SearchService(tree), scopes=scopes, mail=mail, notices=notices)
 
 
 __all__ = ["Services"]

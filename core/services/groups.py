@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
@@ -18,6 +18,9 @@ from ..stored_settings import SettingsService
 from ..validation import validate_name
 from .tree_access import TreeAccess
 
+if TYPE_CHECKING:
+    from ..mail import Notices
+
 GROUP_EXISTS = "A group with that name already exists."
 # A group's own say on direct adds (Girder's ``addAllowed``): "default" defers
 # to the site's core.add_to_group_policy; the others only count where that
@@ -26,10 +29,12 @@ ADD_ALLOWED = ("default", "no", "yesmod", "yesadmin")
 
 
 class GroupService:
-    def __init__(self, tree: TreeAccess, settings: SettingsService) -> None:
+    def __init__(self, tree: TreeAccess, settings: SettingsService, *,
+                 notices: Notices | None = None) -> None:
         self.tree = tree
         self.store = tree.store
         self.settings = settings
+        self.notices = notices
 
     def create(self, principal: Principal, name: Any, *, description: str = "",
                public: bool = True) -> Document:
@@ -152,9 +157,12 @@ class GroupService:
         return level >= acl.WRITE and "mod" in policy and effective == "yesmod"
 
     def add_member(self, principal: Principal, group: Document, user: Document, *,
-                   level: int = acl.READ, force: bool = False) -> Document:
+                   level: int = acl.READ, force: bool = False, quiet: bool = True,
+                   origin: str = "") -> Document:
         """Invite ``user`` (Girder's default), or add directly when ``force``d by
-        someone allowed to (site admins; group admins/moderators per policy)."""
+        someone allowed to (site admins; group admins/moderators per policy).
+        An invitation is mailed to the user unless ``quiet`` (REST: Girder's
+        ``quiet`` parameter, false by default there)."""
         my_level = self.tree.require(principal, "group", group, acl.WRITE)
         if level not in (acl.READ, acl.WRITE, acl.ADMIN):
             raise ValidationError("Invalid access level", field="level")
@@ -169,6 +177,9 @@ class GroupService:
                 "groupInvites": {"groupId": group["_id"]}}})
             self.store.users.update_one({"_id": user["_id"]}, {"$push": {
                 "groupInvites": {"groupId": group["_id"], "level": int(level)}}})
+            if not quiet and self.notices is not None and principal.user_id is not None:
+                inviter = self.store.users.find_one({"_id": principal.user_id}) or {}
+                self.notices.group_invite(inviter, user, group, origin)
         return self.store.get("user", user["_id"])
 
     def join(self, principal: Principal, group: Document) -> Document:

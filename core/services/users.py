@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import acl
 from ..acl import Principal
@@ -15,6 +15,10 @@ from ..errors import AccessDeniedError, AuthenticationError, ExistsError, Valida
 from ..stored_settings import SettingsService
 from .folders import FolderService
 from .tree_access import TreeAccess
+
+if TYPE_CHECKING:
+    from ..auth.tokens import TokenService
+    from ..mail import Notices
 
 LOGIN_RE = re.compile(r"^[a-z][\da-z\-\.]{3,}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -47,16 +51,23 @@ def _required(value: Any, what: str, field: str) -> str:
 
 class UserService:
     def __init__(self, tree: TreeAccess, folders: FolderService, settings: SettingsService, *,
-                 bcrypt_rounds: int = 12) -> None:
+                 bcrypt_rounds: int = 12, notices: Notices | None = None,
+                 tokens: TokenService | None = None) -> None:
         self.tree = tree
         self.store = tree.store
         self.folders = folders
         self.settings = settings
         self.bcrypt_rounds = bcrypt_rounds
+        self.notices = notices
+        self.tokens = tokens
 
     def create(self, principal: Principal, *, login: Any, email: Any, first_name: Any,
                last_name: Any, password: Any, admin: bool = False,
-               check_policy: bool = True) -> Document:
+               check_policy: bool = True, origin: str = "") -> Document:
+        """Register an account. The verification mail goes out unless the
+        policy is ``disabled``, and administrators are told of an account
+        awaiting approval (``origin``: where links in that mail point, when no
+        setting says)."""
         policy = self.settings.get("core.registration_policy")
         if check_policy and policy == "closed" and not principal.is_site_admin:
             raise ValidationError("Registration on this instance is closed. Contact an "
@@ -95,6 +106,8 @@ class UserService:
             for name, public in (("Public", True), ("Private", False)):
                 self.folders.create(owner, "user", doc["_id"], name, public=public,
                                     creator=doc, reuse_existing=True, check_access=False)
+        if self.notices is not None:
+            self.notices.user_created(doc, origin)
         return doc
 
     def get(self, principal: Principal, user_id: Any, level: int = acl.READ) -> Document:
@@ -125,7 +138,8 @@ class UserService:
     def update(self, principal: Principal, user: Document, *,
                first_name: str | None = None, last_name: str | None = None,
                email: str | None = None, admin: bool | None = None,
-               status: str | None = None, email_verified: bool | None = None) -> Document:
+               status: str | None = None, email_verified: bool | None = None,
+               origin: str = "") -> Document:
         principal.require_full_login()
         self.tree.require(principal, "user", user, acl.WRITE)
         update: dict[str, Any] = {}
@@ -155,6 +169,9 @@ class UserService:
                 self.store.users.update_one({"_id": user["_id"]}, {"$set": update})
             except DuplicateKeyError:
                 raise ExistsError("That email is already registered.", field="email") from None
+        if update.get("status") == "enabled" and user.get("status") == "pending" and \
+                self.notices is not None:
+            self.notices.approved({**user, **update}, origin)  # Girder: pending -> enabled only
         return {**user, **update}
 
     def set_admin(self, principal: Principal, user: Document, admin: bool) -> Document:
@@ -162,18 +179,34 @@ class UserService:
 
     def change_password(self, principal: Principal, user: Document, new: str, *,
                         old: str | None = None) -> None:
-        """Users change their own with the old password; admins set anyone's."""
+        """Users change their own with the old password, or (Girder's password
+        reset) with a temporary access token mailed to them, which is then
+        used up; admins set anyone's."""
         principal.require_full_login()
+        temporary: str | None = None
         if principal.is_site_admin and old is None:
             pass
         elif principal.user_id == user["_id"]:
-            if old is None or not verify_password(old, user.get("salt")):
-                raise AuthenticationError("Old password is incorrect.")
+            if not old:
+                raise ValidationError("Old password must not be empty.", field="old")
+            if not verify_password(old, user.get("salt")):
+                if not self._temporary_token_of(user, old):
+                    raise AuthenticationError("Old password is incorrect.")
+                temporary = old
         else:
             raise acl.denial(principal, acl.ADMIN, "user", user["_id"])
         check_password_policy(new)
         self.store.users.update_one({"_id": user["_id"]}, {"$set": {
             "salt": hash_password(new, rounds=self.bcrypt_rounds)}})
+        if temporary is not None and self.tokens is not None:
+            self.tokens.delete(temporary)
+
+    def _temporary_token_of(self, user: Document, value: str) -> bool:
+        if self.tokens is None:
+            return False
+        doc = self.tokens.lookup(value)
+        return doc is not None and doc.get("userId") == user["_id"] and \
+            acl.SCOPE_TEMPORARY in (doc.get("scope") or ())
 
     # ------------------------------------------------------------ OTP
     def otp_enroll(self, principal: Principal, user: Document) -> str:

@@ -57,6 +57,7 @@ class Store:
         self.locks: Collection = engine.collection(specs.LOCK)
         self.mounts: Collection = engine.collection(specs.MOUNT)
         self.folder_counts: Collection = engine.collection(specs.FOLDER_COUNT)
+        self.mail_failures: Collection = engine.collection(specs.MAIL_FAILURE)
 
     def of(self, model: str) -> Collection:
         """The collection holding documents of ``model`` (Girder's names)."""

@@ -80,6 +80,10 @@ MOUNT = CollectionSpec("mount", indexes=(_ix("host", "pid"),))
 # folder update rewrites the entries of every expression index on folders, and
 # an item create bumps the count (30% of its cost when it lived in the folder).
 FOLDER_COUNT = CollectionSpec("folder_count")
+# Mail that could not be delivered after every retry (bounded: core.mail keeps
+# the newest few hundred), listed to administrators by ``GET system/mail``.
+MAIL_FAILURE = CollectionSpec("mail_failure", indexes=(_ix("-time"), _ix("expires")),
+                              ttl_field="expires")
 
 ALL_SPECS = (USER, GROUP, COLLECTION, FOLDER, ITEM, FILE, UPLOAD, TOKEN, API_KEY, SSH_KEY,
-             SETTING, ASSETSTORE, THROTTLE, LOCK, MOUNT, FOLDER_COUNT)
+             SETTING, ASSETSTORE, THROTTLE, LOCK, MOUNT, FOLDER_COUNT, MAIL_FAILURE)

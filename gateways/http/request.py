@@ -137,6 +137,15 @@ class Request:
         host = env.get("HTTP_HOST") or f"{env.get('SERVER_NAME')}:{env.get('SERVER_PORT')}"
         return f"{env.get('wsgi.url_scheme', 'http')}://{host}"
 
+    def server_url(self) -> str:
+        """scheme://name:port of this server as it knows itself, never the
+        client's Host header: links in mail carry secrets (a forged Host would
+        send a password-reset token to another site). ``core.email_host`` or
+        ``core.server_root`` set the public address instead."""
+        env = self.environ
+        return (f"{env.get('wsgi.url_scheme', 'http')}://{env.get('SERVER_NAME')}:"
+                f"{env.get('SERVER_PORT')}")
+
     @property
     def remote_addr(self) -> str:
         return str(self.environ.get("REMOTE_ADDR") or "")

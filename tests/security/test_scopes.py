@@ -51,6 +51,8 @@ GET system/setting admin {scopes.SETTINGS_READ}
 PUT system/setting admin {F}
 DELETE system/setting admin {F}
 GET system/uploads admin {scopes.PARTIAL_UPLOAD_READ}
+GET system/mail admin {scopes.SETTINGS_READ}
+DELETE system/mail admin {F}
 DELETE system/uploads admin {scopes.PARTIAL_UPLOAD_CLEAN}
 GET system/access_flag public {F}
 GET system/plugins admin {scopes.PLUGINS_READ}

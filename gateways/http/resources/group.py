@@ -107,7 +107,8 @@ def invite(ctx: Context, id: str, user_id: str, level: int, quiet: bool, force: 
     group = load(ctx, "group", id, acl.WRITE)
     user = load(ctx, "user", user_id)
     ctx.services.groups.add_member(ctx.principal, group, user, level=level_from(level),
-                                   force=force)
+                                   force=force, quiet=quiet,
+                                   origin=ctx.request.server_url())
     return ctx.filter("group", ctx.services.groups.reload(group), ctx.principal)
 
 

@@ -59,10 +59,10 @@ def public_settings(ctx: Context) -> dict[str, Any]:
 def get_setting(ctx: Context, key: str | None, list: Any, default: str | None) -> Any:
     settings = ctx.services.settings
     if list is not None:
-        return {k: settings.get(k) for k in list}
+        return {k: settings.shown(k) for k in list}
     if key is None:
         raise RestError("You must specify a key or a list of keys to get.")
-    return settings.get(key)
+    return settings.shown(key)
 
 
 @api.put("setting", "Set the value of a system setting, or a list of them.",
@@ -238,3 +238,23 @@ def _json_or_text(value: Any) -> Any:
         return validation.loads_json(value)
     except ValueError:
         return value
+
+
+@api.get("mail", "The mail outbox: messages waiting to be sent and those given up on.",
+         scope=scopes.SETTINGS_READ, access="admin",
+         params=(Param("limit", "integer", default=50, description="Failures to list."),
+                 Param("offset", "integer", default=0, description="Offset into failures.")),
+         notes="Failures are newest first: the message's kind (template), recipients, "
+               "subject, attempts and the last errors. The newest 500 are kept, 30 days.")
+def mail_status(ctx: Context, limit: int, offset: int) -> dict[str, Any]:
+    if limit < 0 or offset < 0:
+        raise RestError("limit and offset must not be negative.")
+    mail = ctx.services.mail
+    return {"queued": mail.outbox.pending(), "failureCount": mail.failure_count(),
+            "failures": mail.failures(limit=limit, offset=offset)}
+
+
+@api.delete("mail", "Forget the record of mail that could not be sent.", scope=FULL_LOGIN,
+            access="admin")
+def clear_mail_failures(ctx: Context) -> dict[str, Any]:
+    return {"removed": ctx.services.mail.clear_failures()}

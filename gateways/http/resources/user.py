@@ -9,7 +9,7 @@ from typing import Any
 from joist.core import acl
 from joist.core.acl import Principal
 from joist.core.auth import scopes
-from joist.core.errors import AuthenticationError, UnsupportedError
+from joist.core.errors import AuthenticationError
 
 from ..app import Context
 from ..request import RestError
@@ -135,15 +135,26 @@ def create_user(ctx: Context, login: str, email: str, first_name: str, last_name
                 password: str, admin: bool) -> Any:
     user = ctx.services.users.create(ctx.principal, login=login, email=email,
                                      first_name=first_name, last_name=last_name,
-                                     password=password, admin=admin)
+                                     password=password, admin=admin,
+                                     origin=ctx.request.server_url())
     me = Principal.from_user(user)
     out = ctx.filter("user", user, me)
-    if ctx.principal.is_anonymous and user.get("status") == "enabled":
+    if ctx.principal.is_anonymous and _can_log_in(ctx, user):
+        # Girder: no token for an account awaiting approval or (when the
+        # policy requires it) email verification.
         token = ctx.services.auth.login_token(user)
         assert out is not None
         out["authToken"] = {"token": token["_id"], "expires": token["expires"]}
         return JsonWithHeaders(out, [cookie_header(ctx, token)])
     return out
+
+
+def _can_log_in(ctx: Context, user: dict[str, Any]) -> bool:
+    try:
+        ctx.services.auth.check_status(user, ctx.services.settings)
+    except AuthenticationError:
+        return False
+    return True
 
 
 @api.put(":id", "Update a user's profile.", access="user", scope=FULL_LOGIN, params=(
@@ -155,7 +166,7 @@ def update_user(ctx: Context, id: str, first_name: str, last_name: str, email: s
     user = load(ctx, "user", id)
     user = ctx.services.users.update(ctx.principal, user, first_name=first_name,
                                      last_name=last_name, email=email, admin=admin,
-                                     status=status)
+                                     status=status, origin=ctx.request.server_url())
     return ctx.filter("user", user, ctx.principal)
 
 
@@ -176,18 +187,19 @@ def change_password(ctx: Context, old: str, new: str) -> dict[str, str]:
     return {"message": "Password changed."}
 
 
-NO_MAIL = "This server does not send email; ask an administrator."
+@api.put("password/temporary", "Create a temporary access token for a user. The user's "
+         "password is not changed.", scope=FULL_LOGIN,
+         params=(Param("email", required=True, strip=True, description="Your email address."),))
+def temporary_password(ctx: Context, email: str) -> dict[str, str]:
+    ctx.services.notices.temporary_access(email, ctx.request.server_url())
+    return {"message": "Sent temporary access email."}
 
 
-@api.put("password/temporary", "Email a temporary access link (needs mail).",
-         scope=FULL_LOGIN, params=(Param("email", required=True),))
-def temporary_password(ctx: Context, email: str) -> None:
-    raise UnsupportedError(NO_MAIL)
-
-
-@api.get("password/temporary/:id", "Check a temporary access token and log in with it.",
-         scope=FULL_LOGIN, params=(Param("token", required=True, location="formData",
-                                         description="The token to check."),))
+@api.get("password/temporary/:id", "Check if a specified token is a temporary access token "
+         "for the specified user. If the token is valid, returns information on the token "
+         "and user.", scope=FULL_LOGIN,
+         params=(Param("token", required=True, location="formData",
+                       description="The token to check."),))
 def check_temporary(ctx: Context, id: str, token: str) -> JsonWithHeaders:
     auth = ctx.services.auth
     doc = auth.tokens.lookup(token)
@@ -195,8 +207,16 @@ def check_temporary(ctx: Context, id: str, token: str) -> JsonWithHeaders:
     if doc is None or user is None or doc.get("userId") != user["_id"] or \
             acl.SCOPE_TEMPORARY not in (doc.get("scope") or []):
         raise AuthenticationError("The token does not grant temporary access to this user.")
+    auth.check_status(user, ctx.services.settings)  # a disabled account stays out
+    # Girder: a login token now; the temporary one stays valid for the
+    # ``old`` parameter of ``PUT user/password``, which uses it up.
+    login_token = auth.login_token(user)
     return JsonWithHeaders({"user": ctx.filter("user", user, Principal.from_user(user)),
-                            "authToken": token_view(doc)}, [cookie_header(ctx, doc)])
+                            "authToken": {"token": login_token["_id"],
+                                          "expires": login_token["expires"],
+                                          "temporary": True},
+                            "message": "Temporary access token is valid."},
+                           [cookie_header(ctx, login_token)])
 
 
 @api.put(":id/verification", "Verify an email address using a token.", scope=FULL_LOGIN,
@@ -222,9 +242,10 @@ def verify_email(ctx: Context, id: str, token: str) -> JsonWithHeaders:
 @api.post("verification", "Send verification email.", scope=FULL_LOGIN, params=(
     Param("login", required=True, strip=True,
           description="Your login or email address."),))
-def send_verification(ctx: Context, login: str) -> None:
-    ctx.services.auth.user_for_verification(login)  # an unknown login is a 401
-    raise UnsupportedError(NO_MAIL)
+def send_verification(ctx: Context, login: str) -> dict[str, str]:
+    user = ctx.services.auth.user_for_verification(login)  # an unknown login is a 401
+    ctx.services.notices.verification(user, ctx.request.server_url())
+    return {"message": "Sent verification email."}
 
 
 @api.put(":id/password", "Set a user's password (admin).", scope=FULL_LOGIN, access="admin",

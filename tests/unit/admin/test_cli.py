@@ -51,6 +51,11 @@ def test_user_group_collection_setting_lifecycle(cli_env: dict[str, str]) -> Non
         == '"girder"'
     bad = joist(cli_env, "setting", "set", "joist.hierarchy.item_layout", "sideways", ok=False)
     assert bad.returncode == 1 and "must be one of" in bad.stderr
+    # The SMTP password is kept but never printed (set, get or list).
+    shown = joist(cli_env, "setting", "set", "core.smtp.password", "cli-Secret-42").stdout
+    assert "cli-Secret-42" not in shown and '"********"' in shown
+    assert joist(cli_env, "setting", "get", "core.smtp.password").stdout.strip() == '"********"'
+    assert "cli-Secret-42" not in joist(cli_env, "setting", "list").stdout
     unknown = joist(cli_env, "setting", "get", "no.such.key", ok=False)
     assert unknown.returncode == 1 and "Invalid setting key" in unknown.stderr
 
