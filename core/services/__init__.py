@@ -21,6 +21,7 @@ from ..auth.grants import GrantChecker
 from ..auth.scopes import ScopeCatalog
 from ..auth.sshkeys import SshKeyService
 from ..auth.tokens import TokenService
+from ..events import EventBus
 from ..store import Store
 from ..stored_settings import SettingsService
 from .access import AccessService
@@ -63,12 +64,15 @@ class Services:
     transfers: AssetstoreTransferService
     search: SearchService
     scopes: ScopeCatalog
+    events: EventBus
 
     @classmethod
     def build(cls, store: Store, assetstores: AssetstoreRegistry, *,
-              bcrypt_rounds: int = 12, env: Mapping[str, str] | None = None) -> Services:
+              bcrypt_rounds: int = 12, env: Mapping[str, str] | None = None,
+              events: EventBus | None = None) -> Services:
         settings = SettingsService(store.settings, env=env)
-        tree = TreeAccess(store)
+        events = events if events is not None else EventBus()
+        tree = TreeAccess(store, events)
         folders = FolderService(tree)
         items = ItemService(tree)
         files = FileService(tree, assetstores, settings)
@@ -90,7 +94,7 @@ class Services:
             locks=LockService(store.locks), mounts=MountService(store, tree, settings),
             imports=ImportService(tree, folders, items, files, assetstores),
             transfers=AssetstoreTransferService(tree, files, assetstores),
-            search=SearchService(tree), scopes=scopes)
+            search=SearchService(tree), scopes=scopes, events=events)
 
 
 __all__ = ["Services"]
