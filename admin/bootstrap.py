@@ -46,7 +46,10 @@ class App:
     hierarchy: Hierarchy
 
     def close(self) -> None:
-        self.engine.close()
+        try:
+            self.services.events.stop()  # runs what is queued, ends the event thread
+        finally:
+            self.engine.close()
 
     def __enter__(self) -> App:
         return self
@@ -78,6 +81,9 @@ def build_app(settings: Settings, *, env: dict[str, str] | None = None,
             log.info("created the default filesystem assetstore at %s", root)
         services = Services.build(store, registry, bcrypt_rounds=settings.security.bcrypt_rounds,
                                   env=env if env is not None else dict(os.environ))
+        # Every command and server of this app sees the enabled plugins' handlers
+        # (a user made by `joist user create` fires the same events as REST).
+        services.plugins.load_enabled()
         return App(settings=settings, engine=engine, store=store, assetstores=registry,
                    services=services, hierarchy=Hierarchy(services))
     except BaseException:

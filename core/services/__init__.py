@@ -22,6 +22,7 @@ from ..auth.scopes import ScopeCatalog
 from ..auth.sshkeys import SshKeyService
 from ..auth.tokens import TokenService
 from ..events import EventBus
+from ..plugins import Plugins
 from ..store import Store
 from ..stored_settings import SettingsService
 from .access import AccessService
@@ -65,6 +66,7 @@ class Services:
     search: SearchService
     scopes: ScopeCatalog
     events: EventBus
+    plugins: Plugins
 
     @classmethod
     def build(cls, store: Store, assetstores: AssetstoreRegistry, *,
@@ -83,7 +85,8 @@ class Services:
         auth = Authenticator(store, settings, tokens,
                              ApiKeyService(store.api_keys, store.users, tokens, scopes),
                              SshKeyService(store.ssh_keys), checker)
-        return cls(
+        plugins = Plugins(events, settings, scopes, store)
+        services = cls(
             settings=settings, assetstores=assetstores, tree=tree,
             folders=folders, items=items, files=files, uploads=uploads,
             collections=CollectionService(tree, settings),
@@ -94,7 +97,9 @@ class Services:
             locks=LockService(store.locks), mounts=MountService(store, tree, settings),
             imports=ImportService(tree, folders, items, files, assetstores),
             transfers=AssetstoreTransferService(tree, files, assetstores),
-            search=SearchService(tree), scopes=scopes, events=events)
+            search=SearchService(tree), scopes=scopes, events=events, plugins=plugins)
+        plugins.services = services
+        return services
 
 
 __all__ = ["Services"]
