@@ -28,7 +28,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("joist.events")
@@ -37,17 +37,21 @@ DEFAULT_QUEUE_SIZE = 1000
 DEFAULT_PUT_TIMEOUT = 0.5  # seconds a full queue may block a caller
 
 
-@dataclass(eq=False)
 class Event:
     """One firing of an event, handed to each handler in turn."""
 
-    name: str
-    info: Any = None
-    asynchronous: bool = False
-    responses: list[Any] = field(default_factory=list)
-    default_prevented: bool = False
-    propagate: bool = True
-    current_handler_name: str | None = None
+    # Slots: an event is made on every save and request; keep that cheap.
+    __slots__ = ("asynchronous", "current_handler_name", "default_prevented", "info", "name",
+                 "propagate", "responses")
+
+    def __init__(self, name: str, info: Any = None, *, asynchronous: bool = False) -> None:
+        self.name = name
+        self.info = info
+        self.asynchronous = asynchronous
+        self.responses: list[Any] = []
+        self.default_prevented = False
+        self.propagate = True
+        self.current_handler_name: str | None = None
 
     def prevent_default(self) -> Event:
         """Ask the code that fired the event not to do what it was about to do."""
@@ -61,6 +65,9 @@ class Event:
 
     def add_response(self, response: Any) -> None:
         self.responses.append(response)
+
+    def __repr__(self) -> str:
+        return f"Event({self.name!r}, responses={len(self.responses)})"
 
 
 Handler = Callable[[Event], Any]
@@ -216,11 +223,14 @@ class EventBus:
 
     def drain(self, timeout: float = 5.0) -> bool:
         """Wait until every queued event has run (tests); False on timeout."""
-        deadline = threading.Event()
-        waiter = threading.Thread(target=lambda: (self._queue.join(), deadline.set()),
-                                  daemon=True)
-        waiter.start()
-        return deadline.wait(timeout)
+        idle = threading.Event()
+
+        def wait() -> None:
+            self._queue.join()
+            idle.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        return idle.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Run what is queued, then end the worker; later asynchronous events

@@ -144,13 +144,16 @@ class RestApp:
         events = self.services.events
         name = f"rest.{route.method.lower()}.{route.path}"
         before, after = name + ".before", name + ".after"
+        info: dict[str, Any] | None = None
         if events.has_handlers(before):
-            event = events.trigger(before, self._event_info(ctx, kwargs, path_values))
+            info = self._event_info(ctx, kwargs, path_values)
+            event = events.trigger(before, info)
             if event.default_prevented and event.responses:
                 return event.responses[-1]
         result = route.handler(ctx, **kwargs)
         if events.has_handlers(after):
-            info = {**self._event_info(ctx, kwargs, path_values), "result": result}
+            info = info or self._event_info(ctx, kwargs, path_values)
+            info["result"] = result
             event = events.trigger(after, info)
             if event.responses:
                 result = event.responses[-1]
