@@ -226,6 +226,7 @@ class FileService:
         new_name = validate_name(name, "File name") if name is not None else file["name"]
         update = {"itemId": item["_id"], "name": new_name, "exts": file_exts(new_name),
                   "updated": utcnow()}
+        self.tree.saving("file", {**file, **update})
         moved = self.store.files.update_one(  # only from where the caller saw it
             {"_id": file["_id"], "itemId": file["itemId"], "name": file["name"]},
             {"$set": update})
@@ -233,6 +234,7 @@ class FileService:
             raise NotFoundError(f"{file['name']!r} was moved, renamed or deleted meanwhile.")
         if file["itemId"] == item["_id"]:
             self._touch(item["_id"])
+            self.tree.saved("file", {**file, **update})
             return {**file, **update}
         old = self.store.get("item", file["itemId"])
         size = int(file.get("size") or 0)
@@ -244,4 +246,5 @@ class FileService:
             self.tree.sizes.shift_size(
                 size, (old["folderId"], old["baseParentType"], old["baseParentId"]),
                 (item["folderId"], item["baseParentType"], item["baseParentId"]))
+        self.tree.saved("file", {**file, **update})
         return {**file, **update}

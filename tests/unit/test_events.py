@@ -212,18 +212,27 @@ def test_services_fire_save_and_remove_for_every_model(app: App) -> None:
         assert any(i["_id"] == doc["_id"] for i in after), model
 
     seen.clear()
-    svc.items.update(owner, item, name="renamed")
+    item = svc.items.update(owner, item, name="renamed")
     svc.folders.set_metadata(owner, folder, {"k": 1})
     assert [n for n, _ in seen] == ["model.item.save", "model.item.save.after",
                                     "model.folder.save", "model.folder.save.after"]
     assert seen[1][1]["name"] == "renamed" and seen[3][1]["meta"] == {"k": 1}
 
     seen.clear()
+    other = svc.folders.create(owner, "collection", coll["_id"], "g")
+    seen.clear()
+    svc.moves.move_item(owner, item, other)
+    svc.moves.move_folder(owner, other, "folder", folder)
+    assert [n for n, _ in seen] == ["model.item.save", "model.item.save.after",
+                                    "model.folder.save", "model.folder.save.after"]
+    assert seen[1][1]["folderId"] == other["_id"] and seen[3][1]["parentId"] == folder["_id"]
+
+    seen.clear()
     svc.removal.delete_collection(SYSTEM, coll)
     fired = [n for n, _ in seen]
-    for model in ("collection", "folder", "item", "file"):
-        assert fired.count(f"model.{model}.remove") == 1, model
-        assert fired.count(f"model.{model}.remove.after") == 1, model
+    for model, count in (("collection", 1), ("folder", 2), ("item", 1), ("file", 1)):
+        assert fired.count(f"model.{model}.remove") == count, model
+        assert fired.count(f"model.{model}.remove.after") == count, model
     assert fired[0] == "model.collection.remove" and fired[-1] == "model.collection.remove.after"
     seen.clear()
     svc.groups.delete(SYSTEM, group)
