@@ -42,7 +42,7 @@ class Event:
 
     # Slots: an event is made on every save and request; keep that cheap.
     __slots__ = ("asynchronous", "current_handler_name", "default_prevented", "info", "name",
-                 "propagate", "responses")
+                 "prevented_by", "propagate", "responses")
 
     def __init__(self, name: str, info: Any = None, *, asynchronous: bool = False) -> None:
         self.name = name
@@ -52,10 +52,12 @@ class Event:
         self.default_prevented = False
         self.propagate = True
         self.current_handler_name: str | None = None
+        self.prevented_by: str | None = None  # the handler that prevented the default
 
     def prevent_default(self) -> Event:
         """Ask the code that fired the event not to do what it was about to do."""
         self.default_prevented = True
+        self.prevented_by = self.current_handler_name
         return self
 
     def stop_propagation(self) -> Event:

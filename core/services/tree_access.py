@@ -63,7 +63,7 @@ class TreeAccess:
             said = [r for r in event.responses if isinstance(r, str)]
             raise ValidationError(said[-1] if said else
                                   f"This {model} may not be {verb} (refused by "
-                                  f"{event.current_handler_name}).")
+                                  f"{event.prevented_by}).")
 
     # ------------------------------------------------------------ ACL changes
     def on_acl_change(self, listener: Callable[[], None]) -> None:

@@ -1,6 +1,6 @@
 """Issue 16 item 1 through real clients: ``data.process`` fires exactly once
 for an upload whatever the gateway (girder-client's REST upload, a WebDAV PUT;
-a FUSE write on a real mount is in ``test_plugins.py``, where a plugin sees it
+a FUSE write on a real mount is in ``test_third_party_plugin.py``, where a plugin sees it
 inside the mount's process), and ``rest.<method>.<route>.before|after`` fire
 and can replace a response.
 
@@ -97,16 +97,19 @@ def test_rest_events_fire_around_a_route(site: DavSite) -> None:
     headers = {"Girder-Token": token}
 
     bus.bind("rest.get.item/:id.before", "t",
-             lambda e: seen.append(("before", e.info["params"]["id"], e.info["principal"].login)))
+             lambda e: seen.append(("before", e.info["id"], e.info["principal"].login)))
     bus.bind("rest.get.item/:id.after", "t",
-             lambda e: seen.append(("after", e.info["result"]["name"], None)))
+             lambda e: seen.append(("after", e.info["returnVal"]["name"], None)))
     plain = requests.get(api + f"item/{item_id}", headers=headers, timeout=10)
     assert plain.status_code == 200 and plain.json()["_id"] == item_id
     assert seen == [("before", item_id, "alice"), ("after", plain.json()["name"], None)]
 
-    # an after handler's response replaces the result
-    bus.bind("rest.get.item/:id.after", "t",
-             lambda e: e.add_response({**e.info["result"], "decorated": True}))
+    # an after handler's response replaces the result (Girder: with prevent_default)
+    def decorate(event: Event) -> None:
+        event.add_response({**event.info["returnVal"], "decorated": True})
+        event.prevent_default()
+
+    bus.bind("rest.get.item/:id.after", "t", decorate)
     assert requests.get(api + f"item/{item_id}", headers=headers,
                         timeout=10).json()["decorated"] is True
 
@@ -129,6 +132,18 @@ def test_rest_events_fire_around_a_route(site: DavSite) -> None:
     bus.bind("rest.get.item/:id.before", "t", refuse)
     reply = requests.get(api + f"item/{item_id}", headers=headers, timeout=10)
     assert reply.status_code == 403 and reply.json()["message"] == "Not today."
+
+    # a route that fails fires .failed (and not .after)
+    bus.unbind("rest.get.item/:id.before", "t")
+    bus.bind("rest.get.item/:id.failed", "t", lambda e: seen.append(("failed", e.info["id"],
+                                                                       None)))
+    bus.bind("rest.get.item/:id.after", "t", lambda e: seen.append(("after", "", None)))
+    seen.clear()
+    missing = "0" * 24
+    assert requests.get(api + f"item/{missing}", headers=headers,
+                        timeout=10).status_code == 400
+    assert seen == [("failed", missing, None)]
+    bus.unbind("rest.get.item/:id.after", "t")
     bus.unbind("rest.get.item/:id.before", "t")
     assert requests.get(api + f"item/{item_id}", headers=headers,
                         timeout=10).json()["_id"] == item_id

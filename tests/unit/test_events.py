@@ -79,6 +79,7 @@ def test_responses_prevent_default_and_stop_propagation() -> None:
     event = bus.trigger("x")
     assert event.responses == [{"from": "answer"}]
     assert event.default_prevented and not event.propagate
+    assert event.prevented_by == "answer"
     assert seen == []
 
 
@@ -255,6 +256,11 @@ def test_a_save_handler_may_refuse(app: App) -> None:
         svc.collections.create(SYSTEM, "forbidden one")
     assert svc.collections.by_name("forbidden one") is None
     assert svc.collections.create(SYSTEM, "fine")["name"] == "fine"
+    app.services.events.bind("model.collection.remove", "keeper",
+                             lambda e: e.prevent_default())
+    with pytest.raises(ValidationError, match=r"may not be removed \(refused by keeper\)"):
+        svc.removal.delete_collection(SYSTEM, svc.collections.by_name("fine"))
+    assert svc.collections.by_name("fine") is not None
 
 
 def test_data_process_fires_once_per_finalized_upload(app: App) -> None:

@@ -2,7 +2,7 @@
 
 Plugins here are plain objects handed to a real App's ``Plugins`` through its
 ``discover`` hook; the entry-point discovery itself, with a package installed
-on a path, is tested end to end in ``tests/gateways/test_plugins.py``.
+on a path, is tested end to end in ``tests/gateways/test_third_party_plugin.py``.
 """
 
 from __future__ import annotations

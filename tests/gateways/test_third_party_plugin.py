@@ -205,6 +205,14 @@ def test_a_third_party_plugin_is_enabled_loaded_and_disabled(
     with serving(env) as api:
         assert requests.get(api + "probe/hello", timeout=10).status_code != 200
 
+    refused = subprocess.run([*JOIST, "plugin", "enable", "nope"], env=env, text=True,
+                             capture_output=True, timeout=60, check=False)
+    assert refused.returncode == 1
+    assert "Required plugin nope is not installed" in refused.stderr
+    assert "take effect when the server restarts" in _cli(env, "plugin", "enable", "probe")
+    table = _cli(env, "plugin", "list")
+    assert re.search(r"^probe\s+yes\s+yes\s+1\.0\s", table, re.MULTILINE), table
+
 
 def _fuse_write(env: dict[str, str], tmp_path: Path, token: str) -> None:
     """Write a file through a real read-write mount (its own process, which
