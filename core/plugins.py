@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .acl import Principal
-from .auth.scopes import ScopeCatalog, ScopeInfo
+from .auth.scopes import SPECIAL, ScopeCatalog, ScopeInfo
 from .db.engine import Collection, CollectionSpec
 from .errors import AccessDeniedError, ValidationError
 from .events import EventBus, Handler
@@ -140,8 +140,9 @@ class PluginInfo:
         method = str(method).upper()
         if method not in METHODS:
             raise ValueError(f"Unknown method {method!r}")
-        if not isinstance(scope, str) or not scope:
-            raise ValueError(f"{method} {route}: declare the token scope it needs")
+        if not isinstance(scope, str) or not (scope in SPECIAL or scope in self._plugins.scopes):
+            # core's or one registered first (register_scope), so API keys can hold it
+            raise ValueError(f"{method} {route}: declare a known token scope, not {scope!r}")
         if access not in ("public", "user", "admin"):
             raise ValueError(f"{method} {route}: access is public, user or admin")
         resource, _, rest = str(route).strip("/").partition("/")

@@ -112,7 +112,9 @@ def test_a_plugin_may_not_take_core_names(app: App) -> None:
     for body in (lambda i: i.collection(CollectionSpec("item")),
                  lambda i: i.register_setting("core.brand_name", "", str, ""),
                  lambda i: i.register_scope("core.data.read", "", ""),
-                 lambda i: i.add_route("GET", "x/y", lambda ctx: {}, summary="", scope="")):
+                 lambda i: i.add_route("GET", "x/y", lambda ctx: {}, summary="", scope=""),
+                 lambda i: i.add_route("GET", "x/y", lambda ctx: {}, summary="",
+                                       scope="unknown.scope")):
         plugins = _with(app, Fake("greedy", body=body), enabled=["greedy"])
         assert "greedy" in plugins.failed and plugins.loaded == []
         plugins.failed.clear()
