@@ -128,6 +128,7 @@ class UploadService:
             upload["reference"] = reference
         if streaming:  # only this process can finish it: say which one it is
             upload["owner"] = processes.identity()
+        self.tree.saving("upload", upload)  # Girder's hook: a quota refuses here, before bytes
         self.store.uploads.insert_one(upload)
         try:
             upload["state"] = adapter.begin_upload(upload)

@@ -285,3 +285,22 @@ def test_data_process_fires_once_per_finalized_upload(app: App) -> None:
     assert info["file"]["_id"] == file["_id"] and info["file"]["size"] == 6
     assert info["reference"] == "ref-1"
     assert info["assetstore"]["_id"] == file["assetstoreId"]
+
+
+def test_an_upload_may_be_refused_before_any_byte(app: App) -> None:
+    svc = app.services
+    owner = Principal.from_user(svc.users.create(
+        SYSTEM, login="evelyn", email="eve@example.org", first_name="E", last_name="V",
+        password=PASSWORD))
+    folder = svc.folders.list(owner, "user", owner.user_id, name="Private")[0][0]
+
+    def too_big(event: Event) -> None:
+        if event.info["size"] > 10:
+            event.add_response("Too big for you.")
+            event.prevent_default()
+
+    svc.events.bind("model.upload.save", "quota", too_big)
+    with pytest.raises(ValidationError, match="Too big for you"):
+        svc.uploads.begin(owner, "folder", folder["_id"], "big.bin", 11)
+    assert svc.uploads.list() == []
+    assert svc.uploads.begin(owner, "folder", folder["_id"], "ok.bin", 10).upload is not None
