@@ -220,6 +220,13 @@ def test_services_fire_save_and_remove_for_every_model(app: App) -> None:
     assert seen[1][1]["name"] == "renamed" and seen[3][1]["meta"] == {"k": 1}
 
     seen.clear()
+    svc.access.set_public(owner, "collection", coll, True)
+    svc.access.grant(owner, "folder", folder, "group", group["_id"], 0)
+    assert [n for n, _ in seen] == ["model.collection.save", "model.collection.save.after",
+                                    "model.folder.save", "model.folder.save.after"]
+    assert seen[3][1]["access"]["groups"][0]["id"] == group["_id"]
+
+    seen.clear()
     other = svc.folders.create(owner, "collection", coll["_id"], "g")
     seen.clear()
     svc.moves.move_item(owner, item, other)
