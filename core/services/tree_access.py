@@ -8,6 +8,7 @@ through here so that the rule is written once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..validation import validate_meta, validate_meta_keys
 from .sizes import DELETING, ROOT_MODELS, SizeLedger
 
 PARENT_MODELS = ("folder", "user", "collection")
+log = logging.getLogger("joist.events")
 
 
 class TreeAccess:
@@ -48,14 +50,22 @@ class TreeAccess:
 
     def saved(self, model: str, doc: Document, *, created: bool = False) -> None:
         if created:
-            self.events.trigger(f"model.{model}.save.created", doc)
-        self.events.trigger(f"model.{model}.save.after", doc)
+            self._after(f"model.{model}.save.created", doc)
+        self._after(f"model.{model}.save.after", doc)
 
     def removing(self, model: str, doc: Document) -> None:
         self._before(f"model.{model}.remove", model, doc, "removed")
 
     def removed(self, model: str, doc: Document) -> None:
-        self.events.trigger(f"model.{model}.remove.after", doc)
+        self._after(f"model.{model}.remove.after", doc)
+
+    def _after(self, name: str, doc: Document) -> None:
+        # The change is made: a failing handler is logged, not reported to the
+        # client as if the change had failed.
+        try:
+            self.events.trigger(name, doc)
+        except Exception:
+            log.exception("a handler of %s failed for %s", name, doc.get("_id"))
 
     def _before(self, name: str, model: str, doc: Document, verb: str) -> None:
         event = self.events.trigger(name, doc)

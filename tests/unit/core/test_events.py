@@ -270,6 +270,18 @@ def test_a_save_handler_may_refuse(app: App) -> None:
     assert svc.collections.by_name("fine") is not None
 
 
+def test_a_failing_after_handler_is_logged_and_the_change_stands(
+        app: App, caplog: pytest.LogCaptureFixture) -> None:
+    def boom(event: Event) -> None:
+        raise RuntimeError("boom")
+
+    app.services.events.bind("model.collection.save.after", "boom", boom)
+    with caplog.at_level(logging.ERROR, logger="joist.events"):
+        made = app.services.collections.create(SYSTEM, "kept")
+    assert app.services.collections.by_name("kept")["_id"] == made["_id"]
+    assert "a handler of model.collection.save.after failed" in caplog.text
+
+
 def test_data_process_fires_once_per_finalized_upload(app: App) -> None:
     svc = app.services
     svc.settings.set("core.upload_minimum_chunk_size", 1)  # two small chunks
