@@ -47,7 +47,8 @@ class App:
 
     def close(self) -> None:
         try:
-            self.services.close()  # the mail outbox sends what is due, then stops
+            # the mail outbox sends what is due, then stops; queued events run
+            self.services.close()
         finally:
             self.engine.close()
 
@@ -83,6 +84,9 @@ def build_app(settings: Settings, *, env: dict[str, str] | None = None,
                                   env=env if env is not None else dict(os.environ),
                                   # an administrator's mail template overrides
                                   mail_templates=data / "mail_templates")
+        # Every command and server of this app sees the enabled plugins' handlers
+        # (a user made by `joist user create` fires the same events as REST).
+        services.plugins.load_enabled()
         return App(settings=settings, engine=engine, store=store, assetstores=registry,
                    services=services, hierarchy=Hierarchy(services))
     except BaseException:

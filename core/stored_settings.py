@@ -87,6 +87,14 @@ def _collection_policy(value: Any) -> dict[str, Any]:
             "users": [str(u) for u in value.get("users") or []]}
 
 
+def _names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = loads_json(value)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("must be a JSON array of names")
+    return list(dict.fromkeys(value))
+
+
 def _mount_info(value: Any) -> Any:
     if value is not None and (not isinstance(value, Mapping) or "path" not in value):
         raise ValueError("must be an object with a path")
@@ -169,6 +177,8 @@ DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
                "How many times a message that failed is tried again."),
     SettingDef("joist.mail.retry_base_seconds", 5.0, _number(0, exclusive=True),
                "Delay before the first retry; it doubles each time (at most 1 hour)."),
+    SettingDef("core.plugins_enabled", [], _names,
+               "Plugins to load at the next start (their dependencies load too)."),
     SettingDef("joist.hierarchy.item_layout", "natural", _choice("natural", "girder"),
                "'natural': a one-file item named like its file shows as that file; "
                "'girder': every item is a directory of its files."),
@@ -213,11 +223,25 @@ class SettingsService:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()  # guards _cache (key -> (expiry, value))
+        # Core's settings plus those plugins register (per app, not global).
+        self._definitions = dict(DEFINITIONS)
 
-    @staticmethod
-    def definition(key: str) -> SettingDef:
+    def register(self, definition: SettingDef) -> None:
+        """Add a plugin's setting; its key may not shadow an existing one."""
+        if not isinstance(definition, SettingDef):
+            raise TypeError("register() takes a SettingDef")
+        if definition.key in self._definitions:
+            raise ValueError(f"The setting {definition.key} is already defined.")
+        self._definitions[definition.key] = definition
+
+    def unregister(self, key: str) -> None:
+        if key not in DEFINITIONS:
+            self._definitions.pop(key, None)
+            self._forget(key)
+
+    def definition(self, key: str) -> SettingDef:
         try:
-            return DEFINITIONS[key]
+            return self._definitions[key]
         except (KeyError, TypeError):  # TypeError: not even a string (a list from JSON)
             shown = key[:100] if isinstance(key, str) else type(key).__name__
             raise ValidationError(f"Invalid setting key \"{shown}\".", field="key") from None
@@ -268,7 +292,7 @@ class SettingsService:
 
     def all(self) -> dict[str, Any]:
         """Every setting as shown outside core (secrets masked)."""
-        return {key: self.shown(key) for key in DEFINITIONS}
+        return {key: self.shown(key) for key in self._definitions}
 
     def shown(self, key: str) -> Any:
         """The value as API responses and the CLI may show it: a secret is
@@ -279,7 +303,7 @@ class SettingsService:
         return value
 
     def public(self) -> dict[str, Any]:
-        return {key: self.get(key) for key, d in DEFINITIONS.items() if d.public}
+        return {key: self.get(key) for key, d in self._definitions.items() if d.public}
 
     def _forget(self, key: str) -> None:
         with self._lock:

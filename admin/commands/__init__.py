@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import assetstore, check, collection, group, mount, serve, setting, sftpd, user
+from . import assetstore, check, collection, group, mount, plugin, serve, setting, sftpd, user
 
-COMMANDS = (serve, user, group, collection, setting, check, mount, sftpd, assetstore)
+COMMANDS = (serve, user, group, collection, setting, plugin, check, mount, sftpd, assetstore)
 
 __all__ = ["COMMANDS"]

@@ -111,6 +111,11 @@ class ScopeCatalog:
             raise ValueError(f"The scope {info.id} is already defined.")
         self._scopes[info.id] = info
 
+    def unregister(self, scope_id: str) -> None:
+        """Withdraw a plugin's scope (its load failed); core's stay."""
+        if scope_id not in {s.id for s in CORE_SCOPES}:
+            self._scopes.pop(scope_id, None)
+
     def __contains__(self, scope_id: object) -> bool:
         return scope_id in self._scopes
 

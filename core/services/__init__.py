@@ -22,7 +22,9 @@ from ..auth.grants import GrantChecker
 from ..auth.scopes import ScopeCatalog
 from ..auth.sshkeys import SshKeyService
 from ..auth.tokens import TokenService
+from ..events import EventBus
 from ..mail import MailService, Notices
+from ..plugins import Plugins
 from ..store import Store
 from ..stored_settings import SettingsService
 from .access import AccessService
@@ -67,17 +69,25 @@ class Services:
     scopes: ScopeCatalog
     mail: MailService
     notices: Notices
+    events: EventBus
+    plugins: Plugins
 
     def close(self) -> None:
-        """Stop what runs in the background (the mail outbox)."""
-        self.mail.stop()
+        """Stop what runs in the background: the mail outbox sends what is
+        due, the event thread runs what is queued."""
+        try:
+            self.mail.stop()
+        finally:
+            self.events.stop()
 
     @classmethod
     def build(cls, store: Store, assetstores: AssetstoreRegistry, *,
               bcrypt_rounds: int = 12, env: Mapping[str, str] | None = None,
-              mail_templates: Path | None = None) -> Services:
+              mail_templates: Path | None = None,
+              events: EventBus | None = None) -> Services:
         settings = SettingsService(store.settings, env=env)
-        tree = TreeAccess(store)
+        events = events if events is not None else EventBus()
+        tree = TreeAccess(store, events)
         folders = FolderService(tree)
         items = ItemService(tree)
         files = FileService(tree, assetstores, settings)
@@ -90,7 +100,8 @@ class Services:
                              SshKeyService(store.ssh_keys), checker)
         mail = MailService(settings, store.mail_failures, template_dir=mail_templates)
         notices = Notices(mail, auth, settings, store.users)
-        return cls(
+        plugins = Plugins(events, settings, scopes, store)
+        services = cls(
             settings=settings, assetstores=assetstores, tree=tree,
             folders=folders, items=items, files=files, uploads=uploads,
             collections=CollectionService(tree, settings),
@@ -103,7 +114,10 @@ class Services:
             locks=LockService(store.locks), mounts=MountService(store, tree, settings),
             imports=ImportService(tree, folders, items, files, assetstores),
             transfers=AssetstoreTransferService(tree, files, assetstores),
-            search=SearchService(tree), scopes=scopes, mail=mail, notices=notices)
+            search=SearchService(tree), scopes=scopes, mail=mail, notices=notices,
+            events=events, plugins=plugins)
+        plugins.services = services
+        return services
 
 
 __all__ = ["Services"]

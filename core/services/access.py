@@ -62,10 +62,12 @@ class AccessService:
             update["public"] = bool(public)
         if public_flags is not None:
             update["publicFlags"] = []  # no flags are registered, so none survive
+        self.tree.saving(model, {**doc, **update})
         self.store.of(model).update_one({"_id": doc["_id"]}, {"$set": update})
         if recurse and model in ("folder", "collection"):
             self._recurse(principal, model, doc["_id"], update)
         self.tree.acl_changed()
+        self.tree.saved(model, {**doc, **update})
         return {**doc, **update}
 
     def _recurse(self, principal: Principal, parent_type: str, parent_id: Any,
@@ -78,14 +80,18 @@ class AccessService:
             for child in self.store.folders.find({"parentId": pid, "parentCollection": ptype}):
                 if acl.effective_level(child, principal) < acl.ADMIN:
                     continue
+                self.tree.saving("folder", {**child, **update})
                 self.store.folders.update_one({"_id": child["_id"]}, {"$set": update})
+                self.tree.saved("folder", {**child, **update})
                 frontier.append(("folder", child["_id"]))
 
     def set_public(self, principal: Principal, model: str, doc: Document,
                    public: bool) -> Document:
         self.tree.require(principal, model, doc, acl.ADMIN)
+        self.tree.saving(model, {**doc, "public": bool(public)})
         self.store.of(model).update_one({"_id": doc["_id"]}, {"$set": {"public": bool(public)}})
         self.tree.acl_changed()
+        self.tree.saved(model, {**doc, "public": bool(public)})
         return {**doc, "public": bool(public)}
 
     def grant(self, principal: Principal, model: str, doc: Document, kind: str,
@@ -93,6 +99,7 @@ class AccessService:
         """Set (or with ``level`` None remove) one entry, keeping the rest. Works
         on the stored list (not the caller's copy), so grants do not race."""
         self.tree.require(principal, model, doc, acl.ADMIN)
+        self.tree.saving(model, doc)
         key = {"user": "access.users", "group": "access.groups"}[kind]
         coll = self.store.of(model)
         coll.update_one({"_id": doc["_id"]}, {"$pull": {key: {"id": principal_id}}})
@@ -100,4 +107,6 @@ class AccessService:
             coll.update_one({"_id": doc["_id"]}, {"$push": {key: {
                 "id": principal_id, "level": int(level), "flags": []}}})
         self.tree.acl_changed()
-        return self.store.get(model, doc["_id"])
+        saved = self.store.get(model, doc["_id"])
+        self.tree.saved(model, saved)
+        return saved

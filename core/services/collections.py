@@ -68,10 +68,12 @@ class CollectionService:
             "publicFlags": [],
             "access": acl.new_access(principal.user_id),
         }
+        self.tree.saving("collection", doc)
         try:
             self.store.collections.insert_one(doc)
         except DuplicateKeyError:
             raise ExistsError(COLLECTION_EXISTS, field="name") from None
+        self.tree.saved("collection", doc, created=True)
         return doc
 
     def get(self, principal: Principal, collection_id: Any,
@@ -111,10 +113,12 @@ class CollectionService:
         if metadata:
             update["meta"] = merge_meta(collection.get("meta"), metadata)
         update["updated"] = utcnow()
+        self.tree.saving("collection", {**collection, **update})
         try:
             self.store.collections.update_one({"_id": collection["_id"]}, {"$set": update})
         except DuplicateKeyError:
             raise ExistsError(COLLECTION_EXISTS, field="name") from None
+        self.tree.saved("collection", {**collection, **update})
         return {**collection, **update}
 
     def set_metadata(self, principal: Principal, collection: Document, metadata: dict[str, Any],

@@ -65,6 +65,7 @@ class FileService:
             **{k: v for k, v in blob.items() if k in BLOB_FIELDS},
             **(extra or {}),
         }
+        self.tree.saving("file", doc)
         self.store.files.insert_one(doc)
         self._touch(item["_id"], +1)
         self.tree.sizes.add_size(item, int(size))
@@ -75,6 +76,7 @@ class FileService:
             # removes this record releases its bytes, exactly once.
             self.delete(SYSTEM, doc, check_access=False, item=item)
             raise ContainerGoneError(f"The item of {name!r} was deleted meanwhile.")
+        self.tree.saved("file", doc, created=True)
         return doc
 
     def _touch(self, item_id: ObjectId, files_delta: int = 0) -> None:
@@ -99,8 +101,10 @@ class FileService:
             "creatorId": principal.user_id, "created": utcnow(), "assetstoreId": None,
             "linkUrl": url,
         }
+        self.tree.saving("file", doc)
         self.store.files.insert_one(doc)
         self._touch(item["_id"], +1)
+        self.tree.saved("file", doc, created=True)
         return doc
 
     def update(self, principal: Principal, file: Document, *, name: Any = None,
@@ -112,7 +116,9 @@ class FileService:
             update["exts"] = file_exts(update["name"])
         if mime_type is not None:
             update["mimeType"] = validate_mime_type(mime_type) or DEFAULT_MIME
+        self.tree.saving("file", {**file, **update})
         self.store.files.update_one({"_id": file["_id"]}, {"$set": update})
+        self.tree.saved("file", {**file, **update})
         return {**file, **update}
 
     def open_read(self, principal: Principal, file: Document,
@@ -140,6 +146,7 @@ class FileService:
         that the sizes it was counted in are still corrected."""
         if check_access:
             self.tree.require(principal, "file", file, acl.WRITE)
+        self.tree.removing("file", file)
         removed = self._delete_record(file)
         if removed is None:
             return  # already gone (a concurrent delete): nothing to release
@@ -150,6 +157,7 @@ class FileService:
             self._touch(item["_id"], -1)
             self.tree.sizes.add_size(item, -int(removed.get("size") or 0))
         self.release(removed)
+        self.tree.removed("file", removed)
 
     def _delete_record(self, file: Document) -> Document | None:
         """Remove the record as it is now and return that: the bytes to release
@@ -218,6 +226,7 @@ class FileService:
         new_name = validate_name(name, "File name") if name is not None else file["name"]
         update = {"itemId": item["_id"], "name": new_name, "exts": file_exts(new_name),
                   "updated": utcnow()}
+        self.tree.saving("file", {**file, **update})
         moved = self.store.files.update_one(  # only from where the caller saw it
             {"_id": file["_id"], "itemId": file["itemId"], "name": file["name"]},
             {"$set": update})
@@ -225,6 +234,7 @@ class FileService:
             raise NotFoundError(f"{file['name']!r} was moved, renamed or deleted meanwhile.")
         if file["itemId"] == item["_id"]:
             self._touch(item["_id"])
+            self.tree.saved("file", {**file, **update})
             return {**file, **update}
         old = self.store.get("item", file["itemId"])
         size = int(file.get("size") or 0)
@@ -236,4 +246,5 @@ class FileService:
             self.tree.sizes.shift_size(
                 size, (old["folderId"], old["baseParentType"], old["baseParentId"]),
                 (item["folderId"], item["baseParentType"], item["baseParentId"]))
+        self.tree.saved("file", {**file, **update})
         return {**file, **update}

@@ -87,6 +87,7 @@ class FolderService:
             else [],
             "access": access,
         }
+        self.tree.saving("folder", doc)
         try:
             with self.store.engine.grouped():
                 self.store.folders.insert_one(doc)
@@ -97,6 +98,7 @@ class FolderService:
                 if found is not None:
                     return found
             raise ExistsError(FOLDER_EXISTS, field="name") from None
+        self.tree.saved("folder", doc, created=True)
         return doc
 
     def get(self, principal: Principal, folder_id: Any, level: int = acl.READ) -> Document:
@@ -175,10 +177,12 @@ class FolderService:
         if not update:
             return folder
         update["updated"] = utcnow()
+        self.tree.saving("folder", {**folder, **update})
         try:
             self.store.folders.update_one({"_id": folder["_id"]}, {"$set": update})
         except DuplicateKeyError:
             raise ExistsError(FOLDER_EXISTS, field="name") from None
+        self.tree.saved("folder", {**folder, **update})
         return {**folder, **update}
 
     def _check_free(self, parent_type: str, parent_id: ObjectId, name: str,

@@ -48,6 +48,7 @@ class GroupService:
             "created": now, "updated": now, "public": bool(public), "requests": [],
             "access": acl.new_access(principal.user_id),
         }
+        self.tree.saving("group", doc)
         try:
             self.store.groups.insert_one(doc)
         except DuplicateKeyError:
@@ -56,6 +57,7 @@ class GroupService:
             # The creator is a member too (membership is on the user document).
             self.store.users.update_one({"_id": principal.user_id},
                                         {"$addToSet": {"groups": doc["_id"]}})
+        self.tree.saved("group", doc, created=True)
         return doc
 
     def get(self, principal: Principal, group_id: Any, level: int = acl.READ) -> Document:
@@ -100,14 +102,17 @@ class GroupService:
             update["description"] = description.strip()
         if public is not None:
             update["public"] = bool(public)
+        self.tree.saving("group", {**group, **update})
         try:
             self.store.groups.update_one({"_id": group["_id"]}, {"$set": update})
         except DuplicateKeyError:
             raise ExistsError(GROUP_EXISTS, field="name") from None
+        self.tree.saved("group", {**group, **update})
         return {**group, **update}
 
     def delete(self, principal: Principal, group: Document) -> None:
         self.tree.require(principal, "group", group, acl.ADMIN)
+        self.tree.removing("group", group)
         gid = group["_id"]
         self.store.users.update_many({"groups": gid}, {"$pull": {"groups": gid}})
         self.store.users.update_many({"groupInvites.groupId": gid},
@@ -117,6 +122,7 @@ class GroupService:
                              {"$pull": {"access.groups": {"id": gid}}})
         self.store.groups.delete_one({"_id": gid})
         self.tree.acl_changed()
+        self.tree.removed("group", group)
 
     # ------------------------------------------------------------ members
     def members(self, principal: Principal, group: Document, *, skip: int = 0,

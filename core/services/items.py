@@ -75,6 +75,7 @@ class ItemService:
         }
         # The unique (folderId, name) index settles item-against-item collisions
         # (concurrent creates included); only sibling folders need a look first.
+        self.tree.saving("item", doc)
         candidate = name
         for _ in range(MAX_RENAMES):
             if self.store.folders.find_one({"parentId": folder["_id"], "name": candidate},
@@ -94,6 +95,7 @@ class ItemService:
                                       field="name") from None
                 candidate = self.free_name(folder["_id"], name)
                 continue
+            self.tree.saved("item", doc, created=True)
             return doc
         raise ExistsError(f"Too many items named {name!r} here.", field="name")
 
@@ -162,11 +164,13 @@ class ItemService:
         if metadata:
             update["meta"] = merge_meta(item.get("meta"), metadata)
         update["updated"] = utcnow()
+        self.tree.saving("item", {**item, **update})
         try:
             self.store.items.update_one({"_id": item["_id"]}, {"$set": update})
         except DuplicateKeyError:
             raise ExistsError(f"{update.get('name')!r} already exists here.",
                               field="name") from None
+        self.tree.saved("item", {**item, **update})
         return {**item, **update}
 
     def set_metadata(self, principal: Principal, item: Document, metadata: dict[str, Any],

@@ -46,6 +46,7 @@ class MoveCopyService:
         update = {"folderId": folder["_id"], "baseParentType": folder["baseParentType"],
                   "baseParentId": folder["baseParentId"], "name": new_name,
                   "lowerName": new_name.lower(), "updated": utcnow()}
+        self.tree.saving("item", {**item, **update})
         try:
             # Only from where the caller saw it: of concurrent moves one wins,
             # the others find the source gone (and count nothing twice).
@@ -62,6 +63,7 @@ class MoveCopyService:
             self.tree.sizes.shift_size(int(item.get("size") or 0),
                                  (item["folderId"], item["baseParentType"], item["baseParentId"]),
                                  (folder["_id"], folder["baseParentType"], folder["baseParentId"]))
+        self.tree.saved("item", {**item, **update})
         return {**item, **update}
 
     def copy_item(self, principal: Principal, item: Document, folder: Document, *,
@@ -96,6 +98,7 @@ class MoveCopyService:
         update = {"parentId": parent["_id"], "parentCollection": parent_type,
                   "baseParentType": root_type, "baseParentId": root_id,
                   "name": new_name, "lowerName": new_name.lower(), "updated": utcnow()}
+        self.tree.saving("folder", {**folder, **update})
         try:
             moved = self.store.folders.update_one(
                 {"_id": folder["_id"], "parentId": folder["parentId"],
@@ -107,6 +110,7 @@ class MoveCopyService:
         if (root_type, root_id) != (folder["baseParentType"], folder["baseParentId"]):
             self._rebase(folder["_id"], root_type, root_id,
                          (folder["baseParentType"], folder["baseParentId"]))
+        self.tree.saved("folder", {**folder, **update})
         return {**folder, **update}
 
     def _rebase(self, folder_id: ObjectId, root_type: str, root_id: ObjectId,

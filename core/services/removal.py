@@ -56,6 +56,7 @@ class RemovalService:
                     check_access: bool = True) -> None:
         if check_access:
             self.tree.require(principal, "item", item, acl.WRITE)
+        self.tree.removing("item", item)
         # Marked first, atomically: from then on no size is counted into it
         # (``SizeLedger.add_size``), so its size as marked is what its folder and
         # root lose, once, whatever writers do meanwhile.
@@ -77,9 +78,12 @@ class RemovalService:
         # while it goes, and a file recorded into it concurrently either finds
         # it gone or is found by this sweep (``FileService.record``). A crash
         # in between leaves orphan files, which ``joist check --repair`` removes.
-        if self.store.items.delete_one({"_id": item["_id"]}):
+        gone = bool(self.store.items.delete_one({"_id": item["_id"]}))
+        if gone:
             self.tree.sizes.count_items(marked["folderId"], -1)
         self._delete_files(marked)
+        if gone:
+            self.tree.removed("item", marked)
 
     def _delete_files(self, item: Document) -> None:
         for page in self._pages("file", {"itemId": item["_id"]}):
@@ -95,20 +99,23 @@ class RemovalService:
                 or self.store.folders.find_one({"parentId": folder["_id"]},
                                                projection=["_id"])):
             raise NotEmptyError(f"Folder {folder['name']!r} is not empty.")
+        self.tree.removing("folder", folder)
         self.clear_folder(folder)
-        self._drop_folder(folder["_id"])
+        self._drop_folder(folder)
 
-    def _drop_folder(self, folder_id: ObjectId) -> None:
-        self.store.folders.delete_one({"_id": folder_id})
-        self.store.folder_counts.delete_one({"_id": folder_id})
+    def _drop_folder(self, folder: Document) -> None:
+        self.store.folders.delete_one({"_id": folder["_id"]})
+        self.store.folder_counts.delete_one({"_id": folder["_id"]})
+        self.tree.removed("folder", folder)
 
     def clear_folder(self, folder: Document) -> None:
         """Delete everything inside ``folder`` (Girder's ``folder/{id}/contents``)."""
         for page in self._pages("folder", {"parentId": folder["_id"],
                                            "parentCollection": "folder"}):
             for child in page:
+                self.tree.removing("folder", child)
                 self.clear_folder(child)
-                self._drop_folder(child["_id"])
+                self._drop_folder(child)
         self._uploads_into(folder["_id"])
         for page in self._pages("item", {"folderId": folder["_id"]}):
             for item in page:
@@ -122,13 +129,16 @@ class RemovalService:
 
     def delete_collection(self, principal: Principal, collection: Document) -> None:
         self.tree.require(principal, "collection", collection, acl.ADMIN)
+        self.tree.removing("collection", collection)
         self._delete_root_folders("collection", collection["_id"])
         self.store.collections.delete_one({"_id": collection["_id"]})
+        self.tree.removed("collection", collection)
 
     def delete_user(self, principal: Principal, user: Document) -> None:
         """The user's tree, credentials, and every ACL entry naming them."""
         principal.require_full_login()
         self.tree.require(principal, "user", user, acl.ADMIN)
+        self.tree.removing("user", user)
         uid = user["_id"]
         self._delete_root_folders("user", uid)
         for upload in self.store.uploads.find({"userId": uid}):
@@ -143,3 +153,4 @@ class RemovalService:
         for model in ("collection", "folder", "item", "file"):
             self.store.of(model).update_many({"creatorId": uid}, {"$set": {"creatorId": None}})
         self.store.users.delete_one({"_id": uid})
+        self.tree.removed("user", user)

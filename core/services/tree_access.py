@@ -8,6 +8,7 @@ through here so that the rule is written once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,21 +19,61 @@ from ..acl import AccessLevel, Principal
 from ..clock import utcnow
 from ..db.engine import Document
 from ..errors import ValidationError
+from ..events import EventBus
 from ..store import Store, object_id
 from ..validation import validate_meta, validate_meta_keys
 from .sizes import DELETING, ROOT_MODELS, SizeLedger
 
 PARENT_MODELS = ("folder", "user", "collection")
+log = logging.getLogger("joist.events")
 
 
 class TreeAccess:
     """What every service builds on: the store, the ACL rule for each kind of
     tree document, and the size ledger."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, events: EventBus | None = None) -> None:
         self.store = store
+        self.events = events if events is not None else EventBus()
         self.sizes = SizeLedger(store)
         self._acl_listeners: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------ model events
+    # Girder's names, fired by the services for a change through any gateway:
+    # ``model.<type>.save`` before (a handler may refuse: prevent_default, or
+    # raise a CoreError of its own), ``.save.created`` and ``.save.after`` after,
+    # and ``model.<type>.remove`` / ``.remove.after`` likewise. Refusing is an
+    # error rather than Girder's silent skip, so no gateway reports a write as
+    # done that was not.
+    def saving(self, model: str, doc: Document) -> None:
+        self._before(f"model.{model}.save", model, doc, "saved")
+
+    def saved(self, model: str, doc: Document, *, created: bool = False) -> None:
+        if created:
+            self._after(f"model.{model}.save.created", doc)
+        self._after(f"model.{model}.save.after", doc)
+
+    def removing(self, model: str, doc: Document) -> None:
+        self._before(f"model.{model}.remove", model, doc, "removed")
+
+    def removed(self, model: str, doc: Document) -> None:
+        self._after(f"model.{model}.remove.after", doc)
+
+    def _after(self, name: str, doc: Document) -> None:
+        # The change is made: a failing handler is logged, not reported to the
+        # client as if the change had failed.
+        try:
+            self.events.trigger(name, doc)
+        except Exception:
+            log.exception("a handler of %s failed for %s", name, doc.get("_id"))
+
+    def _before(self, name: str, model: str, doc: Document, verb: str) -> None:
+        event = self.events.trigger(name, doc)
+        if event.default_prevented:
+            said = [r for r in event.responses if isinstance(r, str)]
+            raise ValidationError(said[-1] if said else
+                                  f"This {model} may not be {verb} (refused by "
+                                  f"{event.prevented_by}).")
 
     # ------------------------------------------------------------ ACL changes
     def on_acl_change(self, listener: Callable[[], None]) -> None:
@@ -125,8 +166,11 @@ class TreeAccess:
         update: dict[str, Any] = {"$set": sets}
         if unsets:
             update["$unset"] = unsets
+        self.saving(model, doc)
         self.store.of(model).update_one({"_id": doc["_id"]}, update)
-        return self.store.get(model, doc["_id"])
+        doc = self.store.get(model, doc["_id"])
+        self.saved(model, doc)
+        return doc
 
     def delete_meta(self, principal: Principal, model: str, doc: Document,
                     keys: list[str]) -> Document:
@@ -138,8 +182,11 @@ class TreeAccess:
         update: dict[str, Any] = {"$set": {"updated": utcnow()}}
         if keys:
             update["$unset"] = {f"meta.{k}": "" for k in keys}
+        self.saving(model, doc)
         self.store.of(model).update_one({"_id": doc["_id"]}, update)
-        return self.store.get(model, doc["_id"])
+        doc = self.store.get(model, doc["_id"])
+        self.saved(model, doc)
+        return doc
 
     def set_timestamps(self, principal: Principal, model: str, doc: Document,
                        changes: dict[str, Any]) -> Document:

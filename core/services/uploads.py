@@ -128,6 +128,7 @@ class UploadService:
             upload["reference"] = reference
         if streaming:  # only this process can finish it: say which one it is
             upload["owner"] = processes.identity()
+        self.tree.saving("upload", upload)  # Girder's hook: a quota refuses here, before bytes
         self.store.uploads.insert_one(upload)
         try:
             upload["state"] = adapter.begin_upload(upload)
@@ -272,7 +273,26 @@ class UploadService:
         faults.point("upload.finalize.after_record")
         self.store.uploads.delete_one({"_id": upload["_id"]})
         adapter.forget_upload(upload)
+        self._processed(upload, file)
         return file
+
+    def _processed(self, upload: Document, file: Document) -> None:
+        """Girder's ``data.process``: every gateway's upload (REST, WebDAV PUT,
+        FUSE write) finalizes here, so each fires it exactly once, after the
+        record is committed. A handler's failure is logged: the upload stands."""
+        if not self.tree.events.has_handlers("data.process"):
+            return
+        info: dict[str, Any] = {
+            "file": file, "upload": upload,
+            "assetstore": self.store.assetstores.find_one({"_id": upload["assetstoreId"]}),
+            "currentUser": self.store.users.find_one({"_id": upload.get("userId")}),
+        }
+        if upload.get("reference"):
+            info["reference"] = upload["reference"]
+        try:
+            self.tree.events.trigger("data.process", info)
+        except Exception:
+            log.exception("a data.process handler failed for file %s", file.get("_id"))
 
     def _create(self, upload: Document, blob: dict[str, Any]) -> Document:
         policy = upload.get("onCollision", "rename")
@@ -370,6 +390,10 @@ class UploadService:
         update: dict[str, Any] = {"$set": changes}
         if unset:
             update["$unset"] = unset
+        if self.tree.events.has_handlers("model.file.save"):  # skip the read otherwise
+            current = self.store.files.find_one({"_id": upload["fileId"]})
+            if current is not None:
+                self.tree.saving("file", {**current, **changes})
         old = self.store.files.find_one_and_update({"_id": upload["fileId"]}, update,
                                                    return_document="before")
         if old is None:
@@ -382,4 +406,6 @@ class UploadService:
                                         {"$set": {"updated": utcnow()}})
         self.files.release(old)
         log.debug("replaced contents of file %s", old["_id"])
-        return {**{k: v for k, v in old.items() if k not in unset}, **changes}
+        file = {**{k: v for k, v in old.items() if k not in unset}, **changes}
+        self.tree.saved("file", file)
+        return file

@@ -94,6 +94,7 @@ class UserService:
             self.settings.get("core.email_verification") == "disabled",
             "access": acl.new_access(),
         }
+        self.tree.saving("user", doc)
         try:
             self.store.users.insert_one(doc)
         except DuplicateKeyError as exc:
@@ -101,6 +102,7 @@ class UserService:
             raise ExistsError(f"That {field} is already registered.", field=field) from None
         doc["access"] = acl.grant(doc["access"], "user", doc["_id"], acl.ADMIN)
         self.store.users.update_one({"_id": doc["_id"]}, {"$set": {"access": doc["access"]}})
+        self.tree.saved("user", doc, created=True)
         if self.settings.get("core.user_default_folders") == "public_private":
             owner = Principal.from_user(doc)
             for name, public in (("Public", True), ("Private", False)):
@@ -165,10 +167,12 @@ class UserService:
                 raise AccessDeniedError("Only admins may mark an email as verified.")
             update["emailVerified"] = bool(email_verified)
         if update:
+            self.tree.saving("user", {**user, **update})
             try:
                 self.store.users.update_one({"_id": user["_id"]}, {"$set": update})
             except DuplicateKeyError:
                 raise ExistsError("That email is already registered.", field="email") from None
+            self.tree.saved("user", {**user, **update})
         if update.get("status") == "enabled" and user.get("status") == "pending" and \
                 self.notices is not None:
             self.notices.approved({**user, **update}, origin)  # Girder: pending -> enabled only
@@ -196,8 +200,10 @@ class UserService:
         else:
             raise acl.denial(principal, acl.ADMIN, "user", user["_id"])
         check_password_policy(new)
-        self.store.users.update_one({"_id": user["_id"]}, {"$set": {
-            "salt": hash_password(new, rounds=self.bcrypt_rounds)}})
+        changed = {**user, "salt": hash_password(new, rounds=self.bcrypt_rounds)}
+        self.tree.saving("user", changed)
+        self.store.users.update_one({"_id": user["_id"]}, {"$set": {"salt": changed["salt"]}})
+        self.tree.saved("user", changed)
         if temporary is not None and self.tokens is not None:
             self.tokens.delete(temporary)
 

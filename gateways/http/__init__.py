@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -14,15 +16,40 @@ from .app import RestApp
 from .describe import describe_response, index_page, static_file
 from .resources import COLLECTORS
 from .resources.system import RELEASE
-from .router import table_from
+from .router import Param, RouteCollector, RouteTable, table_from
+
+log = logging.getLogger("joist.http")
+
+
+def plugin_collectors(services: Services, core: RouteTable) -> list[RouteCollector]:
+    """The loaded plugins' routes as route declarations; one that a core or
+    earlier route already answers is refused (logged), never shadowed."""
+    taken = {(r.method, r.path) for r in core.routes}
+    collectors: dict[str, RouteCollector] = {}
+    for spec in services.plugins.routes:
+        path = "/".join((spec.resource, *(t for t in spec.path.split("/") if t)))
+        if (spec.method, path) in taken:
+            log.error("plugin %s: %s %s is already a route; not added", spec.plugin,
+                      spec.method, path)
+            continue
+        taken.add((spec.method, path))
+        collector = collectors.setdefault(
+            spec.resource, RouteCollector(spec.resource, spec.description))
+        params = tuple(Param(**dataclasses.asdict(p)) for p in spec.params)
+        declare = getattr(collector, spec.method.lower())
+        declare(spec.path, spec.summary, scope=spec.scope, access=spec.access,
+                params=params)(spec.handler)
+    return list(collectors.values())
 
 
 def make_rest_app(services: Services, hierarchy: Hierarchy, settings: Settings,
                   endpoints: Callable[[], dict[str, Any]] | None = None) -> RestApp:
     """``endpoints``: where WebDAV and SFTP listen (the running server knows;
     ``GET system/endpoints`` reports it to the web client's Connect panel)."""
-    routes = table_from(COLLECTORS)
-    descriptions = {c.resource: c.description for c in COLLECTORS}
+    extra = plugin_collectors(services, table_from(COLLECTORS))
+    routes = table_from((*COLLECTORS, *extra))
+    descriptions = {c.resource: c.description for c in extra}
+    descriptions.update({c.resource: c.description for c in COLLECTORS})
     brand = str(services.settings.get("core.brand_name"))
     pages = {
         "index": partial(index_page, brand=brand),

@@ -135,7 +135,41 @@ class RestApp:
         kwargs = bind(route.params, request.params(), path_values, headers)
         ctx = Context(request, principal, token, route, self.services, self.hierarchy,
                       self.settings, self.filter, uid, self.endpoints)
-        return route.handler(ctx, **kwargs), route
+        return self._call(ctx, route, kwargs, path_values), route
+
+    def _call(self, ctx: Context, route: Route, kwargs: dict[str, Any],
+              path_values: dict[str, str]) -> Any:
+        """Run the handler between Girder's ``rest.<method>.<route>.before`` and
+        ``.after`` events (e.g. ``rest.get.item/:id.before``), ``.failed`` when
+        it raises; Girder's rules: a before handler that prevents the default
+        and adds a response answers instead of the route, an after handler that
+        does so replaces the result (the first response wins). The info holds
+        ``params``, the path's wildcards by name, ``principal``, ``context``,
+        and ``returnVal`` after. With nothing bound: a few dict lookups."""
+        events = self.services.events
+        name = f"rest.{route.method.lower()}.{route.path}"
+        before, after, failed = name + ".before", name + ".after", name + ".failed"
+        info: dict[str, Any] | None = None
+        answered = False
+        if events.has_handlers(before):
+            info = _event_info(ctx, path_values)
+            event = events.trigger(before, info)
+            if event.default_prevented and event.responses:
+                result, answered = event.responses[0], True
+        if not answered:
+            try:
+                result = route.handler(ctx, **kwargs)
+            except Exception:
+                if events.has_handlers(failed):
+                    events.trigger(failed, info or _event_info(ctx, path_values))
+                raise
+        if events.has_handlers(after):
+            info = info or _event_info(ctx, path_values)
+            info["returnVal"] = result
+            event = events.trigger(after, info)
+            if event.default_prevented and event.responses:
+                result = event.responses[0]
+        return result
 
     def _authenticate(self, request: Request, route: Route) -> tuple[str | None, Principal]:
         """The token sent and the principal the route sees: the one choke point
@@ -216,6 +250,11 @@ class RestApp:
               [*self._common_headers(uid), ("Content-Type", "application/json"),
                ("Content-Length", str(len(data)))])
         return [data]
+
+
+def _event_info(ctx: Context, path_values: dict[str, str]) -> dict[str, Any]:
+    return {**path_values, "params": ctx.request.params(), "principal": ctx.principal,
+            "context": ctx}
 
 
 def _close(result: Raw) -> None:

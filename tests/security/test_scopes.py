@@ -56,6 +56,7 @@ DELETE system/mail admin {F}
 DELETE system/uploads admin {scopes.PARTIAL_UPLOAD_CLEAN}
 GET system/access_flag public {F}
 GET system/plugins admin {scopes.PLUGINS_READ}
+PUT system/plugins admin {F}
 GET system/check public {F}
 PUT system/check admin {F}
 GET system/configuration admin {scopes.SETTINGS_READ}

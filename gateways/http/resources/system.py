@@ -10,6 +10,7 @@ from typing import Any
 from joist.core import validation
 from joist.core.auth import scopes
 from joist.core.errors import NotFoundError
+from joist.core.plugins import ENABLED_SETTING, RESTART_NOTE
 from joist.core.services import status as system_status
 from joist.core.services.abandoned import AbandonedUploads, UploadQuery, UploadStatus
 from joist.core.services.check import Checker
@@ -150,14 +151,26 @@ def _status_view(status: UploadStatus) -> dict[str, Any]:
             "abandoned": status.abandoned}
 
 
-@api.get("access_flag", "List access flags (none are registered).", scope=FULL_LOGIN)
+@api.get("access_flag", "List the access flags plugins registered.", scope=FULL_LOGIN)
 def access_flags(ctx: Context) -> dict[str, Any]:
-    return {}
+    return ctx.services.plugins.flags()
 
 
-@api.get("plugins", "List plugins (Joist has none).", scope=scopes.PLUGINS_READ, access="admin")
+@api.get("plugins", "List installed, enabled, loaded (and failed) plugins.",
+         scope=scopes.PLUGINS_READ, access="admin")
 def plugins(ctx: Context) -> dict[str, Any]:
-    return {"all": {}, "enabled": [], "loaded": []}
+    return ctx.services.plugins.listing()
+
+
+@api.put("plugins", "Set the plugins to load at the next start.", scope=FULL_LOGIN,
+         access="admin", notes=RESTART_NOTE,
+         params=(Param("plugins", "jsonArray", required=True,
+                       description="JSON array of plugin names to enable."),))
+def enable_plugins(ctx: Context, plugins: Any) -> dict[str, Any]:
+    # Girder's answer (the stored setting), and when it takes effect.
+    enabled = ctx.services.plugins.set_enabled(ctx.principal, plugins)
+    return {"key": ENABLED_SETTING, "value": enabled, "restartRequired": True,
+            "message": RESTART_NOTE}
 
 
 @api.get("check", "Report the current system status.", scope=FULL_LOGIN,

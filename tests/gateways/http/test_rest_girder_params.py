@@ -15,9 +15,15 @@ from joist.gateways.http.router import Route, table_from
 from tests.gateways.http.girder_routes import GIRDER_ROUTES, P
 from tests.gateways.http.restsite import RestSite
 
-# Joist-only routes (no Girder counterpart): SSH keys for the SFTP gateway.
+# Joist-only routes (no Girder 5 counterpart): SSH keys for the SFTP gateway;
+# PUT system/plugins, Girder 2's (5 enables plugins by installing them; issue 16
+# asks for enabling from the API).
 JOIST_ONLY_ROUTES = {("GET", "user/:id/sshkey"), ("POST", "user/:id/sshkey"),
-                     ("DELETE", "user/:id/sshkey/:keyId")}
+                     ("DELETE", "user/:id/sshkey/:keyId"), ("PUT", "system/plugins"),
+                     # the web client's Connect panel: where WebDAV and SFTP listen
+                     ("GET", "system/endpoints"),
+                     # administrators see mail the server gave up on, and clear it
+                     ("GET", "system/mail"), ("DELETE", "system/mail")}
 
 # (method, path, parameter) -> why Joist takes it. Each must stay optional and described.
 ALLOWED_EXTRAS = {
