@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .auth.ldap_settings import ldap_options, ldap_servers, redact_servers, restore_passwords
 from .db.engine import Collection
 from .errors import ValidationError
 from .validation import loads_json
@@ -85,6 +86,11 @@ class SettingDef:
     validate: Validator
     help: str
     public: bool = False
+    # Secrets: ``redact`` gives what the API and the CLI may show of a value;
+    # ``restore(new, stored)`` puts back a secret a client left out when it
+    # sent a redacted value back (so a read-modify-write keeps it).
+    redact: Callable[[Any], Any] | None = None
+    restore: Callable[[Any, Any], Any] | None = None
 
 
 DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
@@ -149,6 +155,14 @@ DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
                "unfinished upload (streaming uploads whose process is gone go at once)."),
     SettingDef("joist.s3.redirect_downloads", True, _bool,
                "Redirect REST downloads of S3 files to presigned URLs."),
+    SettingDef("ldap.servers", [], ldap_servers,
+               "LDAP servers tried in order at password login (Girder's LDAP plugin): "
+               "uri, bindName, password, baseDn, searchField, queryFilter, plus "
+               "loginAttribute, startTls, tlsVerify, caCertFile. The bind password is "
+               "never shown.", redact=redact_servers, restore=restore_passwords),
+    SettingDef("ldap.settings", {"timeout": 4, "fallback": True}, ldap_options,
+               "LDAP login options: timeout (seconds, per server), fallback (try the local "
+               "password when the directory does not know the login or is unreachable)."),
 )}
 
 
@@ -204,16 +218,25 @@ class SettingsService:
             self._cache[key] = (now, value)
         return value
 
+    def shown(self, key: str) -> Any:
+        """The value as the API and the CLI may show it (secrets left out)."""
+        definition, value = self.definition(key), self.get(key)
+        return definition.redact(value) if definition.redact else value
+
     def set(self, key: str, value: Any) -> Any:
-        """Store a validated value; None restores the default."""
+        """Store a validated value; None restores the default. Returns it as
+        ``shown`` would."""
+        definition = self.definition(key)
         if value is None:
             self.unset(key)
-            return self.definition(key).default
+            return definition.default
         value = self.validate(key, value)
+        if definition.restore is not None:
+            value = definition.restore(value, self.get(key))
         self._coll.update_one({"key": key}, {"$set": {"key": key, "value": value}},
                               upsert=True)
         self._forget(key)
-        return value
+        return definition.redact(value) if definition.redact else value
 
     def unset(self, key: str) -> None:
         self.definition(key)
@@ -221,7 +244,8 @@ class SettingsService:
         self._forget(key)
 
     def all(self) -> dict[str, Any]:
-        return {key: self.get(key) for key in DEFINITIONS}
+        """Every setting as ``shown`` (secrets left out)."""
+        return {key: self.shown(key) for key in DEFINITIONS}
 
     def public(self) -> dict[str, Any]:
         return {key: self.get(key) for key, d in DEFINITIONS.items() if d.public}

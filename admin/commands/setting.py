@@ -34,7 +34,7 @@ def _parse(raw: str) -> object:
 
 def _get(args: argparse.Namespace) -> int:
     with app_for(args) as app:
-        print(json.dumps(app.services.settings.get(args.key)))
+        print(json.dumps(app.services.settings.shown(args.key)))
     return 0
 
 

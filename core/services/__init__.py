@@ -31,6 +31,7 @@ from .folders import FolderService
 from .groups import GroupService
 from .imports import ImportService
 from .items import ItemService
+from .ldap_accounts import LdapAccounts
 from .locks import LockService
 from .mounts import MountService
 from .move_copy import MoveCopyService
@@ -79,11 +80,13 @@ class Services:
         auth = Authenticator(store, settings, tokens,
                              ApiKeyService(store.api_keys, store.users, tokens, scopes),
                              SshKeyService(store.ssh_keys), checker)
+        users = UserService(tree, folders, settings, bcrypt_rounds=bcrypt_rounds)
+        auth.directory_accounts = LdapAccounts(users).account_for
         return cls(
             settings=settings, assetstores=assetstores, tree=tree,
             folders=folders, items=items, files=files, uploads=uploads,
             collections=CollectionService(tree, settings),
-            users=UserService(tree, folders, settings, bcrypt_rounds=bcrypt_rounds),
+            users=users,
             groups=GroupService(tree, settings), access=AccessService(tree),
             moves=MoveCopyService(tree, folders, items, files),
             removal=RemovalService(tree, files, uploads), auth=auth,

@@ -49,10 +49,10 @@ def public_settings(ctx: Context) -> dict[str, Any]:
 def get_setting(ctx: Context, key: str | None, list: Any, default: str | None) -> Any:
     settings = ctx.services.settings
     if list is not None:
-        return {k: settings.get(k) for k in list}
+        return {k: settings.shown(k) for k in list}
     if key is None:
         raise RestError("You must specify a key or a list of keys to get.")
-    return settings.get(key)
+    return settings.shown(key)
 
 
 @api.put("setting", "Set the value of a system setting, or a list of them.",

@@ -1,0 +1,169 @@
+"""Password check against the LDAP directories of ``ldap.servers`` (ldap3).
+
+For each server in order, as Girder's LDAP plugin does: bind with the service
+account, search ``baseDn`` for ``(searchField=<login>)`` (and ``queryFilter``),
+then bind as the entry found with the password the user typed. Unlike Girder,
+the login is escaped in the filter, an empty password is refused before any
+bind (LDAP treats it as an anonymous bind that "succeeds"), and a failed user
+bind is always a refusal. Every network step is bounded by ``ldap.settings``'
+``timeout``; a directory that is down, silent or answers garbage is
+``UNAVAILABLE``, never a hang or a traceback. Nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ldap3
+from ldap3.core import exceptions as ldap_errors
+from ldap3.utils.conv import escape_filter_chars
+
+from ..stored_settings import SettingsService
+
+log = logging.getLogger("joist.auth.ldap")
+
+ATTRIBUTES = ("uid", "mail", "cn", "sn", "givenName")  # Girder's, less distinguishedName
+
+
+class Outcome(enum.Enum):
+    OK = "ok"                      # the directory accepted the password
+    WRONG_PASSWORD = "wrong"       # an entry matched; the password did not
+    UNKNOWN = "unknown"            # no configured directory knows the login
+    UNAVAILABLE = "unavailable"    # a directory could not answer (and none accepted)
+    NOT_CONFIGURED = "off"
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    dn: str
+    server: str
+    attributes: Mapping[str, list[str]] = field(default_factory=dict)
+    login_attribute: str = "uid"
+
+    def first(self, name: str) -> str:
+        values = self.attributes.get(name) or []
+        return str(values[0]).strip() if values else ""
+
+    def all(self, name: str) -> list[str]:
+        return [str(v).strip() for v in self.attributes.get(name) or [] if str(v).strip()]
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    entry: DirectoryEntry | None = None
+    reason: str = ""  # for UNAVAILABLE: what went wrong, without secrets
+
+
+class _UnavailableError(Exception):
+    pass
+
+
+class LdapDirectory:
+    """Stateless: reads the settings on every call, opens a connection per check."""
+
+    def __init__(self, settings: SettingsService) -> None:
+        self._settings = settings
+
+    def servers(self) -> list[dict[str, Any]]:
+        return list(self._settings.get("ldap.servers") or [])
+
+    def options(self) -> dict[str, Any]:
+        return dict(self._settings.get("ldap.settings") or {})
+
+    def configured(self) -> bool:
+        return bool(self.servers())
+
+    def check(self, login: str, password: str) -> Result:
+        servers = self.servers()
+        if not servers:
+            return Result(Outcome.NOT_CONFIGURED)
+        if not isinstance(login, str) or not login.strip() or \
+                not isinstance(password, str) or not password:
+            return Result(Outcome.UNKNOWN)  # never bind with an empty password
+        timeout = float(self.options().get("timeout", 4))
+        reasons: list[str] = []
+        for server in servers:
+            try:
+                result = self._check_server(server, login.strip(), password, timeout)
+            except _UnavailableError as exc:
+                reasons.append(f"{server['uri']}: {exc}")
+                log.warning("LDAP server %s unavailable: %s", server["uri"], exc)
+                continue
+            if result.outcome is not Outcome.UNKNOWN:
+                return result
+        if reasons:
+            return Result(Outcome.UNAVAILABLE, reason="; ".join(reasons))
+        return Result(Outcome.UNKNOWN)
+
+    # ------------------------------------------------------------ one server
+    def _check_server(self, server: Mapping[str, Any], login: str, password: str,
+                      timeout: float) -> Result:
+        target = _server(server, timeout)
+        try:
+            with _connection(target, server, server["bindName"],
+                             server.get("password", ""), timeout) as conn:
+                query = f"({server['searchField']}={escape_filter_chars(login)})"
+                extra = server.get("queryFilter") or ""
+                if extra:
+                    extra = extra if extra.startswith("(") else f"({extra})"
+                    query = f"(&{query}{extra})"
+                attributes = sorted({*ATTRIBUTES, server["searchField"],
+                                     server.get("loginAttribute") or server["searchField"]})
+                conn.search(server["baseDn"], query, search_scope=ldap3.SUBTREE,
+                            attributes=attributes, size_limit=2, time_limit=int(timeout) + 1)
+                entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+            if not entries:
+                return Result(Outcome.UNKNOWN)
+            if len(entries) > 1:  # the search field must identify one entry
+                raise _UnavailableError(
+                    f"{server['searchField']}={login!r} matches several entries")
+            dn = str(entries[0]["dn"])
+            attrs = {str(k): [str(v) for v in (vs if isinstance(vs, list) else [vs])]
+                     for k, vs in dict(entries[0].get("attributes") or {}).items()}
+            try:
+                with _connection(target, server, dn, password, timeout):
+                    pass
+            except ldap_errors.LDAPBindError:
+                return Result(Outcome.WRONG_PASSWORD,
+                              DirectoryEntry(dn, server["uri"], attrs))
+            return Result(Outcome.OK, DirectoryEntry(
+                dn, server["uri"], attrs,
+                server.get("loginAttribute") or server["searchField"]))
+        except ldap_errors.LDAPBindError as exc:  # the service account was refused
+            raise _UnavailableError(f"service bind refused ({_describe(exc)})") from None
+        except ldap_errors.LDAPException as exc:
+            raise _UnavailableError(_describe(exc)) from None
+        except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+            # ldap3 can fail with plain errors on answers that are not LDAP.
+            raise _UnavailableError(f"unreadable answer ({type(exc).__name__})") from None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def _server(server: Mapping[str, Any], timeout: float) -> ldap3.Server:
+    tls = None
+    if server["uri"].lower().startswith("ldaps://") or server.get("startTls"):
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED if server.get("tlsVerify", True)
+                        else ssl.CERT_NONE,
+                        ca_certs_file=server.get("caCertFile") or None)
+    return ldap3.Server(server["uri"], get_info=ldap3.NONE, connect_timeout=timeout,
+                        tls=tls)
+
+
+def _connection(target: ldap3.Server, server: Mapping[str, Any], user: str,
+                password: str, timeout: float) -> ldap3.Connection:
+    """A bound connection (``LDAPBindError`` when the credentials are refused)."""
+    auto_bind = ldap3.AUTO_BIND_TLS_BEFORE_BIND if server.get("startTls") \
+        else ldap3.AUTO_BIND_NO_TLS
+    return ldap3.Connection(target, user=user, password=password, auto_bind=auto_bind,
+                            receive_timeout=timeout, raise_exceptions=False,
+                            read_only=True, check_names=True)
