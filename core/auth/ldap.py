@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import ssl
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,8 +106,8 @@ class LdapDirectory:
     # ------------------------------------------------------------ one server
     def _check_server(self, server: Mapping[str, Any], login: str, password: str,
                       timeout: float) -> Result:
-        target = _server(server, timeout)
         try:
+            target = _server(server, timeout)
             with _connection(target, server, server["bindName"],
                              server.get("password", ""), timeout) as conn:
                 query = f"({server['searchField']}={escape_filter_chars(login)})"
@@ -139,7 +141,7 @@ class LdapDirectory:
             raise _UnavailableError(f"service bind refused ({_describe(exc)})") from None
         except ldap_errors.LDAPException as exc:
             raise _UnavailableError(_describe(exc)) from None
-        except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        except (OSError, ValueError, TypeError, KeyError, IndexError, struct.error) as exc:
             # ldap3 can fail with plain errors on answers that are not LDAP.
             raise _UnavailableError(f"unreadable answer ({type(exc).__name__})") from None
 
@@ -164,6 +166,7 @@ def _connection(target: ldap3.Server, server: Mapping[str, Any], user: str,
     """A bound connection (``LDAPBindError`` when the credentials are refused)."""
     auto_bind = ldap3.AUTO_BIND_TLS_BEFORE_BIND if server.get("startTls") \
         else ldap3.AUTO_BIND_NO_TLS
+    # ldap3 sets SO_RCVTIMEO from whole seconds.
     return ldap3.Connection(target, user=user, password=password, auto_bind=auto_bind,
-                            receive_timeout=timeout, raise_exceptions=False,
+                            receive_timeout=max(1, math.ceil(timeout)), raise_exceptions=False,
                             read_only=True, check_names=True)

@@ -44,7 +44,7 @@ def _server(raw: Any, index: int) -> dict[str, Any]:
     for key in _BOOLS:
         if raw.get(key) is not None and not isinstance(raw[key], bool):
             raise ValueError(f"{where}: {key} must be a boolean")
-    uri = (raw.get("uri") or "").strip()
+    uri = (raw.get("uri") or "").strip().rstrip("/")  # ldap3 takes no trailing slash
     bind_name = (raw.get("bindName") or "").strip()
     if not uri or not bind_name or raw.get("baseDn") is None:
         raise ValueError(f"{where}: uri, bindName and baseDn are required")

@@ -1,0 +1,116 @@
+"""A real OpenLDAP ``slapd`` for the tests (Debian packages ``slapd``, ``ldap-utils``).
+
+``running_slapd`` writes a minimal ``slapd.conf`` (mdb backend, our own
+database directory) in a temporary directory, starts ``slapd -d 0`` as a child
+on 127.0.0.1 and a free port, waits for it with a deadline, and kills it on the
+way out even when the test failed. The system's slapd service is not used.
+Entries are loaded and removed with the ``ldapadd``/``ldapdelete`` clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BASE_DN = "dc=joist,dc=test"
+PEOPLE_DN = f"ou=people,{BASE_DN}"
+ROOT_DN = f"cn=admin,{BASE_DN}"
+ROOT_PASSWORD = "directory-admin-secret"
+SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
+START_DEADLINE = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Slapd:
+    uri: str
+    proc: subprocess.Popen[bytes]
+
+    def _client(self, tool: str, ldif: str = "", *args: str) -> None:
+        result = subprocess.run(
+            [tool, "-x", "-H", self.uri, "-D", ROOT_DN, "-w", ROOT_PASSWORD, *args],
+            input=ldif.encode(), capture_output=True, timeout=20, check=False)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+
+    def add(self, ldif: str) -> None:
+        self._client("ldapadd", ldif)
+
+    def modify(self, ldif: str) -> None:
+        self._client("ldapmodify", ldif)
+
+    def delete(self, dn: str) -> None:
+        self._client("ldapdelete", "", dn)
+
+    def add_person(self, uid: str, password: str, *, given: str, surname: str,
+                   mail: str) -> str:
+        dn = f"uid={uid},{PEOPLE_DN}"
+        self.add(f"dn: {dn}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {given} {surname}\n"
+                 f"givenName: {given}\nsn: {surname}\nmail: {mail}\n"
+                 f"userPassword: {password}\n")
+        return dn
+
+
+def _config(root: Path, port: int) -> Path:
+    conf = root / "slapd.conf"
+    (root / "db").mkdir()
+    includes = "".join(f"include /etc/ldap/schema/{name}.schema\n" for name in SCHEMAS)
+    conf.write_text(
+        f"{includes}"
+        f"modulepath /usr/lib/ldap\nmoduleload back_mdb\n"
+        f"pidfile {root / 'slapd.pid'}\nargsfile {root / 'slapd.args'}\n"
+        # Users bind to check their own password; nobody reads userPassword.
+        "access to attrs=userPassword by self write by anonymous auth by * none\n"
+        "access to * by * read\n"
+        f"database mdb\nmaxsize 16777216\nsuffix \"{BASE_DN}\"\n"
+        f"rootdn \"{ROOT_DN}\"\nrootpw {ROOT_PASSWORD}\ndirectory {root / 'db'}\n")
+    return conf
+
+
+def _ready(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def running_slapd(root: Path) -> Iterator[Slapd]:
+    if shutil.which("slapd") is None and not Path("/usr/sbin/slapd").exists():
+        pytest.skip("slapd is not installed (Debian package slapd)")
+    port = free_port()
+    conf = _config(root, port)
+    uri = f"ldap://127.0.0.1:{port}"
+    proc = subprocess.Popen([shutil.which("slapd") or "/usr/sbin/slapd", "-d", "0",
+                             "-h", uri + "/", "-f", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + START_DEADLINE
+        while not _ready(port):
+            if proc.poll() is not None:
+                raise RuntimeError("slapd exited: " + proc.stderr.read().decode()[-2000:]
+                                   if proc.stderr else "slapd exited")
+            if time.monotonic() > deadline:
+                raise RuntimeError("slapd did not start in time")
+            time.sleep(0.05)
+        server = Slapd(uri, proc)
+        server.add(f"dn: {BASE_DN}\nobjectClass: dcObject\nobjectClass: organization\n"
+                   f"dc: joist\no: Joist tests\n\n"
+                   f"dn: {PEOPLE_DN}\nobjectClass: organizationalUnit\nou: people\n")
+        yield server
+    finally:
+        proc.kill()
+        proc.wait(timeout=20)
+        if proc.stderr:
+            proc.stderr.close()
