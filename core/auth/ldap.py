@@ -16,7 +16,6 @@ import enum
 import logging
 import math
 import ssl
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,8 +140,9 @@ class LdapDirectory:
             raise _UnavailableError(f"service bind refused ({_describe(exc)})") from None
         except ldap_errors.LDAPException as exc:
             raise _UnavailableError(_describe(exc)) from None
-        except (OSError, ValueError, TypeError, KeyError, IndexError, struct.error) as exc:
-            # ldap3 can fail with plain errors on answers that are not LDAP.
+        except Exception as exc:
+            # ldap3 lets the decoding errors of answers that are not LDAP
+            # through under many types (IndexError, struct.error, pyasn1's).
             raise _UnavailableError(f"unreadable answer ({type(exc).__name__})") from None
 
 

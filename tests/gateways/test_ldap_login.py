@@ -142,7 +142,7 @@ def test_rest_login_creates_then_refreshes_the_account(site: LdapSite) -> None:
 def test_existing_local_account_is_linked_by_email(site: LdapSite) -> None:
     alice = site.app.store.users.find_one({"login": "alice"})
     assert alice is not None
-    uid, dn = site.person(mail=alice["email"].upper())
+    uid, _dn = site.person(mail=alice["email"].upper())
     response = site.rest_login(uid, "directory-pw-1")
     assert response.status_code == 200, response.text
     assert response.json()["user"]["_id"] == str(alice["_id"])
@@ -249,28 +249,34 @@ class _BadDirectory:
         self.port = self.sock.getsockname()[1]
         self.garbage = garbage
         self.conns: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.sock.settimeout(0.05)  # so that the loop sees ``stop`` (close wakes no accept)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self) -> None:
-        while True:
+        while not self.stop.is_set():
             try:
                 conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             self.conns.append(conn)
             if self.garbage is not None:
                 try:
+                    conn.settimeout(5)
                     conn.recv(4096)
                     conn.sendall(self.garbage)
                 except OSError:
                     pass
 
     def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
         self.sock.close()
         for conn in self.conns:
             conn.close()
-        self.thread.join(timeout=10)
 
 
 @pytest.mark.parametrize("kind", ["down", "silent", "garbage"])
@@ -280,7 +286,7 @@ def test_failed_directory_costs_a_bounded_wait_and_changes_nothing(
     assert site.rest_login(linked, "directory-pw-1").status_code == 200
     fresh, _dn = site.person()
     bad = None if kind == "down" else _BadDirectory(
-        b"\x30\x84\xff\xff\xff\xff garbage" if kind == "garbage" else None)
+        b"\x30\x03\x02\x01\x01" if kind == "garbage" else None)  # BER, not LDAP
     try:
         if bad is None:
             with socket.create_server(("127.0.0.1", 0)) as probe:
