@@ -102,6 +102,30 @@ class LdapDirectory:
             return Result(Outcome.UNAVAILABLE, reason="; ".join(reasons))
         return Result(Outcome.UNKNOWN)
 
+    def server_status(self, uri: str, bind_name: str, password: str) -> dict[str, Any]:
+        """Girder's ``GET system/ldap_server/status``: can this account bind?
+        An empty password means the one stored for that uri and bind name (the
+        settings page never sees it)."""
+        uri = (uri or "").strip().rstrip("/")
+        if "://" not in uri:
+            uri = "ldap://" + uri
+        if not password:
+            password = next((s.get("password", "") for s in self.servers()
+                             if s["uri"] == uri and s["bindName"] == bind_name), "")
+        timeout = float(self.options().get("timeout", 4))
+        server = {"uri": uri, "bindName": bind_name}
+        try:
+            if not uri.lower().startswith(("ldap://", "ldaps://")):
+                raise ValueError("the URI must start with ldap:// or ldaps://")
+            with _connection(_server(server, timeout), server, bind_name, password, timeout):
+                pass
+        except ldap_errors.LDAPException as exc:
+            return {"connected": False, "error": "LDAP connection error: " + _describe(exc)}
+        except Exception as exc:  # garbage answers, bad URIs: see _check_server
+            return {"connected": False,
+                    "error": f"LDAP connection error: {_describe(exc)}"}
+        return {"connected": True}
+
     # ------------------------------------------------------------ one server
     def _check_server(self, server: Mapping[str, Any], login: str, password: str,
                       timeout: float) -> Result:

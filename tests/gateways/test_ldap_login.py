@@ -8,6 +8,7 @@ Basic), paramiko (SFTP password).
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import socket
 import statistics
@@ -334,7 +335,6 @@ def test_bind_password_is_never_shown_or_logged(site: LdapSite,
                           timeout=30)
     assert listed.status_code == 200 and ROOT_PASSWORD not in listed.text
     # Writing back what was read keeps the stored bind password.
-    import json
     put = requests.put(url, data={"key": "ldap.servers", "value": json.dumps(servers)},
                        headers=headers, timeout=30)
     assert put.status_code == 200, put.text
@@ -349,9 +349,27 @@ def test_bind_password_is_never_shown_or_logged(site: LdapSite,
     refused = requests.put(url, data={"key": "ldap.settings", "value": '{"timeout": -1}'},
                            headers=headers, timeout=30)
     assert refused.status_code == 400
+    # Girder's connection test; an empty password tests the stored one.
+    status = site.api + "/system/ldap_server/status"
+    for password, connected in (("", True), (ROOT_PASSWORD, True), ("wrong", False)):
+        answer = requests.get(status, params={"uri": site.slapd.uri, "bindName": ROOT_DN,
+                                              "password": password}, headers=headers,
+                              timeout=30)
+        assert answer.status_code == 200 and answer.json()["connected"] is connected, \
+            answer.text
+    down = requests.get(status, params={"uri": "ldap://127.0.0.1:1", "bindName": ROOT_DN,
+                                        "password": "x"}, headers=headers, timeout=30)
+    assert down.json()["connected"] is False and "LDAP connection error" in down.text
+    assert requests.get(status, params={"uri": site.slapd.uri, "bindName": ROOT_DN,
+                                        "password": ""}, timeout=30).status_code == 401
     site.configure("ldap://127.0.0.1:1")
     site.rest_login(uid, "directory-pw-1")
-    assert ROOT_PASSWORD not in caplog.text and "directory-pw-1" not in caplog.text
+    # What the server logged (the test's own HTTP client logs its URLs, with the
+    # password the Girder status route takes in its query).
+    server_log = "\n".join(r.getMessage() for r in caplog.records
+                           if not r.name.startswith("urllib3"))
+    assert "LDAP server ldap://127.0.0.1:1 unavailable" in server_log
+    assert ROOT_PASSWORD not in server_log and "directory-pw-1" not in server_log
 
 
 def test_login_latency_median_of_20(site: LdapSite, record_property: Any) -> None:
