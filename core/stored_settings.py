@@ -160,9 +160,11 @@ DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
                "uri, bindName, password, baseDn, searchField, queryFilter, plus "
                "loginAttribute, startTls, tlsVerify, caCertFile. The bind password is "
                "never shown.", redact=redact_servers, restore=restore_passwords),
-    SettingDef("ldap.settings", {"timeout": 4, "fallback": True}, ldap_options,
+    SettingDef("ldap.settings", {"timeout": 4, "fallback": True, "recheck": 10}, ldap_options,
                "LDAP login options: timeout (seconds, per server), fallback (try the local "
-               "password when the directory does not know the login or is unreachable)."),
+               "password when the directory does not know the login or is unreachable), "
+               "recheck (seconds between checks that a linked account's entry is still in "
+               "the directory: its sessions, tokens and keys end when it is not)."),
 )}
 
 

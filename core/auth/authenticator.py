@@ -15,7 +15,7 @@ from ..stored_settings import SettingsService
 from . import grants, otp, scopes
 from .apikeys import ApiKeyService
 from .grants import Grant, GrantChecker, LiveGrant
-from .ldap import DirectoryEntry, LdapDirectory, Outcome
+from .ldap import DirectoryEntry, DirectoryGate, LdapDirectory, Outcome
 from .passwords import hash_password, verify_password
 from .sshkeys import SshKeyService, fingerprint
 from .throttle import Throttle, throttle_keys
@@ -52,6 +52,8 @@ class Authenticator:
         self.grants = checker
         self.throttle = Throttle(store.throttles, self._limits)
         self.directory = LdapDirectory(settings)
+        self.directory_gate = DirectoryGate(self.directory)
+        checker.directory_gate = self.directory_gate.check
         # Finds, links or creates the account of an entry the directory
         # accepted (``services.ldap_accounts``; set by ``Services.build``).
         self.directory_accounts: Callable[[DirectoryEntry], Document] | None = None
@@ -124,6 +126,7 @@ class Authenticator:
         outcome = result.outcome
         if outcome is Outcome.OK and result.entry is not None \
                 and self.directory_accounts is not None:
+            self.directory_gate.mark(result.entry.dn, True)
             return self.directory_accounts(result.entry)
         linked = bool(user and user.get("ldapDn"))
         directory_only = outcome is not Outcome.NOT_CONFIGURED and (

@@ -16,6 +16,8 @@ import enum
 import logging
 import math
 import ssl
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,8 @@ import ldap3
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
 
+from ..db.engine import Document
+from ..errors import AuthenticationError
 from ..stored_settings import SettingsService
 
 log = logging.getLogger("joist.auth.ldap")
@@ -126,6 +130,35 @@ class LdapDirectory:
                     "error": f"LDAP connection error: {_describe(exc)}"}
         return {"connected": True}
 
+    def entry_present(self, dn: str) -> bool | None:
+        """Is ``dn`` still in a directory (under a server's ``baseDn``, passing its
+        ``queryFilter``)? None when no server that could hold it answered."""
+        unavailable = False
+        for server in self.servers():
+            base = server["baseDn"].strip().lower()
+            if base and not dn.lower().endswith(base):
+                continue
+            timeout = float(self.options().get("timeout", 4))
+            extra = server.get("queryFilter") or ""
+            query = (extra if extra.startswith("(") else f"({extra})") if extra \
+                else "(objectClass=*)"
+            try:
+                with _connection(_server(server, timeout), server, server["bindName"],
+                                 server.get("password", ""), timeout) as conn:
+                    conn.search(dn, query, search_scope=ldap3.BASE, attributes=[],
+                                size_limit=1, time_limit=int(timeout) + 1)
+                    code = (conn.result or {}).get("result")
+                    found = any(e.get("type") == "searchResEntry" for e in conn.response or [])
+            except Exception as exc:  # as in _check_server: down, silent, garbage
+                log.warning("LDAP server %s unavailable: %s", server["uri"], _describe(exc))
+                unavailable = True
+                continue
+            if found:
+                return True
+            if code not in (0, 32):  # 32: noSuchObject, the entry is gone
+                unavailable = True
+        return None if unavailable else False
+
     # ------------------------------------------------------------ one server
     def _check_server(self, server: Mapping[str, Any], login: str, password: str,
                       timeout: float) -> Result:
@@ -194,3 +227,44 @@ def _connection(target: ldap3.Server, server: Mapping[str, Any], user: str,
     return ldap3.Connection(target, user=user, password=password, auto_bind=auto_bind,
                             receive_timeout=max(1, math.ceil(timeout)), raise_exceptions=False,
                             read_only=True, check_names=True)
+
+
+DIRECTORY_GONE = "The directory account is disabled or removed."
+
+
+class DirectoryGate:
+    """Revocation of directory accounts: every grant of an account linked to a
+    directory entry (``ldapDn``) -- password, token, API key or SSH key -- holds
+    while the entry is still in the directory. Checked when a grant is issued
+    and re-derived (``GrantChecker``); answers are remembered ``ldap.settings``'
+    ``recheck`` seconds per entry, so a directory sees one search per active
+    account per period. A directory that cannot answer revokes nothing."""
+
+    def __init__(self, directory: LdapDirectory) -> None:
+        self._directory = directory
+        self._seen: dict[str, tuple[float, bool | None]] = {}
+        self._lock = threading.Lock()  # guards _seen
+
+    def mark(self, dn: str, present: bool) -> None:
+        with self._lock:
+            if len(self._seen) > 10_000:  # bounded: it refills
+                self._seen.clear()
+            self._seen[dn] = (time.monotonic(), present)
+
+    def check(self, user: Document) -> None:
+        dn = user.get("ldapDn")
+        if not dn or not self._directory.configured():
+            return
+        ttl = float(self._directory.options().get("recheck", RECHECK_SECONDS))
+        with self._lock:
+            seen = self._seen.get(dn)
+        if seen is None or time.monotonic() - seen[0] >= ttl:
+            present = self._directory.entry_present(dn)
+            self.mark(dn, present)  # type: ignore[arg-type]
+        else:
+            present = seen[1]
+        if present is False:
+            raise AuthenticationError(DIRECTORY_GONE)
+
+
+RECHECK_SECONDS = 10.0

@@ -6,7 +6,8 @@ filter, default none). Joist adds ``loginAttribute`` (which attribute gives a ne
 account its login; default the search field, as Girder derives it), and the TLS
 options Girder leaves to libldap's configuration: ``startTls``, ``tlsVerify``
 (default true) and ``caCertFile``. ``ldap.settings`` is Girder's ``timeout``
-(seconds, default 4) and ``fallback`` (default true).
+(seconds, default 4) and ``fallback`` (default true), plus Joist's ``recheck``
+(seconds between checks that a linked account's entry is still there, default 10).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def ldap_options(value: Any) -> dict[str, Any]:
     value = _parsed(value)
     if not isinstance(value, Mapping):
         raise ValueError("must be an object with timeout and fallback")
-    unknown = set(value) - {"timeout", "fallback"}
+    unknown = set(value) - {"timeout", "fallback", "recheck"}
     if unknown:
         raise ValueError(f"unknown keys {', '.join(sorted(map(str, unknown)))}")
     timeout = value.get("timeout", 4)
@@ -94,7 +95,11 @@ def ldap_options(value: Any) -> dict[str, Any]:
         raise ValueError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}]")
     if not isinstance(fallback, bool):
         raise ValueError("fallback must be a boolean")
-    return {"timeout": float(timeout), "fallback": fallback}
+    recheck = value.get("recheck", 10)
+    if isinstance(recheck, bool) or not isinstance(recheck, (int, float)) or \
+            not 0 < recheck <= 86400:
+        raise ValueError("recheck must be a number of seconds in (0, 86400]")
+    return {"timeout": float(timeout), "fallback": fallback, "recheck": float(recheck)}
 
 
 def redact_servers(servers: Any) -> Any:

@@ -27,7 +27,7 @@ import requests
 
 from joist.admin.bootstrap import App
 from joist.admin.server import Server
-from joist.core.acl import SYSTEM
+from joist.core.acl import SYSTEM, Principal
 from joist.core.auth.authenticator import DIRECTORY_DOWN
 from tests.conftest import site_app
 from tests.ldap_server import PEOPLE_DN, ROOT_DN, ROOT_PASSWORD, Slapd, running_slapd
@@ -229,6 +229,51 @@ def test_removed_or_disabled_directory_account_stops_working(site: LdapSite) -> 
         assert not site.sftp_login(uid, "directory-pw-1"), uid
         user = site.app.store.users.find_one({"login": uid})
         assert user is not None and user["status"] == "enabled"  # nothing changed here
+
+
+def test_removed_entry_ends_sessions_tokens_and_keys_on_every_gateway(
+        site: LdapSite) -> None:
+    site.configure(recheck=0.2)
+    uid, dn = site.person()
+    token = site.rest_login(uid, "directory-pw-1").json()["authToken"]["token"]
+    me = site.api + "/user/me"
+    assert requests.get(me, headers={"Girder-Token": token}, timeout=30).json()["login"] == uid
+    user = site.app.services.users.by_login(uid)
+    assert user is not None
+    key = site.app.services.auth.api_keys.create(Principal.from_user(user), name="k")["key"]
+    assert site.dav_list(uid, key).status_code == 207
+    assert site.dav_list(uid, "directory-pw-1").status_code == 207  # remembered by WebDAV
+    transport = paramiko.Transport(site.server.sftp.address)
+    try:
+        transport.start_client(timeout=30)
+        transport.auth_password(uid, "directory-pw-1")
+        sftp = paramiko.SFTPClient.from_transport(transport)
+        assert sftp is not None and "user" in sftp.listdir("/")
+        site.slapd.delete(dn)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # within ``recheck``, polled
+            try:
+                sftp.listdir("/")
+            except (OSError, paramiko.SSHException):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the open SFTP session still works")
+    finally:
+        transport.close()
+    # A revoked token is no token (Girder's ``user/me`` then answers null).
+    assert requests.get(me, headers={"Girder-Token": token}, timeout=30).json() is None
+    assert requests.get(site.api + "/user/authentication", headers={"Girder-Token": token},
+                        timeout=30).status_code == 401
+    assert site.dav_list(uid, "directory-pw-1").status_code == 401
+    assert site.dav_list(uid, key).status_code == 401
+    # Put back, the same account works again: nothing was changed locally.
+    site.slapd.add_person(uid, "directory-pw-1", given="Dana", surname="Rivers",
+                          mail=f"{uid}@dir.test")
+    deadline = time.monotonic() + 10
+    while site.rest_login(uid, "directory-pw-1").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
 
 
 def test_query_filter_excludes_entries(site: LdapSite) -> None:

@@ -15,7 +15,7 @@ SERVER = {"uri": "ldap.example.org/", "bindName": "cn=reader,dc=example,dc=org",
 def test_defaults_and_girder_normalisation(app: App) -> None:
     settings = app.services.settings
     assert settings.get("ldap.servers") == []
-    assert settings.get("ldap.settings") == {"timeout": 4, "fallback": True}
+    assert settings.get("ldap.settings") == {"timeout": 4, "fallback": True, "recheck": 10}
     shown = settings.set("ldap.servers", [SERVER])
     stored = settings.get("ldap.servers")[0]
     assert stored["uri"] == "ldap://ldap.example.org"  # scheme added, as Girder does
@@ -23,8 +23,8 @@ def test_defaults_and_girder_normalisation(app: App) -> None:
         ("uid", "", "uid")
     assert stored["password"] == "bind-secret" and stored["tlsVerify"] is True
     assert "password" not in shown[0] and shown[0]["hasPassword"] is True
-    assert settings.set("ldap.settings", {"timeout": 2.5}) == {"timeout": 2.5,
-                                                               "fallback": True}
+    assert settings.set("ldap.settings", {"timeout": 2.5}) == {
+        "timeout": 2.5, "fallback": True, "recheck": 10}
 
 
 def test_password_is_never_shown_and_kept_on_write_back(app: App) -> None:
@@ -52,6 +52,7 @@ def test_password_is_never_shown_and_kept_on_write_back(app: App) -> None:
     ("ldap.settings", {"timeout": 0}),
     ("ldap.settings", {"timeout": True}),
     ("ldap.settings", {"fallback": "no"}),
+    ("ldap.settings", {"recheck": 0}),
     ("ldap.settings", "not json"),
 ])
 def test_bad_values_are_refused(app: App, key: str, value: object) -> None:
