@@ -245,7 +245,7 @@ class DirectoryGate:
         self._seen: dict[str, tuple[float, bool | None]] = {}
         self._lock = threading.Lock()  # guards _seen
 
-    def mark(self, dn: str, present: bool) -> None:
+    def mark(self, dn: str, present: bool | None) -> None:
         with self._lock:
             if len(self._seen) > 10_000:  # bounded: it refills
                 self._seen.clear()
@@ -260,7 +260,7 @@ class DirectoryGate:
             seen = self._seen.get(dn)
         if seen is None or time.monotonic() - seen[0] >= ttl:
             present = self._directory.entry_present(dn)
-            self.mark(dn, present)  # type: ignore[arg-type]
+            self.mark(dn, present)
         else:
             present = seen[1]
         if present is False:
