@@ -13,6 +13,7 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,3 +115,41 @@ def running_slapd(root: Path) -> Iterator[Slapd]:
         proc.wait(timeout=20)
         if proc.stderr:
             proc.stderr.close()
+
+
+class BadDirectory:
+    """A listener that accepts and then says nothing, or answers garbage."""
+
+    def __init__(self, garbage: bytes | None) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.garbage = garbage
+        self.conns: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.sock.settimeout(0.05)  # so that the loop sees ``stop`` (close wakes no accept)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.conns.append(conn)
+            if self.garbage is not None:
+                try:
+                    conn.settimeout(5)
+                    conn.recv(4096)
+                    conn.sendall(self.garbage)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()

@@ -12,7 +12,6 @@ import json
 import logging
 import socket
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +29,14 @@ from joist.admin.server import Server
 from joist.core.acl import SYSTEM, Principal
 from joist.core.auth.authenticator import DIRECTORY_DOWN
 from tests.conftest import site_app
-from tests.ldap_server import PEOPLE_DN, ROOT_DN, ROOT_PASSWORD, Slapd, running_slapd
+from tests.ldap_server import (
+    PEOPLE_DN,
+    ROOT_DN,
+    ROOT_PASSWORD,
+    BadDirectory,
+    Slapd,
+    running_slapd,
+)
 from tests.world import PASSWORD, build_world
 
 TIMEOUT = 1.0  # ldap.settings timeout in these tests, seconds
@@ -287,51 +293,13 @@ def test_query_filter_excludes_entries(site: LdapSite) -> None:
     assert site.rest_login(uid, "directory-pw-1").status_code == 401
 
 
-class _BadDirectory:
-    """A listener that accepts and then says nothing, or answers garbage."""
-
-    def __init__(self, garbage: bytes | None) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.garbage = garbage
-        self.conns: list[socket.socket] = []
-        self.stop = threading.Event()
-        self.sock.settimeout(0.05)  # so that the loop sees ``stop`` (close wakes no accept)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.conns.append(conn)
-            if self.garbage is not None:
-                try:
-                    conn.settimeout(5)
-                    conn.recv(4096)
-                    conn.sendall(self.garbage)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-        self.sock.close()
-        for conn in self.conns:
-            conn.close()
-
-
 @pytest.mark.parametrize("kind", ["down", "silent", "garbage"])
 def test_failed_directory_costs_a_bounded_wait_and_changes_nothing(
         site: LdapSite, kind: str) -> None:
     linked, _dn = site.person()
     assert site.rest_login(linked, "directory-pw-1").status_code == 200
     fresh, _dn = site.person()
-    bad = None if kind == "down" else _BadDirectory(
+    bad = None if kind == "down" else BadDirectory(
         b"\x30\x03\x02\x01\x01" if kind == "garbage" else None)  # BER, not LDAP
     try:
         if bad is None:
