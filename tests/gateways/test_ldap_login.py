@@ -143,7 +143,23 @@ def test_rest_login_creates_then_refreshes_the_account(site: LdapSite) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["user"]["lastName"] == "Lovelace"
     assert response.json()["user"]["_id"] == me["_id"]
+    # Found again by its DN when the directory changes the address.
+    site.slapd.modify(f"dn: {dn}\nchangetype: modify\nreplace: mail\nmail: ada@new.test\n")
+    response = site.rest_login(uid, "directory-pw-1")
+    assert response.status_code == 200, response.text
+    assert site.app.store.users.find_one({"login": uid})["email"] == "ada@new.test"
+    assert response.json()["user"]["_id"] == me["_id"]
     assert len(site.users()) == before + 1
+
+
+def test_approval_policy_applies_to_new_directory_accounts(site: LdapSite) -> None:
+    site.app.services.settings.set("core.registration_policy", "approve")
+    uid, _dn = site.person()
+    response = site.rest_login(uid, "directory-pw-1")
+    assert response.status_code == 401 and "approval" in response.json()["message"]
+    user = site.app.store.users.find_one({"login": uid})
+    assert user is not None and user["status"] == "pending"
+    assert not site.sftp_login(uid, "directory-pw-1")
 
 
 def test_existing_local_account_is_linked_by_email(site: LdapSite) -> None:
