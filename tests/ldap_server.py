@@ -10,6 +10,8 @@ Entries are loaded and removed with the ``ldapadd``/``ldapdelete`` clients.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import shutil
 import socket
 import subprocess
@@ -20,6 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 BASE_DN = "dc=joist,dc=test"
 PEOPLE_DN = f"ou=people,{BASE_DN}"
@@ -39,6 +45,7 @@ def free_port() -> int:
 class Slapd:
     uri: str
     proc: subprocess.Popen[bytes]
+    ca_file: Path  # the server's self-signed certificate
 
     def _client(self, tool: str, ldif: str = "", *args: str) -> None:
         result = subprocess.run(
@@ -64,14 +71,37 @@ class Slapd:
         return dn
 
 
+def _certificate(root: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (StartTLS and ldaps:// tests)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = root / "cert.pem", root / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 def _config(root: Path, port: int) -> Path:
     conf = root / "slapd.conf"
     (root / "db").mkdir()
+    cert, key = _certificate(root)
     includes = "".join(f"include /etc/ldap/schema/{name}.schema\n" for name in SCHEMAS)
     conf.write_text(
         f"{includes}"
         f"modulepath /usr/lib/ldap\nmoduleload back_mdb\n"
         f"pidfile {root / 'slapd.pid'}\nargsfile {root / 'slapd.args'}\n"
+        f"TLSCertificateFile {cert}\nTLSCertificateKeyFile {key}\n"
         # Users bind to check their own password; nobody reads userPassword.
         "access to attrs=userPassword by self write by anonymous auth by * none\n"
         "access to * by * read\n"
@@ -105,7 +135,7 @@ def running_slapd(root: Path) -> Iterator[Slapd]:
             if time.monotonic() > deadline:
                 raise RuntimeError("slapd did not start in time")
             time.sleep(0.05)
-        server = Slapd(uri, proc)
+        server = Slapd(uri, proc, root / "cert.pem")
         server.add(f"dn: {BASE_DN}\nobjectClass: dcObject\nobjectClass: organization\n"
                    f"dc: joist\no: Joist tests\n\n"
                    f"dn: {PEOPLE_DN}\nobjectClass: organizationalUnit\nou: people\n")

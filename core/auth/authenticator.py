@@ -24,8 +24,8 @@ from .tokens import TokenService
 log = logging.getLogger("joist.auth")
 
 ANONYMOUS_LOGIN = "anonymous"
-DIRECTORY_DOWN = ("Login failed: the LDAP directory could not be reached in time; "
-                  "try again later.")
+DIRECTORY_DOWN = ("Login failed: the LDAP directory could not be reached or did not "
+                  "answer properly; try again later.")
 EMAIL_VERIFICATION_DAYS = 1.0  # how long a verification mail's link works
 WEBDAV = "webdav"
 """Gateway name for ``anonymous_allowed``: WebDAV asks for a login unless its
