@@ -5,9 +5,10 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 # Debian packages the test suite drives as real clients and servers (gcc: a foreign-thread
 # probe of the FUSE binding, tests/gateways/fuse/test_mfusepy_internals.py; chromium and its
-# matching chromium-driver: the web client's browser tests, tests/web).
+# matching chromium-driver: the web client's browser tests, tests/web; slapd and ldap-utils:
+# the LDAP directory of tests/gateways/test_ldap_login.py).
 DEB_TEST_PACKAGES := openssh-client fuse3 litmus cadaver davfs2 gcc libc6-dev \
-	chromium chromium-driver
+	chromium chromium-driver slapd ldap-utils
 
 .PHONY: run test test-mongo test-s3 install system-deps lint clean
 

@@ -44,6 +44,7 @@ setup(
         "diskcache>=5.6",      # the FUSE mount's chunk cache
         "defusedxml>=0.7",
         "orjson>=3.9",         # the SQLite engine's document decoding
+        "ldap3>=2.9",          # LDAP login (pure Python; python-ldap needs C builds)
     ],
     extras_require={
         "mongo": [],          # pymongo is already required

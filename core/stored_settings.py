@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .auth.ldap_settings import ldap_options, ldap_servers, redact_servers, restore_passwords
 from .db.engine import Collection
 from .errors import ValidationError
 from .validation import loads_json
@@ -108,7 +109,13 @@ class SettingDef:
     validate: Validator
     help: str
     public: bool = False
-    secret: bool = False  # never shown: listings answer SECRET_MASK when set
+    # Secrets. ``secret``: a string never shown (SECRET_MASK when set). For
+    # structured values, ``redact`` gives what the API and the CLI may show and
+    # ``restore(new, stored)`` puts back a secret a client left out when it sent
+    # a redacted value back (so a read-modify-write keeps it).
+    secret: bool = False
+    redact: Callable[[Any], Any] | None = None
+    restore: Callable[[Any, Any], Any] | None = None
 
 
 SECRET_MASK = "********"
@@ -202,6 +209,16 @@ DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
                "unfinished upload (streaming uploads whose process is gone go at once)."),
     SettingDef("joist.s3.redirect_downloads", True, _bool,
                "Redirect REST downloads of S3 files to presigned URLs."),
+    SettingDef("ldap.servers", [], ldap_servers,
+               "LDAP servers tried in order at password login (Girder's LDAP plugin): "
+               "uri, bindName, password, baseDn, searchField, queryFilter, plus "
+               "loginAttribute, startTls, tlsVerify, caCertFile. The bind password is "
+               "never shown.", redact=redact_servers, restore=restore_passwords),
+    SettingDef("ldap.settings", {"timeout": 4, "fallback": True, "recheck": 10}, ldap_options,
+               "LDAP login options: timeout (seconds, per server), fallback (try the local "
+               "password when the directory does not know the login or is unreachable), "
+               "recheck (seconds between checks that a linked account's entry is still in "
+               "the directory: its sessions, tokens and keys end when it is not)."),
 )}
 
 
@@ -272,18 +289,29 @@ class SettingsService:
             self._cache[key] = (now, value)
         return value
 
+    def shown(self, key: str) -> Any:
+        """The value as the API and the CLI may show it (secrets left out)."""
+        definition, value = self.definition(key), self.get(key)
+        if definition.secret:
+            return SECRET_MASK if value else ""
+        return definition.redact(value) if definition.redact else value
+
     def set(self, key: str, value: Any) -> Any:
-        """Store a validated value; None restores the default."""
+        """Store a validated value; None restores the default. Returns it as
+        ``shown`` would."""
+        definition = self.definition(key)
         if value is None:
             self.unset(key)
-            return self.definition(key).default
-        if self.definition(key).secret and value == SECRET_MASK:
+            return definition.default
+        if definition.secret and value == SECRET_MASK:
             return SECRET_MASK  # echoed back from a listing: keep the stored secret
         value = self.validate(key, value)
+        if definition.restore is not None:
+            value = definition.restore(value, self.get(key))
         self._coll.update_one({"key": key}, {"$set": {"key": key, "value": value}},
                               upsert=True)
         self._forget(key)
-        return value
+        return definition.redact(value) if definition.redact else value
 
     def unset(self, key: str) -> None:
         self.definition(key)
@@ -291,16 +319,8 @@ class SettingsService:
         self._forget(key)
 
     def all(self) -> dict[str, Any]:
-        """Every setting as shown outside core (secrets masked)."""
+        """Every setting as ``shown`` (secrets left out)."""
         return {key: self.shown(key) for key in self._definitions}
-
-    def shown(self, key: str) -> Any:
-        """The value as API responses and the CLI may show it: a secret is
-        ``SECRET_MASK`` when set, "" when not."""
-        value = self.get(key)
-        if self.definition(key).secret:
-            return SECRET_MASK if value else ""
-        return value
 
     def public(self) -> dict[str, Any]:
         return {key: self.get(key) for key, d in self._definitions.items() if d.public}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..acl import Principal
@@ -14,6 +15,7 @@ from ..stored_settings import SettingsService
 from . import grants, otp, scopes
 from .apikeys import ApiKeyService
 from .grants import Grant, GrantChecker, LiveGrant
+from .ldap import DirectoryEntry, DirectoryGate, LdapDirectory, Outcome
 from .passwords import hash_password, verify_password
 from .sshkeys import SshKeyService, fingerprint
 from .throttle import Throttle, throttle_keys
@@ -22,6 +24,8 @@ from .tokens import TokenService
 log = logging.getLogger("joist.auth")
 
 ANONYMOUS_LOGIN = "anonymous"
+DIRECTORY_DOWN = ("Login failed: the LDAP directory could not be reached or did not "
+                  "answer properly; try again later.")
 EMAIL_VERIFICATION_DAYS = 1.0  # how long a verification mail's link works
 WEBDAV = "webdav"
 """Gateway name for ``anonymous_allowed``: WebDAV asks for a login unless its
@@ -47,6 +51,12 @@ class Authenticator:
         self.ssh_keys = ssh_keys
         self.grants = checker
         self.throttle = Throttle(store.throttles, self._limits)
+        self.directory = LdapDirectory(settings)
+        self.directory_gate = DirectoryGate(self.directory)
+        checker.directory_gate = self.directory_gate.check
+        # Finds, links or creates the account of an entry the directory
+        # accepted (``services.ldap_accounts``; set by ``Services.build``).
+        self.directory_accounts: Callable[[DirectoryEntry], Document] | None = None
 
     def _limits(self) -> tuple[int, int, float]:
         return (int(self._settings.get("joist.throttle.max_failures")),
@@ -85,10 +95,7 @@ class Authenticator:
                   otp_code: str | None, keys: list[str]) -> Document:
         if not self._settings.get("core.enable_password_login"):
             raise ValidationError("Password login is disabled on this server.")
-        if not verify_password(password, user.get("salt") if user else _dummy_hash()) \
-                or user is None:
-            self._failed(keys, login, "bad credentials")
-        assert user is not None
+        user = self._check_secret(login, user, password, keys)
         if otp.is_enabled(user):
             if not otp_code:
                 self._failed(keys, login, "missing one-time password",
@@ -102,6 +109,39 @@ class Authenticator:
         self.check_status(user, self._settings)
         self.throttle.success(keys[:1])
         log.info("login ok: %s", user["login"])
+        return user
+
+    def _check_secret(self, login: str, user: Document | None, password: str,
+                      keys: list[str]) -> Document:
+        """The account whose password this is: the directory's (LDAP, when
+        configured; tried first, as Girder does), else the local one.
+
+        An account linked to a directory entry (``ldapDn``) logs in through
+        the directory only: its local password, if it has one, is not
+        accepted, so an entry disabled or removed there stops working here.
+        Other logins fall back to the local password when the directory does
+        not know them or cannot answer, unless ``ldap.settings.fallback`` is
+        off (Girder's switch)."""
+        result = self.directory.check(login, password)
+        outcome = result.outcome
+        if outcome is Outcome.OK and result.entry is not None \
+                and self.directory_accounts is not None:
+            self.directory_gate.mark(result.entry.dn, True)
+            return self.directory_accounts(result.entry)
+        linked = bool(user and user.get("ldapDn"))
+        directory_only = outcome is not Outcome.NOT_CONFIGURED and (
+            linked or not self.directory.options().get("fallback", True))
+        if outcome is Outcome.UNAVAILABLE and directory_only:
+            # Not the user's fault: not counted as a failed login.
+            log.warning("login refused for %r: directory unavailable", str(login)[:64])
+            raise AuthenticationError(DIRECTORY_DOWN)
+        if directory_only:
+            self._failed(keys, login, f"bad credentials (directory: {outcome.value})")
+        stored = user.get("salt") if user is not None else None
+        if not verify_password(password, stored or _dummy_hash()) or not stored:
+            self._failed(keys, login, "bad credentials", DIRECTORY_DOWN
+                         if outcome is Outcome.UNAVAILABLE else "Login failed.")
+        assert user is not None
         return user
 
     def _failed(self, keys: list[str], login: str, why: str,

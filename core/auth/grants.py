@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,9 @@ class GrantChecker:
     def __init__(self, store: Store, settings: SettingsService) -> None:
         self._store = store
         self._settings = settings
+        # Raises AuthenticationError for an account whose directory entry is
+        # gone (``ldap.DirectoryGate.check``; set by the Authenticator).
+        self.directory_gate: Callable[[Document], None] | None = None
 
     @property
     def generation(self) -> int:
@@ -91,6 +95,8 @@ class GrantChecker:
         if method == ANONYMOUS or user is None:
             return Grant(Principal.anonymous(), ANONYMOUS, checked=time.monotonic(),
                          generation=generation)
+        if self.directory_gate is not None:
+            self.directory_gate(user)
         principal = Principal.from_user(user, scopes=scopes,
                                         token_id=ref if method == TOKEN else None)
         digest = secret_digest(user.get("salt")) if method == PASSWORD else b""
@@ -122,6 +128,8 @@ class GrantChecker:
         user = self._store.users.find_one({"_id": grant.principal.user_id})
         if user is None:
             raise AuthenticationError("The account no longer exists.")
+        if self.directory_gate is not None:
+            self.directory_gate(user)
         scopes: Any = grant.principal.scopes
         if grant.method == PASSWORD:
             if secret_digest(user.get("salt")) != grant.digest:

@@ -35,6 +35,7 @@ from .folders import FolderService
 from .groups import GroupService
 from .imports import ImportService
 from .items import ItemService
+from .ldap_accounts import LdapAccounts
 from .locks import LockService
 from .mounts import MountService
 from .move_copy import MoveCopyService
@@ -101,12 +102,14 @@ class Services:
         mail = MailService(settings, store.mail_failures, template_dir=mail_templates)
         notices = Notices(mail, auth, settings, store.users)
         plugins = Plugins(events, settings, scopes, store)
+        users = UserService(tree, folders, settings, bcrypt_rounds=bcrypt_rounds,
+                            notices=notices, tokens=tokens)
+        auth.directory_accounts = LdapAccounts(users).account_for
         services = cls(
             settings=settings, assetstores=assetstores, tree=tree,
             folders=folders, items=items, files=files, uploads=uploads,
             collections=CollectionService(tree, settings),
-            users=UserService(tree, folders, settings, bcrypt_rounds=bcrypt_rounds,
-                              notices=notices, tokens=tokens),
+            users=users,
             groups=GroupService(tree, settings, notices=notices),
             access=AccessService(tree),
             moves=MoveCopyService(tree, folders, items, files),

@@ -94,6 +94,18 @@ def unset_setting(ctx: Context, key: str) -> None:
     ctx.services.settings.unset(key)
 
 
+@api.get("ldap_server/status", "Test the connection to an LDAP server (Girder's LDAP "
+         "plugin).", scope=FULL_LOGIN, access="admin",
+         params=(Param("uri", required=True, description="The URI of the server."),
+                 Param("bindName", required=True, description="The LDAP identity to bind "
+                       "with."),
+                 Param("password", required=True, description="Password to bind with; "
+                       "empty: the one stored in ldap.servers for this uri and bindName.")))
+def ldap_server_status(ctx: Context, uri: str, bind_name: str,
+                       password: str) -> dict[str, Any]:
+    return ctx.services.auth.directory.server_status(uri, bind_name, password)
+
+
 UPLOAD_FILTERS = (
     Param("uploadId", "objectId", description="Only this upload."),
     Param("userId", "objectId", description="Only uploads started by this user."),

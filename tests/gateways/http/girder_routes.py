@@ -338,3 +338,11 @@ GIRDER_ROUTES: dict[tuple[str, str], tuple[str, tuple[P, ...]]] = {
     ("POST", "user/verification"): ("public", (P("login", "query", True),)),
 
 }
+
+# Routes of Girder's plugins that Joist builds in (issue 17), checked the same way.
+GIRDER_PLUGIN_ROUTES: dict[tuple[str, str], tuple[str, tuple[P, ...]]] = {
+    # plugins/ldap/girder_ldap/__init__.py
+    ("GET", "system/ldap_server/status"): ("admin", (
+        P("uri", "query", True), P("bindName", "query", True), P("password", "query", True),
+    )),
+}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from joist.gateways.http.describe import KIND
 from joist.gateways.http.resources import COLLECTORS
 from joist.gateways.http.router import Route, table_from
-from tests.gateways.http.girder_routes import GIRDER_ROUTES, P
+from tests.gateways.http.girder_routes import GIRDER_PLUGIN_ROUTES, GIRDER_ROUTES, P
 from tests.gateways.http.restsite import RestSite
 
 # Joist-only routes (no Girder 5 counterpart): SSH keys for the SFTP gateway;
@@ -78,8 +78,11 @@ def _choices(g: P, j: P) -> list[str]:
     return out
 
 
+ROUTES = {**GIRDER_ROUTES, **GIRDER_PLUGIN_ROUTES}
+
+
 def _differences(key: tuple[str, str], route: Route) -> list[str]:
-    access, declared = GIRDER_ROUTES[key]
+    access, declared = ROUTES[key]
     girder = {p.name: p for p in declared}
     joist = _as_girder(route)
     described = {p.name: p.description for p in route.params}
@@ -114,11 +117,11 @@ def test_the_girder_table_has_its_126_routes() -> None:
 def test_every_route_declares_what_girder_declares() -> None:
     joist = _joist_routes()
     report = []
-    missing = sorted(set(GIRDER_ROUTES) - set(joist))
+    missing = sorted(set(ROUTES) - set(joist))
     report += [f"{m} {p}: no such route in Joist" for m, p in missing]
-    extra = sorted(set(joist) - set(GIRDER_ROUTES) - JOIST_ONLY_ROUTES)
+    extra = sorted(set(joist) - set(ROUTES) - JOIST_ONLY_ROUTES)
     report += [f"{m} {p}: Joist-only route not listed in JOIST_ONLY_ROUTES" for m, p in extra]
-    for key in sorted(set(GIRDER_ROUTES) & set(joist)):
+    for key in sorted(set(ROUTES) & set(joist)):
         report += [f"{key[0]} {key[1]}: {d}" for d in _differences(key, joist[key])]
     assert not report, "Route declarations differ from Girder's:\n  " + "\n  ".join(report)
 
