@@ -53,6 +53,7 @@ DELETE system/setting admin {F}
 GET system/uploads admin {scopes.PARTIAL_UPLOAD_READ}
 GET system/mail admin {scopes.SETTINGS_READ}
 DELETE system/mail admin {F}
+GET system/ldap_server/status admin {F}
 DELETE system/uploads admin {scopes.PARTIAL_UPLOAD_CLEAN}
 GET system/access_flag public {F}
 GET system/plugins admin {scopes.PLUGINS_READ}
