@@ -227,7 +227,7 @@ def test_reload_and_choose_again_resumes_from_the_server_offset(
 
     carol.refresh()  # the page is gone; the upload id is remembered
     heading(carol, "Resume")
-    wait_text(carol, "resume.bin", "#upload-pending")
+    wait_text(carol, "resume.bin (21 MB) 10 MB received", "#upload-pending")
     screen(carol, "upload-pending")
     carol.execute_script(NETWORK, 1e9, False)  # counting only
     find(carol, "#upload-files").send_keys(str(path))

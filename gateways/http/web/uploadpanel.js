@@ -3,7 +3,7 @@
 // rate and time left; cancel; resume of interrupted uploads. The transfers
 // live in uploads.js, so they go on while the user browses elsewhere.
 import { h, formatSize } from "./dom.js";
-import { forgetPending, pendingIn, uploads } from "./uploads.js";
+import { forgetPending, pendingIn, pendingOffset, uploads } from "./uploads.js";
 
 const WRITE = 1;
 const MAX_FILES = 10000; // one drop; a bigger tree is better sent by girder-client
@@ -89,8 +89,8 @@ function row(job, onCancel) {
                               "aria-label": `Upload of ${job.relPath}` });
   const state = h("span", { class: "upload-state" });
   const cancel = h("button", { type: "button", class: "upload-cancel",
-                               "aria-label": `Cancel ${job.relPath}`, onclick: () => onCancel(job) },
-  "Cancel");
+                               "aria-label": `Cancel ${job.relPath}`,
+                               onclick: () => onCancel(job) }, "Cancel");
   const li = h("li", { class: "upload-row", dataset: { name: job.relPath } },
     h("span", { class: "upload-name" }, job.relPath), bar, state, cancel);
   li.update = () => {
@@ -99,7 +99,8 @@ function row(job, onCancel) {
     li.dataset.state = job.state;
     let text = LABELS[job.state];
     if (["running", "retrying", "queued"].includes(job.state) && job.sent) {
-      text = [text, progressText(job.sent, job.file.size, job.rate)].filter(Boolean).join(" ");
+      const progress = progressText(job.sent, job.file.size, uploads.rate(job));
+      text = [text, progress].filter(Boolean).join(" ");
     }
     if (job.resumedFrom !== null && job.state !== "canceled") {
       text += ` (resumed at ${formatSize(job.resumedFrom)})`;
@@ -121,14 +122,22 @@ function pendingNotice(folderId, jobs) {
   const box = h("div", { class: "notice", id: "upload-pending" },
     h("p", {}, "Unfinished uploads into this folder. Choose the same files again to " +
       "continue where they stopped:"), list);
+  const drop = (li) => {
+    li.remove();
+    if (!list.children.length) box.remove();
+  };
   for (const entry of pending) {
-    const li = h("li", {}, `${entry.name} (${formatSize(entry.size)}) `,
-      h("button", { type: "button", onclick: () => {
+    const received = h("span", { class: "muted" });
+    const li = h("li", {}, `${entry.relPath || entry.name} (${formatSize(entry.size)}) `,
+      received, " ", h("button", { type: "button", onclick: () => {
         forgetPending(entry);
-        li.remove();
-        if (!list.children.length) box.remove();
+        drop(li);
       } }, `Discard ${entry.name}`));
     list.append(li);
+    pendingOffset(entry).then((offset) => {
+      if (offset === null) drop(li); // finished or canceled elsewhere
+      else if (offset !== undefined) received.textContent = `${formatSize(offset)} received`;
+    });
   }
   return box;
 }
@@ -180,6 +189,7 @@ export function uploadPanel(ctx, doc) {
 
   let wasActive = uploads.active();
   let frame = 0;
+  let tick = 0;
   const render = () => {
     frame = 0;
     const seen = new Set();
@@ -210,6 +220,8 @@ export function uploadPanel(ctx, doc) {
     resume.hidden = !uploads.jobs.some((j) => j.state === "interrupted");
     cancelAll.hidden = !busy;
     clear.hidden = busy;
+    clearTimeout(tick);
+    if (busy && node.isConnected) tick = setTimeout(render, 1000); // rates age
     if (wasActive && !busy && t.done && node.isConnected) {
       // The batch is over: show the new entries (the panel keeps its list).
       ctx.navigate(location.pathname + location.search, { replace: true,

@@ -52,6 +52,16 @@ export function pendingIn(folderId) {
   return found;
 }
 
+// How much of a remembered upload the server holds (null: it is gone).
+export async function pendingOffset(entry) {
+  try {
+    return (await call("GET", "file/offset", { params: { uploadId: entry.uploadId } })).data.offset;
+  } catch (err) {
+    if (!transient(err)) localStorage.removeItem(entry.key);
+    return transient(err) ? undefined : null;
+  }
+}
+
 export function forgetPending(entry) {
   localStorage.removeItem(entry.key);
   if (entry.uploadId) call("DELETE", `file/upload/${entry.uploadId}`).catch(() => null);
@@ -131,7 +141,7 @@ export class UploadQueue {
     const added = entries.map(({ file, dirs }) => ({
       id: crypto.randomUUID(), queue: this, file, dirs, rootId: folderId, folderId: null,
       relPath: [...dirs, file.name].join("/"), state: "queued", sent: 0, resumedFrom: null,
-      uploadId: null, key: null, error: null, rate: 0, samples: [], xhr: null }));
+      uploadId: null, key: null, error: null, samples: [], xhr: null }));
     this.jobs.push(...added);
     for (const dirs of emptyDirs) this.folderFor(folderId, dirs).catch(() => null);
     this.emit(null);
@@ -153,11 +163,14 @@ export class UploadQueue {
              rate: rateOf(this.samples) };
   }
 
+  rate(job) {
+    return job.state === "running" ? rateOf(job.samples) : 0;
+  }
+
   progress(job, sent) {
     const now = performance.now();
     job.sent = Math.min(sent, job.file.size);
     sample(job.samples, now, job.sent);
-    job.rate = rateOf(job.samples);
     const total = this.jobs.reduce((n, j) => n + (j.state === "canceled" ? 0 : j.sent), 0);
     sample(this.samples, now, total);
     this.emit(job);
@@ -309,11 +322,13 @@ function sample(list, now, value) {
   while (list.length > 2 && now - list[0][0] > 3000) list.shift();
 }
 
+// Measured up to now, so a stalled transfer's rate falls instead of freezing.
 function rateOf(list) {
   if (list.length < 2) return 0;
   const [t0, v0] = list[0];
   const [t1, v1] = list[list.length - 1];
-  return t1 > t0 ? ((v1 - v0) * 1000) / (t1 - t0) : 0;
+  const now = Math.max(t1, performance.now());
+  return now - t0 > 0 ? ((v1 - v0) * 1000) / (now - t0) : 0;
 }
 
 export const uploads = new UploadQueue();
