@@ -36,7 +36,7 @@ from tests.web.pages import (
 
 MiB = 1024 * 1024
 UPLOAD_DEADLINE = 30.0
-FOLDERS = ("Big", "Tree", "Dropped", "Cancel", "Resume", "Flaky")
+FOLDERS = ("Big", "Tree", "Dropped", "DroppedTree", "Cancel", "Resume", "Flaky")
 
 # Chunk requests beyond __pass fail as a lost connection would; with __hold they
 # are kept unsent until canceled. __sent counts the chunk bytes really sent.
@@ -179,6 +179,33 @@ def test_dropped_files_upload(site: RestSite, carol: Any) -> None:
     assert _content(site, site.id("Dropped"), "one <b>.txt") == b"first <dropped>"
     assert _content(site, site.id("Dropped"), "two.bin") == bytes(3000)
     find(carol, '.upload-row[data-name="one <b>.txt"]')  # the name shown as text
+
+
+def test_dropped_folder_tree_is_walked(site: RestSite, carol: Any) -> None:
+    """A dropped folder reaches the page as FileSystemDirectoryEntry objects, which
+    a script cannot make: these stand-ins follow that API (readEntries answers in
+    batches, then an empty one), so the walk is the one a real drop runs."""
+    _open(carol, site, "DroppedTree")
+    carol.execute_script("""
+        const file = (name, text) => ({ isFile: true, isDirectory: false, name,
+          file: (ok) => ok(new File([text], name)) });
+        const dir = (name, children) => ({ isFile: false, isDirectory: true, name,
+          createReader: () => { let at = 0; return { readEntries: (ok) => {
+            const batch = children.slice(at, at + 5); at += batch.length;
+            setTimeout(() => ok(batch), 0); } }; } });
+        const many = Array.from({ length: 12 }, (_, i) => file(`n${i}.txt`, `n${i}`));
+        const root = dir("top", [file("a.txt", "A"), dir("sub", many), dir("empty", [])]);
+        const event = new Event("drop", { bubbles: true, cancelable: true });
+        Object.defineProperty(event, "dataTransfer", { value: { types: ["Files"], files: [],
+          items: [{ kind: "file", webkitGetAsEntry: () => root }] } });
+        document.getElementById("dropzone").dispatchEvent(event);""")
+    wait_text(carol, "Uploaded 13 of 13 files.", "#flash")
+    top = _subfolder(site, site.id("DroppedTree"), "top")
+    assert _content(site, top, "a.txt") == b"A"
+    sub = _subfolder(site, top, "sub")
+    for i in range(12):
+        assert _content(site, sub, f"n{i}.txt") == f"n{i}".encode()
+    _subfolder(site, top, "empty")  # an empty folder is kept too
 
 
 def test_cancel_deletes_the_upload(site: RestSite, carol: Any, tmp_path: Path) -> None:

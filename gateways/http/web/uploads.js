@@ -9,7 +9,8 @@ import { ApiError, apiUrl, call, session } from "./api.js";
 const MiB = 1024 * 1024;
 const MIN_CHUNK = 5 * MiB; // the server's default minimum for a non-final chunk
 const MAX_CHUNK = 64 * MiB; // girder-client's chunk size
-const RETRIES = [500, 1000, 2000, 4000]; // ms between attempts after a lost connection
+// ms between attempts after a lost connection (~30 s in all: a server restart)
+const RETRIES = [500, 1000, 2000, 4000, 8000, 15000];
 const PARALLEL = 2; // files at once: small files are latency-bound
 const PREFIX = "joist.upload:";
 
@@ -114,6 +115,7 @@ export class UploadQueue {
     this.listeners = new Set();
     this.folders = new Map(); // "<parentId>/<name>" -> Promise of the folder id
     this.running = 0;
+    this.making = 0; // empty folders of a dropped tree being created
     this.samples = []; // [time, total bytes sent] for the overall rate
     window.addEventListener("online", () => this.resumeAll());
   }
@@ -143,14 +145,20 @@ export class UploadQueue {
       relPath: [...dirs, file.name].join("/"), state: "queued", sent: 0, resumedFrom: null,
       uploadId: null, key: null, error: null, samples: [], xhr: null }));
     this.jobs.push(...added);
-    for (const dirs of emptyDirs) this.folderFor(folderId, dirs).catch(() => null);
+    for (const dirs of emptyDirs) { // part of the batch: it is over when they exist
+      this.making += 1;
+      this.folderFor(folderId, dirs).catch(() => null).finally(() => {
+        this.making -= 1;
+        this.emit(null);
+      });
+    }
     this.emit(null);
     this.pump();
     return added;
   }
 
   active() {
-    return this.jobs.some((j) => ["queued", "running", "retrying"].includes(j.state));
+    return this.making > 0 || this.jobs.some((j) => ["queued", "running", "retrying"].includes(j.state));
   }
 
   totals() {
