@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.gateways.http.restsite import RestSite
+from tests.gateways.http.restsite import RestSite, running_site
 from tests.web.pages import (
     console,
     csp_violations,
@@ -36,7 +37,7 @@ from tests.web.pages import (
 
 MiB = 1024 * 1024
 UPLOAD_DEADLINE = 30.0
-FOLDERS = ("Big", "Tree", "Dropped", "DroppedTree", "Cancel", "Resume", "Flaky")
+FOLDERS = ("Big", "Tree", "Dropped", "DroppedTree", "Cancel", "Resume", "Flaky", "Restart")
 
 # Chunk requests beyond __pass fail as a lost connection would; with __hold they
 # are kept unsent until canceled. __sent counts the chunk bytes really sent.
@@ -65,6 +66,19 @@ proto.send = function (body) {
   return send.call(this, body);
 };
 """
+
+
+@pytest.fixture(scope="module")
+def web_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestSite]:
+    """As conftest's, but on a port picked up front: a server bound to port 0
+    leaves its connections without SO_REUSEADDR, so after a stop it could not
+    listen on that port again for a minute. The restart test needs to."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with running_site(tmp_path_factory.mktemp("web-upload") / "data",
+                      **{"webdav.enabled": True, "server.port": port}) as site:
+        yield site
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +251,48 @@ def test_lost_connection_resumes_by_itself(site: RestSite, carol: Any, tmp_path:
     # Nothing was sent twice: it asked the server where it was and went on.
     assert carol.execute_script("return window.__sent") == path.stat().st_size
     assert _content(site, site.id("Flaky"), "flaky.bin") == path.read_bytes()
+
+
+def _start_again(site: RestSite) -> None:
+    """The server back on its port (the other tests go on with it)."""
+    def started() -> bool:
+        try:
+            site.server.start()
+        except OSError:  # another process took the port meanwhile: say so
+            return False
+        return True
+    wait_for(started, "the server listening again on its port", 5.0)
+
+
+def test_server_restart_mid_upload_goes_on_from_its_offset(
+        site: RestSite, carol: Any, tmp_path: Path) -> None:
+    """The real thing: the server stops while chunks are flowing, and comes back
+    on the same port; the page keeps trying, asks where the server is, and ends
+    the upload without starting over."""
+    size = 128 * MiB  # chunks of 8 MiB
+    path = _data(tmp_path, "restart.bin", size)
+    _open(carol, site, "Restart")
+    carol.execute_script(NETWORK, 1e9, False)  # counting only
+    uploads = site.app.services.uploads
+
+    def received() -> int:
+        found = [u for u in uploads.list() if u["name"] == "restart.bin"]
+        return int(found[0]["received"]) if found else 0
+
+    find(carol, "#upload-files").send_keys(str(path))
+    wait_for(lambda: received() >= 16 * MiB, "two chunks on the server", UPLOAD_DEADLINE)
+    site.server.stop()
+    try:
+        stopped_at = received()
+        assert stopped_at < size, "the upload ended before the server stopped"
+        _wait_state(carol, "restart.bin", "retrying")
+    finally:
+        _start_again(site)
+    wait_text(carol, "Uploaded 1 of 1 files.", "#flash")
+    sent = carol.execute_script("return window.__sent")
+    assert size <= sent < size * 1.5
+    assert hashlib.sha256(_content(site, site.id("Restart"), "restart.bin")).digest() == \
+        hashlib.sha256(path.read_bytes()).digest()
 
 
 def test_reload_and_choose_again_resumes_from_the_server_offset(
