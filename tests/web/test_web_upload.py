@@ -169,6 +169,10 @@ def test_upload_a_folder_of_50_files_keeps_the_tree(site: RestSite, carol: Any,
     find(carol, "#upload-folder").send_keys(str(tree))
     wait_text(carol, "Uploaded 50 of 50 files.", "#flash")
     assert len(carol.find_elements(By.CSS_SELECTOR, '.upload-row[data-state="done"]')) == 50
+    # The finished batch folds away: the listing matters more now.
+    assert find(carol, "#upload-details").get_attribute("open") is None
+    assert "Files (50)" in find(carol, "#upload-details summary").text
+    screen(carol, "upload-tree")
     root = _subfolder(site, site.id("Tree"), "tree")
     ids = {"tree/a": _subfolder(site, root, "a")}
     ids["tree/b/c"] = _subfolder(site, _subfolder(site, root, "b"), "c")
@@ -184,14 +188,16 @@ def test_dropped_files_upload(site: RestSite, carol: Any) -> None:
         const dt = new DataTransfer();
         dt.items.add(new File(["first <dropped>"], "one <b>.txt", {type: "text/plain"}));
         dt.items.add(new File([new Uint8Array(3000)], "two.bin"));
+        dt.items.add(new File([], "empty.txt"));
         const zone = document.getElementById("dropzone");
         for (const type of ["dragenter", "dragover", "drop"]) {
           zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true,
                                                   cancelable: true}));
         }""")
-    wait_text(carol, "Uploaded 2 of 2 files.", "#flash")
+    wait_text(carol, "Uploaded 3 of 3 files.", "#flash")
     assert _content(site, site.id("Dropped"), "one <b>.txt") == b"first <dropped>"
     assert _content(site, site.id("Dropped"), "two.bin") == bytes(3000)
+    assert _content(site, site.id("Dropped"), "empty.txt") == b""
     find(carol, '.upload-row[data-name="one <b>.txt"]')  # the name shown as text
 
 
@@ -315,7 +321,8 @@ def test_reload_and_choose_again_resumes_from_the_server_offset(
     carol.execute_script(NETWORK, 1e9, False)  # counting only
     find(carol, "#upload-files").send_keys(str(path))
     wait_text(carol, "Uploaded 1 of 1 files.", "#flash")
-    assert "resumed at 10 MB" in find(carol, '.upload-row[data-name="resume.bin"]').text
+    row = find(carol, '.upload-row[data-name="resume.bin"]')
+    assert "resumed at 10 MB" in str(row.get_attribute("textContent"))
     after = carol.execute_script("return window.__sent")
     assert after == size - before
     assert before + after < size * 1.5
@@ -325,9 +332,20 @@ def test_reload_and_choose_again_resumes_from_the_server_offset(
 
 
 def test_narrow_screen_and_clean_console(site: RestSite, carol: Any) -> None:
+    # Where carol may only read, there is nothing to upload with.
+    carol.get(f"{site.server.url}/user/alice/Public")
+    heading(carol, "Public")
+    assert not carol.find_elements(By.CSS_SELECTOR, "section.upload, #upload-files")
     carol.set_window_size(390, 844)
     try:
         _open(carol, site, "Tree")
+        carol.execute_script(NETWORK, 0, False)  # its one chunk is lost: shown as such
+        carol.execute_script("""
+            const dt = new DataTransfer();
+            dt.items.add(new File(["x".repeat(6e6)], "a rather long file name, on a phone.txt"));
+            document.getElementById("dropzone").dispatchEvent(new DragEvent("drop",
+              {dataTransfer: dt, bubbles: true, cancelable: true}));""")
+        _wait_state(carol, "a rather long file name, on a phone.txt", "retrying")
         panel = find(carol, "section.upload")
         assert panel.size["width"] <= 390
         assert carol.execute_script(

@@ -170,14 +170,22 @@ export function uploadPanel(ctx, doc) {
     h("button", { type: "button", id: "choose-folder", onclick: () => folderInput.click() },
       "Choose a folder…"),
     filesInput, folderInput);
+  // The rows of a finished batch fold away (the listing below matters more then).
+  const count = h("span", {});
+  const details = h("details", { class: "upload-files", id: "upload-details",
+                                 open: uploads.active() },
+    h("summary", {}, count), list);
   const node = h("section", { class: "upload", "aria-labelledby": "upload-title" },
     h("h2", { id: "upload-title" }, "Upload"), zone, error,
-    pendingNotice(doc._id, uploads.jobs), overall, list);
+    pendingNotice(doc._id, uploads.jobs), overall, details);
 
   const start = (files, emptyDirs = []) => {
     error.textContent = "";
     if (!files.length && !emptyDirs.length) return;
+    files.sort((a, b) => (a.dirs.join("/") + "/" + a.file.name).localeCompare(
+      b.dirs.join("/") + "/" + b.file.name));
     uploads.add(doc._id, files, emptyDirs);
+    details.open = true;
     document.getElementById("upload-pending")?.remove();
   };
   const onPick = (input) => () => {
@@ -212,6 +220,11 @@ export function uploadPanel(ctx, doc) {
     const t = uploads.totals();
     const busy = uploads.active();
     overall.hidden = !uploads.jobs.length;
+    details.hidden = !uploads.jobs.length;
+    count.textContent = `Files (${uploads.jobs.length})`;
+    if (uploads.jobs.some((j) => ["failed", "interrupted", "retrying"].includes(j.state))) {
+      details.open = true; // what needs the user's eye stays in view
+    }
     overallBar.max = t.size || 1;
     overallBar.value = t.sent;
     summary.textContent = busy
