@@ -292,6 +292,8 @@ def test_server_restart_mid_upload_goes_on_from_its_offset(
         stopped_at = received()
         assert stopped_at < size, "the upload ended before the server stopped"
         _wait_state(carol, "restart.bin", "retrying")
+        # Attempt 3: the server was asked where it is while still away.
+        wait_text(carol, "(attempt 3)", '.upload-row[data-name="restart.bin"]')
     finally:
         _start_again(site)
     wait_text(carol, "Uploaded 1 of 1 files.", "#flash")

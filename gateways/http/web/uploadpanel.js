@@ -81,7 +81,7 @@ function pickedFiles(input) {
 
 // ---- the panel
 
-const LABELS = { queued: "Waiting", running: "", retrying: "Connection lost, trying again…",
+const LABELS = { queued: "Waiting", running: "", retrying: "Connection lost",
                  done: "Done", canceled: "Canceled", failed: "Failed", interrupted: "Interrupted" };
 
 function row(job, onCancel) {
@@ -97,7 +97,8 @@ function row(job, onCancel) {
     bar.max = job.file.size || 1;
     bar.value = job.state === "done" ? bar.max : job.sent;
     li.dataset.state = job.state;
-    let text = LABELS[job.state];
+    let text = job.state === "retrying"
+      ? `Connection lost, trying again (attempt ${job.attempt + 1})…` : LABELS[job.state];
     if (["running", "retrying", "queued"].includes(job.state) && job.sent) {
       const progress = progressText(job.sent, job.file.size, uploads.rate(job));
       text = [text, progress].filter(Boolean).join(" ");

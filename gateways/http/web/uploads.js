@@ -143,7 +143,7 @@ export class UploadQueue {
     const added = entries.map(({ file, dirs }) => ({
       id: crypto.randomUUID(), queue: this, file, dirs, rootId: folderId, folderId: null,
       relPath: [...dirs, file.name].join("/"), state: "queued", sent: 0, resumedFrom: null,
-      uploadId: null, key: null, error: null, samples: [], xhr: null }));
+      uploadId: null, key: null, error: null, attempt: 0, samples: [], xhr: null }));
     this.jobs.push(...added);
     for (const dirs of emptyDirs) { // part of the batch: it is over when they exist
       this.making += 1;
@@ -158,7 +158,8 @@ export class UploadQueue {
   }
 
   active() {
-    return this.making > 0 || this.jobs.some((j) => ["queued", "running", "retrying"].includes(j.state));
+    const busy = ["queued", "running", "retrying"];
+    return this.making > 0 || this.jobs.some((j) => busy.includes(j.state));
   }
 
   totals() {
@@ -237,7 +238,8 @@ export class UploadQueue {
     const saved = JSON.parse(localStorage.getItem(job.key) || "null");
     if (saved && saved.uploadId) {
       try {
-        const { data } = await call("GET", "file/offset", { params: { uploadId: saved.uploadId } });
+        const { data } = await call("GET", "file/offset",
+          { params: { uploadId: saved.uploadId } });
         job.uploadId = saved.uploadId;
         job.sent = data.offset;
         job.resumedFrom = data.offset;
@@ -257,7 +259,7 @@ export class UploadQueue {
     }
     this.progress(job, job.sent);
     const step = chunkSize(file.size);
-    let attempt = 0;
+    const retry = { attempt: 0 };
     while (job.sent < file.size) {
       if (job.state === "canceled") throw new Canceled("Canceled.");
       const end = Math.min(file.size, job.sent + step);
@@ -265,30 +267,43 @@ export class UploadQueue {
       try {
         const answer = await sendRaw(job, url, file.slice(job.sent, end));
         this.progress(job, "received" in answer ? answer.received : end);
-        attempt = 0;
+        retry.attempt = 0;
         if (job.state === "retrying") job.state = "running";
       } catch (err) {
-        if (!transient(err) && !/has received \d+ bytes/.test(err.message || "")) throw err;
-        // Lost connection, server restarting, or out of step: wait, then ask the
-        // server where it is and go on from there.
-        if (err.status !== 400) {
-          if (attempt >= RETRIES.length) throw err;
-          job.state = "retrying";
-          job.error = err.message;
-          this.emit(job);
-          await new Promise((resolve) => setTimeout(resolve, RETRIES[attempt]));
-          attempt += 1;
-        }
-        await this.resync(job);
+        const outOfStep = err.status === 400 && /has received \d+ bytes/.test(err.message);
+        if (!transient(err) && !outOfStep) throw err;
+        await this.resync(job, outOfStep ? null : err, retry);
       }
     }
   }
 
-  async resync(job) {
-    if (job.state === "canceled") throw new Canceled("Canceled.");
-    const { data } = await call("GET", "file/offset", { params: { uploadId: job.uploadId } });
-    job.sent = data.offset;
-    this.progress(job, job.sent);
+  // Lost connection, server restarting, or out of step: wait (with a growing
+  // pause), ask the server where it is, and go on from there.
+  async resync(job, err, retry) {
+    let last = err;
+    for (;;) {
+      if (job.state === "canceled") throw new Canceled("Canceled.");
+      if (last) {
+        if (retry.attempt >= RETRIES.length) throw last;
+        job.state = "retrying";
+        job.error = last.message;
+        job.attempt = retry.attempt + 1;
+        this.emit(job);
+        await new Promise((resolve) => setTimeout(resolve, RETRIES[retry.attempt]));
+        retry.attempt += 1;
+        if (job.state === "canceled") throw new Canceled("Canceled.");
+      }
+      try {
+        const { data } = await call("GET", "file/offset",
+          { params: { uploadId: job.uploadId } });
+        job.samples = []; // the rate restarts from the server's offset
+        this.progress(job, data.offset);
+        return;
+      } catch (failure) {
+        if (!transient(failure)) throw failure;
+        last = failure; // the server is still away
+      }
+    }
   }
 
   resumeAll() {
