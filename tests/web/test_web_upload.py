@@ -323,6 +323,7 @@ def test_reload_and_choose_again_resumes_from_the_server_offset(
     carol.execute_script(NETWORK, 1e9, False)  # counting only
     find(carol, "#upload-files").send_keys(str(path))
     wait_text(carol, "Uploaded 1 of 1 files.", "#flash")
+    assert not carol.find_elements(By.ID, "upload-pending")
     row = find(carol, '.upload-row[data-name="resume.bin"]')
     assert "resumed at 10 MB" in str(row.get_attribute("textContent"))
     after = carol.execute_script("return window.__sent")

@@ -129,7 +129,8 @@ function pendingNotice(folderId, jobs) {
   };
   for (const entry of pending) {
     const received = h("span", { class: "muted" });
-    const li = h("li", {}, `${entry.relPath || entry.name} (${formatSize(entry.size)}) `,
+    const li = h("li", { dataset: { name: entry.name, size: String(entry.size) } },
+      `${entry.relPath || entry.name} (${formatSize(entry.size)}) `,
       received, " ", h("button", { type: "button", onclick: () => {
         forgetPending(entry);
         drop(li);
@@ -140,6 +141,13 @@ function pendingNotice(folderId, jobs) {
       else if (offset !== undefined) received.textContent = `${formatSize(offset)} received`;
     });
   }
+  // Files chosen again leave the list (they show as rows now).
+  box.chosen = (files) => {
+    for (const li of [...list.children]) {
+      if (files.some(({ file, dirs }) => !dirs.length && file.name === li.dataset.name &&
+                     String(file.size) === li.dataset.size)) drop(li);
+    }
+  };
   return box;
 }
 
@@ -176,9 +184,9 @@ export function uploadPanel(ctx, doc) {
   const details = h("details", { class: "upload-files", id: "upload-details",
                                  open: uploads.active() },
     h("summary", {}, count), list);
+  const pending = pendingNotice(doc._id, uploads.jobs);
   const node = h("section", { class: "upload", "aria-labelledby": "upload-title" },
-    h("h2", { id: "upload-title" }, "Upload"), zone, error,
-    pendingNotice(doc._id, uploads.jobs), overall, details);
+    h("h2", { id: "upload-title" }, "Upload"), zone, error, pending, overall, details);
 
   const start = (files, emptyDirs = []) => {
     error.textContent = "";
@@ -187,7 +195,7 @@ export function uploadPanel(ctx, doc) {
       b.dirs.join("/") + "/" + b.file.name));
     uploads.add(doc._id, files, emptyDirs);
     details.open = true;
-    document.getElementById("upload-pending")?.remove();
+    if (pending) pending.chosen(files);
   };
   const onPick = (input) => () => {
     start(pickedFiles(input));
