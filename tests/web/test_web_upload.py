@@ -1,9 +1,10 @@
 """Uploading from a real Chromium through the REST upload protocol: a 20 MiB file
-and a folder of 50 files (the tree kept) picked with the file inputs, files
-dropped on the page, cancel (the server's upload record is deleted), and an
-upload interrupted mid-way that goes on from the server's offset, both by
-itself after a lost connection and after a page reload when the same file is
-chosen again. The bytes are then compared over REST with requests.
+and a folder of 50 files (the tree kept) picked with the file inputs, files and
+a folder tree dropped on the page, cancel (the server's upload record is
+deleted), and an upload interrupted mid-way that goes on from the server's
+offset: by itself after a lost connection and after the server stopped and
+started again, and after a page reload when the same file is chosen again. The
+bytes are then compared over REST with requests.
 
 A lost connection is played in the page: a small wrapper around
 XMLHttpRequest.send lets the first N chunk requests through and fails the rest

@@ -163,7 +163,9 @@ export function uploadPanel(ctx, doc) {
   const list = h("ul", { class: "upload-list", id: "upload-list" });
   const overallBar = h("progress", { id: "upload-overall", max: 1, value: 0,
                                      "aria-label": "All uploads" });
-  const summary = h("span", { id: "upload-summary", role: "status" });
+  // Not a live region: it changes many times a second; the end of a batch is
+  // announced by the page's notice.
+  const summary = h("span", { id: "upload-summary" });
   const resume = h("button", { type: "button", id: "upload-resume",
                                onclick: () => uploads.resumeAll() }, "Resume");
   const cancelAll = h("button", { type: "button", id: "upload-cancel-all", class: "danger",
