@@ -115,6 +115,7 @@ export class UploadQueue {
     this.listeners = new Set();
     this.folders = new Map(); // "<parentId>/<name>" -> Promise of the folder id
     this.running = 0;
+    this.serial = 0; // row ids (crypto.randomUUID needs https, which a LAN server may lack)
     this.making = 0; // empty folders of a dropped tree being created
     this.samples = []; // [time, total bytes sent] for the overall rate
     window.addEventListener("online", () => this.resumeAll());
@@ -141,7 +142,7 @@ export class UploadQueue {
     this.jobs = this.jobs.filter((j) => !(["interrupted", "failed"].includes(j.state) &&
                                           entries.some((e) => same(j, e))));
     const added = entries.map(({ file, dirs }) => ({
-      id: crypto.randomUUID(), queue: this, file, dirs, rootId: folderId, folderId: null,
+      id: ++this.serial, queue: this, file, dirs, rootId: folderId, folderId: null,
       relPath: [...dirs, file.name].join("/"), state: "queued", sent: 0, resumedFrom: null,
       uploadId: null, key: null, error: null, attempt: 0, samples: [], xhr: null }));
     this.jobs.push(...added);
