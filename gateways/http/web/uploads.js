@@ -301,6 +301,10 @@ export class UploadQueue {
         this.progress(job, data.offset);
         return;
       } catch (failure) {
+        if (failure.status === 400) { // the upload record is gone
+          throw new ApiError("The server no longer has this upload: it either ended as the " +
+            "connection dropped (the file is then in the folder) or was canceled.", 400, null);
+        }
         if (!transient(failure)) throw failure;
         last = failure; // the server is still away
       }
