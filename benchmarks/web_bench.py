@@ -7,7 +7,7 @@ Joist, timing what a person waits for.
   at most 500 ms; and the same for the last page and for other sort orders,
   which the server pages too (the page never fetches a whole folder).
 
-Uploading from the browser (the issue's third figure) waits for the upload page.
+Uploading from the browser (the issue's third figure): web_upload_bench.py.
 Needs Debian's chromium and chromium-driver (``make system-deps``). Run by hand:
 
     .venv/bin/python benchmarks/web_bench.py [--items 100000] [--repeat 5]

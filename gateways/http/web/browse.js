@@ -8,6 +8,7 @@ import { itemView } from "./item.js";
 import { encodeName, urlOfPath } from "./paths.js";
 import { breadcrumbs, contentsTable, pager, pageState } from "./table.js";
 import { selectionBar } from "./selection.js";
+import { uploadPanel } from "./uploadpanel.js";
 
 const PAGE = 50;
 const LISTS = {
@@ -102,6 +103,7 @@ async function containerView(ctx, path, doc) {
   ];
   const selection = selectionBar(ctx, path, entries);
   const table = contentsTable(ctx, path, entries, { sort, dir, selection });
+  const upload = uploadPanel(ctx, doc);
   const node = h("section", {},
     breadcrumbs(path),
     h("div", { class: "title-row" },
@@ -111,8 +113,10 @@ async function containerView(ctx, path, doc) {
       : null,
     folderToolbar(ctx, path, doc),
     selection.node,
+    upload ? upload.node : null,
     entries.length ? table : h("p", { class: "muted", id: "empty" }, "This folder is empty."),
     pager(ctx, page, PAGE, total),
     connectPanel(path, doc));
+  if (upload) upload.attach(node);
   return { title, node };
 }
