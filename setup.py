@@ -45,6 +45,7 @@ setup(
         "defusedxml>=0.7",
         "orjson>=3.9",         # the SQLite engine's document decoding
         "ldap3>=2.9",          # LDAP login (pure Python; python-ldap needs C builds)
+        "segno>=1.6",          # the web client's TOTP QR code, rendered as SVG
     ],
     extras_require={
         "mongo": [],          # pymongo is already required

@@ -63,6 +63,11 @@ def _secret(user: Document) -> str:
     return str(key)
 
 
+def pending_secret(user: Document) -> str:
+    """The secret of an enrolment not yet confirmed (or a clear error)."""
+    return _secret(user)
+
+
 def consume(users: Collection, user: Document, code: str, *, now: float | None = None,
             enable: bool = False) -> None:
     """Accept ``code`` once (or raise); ``enable`` finishes enrolment."""

@@ -226,6 +226,18 @@ class UserService:
                                  self.settings.get("core.server_root"))
         return otp.provisioning_uri(user, secret, issuer)
 
+    def otp_pending_uri(self, principal: Principal, user: Document) -> str:
+        """The ``otpauth://`` URI of an enrolment begun and not yet confirmed
+        (to show it again, e.g. as a QR code, without making a new secret)."""
+        principal.require_full_login()
+        self.tree.require(principal, "user", user, acl.ADMIN)
+        fresh = self.store.get("user", user["_id"])
+        if otp.is_enabled(fresh):
+            raise ValidationError("The user has already enabled one-time passwords.")
+        issuer = otp.issuer_name(self.settings.get("core.brand_name"),
+                                 self.settings.get("core.server_root"))
+        return otp.provisioning_uri(fresh, otp.pending_secret(fresh), issuer)
+
     def otp_confirm(self, principal: Principal, user: Document, code: str) -> None:
         principal.require_full_login()
         self.tree.require(principal, "user", user, acl.ADMIN)

@@ -81,6 +81,7 @@ POST user/verification public {F}
 PUT user/:id/password admin {F}
 POST user/:id/otp user {F}
 PUT user/:id/otp user {F}
+GET user/:id/otp/qr user {F}
 DELETE user/:id/otp user {F}
 GET user/:id/sshkey user {F}
 POST user/:id/sshkey user {F}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 from typing import Any
 
+import segno
 from joist.core import acl
 from joist.core.acl import Principal
 from joist.core.auth import scopes
@@ -13,7 +15,7 @@ from joist.core.errors import AuthenticationError
 
 from ..app import Context
 from ..request import RestError
-from ..response import JsonWithHeaders
+from ..response import JsonWithHeaders, Raw
 from ..router import FULL_LOGIN, Param, RouteCollector
 from .common import PAGING, load, paging, sort_param
 
@@ -274,6 +276,20 @@ def otp_confirm(ctx: Context, id: str, girder_otp: str) -> dict[str, str]:
         raise RestError("The Girder-OTP header is required.")
     ctx.services.users.otp_confirm(ctx.principal, user, girder_otp.strip())
     return {"message": "One-time passwords enabled."}
+
+
+@api.get(":id/otp/qr", "The pending TOTP enrolment's otpauth URI as a QR code (SVG).",
+         scope=FULL_LOGIN, access="user")
+def otp_qr(ctx: Context, id: str) -> Raw:
+    # Rendered here, by segno, so the web client needs no QR encoder of its own.
+    user = load(ctx, "user", id, acl.ADMIN)
+    uri = ctx.services.users.otp_pending_uri(ctx.principal, user)
+    out = io.BytesIO()
+    segno.make(uri, error="m").save(out, kind="svg", scale=5, border=4, xmldecl=False,
+                                    title="Scan with your authenticator app")
+    body = out.getvalue()
+    return Raw(200, [("Content-Type", "image/svg+xml"), ("Content-Length", str(len(body))),
+                     ("Cache-Control", "no-store")], [body])
 
 
 @api.delete(":id/otp", "Disable the TOTP second factor.", scope=FULL_LOGIN, access="user")

@@ -4,8 +4,10 @@ import { call } from "./api.js";
 import { confirmDialog, promptDialog } from "./dialogs.js";
 import { h, showError } from "./dom.js";
 import { childPath, urlOfPath } from "./paths.js";
+import { shareDialog } from "./share.js";
 
 const WRITE = 1;
+const ADMIN = 2;
 
 function parentOf(path) {
   return path.split("/").slice(0, -1).join("/");
@@ -65,6 +67,16 @@ export function folderToolbar(ctx, path, doc) {
       button("describe-folder", doc.description ? "Edit description" : "Add description",
              describe),
       button("delete-folder", "Delete folder…", remove, "danger"));
+  }
+  if (type !== "user" && (doc._accessLevel ?? 0) >= ADMIN) {
+    const share = async () => {
+      try {
+        if (await shareDialog(type, doc)) go(path, "Access saved.");
+      } catch (err) {
+        showError(error, err);
+      }
+    };
+    buttons.push(button("share", "Share…", share));
   }
   return h("div", { class: "toolbar", role: "group", "aria-label": "Folder actions" },
     buttons, error);
