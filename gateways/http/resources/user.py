@@ -8,6 +8,7 @@ import io
 from typing import Any
 
 import segno
+
 from joist.core import acl
 from joist.core.acl import Principal
 from joist.core.auth import scopes
