@@ -4,6 +4,7 @@ OTP, API keys, logout and session tokens; secrets never reach the logs."""
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import time
 from urllib.parse import parse_qs, urlparse
@@ -154,6 +155,34 @@ def test_otp_enrolment_and_login_with_the_girder_otp_header(site: RestSite) -> N
     assert bobby.status_code == 401
     assert site.delete(f"user/{carol}/otp", "carol").status_code == 200
     assert requests.get(url, auth=auth, timeout=10).status_code == 200
+
+
+def test_otp_qr_code_of_the_pending_enrolment(site: RestSite) -> None:
+    """GET user/:id/otp/qr: the pending otpauth URI as an SVG QR code (segno),
+    for the web client; never another user's, never once enrolment is done."""
+    import segno
+
+    bobby = site.id("bobby")
+    assert site.get(f"user/{bobby}/otp/qr", "bobby").status_code == 400  # nothing pending
+    uri = site.post(f"user/{bobby}/otp", "bobby").json()["totpUri"]
+    reply = site.get(f"user/{bobby}/otp/qr", "bobby")
+    assert reply.status_code == 200 and reply.headers["Content-Type"] == "image/svg+xml"
+    assert reply.headers["Cache-Control"] == "no-store"
+    # Encodes exactly that URI (the same secret): the very SVG segno makes of it.
+    expected = io.BytesIO()
+    segno.make(uri, error="m").save(expected, kind="svg", scale=5, border=4, xmldecl=False,
+                                    title="Scan with your authenticator app")
+    assert reply.content.startswith(b"<svg") and reply.content == expected.getvalue()
+    again = site.get(f"user/{bobby}/otp/qr", "bobby").content
+    assert again == reply.content  # shown again without a new secret
+    assert site.get(f"user/{bobby}/otp/qr", "alice").status_code == 403
+    assert site.get(f"user/{bobby}/otp/qr").status_code == 401
+    secret = parse_qs(urlparse(uri).query)["secret"][0]
+    assert site.put(f"user/{bobby}/otp", "bobby",
+                    headers={"Girder-OTP": pyotp.TOTP(secret).now()}).status_code == 200
+    done = site.get(f"user/{bobby}/otp/qr", "bobby")
+    assert done.status_code == 400 and "already" in done.json()["message"]
+    assert site.delete(f"user/{bobby}/otp", "bobby").status_code == 200
 
 
 # ---------------------------------------------------------------- logout, sessions
