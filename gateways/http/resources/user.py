@@ -287,7 +287,7 @@ def otp_qr(ctx: Context, id: str) -> Raw:
     uri = ctx.services.users.otp_pending_uri(ctx.principal, user)
     out = io.BytesIO()
     segno.make(uri, error="m").save(out, kind="svg", scale=5, border=4, xmldecl=False,
-                                    title="Scan with your authenticator app")
+                                    light="#fff", title="Scan with your authenticator app")
     body = out.getvalue()
     return Raw(200, [("Content-Type", "image/svg+xml"), ("Content-Length", str(len(body))),
                      ("Cache-Control", "no-store")], [body])

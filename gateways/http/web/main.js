@@ -1,5 +1,6 @@
 // The client's entry: session, header, and the router (history routing: the URL
 // of a folder or item is its Girder path, so a deep link works on reload).
+import { accountView } from "./account.js";
 import { get, logout, restore, session } from "./api.js";
 import { loginView, publicSettings, registerView, safeNext } from "./auth.js";
 import { listView, resourceView } from "./browse.js";
@@ -45,7 +46,9 @@ function renderAccount() {
     });
     box.replaceChildren(
       h("a", { href: urlOfPath(`/user/${session.user.login}`), class: "me",
-               title: "Your folders" }, session.user.login), out);
+               title: "Your folders" }, session.user.login),
+      h("a", { href: "/account", id: "my-account" }, "Account"),
+      ...(session.user.admin ? [h("a", { href: "/admin", id: "admin-link" }, "Admin")] : []), out);
   } else {
     const next = encodeURIComponent(location.pathname.startsWith("/login") ? "/" : here());
     box.replaceChildren(h("a", { href: `/login?next=${next}`, id: "sign-in" }, "Log in"),
@@ -68,6 +71,7 @@ function route(url) {
   if (path === "/users") return listView(ctx, "user");
   if (path === "/groups") return listView(ctx, "group");
   if (path === "/search") return searchView(ctx);
+  if (path === "/account") return accountView(ctx);
   const girderPath = pathOfUrl(path);
   if (girderPath) return resourceView(ctx, girderPath);
   return { title: "Not found", node: h("section", {},

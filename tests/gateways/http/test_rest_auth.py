@@ -171,7 +171,7 @@ def test_otp_qr_code_of_the_pending_enrolment(site: RestSite) -> None:
     # Encodes exactly that URI (the same secret): the very SVG segno makes of it.
     expected = io.BytesIO()
     segno.make(uri, error="m").save(expected, kind="svg", scale=5, border=4, xmldecl=False,
-                                    title="Scan with your authenticator app")
+                                    light="#fff", title="Scan with your authenticator app")
     assert reply.content.startswith(b"<svg") and reply.content == expected.getvalue()
     again = site.get(f"user/{bobby}/otp/qr", "bobby").content
     assert again == reply.content  # shown again without a new secret
