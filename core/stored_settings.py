@@ -30,6 +30,7 @@ def _choice(*values: str) -> Validator:
         if value not in values:
             raise ValueError(f"must be one of {', '.join(values)}")
         return value
+    check.choices = values  # type: ignore[attr-defined]  # offered by describe()
     return check
 
 
@@ -321,6 +322,15 @@ class SettingsService:
     def all(self) -> dict[str, Any]:
         """Every setting as ``shown`` (secrets left out)."""
         return {key: self.shown(key) for key in self._definitions}
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every setting with its value, default, help, the choices of a choice
+        setting, and whether the environment overrides it (what `joist setting
+        list` shows; the web client's settings page is built from it)."""
+        return [{"key": key, "value": self.get(key), "default": d.default, "help": d.help,
+                 "choices": list(getattr(d.validate, "choices", ())) or None,
+                 "public": d.public, "fromEnvironment": env_name(key) in self._env}
+                for key, d in DEFINITIONS.items()]
 
     def public(self) -> dict[str, Any]:
         return {key: self.get(key) for key, d in self._definitions.items() if d.public}

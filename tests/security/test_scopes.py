@@ -48,6 +48,7 @@ GET system/version public {F}
 GET system/public_settings public {F}
 GET system/endpoints public {F}
 GET system/setting admin {scopes.SETTINGS_READ}
+GET system/setting/definitions admin {scopes.SETTINGS_READ}
 PUT system/setting admin {F}
 DELETE system/setting admin {F}
 GET system/uploads admin {scopes.PARTIAL_UPLOAD_READ}

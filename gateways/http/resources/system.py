@@ -66,6 +66,14 @@ def get_setting(ctx: Context, key: str | None, list: Any, default: str | None) -
     return settings.shown(key)
 
 
+@api.get("setting/definitions", "Every setting with its value, default, help and choices.",
+         scope=scopes.SETTINGS_READ, access="admin",
+         notes="Joist's addition, for the web client's settings page: the same list as "
+               "`joist setting list`.")
+def setting_definitions(ctx: Context) -> list[dict[str, Any]]:
+    return ctx.services.settings.describe()
+
+
 @api.put("setting", "Set the value of a system setting, or a list of them.",
          scope=FULL_LOGIN, access="admin",
          params=(Param("key", location="formData",

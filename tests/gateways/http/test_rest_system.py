@@ -55,6 +55,21 @@ def test_settings_are_admin_only_and_validated(site: RestSite) -> None:
         "key": "core.cookie_lifetime"}).json() == 180.0
 
 
+def test_setting_definitions_list_every_setting(ro_site: RestSite) -> None:
+    """GET system/setting/definitions (for the web client): what `joist setting
+    list` shows, to administrators only."""
+    from joist.core.stored_settings import DEFINITIONS
+
+    assert ro_site.get("system/setting/definitions", "alice").status_code == 403
+    listed = ro_site.get("system/setting/definitions", "admin").json()
+    assert [d["key"] for d in listed] == list(DEFINITIONS)
+    policy = next(d for d in listed if d["key"] == "core.registration_policy")
+    assert policy["choices"] == ["open", "closed", "approve"] and policy["public"] is True
+    assert policy["value"] == "open" and policy["fromEnvironment"] is False
+    lifetime = next(d for d in listed if d["key"] == "core.cookie_lifetime")
+    assert lifetime["default"] == 180.0 and lifetime["choices"] is None and lifetime["help"]
+
+
 def test_partial_uploads_listing_and_cleanup(site: RestSite) -> None:
     site.app.services.settings.set("core.upload_minimum_chunk_size", 1)
     upload = site.post("file", "alice", params={
