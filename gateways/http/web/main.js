@@ -1,6 +1,7 @@
 // The client's entry: session, header, and the router (history routing: the URL
 // of a folder or item is its Girder path, so a deep link works on reload).
 import { accountView } from "./account.js";
+import { adminView } from "./admin.js";
 import { get, logout, restore, session } from "./api.js";
 import { loginView, publicSettings, registerView, safeNext } from "./auth.js";
 import { listView, resourceView } from "./browse.js";
@@ -72,6 +73,7 @@ function route(url) {
   if (path === "/groups") return listView(ctx, "group");
   if (path === "/search") return searchView(ctx);
   if (path === "/account") return accountView(ctx);
+  if (path === "/admin" || path.startsWith("/admin/")) return adminView(ctx);
   const girderPath = pathOfUrl(path);
   if (girderPath) return resourceView(ctx, girderPath);
   return { title: "Not found", node: h("section", {},
