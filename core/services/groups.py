@@ -178,6 +178,8 @@ class GroupService:
             if not self._may_add_directly(principal, group, my_level):
                 raise AccessDeniedError("Adding members directly is not allowed here.")
             self._join(group, user, level)
+        elif user["_id"] in (self.store.get("group", group["_id"]).get("requests") or []):
+            self._join(group, user, level)  # they asked to join: inviting them accepts (Girder)
         else:
             self.store.users.update_one({"_id": user["_id"]}, {"$pull": {
                 "groupInvites": {"groupId": group["_id"]}}})

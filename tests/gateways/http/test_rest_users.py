@@ -189,6 +189,22 @@ def test_groups_membership_roles_and_fields(site: RestSite) -> None:
     assert site.delete(f"group/{gid}", "alice").json()["message"] == "Deleted the group Band."
 
 
+def test_inviting_a_user_who_asked_to_join_accepts_them(site: RestSite) -> None:
+    """Girder's inviteUser: a request to join, then an invitation, is membership."""
+    gid = site.post("group", "alice", params={"name": "Askers", "public": "true"}).json()["_id"]
+    assert site.post(f"group/{gid}/member", "carol").status_code == 200  # a request
+    assert site.get(f"group/{gid}", "alice").json()["requests"] == [site.id("carol")]
+    assert "carol" not in [u["login"] for u in site.get(f"group/{gid}/member", "alice").json()]
+    assert site.post(f"group/{gid}/invitation", "alice", params={
+        "userId": site.id("carol"), "level": 1}).status_code == 200
+    assert "carol" in [u["login"] for u in site.get(f"group/{gid}/member", "alice").json()]
+    assert site.get(f"group/{gid}", "alice").json()["requests"] == []
+    assert site.get(f"group/{gid}/invitation", "alice").json() == []
+    access = site.get(f"group/{gid}/access", "alice").json()
+    assert {u["login"]: u["level"] for u in access["users"]}["carol"] == 1
+    assert site.delete(f"group/{gid}", "alice").status_code == 200
+
+
 def test_group_search_by_text(ro_site: RestSite) -> None:
     assert [g["name"] for g in ro_site.get("group", "admin", params={"text": "TE"}).json()] \
         == ["team"]
