@@ -6,6 +6,7 @@ import { get, logout, restore, session } from "./api.js";
 import { loginView, publicSettings, registerView, safeNext } from "./auth.js";
 import { listView, resourceView } from "./browse.js";
 import { h, showError } from "./dom.js";
+import { groupsView, groupView } from "./groups.js";
 import { pathOfUrl, urlOfPath } from "./paths.js";
 import { searchView } from "./search.js";
 
@@ -70,7 +71,8 @@ function route(url) {
   if (path === "/register") return registerView(ctx);
   if (path === "/" || path === "/collections") return listView(ctx, "collection");
   if (path === "/users") return listView(ctx, "user");
-  if (path === "/groups") return listView(ctx, "group");
+  if (path === "/groups") return groupsView(ctx);
+  if (/^\/group\/[0-9a-f]{24}$/.test(path)) return groupView(ctx, path.slice(7));
   if (path === "/search") return searchView(ctx);
   if (path === "/account") return accountView(ctx);
   if (path === "/admin" || path.startsWith("/admin/")) return adminView(ctx);
@@ -90,6 +92,7 @@ async function render() {
   showError(document.getElementById("path-error"), null);
   main.setAttribute("aria-busy", "true");
   const section = url.pathname.startsWith("/user/") ? "/users"
+    : url.pathname.startsWith("/group/") ? "/groups"
     : url.pathname.startsWith("/collection/") || url.pathname === "/" ? "/collections"
       : url.pathname;
   for (const a of document.querySelectorAll(".bar nav a")) {
