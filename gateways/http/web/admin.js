@@ -56,8 +56,8 @@ async function usersTab(ctx) {
     const isMe = u._id === session.user._id;
     return h("tr", { dataset: { login: u.login } },
       h("td", { class: "name" }, u.login),
-      h("td", { class: "name" }, `${u.firstName} ${u.lastName}`),
-      h("td", { class: "name" }, u.email || ""),
+      h("td", { class: "name person" }, `${u.firstName} ${u.lastName}`),
+      h("td", { class: "name email" }, u.email || ""),
       h("td", { class: "state" }, state, u.admin ? ", admin" : ""),
       h("td", { class: "row-actions" },
         h("button", { type: "button", class: "toggle", disabled: isMe, onclick: () => act(
@@ -88,7 +88,7 @@ async function usersTab(ctx) {
   return h("div", {}, done, search, listError,
     h("div", { class: "table-wrap" }, h("table", { class: "users" },
       h("thead", {}, h("tr", {}, ["Login", "Name", "Email", "State", ""].map((t) =>
-        h("th", {}, t)))),
+        h("th", { class: { Name: "person", Email: "email" }[t] }, t)))),
       h("tbody", {}, rows.length ? rows
         : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No users match."))))),
     newUserPanel(ctx));

@@ -101,24 +101,22 @@ export async function groupView(ctx, id) {
 
   const memberRows = members.map((u) => {
     const role = roleOf.get(u._id) ?? 0;
-    const cells = [h("td", { class: "name" }, u.login),
-      h("td", { class: "name" }, `${u.firstName || ""} ${u.lastName || ""}`),
-      h("td", { class: "role" }, ROLES[role])];
-    const actions = [];
-    if (level >= 2) {
-      const select = h("select", { "aria-label": `Role of ${u.login}`, class: "role-select" },
-        ROLES.map((r, n) => h("option", { value: String(n), selected: n === role }, r)));
-      select.addEventListener("change", () => {
-        const to = Number(select.value);
+    let roleCell = ROLES[role];
+    if (level >= 2) { // administrators change roles in place
+      roleCell = h("select", { "aria-label": `Role of ${u.login}`, class: "role-select",
+                               disabled: Boolean(me && u._id === me._id) },
+      ROLES.map((r, n) => h("option", { value: String(n), selected: n === role }, r)));
+      roleCell.addEventListener("change", () => {
+        const to = Number(roleCell.value);
         act(() => setRole(id, u._id, role, to), `${u.login} is now ${ROLES[to].toLowerCase()}.`);
       });
-      actions.push(select, " ");
     }
-    if (level >= 1 && !(me && u._id === me._id)) {
-      actions.push(btn("Remove", () => act(() => call("DELETE", `group/${id}/member`,
-        { params: { userId: u._id } }), `Removed ${u.login}.`), "danger"));
-    }
-    cells.push(h("td", { class: "row-actions" }, actions));
+    const remove = level >= 1 && !(me && u._id === me._id)
+      ? btn("Remove", () => act(() => call("DELETE", `group/${id}/member`,
+        { params: { userId: u._id } }), `Removed ${u.login}.`), "danger") : null;
+    const cells = [h("td", { class: "name" }, u.login),
+      h("td", { class: "name person" }, `${u.firstName || ""} ${u.lastName || ""}`),
+      h("td", { class: "role" }, roleCell), h("td", { class: "row-actions" }, remove)];
     return h("tr", { dataset: { login: u.login } }, cells);
   });
 
@@ -132,7 +130,8 @@ export async function groupView(ctx, id) {
     h("div", { class: "toolbar", id: "membership" }, own), error,
     panel("members", `Members (${members.length})`, h("div", { class: "table-wrap" },
       h("table", { class: "members" }, h("thead", {}, h("tr", {},
-        ["Login", "Name", "Role", ""].map((t) => h("th", {}, t)))),
+        ["Login", "Name", "Role", ""].map((t, n) => h("th", { class: n === 1 ? "person" : null },
+          t)))),
       h("tbody", {}, memberRows)))),
     level >= 1 ? await managePanel(id, group, invited, act, btn) : null,
     level >= 2 ? h("div", { class: "toolbar" }, btn("Delete group…", async () => {
