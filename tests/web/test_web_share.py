@@ -122,4 +122,11 @@ def test_access_dialog_changes_level_and_removes(site: RestSite, browser: Any) -
     wait_for(lambda: b.find_element(By.ID, "flash") != old_flash, "the page shown again")
     doc = svc.folders.get(alice, world.docs["keepout"]["_id"])
     assert [u["login"] for u in svc.access.get(alice, "folder", doc)["users"]] == ["alice"]
+    # A collection has the same dialog (alice is an owner of "shared").
+    b.get(base + "/collection/shared")
+    heading(b, "shared")
+    find(b, "#share").click()
+    assert "Can view" in find(b, "tr[data-principal='Group: team']").text
+    button(b, "Cancel").click()
+    wait_for(lambda: not b.find_elements(By.CSS_SELECTOR, "dialog[open]"), "closed")
     sign_out(b)
