@@ -82,6 +82,31 @@ def test_admin_changes_settings(web_site: RestSite, browser: Any) -> None:
         wait_text(b, "Default restored.", f"form[data-key='{key}']")
     assert web_site.get("system/public_settings").json()["core.registration_policy"] == "open"
 
+    # The collection-creation policy: users and groups added by name.
+    assert web_site.post("collection", "bobby", params={"name": "b1"}).status_code == 403
+    policy = find(b, "form[data-key='core.collection_create_policy']")
+    for name, shown in (("nobody-such", "#policy-add-error"),
+                        ("bobby", "li[data-principal='bobby']"),
+                        ("team", "li[data-principal='Group: team']")):
+        field = by_label(b, "Add")
+        field.clear()
+        field.send_keys(name)
+        button(b, "Add").click()
+        # The unknown name is said in words next to the field (and not added).
+        wait_for(lambda css=shown: name in b.find_element(By.CSS_SELECTOR, css).text, name)
+    assert [e.get_attribute("data-principal") for e in
+            policy.find_elements(By.CSS_SELECTOR, "#policy-list li")] == ["bobby", "Group: team"]
+    find(b, "#policy-open").click()  # the policy on
+    policy.find_element(By.XPATH, ".//button[text()='Save']").click()
+    wait_text(b, "Saved.", "form[data-key='core.collection_create_policy']")
+    assert web_site.get("system/setting", "admin", params={
+        "key": "core.collection_create_policy"}).json() == {
+        "open": True, "users": [web_site.id("bobby")], "groups": [web_site.id("team")]}
+    assert web_site.post("collection", "bobby", params={"name": "b1"}).status_code == 200
+    assert web_site.post("collection", "alice", params={"name": "a1"}).status_code == 403
+    assert web_site.delete("system/setting", "admin",
+                           params={"key": "core.collection_create_policy"}).status_code == 200
+
 
 def test_admin_manages_users(web_site: RestSite, browser: Any) -> None:
     b, base = browser, web_site.server.url

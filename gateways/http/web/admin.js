@@ -3,6 +3,7 @@
 // The server refuses every one of these calls to anyone else: hiding the pages
 // is a courtesy, not the protection.
 import { call, get, session } from "./api.js";
+import { collectionPolicyForm } from "./adminpolicy.js";
 import { assetstoresTab, checkTab, uploadsTab } from "./adminsys.js";
 import { confirmDialog } from "./dialogs.js";
 import { h, showError } from "./dom.js";
@@ -162,7 +163,9 @@ function settingValue(def, input) {
 
 async function settingsTab() {
   const defs = await get("system/setting/definitions");
+  const policy = await collectionPolicyForm();
   const rows = defs.map((def, n) => {
+    if (def.key === "core.collection_create_policy" && !def.fromEnvironment) return policy;
     const id = `setting-${n}`;
     const input = settingInput(def, id);
     const error = errorFor(`${id}-error`);
