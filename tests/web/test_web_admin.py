@@ -93,7 +93,8 @@ def test_admin_changes_settings(web_site: RestSite, browser: Any) -> None:
         field.send_keys(name)
         button(b, "Add").click()
         # The unknown name is said in words next to the field (and not added).
-        wait_for(lambda css=shown: name in b.find_element(By.CSS_SELECTOR, css).text, name)
+        wait_for(lambda css=shown, want=name: want in b.find_element(By.CSS_SELECTOR, css).text,
+                 name)
     assert [e.get_attribute("data-principal") for e in
             policy.find_elements(By.CSS_SELECTOR, "#policy-list li")] == ["bobby", "Group: team"]
     find(b, "#policy-open").click()  # the policy on
