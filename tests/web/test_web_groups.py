@@ -89,8 +89,10 @@ def test_group_life(web_site: RestSite, browser: Any) -> None:
     wait_text(b, "carol joined.", "#flash")
     assert _roles(web_site, gid) == {"alice": 2, "bobby": 1, "carol": 0}
     Select(find(b, "tr[data-login='carol'] select")).select_by_visible_text("Administrator")
+    find(b, "tr[data-login='carol'] button.set-role").click()
     wait_text(b, "carol is now administrator.", "#flash")
     Select(find(b, "tr[data-login='bobby'] select")).select_by_visible_text("Member")
+    find(b, "tr[data-login='bobby'] button.set-role").click()
     wait_text(b, "bobby is now member.", "#flash")
     assert _roles(web_site, gid) == {"alice": 2, "bobby": 0, "carol": 2}
     find(b, "tr[data-login='carol'] button.danger").click()  # Remove

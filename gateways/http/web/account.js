@@ -11,7 +11,11 @@ export async function accountView(ctx) {
     return { title: "Sign in", node: h("p", {}, "Sign in to see your account.") };
   }
   const me = await get(`user/${session.user._id}`);
-  const [keys, ssh] = await Promise.all([apiKeysPanel(me), sshKeysPanel(me)]);
+  // A part the server refuses (API keys turned off, say) says so in its place.
+  const part = (id, title, promise) => promise.catch((err) => panel(id, title,
+    h("p", { class: "error", role: "alert" }, err.message || String(err))));
+  const [keys, ssh] = await Promise.all([part("api-keys", "API keys", apiKeysPanel(me)),
+    part("ssh-keys", "SSH keys for SFTP", sshKeysPanel(me))]);
   return { title: "My account", node: h("section", {},
     pageHeading("My account"),
     h("p", { class: "muted" }, `Signed in as ${me.login}.`),

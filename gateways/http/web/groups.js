@@ -102,14 +102,20 @@ export async function groupView(ctx, id) {
   const memberRows = members.map((u) => {
     const role = roleOf.get(u._id) ?? 0;
     let roleCell = ROLES[role];
-    if (level >= 2) { // administrators change roles in place
-      roleCell = h("select", { "aria-label": `Role of ${u.login}`, class: "role-select",
-                               disabled: Boolean(me && u._id === me._id) },
-      ROLES.map((r, n) => h("option", { value: String(n), selected: n === role }, r)));
-      roleCell.addEventListener("change", () => {
-        const to = Number(roleCell.value);
-        act(() => setRole(id, u._id, role, to), `${u.login} is now ${ROLES[to].toLowerCase()}.`);
-      });
+    if (level >= 2 && !(me && u._id === me._id)) {
+      // Administrators change roles in place: choose, then Set (a keyboard user
+      // moving through the choices does not send each one).
+      const select = h("select", { "aria-label": `Role of ${u.login}`, class: "role-select" },
+        ROLES.map((r, n) => h("option", { value: String(n), selected: n === role }, r)));
+      const set = btn("Set", () => {
+        const to = Number(select.value);
+        if (to !== role) {
+          act(() => setRole(id, u._id, role, to),
+            `${u.login} is now ${ROLES[to].toLowerCase()}.`);
+        }
+      }, "set-role");
+      set.setAttribute("aria-label", `Set the role of ${u.login}`);
+      roleCell = h("span", { class: "inline" }, select, set);
     }
     const remove = level >= 1 && !(me && u._id === me._id)
       ? btn("Remove", () => act(() => call("DELETE", `group/${id}/member`,
