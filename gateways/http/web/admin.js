@@ -8,7 +8,9 @@ import { assetstoresTab, checkTab, uploadsTab } from "./adminsys.js";
 import { confirmDialog } from "./dialogs.js";
 import { h, showError } from "./dom.js";
 import { checkbox, errorFor, field, notice, onSubmit, pageHeading, panel, say } from "./forms.js";
+import { pager, pageState } from "./table.js";
 
+const USERS_PAGE = 50;
 const TABS = [["/admin", "Users"], ["/admin/assetstores", "Assetstores"],
   ["/admin/settings", "Settings"], ["/admin/uploads", "Uploads"], ["/admin/check", "Check"]];
 
@@ -38,7 +40,12 @@ export async function adminView(ctx) {
 
 async function usersTab(ctx) {
   const text = ctx.url.searchParams.get("q") || "";
-  const users = await get("user", { text: text || undefined, limit: 100, sort: "login" });
+  const { page } = pageState(ctx.url);
+  // A search shows its first 100 matches; the full list is paged (50 a page).
+  const [users, count] = await Promise.all([
+    get("user", text ? { text, limit: 100, sort: "login" }
+      : { limit: USERS_PAGE, offset: page * USERS_PAGE, sort: "login" }),
+    text ? null : get("user/details")]);
   const listError = errorFor("users-error");
   const done = notice("users-done");
   const act = async (work, message) => {
@@ -92,6 +99,7 @@ async function usersTab(ctx) {
         h("th", { class: { Name: "person", Email: "email" }[t] }, t)))),
       h("tbody", {}, rows.length ? rows
         : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No users match."))))),
+    count ? pager(ctx, page, USERS_PAGE, count.nUsers) : null,
     newUserPanel(ctx));
 }
 
