@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from selenium.webdriver.common.by import By
 
 from joist.core.acl import READ, WRITE
@@ -24,6 +25,7 @@ from tests.web.pages import (
     wait_for,
     wait_text,
 )
+from tests.world import PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,13 @@ def test_share_a_folder_with_a_second_user(site: RestSite, browser: Any) -> None
     keepout = svc.access.get(world.principal("alice"), "folder", svc.folders.get(
         world.principal("alice"), world.docs["keepout"]["_id"]))
     assert [u["login"] for u in keepout["users"]] == ["alice"]
+    # Another gateway enforces the same: WebDAV lists the shared folder to bobby only.
+    dav = f"{base}/dav/user/alice"
+    listing = requests.request("PROPFIND", f"{dav}/shareme/inner", headers={"Depth": "1"},
+                               auth=("bobby", PASSWORD), timeout=10)
+    assert listing.status_code == 207 and "note" in listing.text
+    assert requests.request("PROPFIND", f"{dav}/keepout", headers={"Depth": "0"},
+                            auth=("bobby", PASSWORD), timeout=10).status_code == 404
 
     sign_out(b)
     sign_in(b, base, "bobby", next_path="/user/alice")
