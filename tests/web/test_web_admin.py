@@ -188,3 +188,42 @@ def test_admin_assetstores_uploads_and_check(web_site: RestSite, browser: Any,
         == "No problems found."
     assert '"ok": true' in find(b, "#check-report pre").text
     sign_out(b)
+
+
+def test_admin_creates_an_s3_assetstore_and_imports_from_it(web_site: RestSite,
+                                                            browser: Any) -> None:
+    """Against moto's S3 server on 127.0.0.1 (tests/s3env.py)."""
+    from tests.s3env import shared_moto
+
+    moto = shared_moto()
+    bucket = moto.new_bucket("webimport")
+    client = moto.client()
+    client.put_object(Bucket=bucket, Key="in/a.txt", Body=b"alpha")
+    client.put_object(Bucket=bucket, Key="in/sub/b.txt", Body=b"beta")
+    b, base = browser, web_site.server.url
+    sign_in(b, base, "admin", next_path="/admin/assetstores")
+    heading(b, "Administration")
+    by_label(b, "Name").send_keys("objects")
+    Select(by_label(b, "Type")).select_by_value("2")
+    by_label(b, "Bucket").send_keys(bucket)
+    by_label(b, "Service URL (empty for AWS)").send_keys(moto.url)
+    by_label(b, "Access key ID").send_keys("testing")
+    by_label(b, "Secret key").send_keys("testing")
+    button(b, "Create assetstore").click()
+    wait_text(b, "Created the assetstore objects.", "#flash")
+    row = find(b, "tr[data-name='objects']")
+    assert f"s3://{bucket}/" in row.text and "S3" in row.text and "(current)" not in row.text
+
+    Select(by_label(b, "Assetstore")).select_by_visible_text("objects")
+    by_label(b, "Path within the assetstore (empty: all of it)").send_keys("in")
+    by_label(b, "Destination path").send_keys("/user/admin/Private")
+    button(b, "Import").click()
+    done = wait_text(b, "Imported:", "#import-done").text
+    assert "files 2" in done, done
+    b.get(base + "/user/admin/Private/sub")
+    heading(b, "sub")
+    assert "b.txt" in find(b, "#main").text
+    item = web_site.get("resource/lookup", "admin",
+                        params={"path": "/user/admin/Private/sub/b.txt"}).json()
+    assert web_site.get(f"item/{item['_id']}/download", "admin").content == b"beta"
+    sign_out(b)
