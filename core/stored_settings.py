@@ -326,11 +326,14 @@ class SettingsService:
     def describe(self) -> list[dict[str, Any]]:
         """Every setting with its value, default, help, the choices of a choice
         setting, and whether the environment overrides it (what `joist setting
-        list` shows; the web client's settings page is built from it)."""
-        return [{"key": key, "value": self.get(key), "default": d.default, "help": d.help,
-                 "choices": list(getattr(d.validate, "choices", ())) or None,
-                 "public": d.public, "fromEnvironment": env_name(key) in self._env}
-                for key, d in DEFINITIONS.items()]
+        list` shows; the web client's settings page is built from it). Values
+        as ``shown``: secrets never leave core."""
+        return [{"key": key, "value": self.shown(key),
+                 "default": "" if d.secret else d.redact(d.default) if d.redact else d.default,
+                 "help": d.help, "choices": list(getattr(d.validate, "choices", ())) or None,
+                 "public": d.public, "secret": d.secret,
+                 "fromEnvironment": env_name(key) in self._env}
+                for key, d in self._definitions.items()]
 
     def public(self) -> dict[str, Any]:
         return {key: self.get(key) for key, d in self._definitions.items() if d.public}

@@ -141,8 +141,9 @@ function settingInput(def, id) {
   if (typeof def.default === "number") {
     return h("input", { id, type: "number", step: "any", value: String(value) });
   }
-  if (typeof def.default === "string") {
-    return h("input", { id, type: "text", value: value ?? "", autocomplete: "off" });
+  if (typeof def.default === "string") { // a secret reads as a mask; sent back, it is kept
+    return h("input", { id, type: def.secret ? "password" : "text", value: value ?? "",
+                        autocomplete: def.secret ? "new-password" : "off" });
   }
   const area = h("textarea", { id, rows: 3, spellcheck: "false", class: "json" });
   area.value = JSON.stringify(value, null, 1);

@@ -23,7 +23,10 @@ JOIST_ONLY_ROUTES = {("GET", "user/:id/sshkey"), ("POST", "user/:id/sshkey"),
                      # the web client's Connect panel: where WebDAV and SFTP listen
                      ("GET", "system/endpoints"),
                      # administrators see mail the server gave up on, and clear it
-                     ("GET", "system/mail"), ("DELETE", "system/mail")}
+                     ("GET", "system/mail"), ("DELETE", "system/mail"),
+                     # the web client: a pending TOTP enrolment's QR code (SVG), and
+                     # every setting with its help and choices for the settings page
+                     ("GET", "user/:id/otp/qr"), ("GET", "system/setting/definitions")}
 
 # (method, path, parameter) -> why Joist takes it. Each must stay optional and described.
 ALLOWED_EXTRAS = {

@@ -55,14 +55,22 @@ def test_settings_are_admin_only_and_validated(site: RestSite) -> None:
         "key": "core.cookie_lifetime"}).json() == 180.0
 
 
-def test_setting_definitions_list_every_setting(ro_site: RestSite) -> None:
+def test_setting_definitions_list_every_setting(site: RestSite) -> None:
     """GET system/setting/definitions (for the web client): what `joist setting
-    list` shows, to administrators only."""
-    from joist.core.stored_settings import DEFINITIONS
+    list` shows, to administrators only, secrets masked."""
+    from joist.core.stored_settings import DEFINITIONS, SECRET_MASK
 
+    ro_site = site
     assert ro_site.get("system/setting/definitions", "alice").status_code == 403
+    assert site.put("system/setting", "admin", params={
+        "key": "core.smtp.password", "value": "hunter2-secret"}).status_code == 200
     listed = ro_site.get("system/setting/definitions", "admin").json()
-    assert [d["key"] for d in listed] == list(DEFINITIONS)
+    assert "hunter2-secret" not in json.dumps(listed)
+    smtp = next(d for d in listed if d["key"] == "core.smtp.password")
+    assert smtp["value"] == SECRET_MASK and smtp["secret"] is True
+    assert site.delete("system/setting", "admin", params={"key": "core.smtp.password"}) \
+        .status_code == 200
+    assert [d["key"] for d in listed][:len(DEFINITIONS)] == list(DEFINITIONS)
     policy = next(d for d in listed if d["key"] == "core.registration_policy")
     assert policy["choices"] == ["open", "closed", "approve"] and policy["public"] is True
     assert policy["value"] == "open" and policy["fromEnvironment"] is False
