@@ -3,47 +3,21 @@ printing where to connect, and stopping cleanly on SIGTERM."""
 
 from __future__ import annotations
 
-import queue
 import re
-import signal
 import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import paramiko
 import requests
 
-JOIST = [sys.executable, "-m", "joist.admin.cli"]
-
-
-def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
-    out: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return out
+from tests.serve_process import JOIST, joist_serve
 
 
 def test_serve_runs_every_gateway(cli_env: dict[str, str], tmp_path: Path) -> None:
     subprocess.run([*JOIST, "user", "create", "alice", "--email", "alice@example.org",
                     "--password-stdin"], input="alice-password\n", env=cli_env, text=True,
                    check=True, capture_output=True, timeout=60)
-    proc = subprocess.Popen([*JOIST, "serve", "--port", "0"], env=cli_env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        lines, banner = _lines(proc), ""
-        deadline = time.monotonic() + 60
-        while "Data directory" not in banner and time.monotonic() < deadline:
-            try:
-                banner += lines.get(timeout=1)
-            except queue.Empty:
-                assert proc.poll() is None, banner
+    with joist_serve(cli_env) as banner:
         rest = re.search(r"REST API: (http://\S+)/api/v1", banner)
         dav = re.search(r"WebDAV: (http://\S+/dav)", banner)
         sftp = re.search(r"sftp -P (\d+) LOGIN@(\S+)", banner)
@@ -65,10 +39,3 @@ def test_serve_runs_every_gateway(cli_env: dict[str, str], tmp_path: Path) -> No
             assert sorted(client.listdir("/user/alice")) == ["Private", "Public"]
         finally:
             transport.close()
-
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)

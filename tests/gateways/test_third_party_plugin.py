@@ -14,13 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import queue
 import re
-import signal
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +24,8 @@ import pytest
 import requests
 
 from tests.gateways.fuse.fuse_harness import MountProc, fuse_available, wait_for
+from tests.serve_process import JOIST, joist_serve
 
-JOIST = [sys.executable, "-m", "joist.admin.cli"]
 PASSWORD = "plugin-tester"
 PLUGIN = '''
 """A third-party Joist plugin, as a package of its own would ship it."""
@@ -84,40 +79,13 @@ def _package(root: Path) -> Path:
     return root
 
 
-def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
-    out: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return out
-
-
 @contextlib.contextmanager
 def serving(env: dict[str, str]) -> Iterator[str]:
     """``joist serve`` on a free port; yields the API root; stopped on exit."""
-    proc = subprocess.Popen([*JOIST, "serve", "--port", "0"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        lines, banner = _lines(proc), ""
-        deadline = time.monotonic() + 60
-        while "Data directory" not in banner and time.monotonic() < deadline:
-            try:
-                banner += lines.get(timeout=1)
-            except queue.Empty:
-                assert proc.poll() is None, banner
+    with joist_serve(env) as banner:
         found = re.search(r"REST API: (http://\S+/api/v1)", banner)
         assert found, banner
         yield found.group(1) + "/"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
 
 
 def _cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
