@@ -85,6 +85,35 @@ class PluginRoute:
 
 
 @dataclass(frozen=True)
+class FileDownload:
+    """A route's answer: the bytes of ``file`` (an access-checked record), sent
+    as ``file/:id/download`` sends them (ranges, redirects, disposition)."""
+
+    file: dict[str, Any]
+    offset: int = 0
+    end_byte: int | None = None
+    disposition: str = "attachment"
+
+
+@dataclass(frozen=True)
+class TextAttachment:
+    """A route's answer: a small text file to download, named ``name``."""
+
+    name: str
+    text: str
+    mime_type: str = "text/plain"
+
+
+@dataclass(frozen=True)
+class Records:
+    """A route's answer: record(s) of ``model``, shown through the gateway's
+    field exposure as core's own routes show them."""
+
+    model: str
+    value: dict[str, Any] | list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class AccessFlag:
     key: str
     name: str
@@ -124,6 +153,7 @@ class PluginInfo:
         self._settings: list[str] = []
         self._flags: list[str] = []
         self._scopes: list[ScopeInfo] = []
+        self._exposed: list[tuple[str, str]] = []
 
     def bind(self, event: str, handler: Handler, *, handler_name: str | None = None,
              priority: int = 0) -> None:
@@ -169,6 +199,15 @@ class PluginInfo:
         self._plugins.access_flags[key] = AccessFlag(key, name, description, admin)
         self._flags.append(key)
 
+    def expose_fields(self, model: str, fields: Iterable[str]) -> None:
+        """Show more stored fields of ``model`` to anyone who may read the
+        record (Girder's ``exposeFields(level=READ)``)."""
+        for key in fields:
+            shown = self._plugins.exposed_fields.setdefault(model, [])
+            if key not in shown:
+                shown.append(key)
+                self._exposed.append((model, key))
+
     def collection(self, spec: CollectionSpec) -> Collection:
         """A collection of the plugin's own, with its declared indexes."""
         from .store import specs
@@ -189,6 +228,8 @@ class PluginInfo:
             self._plugins.access_flags.pop(key, None)
         for scope in self._scopes:
             self._plugins.scopes.unregister(scope.id)
+        for model, key in self._exposed:
+            self._plugins.exposed_fields[model].remove(key)
 
 
 @dataclass
@@ -206,6 +247,7 @@ class Plugins:
     failed: dict[str, str] = field(default_factory=dict)
     routes: list[PluginRoute] = field(default_factory=list)
     access_flags: dict[str, AccessFlag] = field(default_factory=dict)
+    exposed_fields: dict[str, list[str]] = field(default_factory=dict)  # model -> READ fields
 
     def refresh(self) -> dict[str, PluginDescriptor]:
         self.installed = (self.discover or discover)()
@@ -341,6 +383,6 @@ def describe(name: str, target: Any) -> PluginDescriptor:
                             str(getattr(target, "url", "") or ""), target)
 
 
-__all__ = ["ENABLED_SETTING", "ENTRY_POINT_GROUP", "RESTART_NOTE", "AccessFlag", "Plugin",
-           "PluginDescriptor", "PluginInfo", "PluginRoute", "Plugins", "RouteParam",
-           "discover"]
+__all__ = ["ENABLED_SETTING", "ENTRY_POINT_GROUP", "RESTART_NOTE", "AccessFlag", "FileDownload",
+           "Plugin", "PluginDescriptor", "PluginInfo", "PluginRoute", "Plugins", "Records",
+           "RouteParam", "TextAttachment", "discover"]
