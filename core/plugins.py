@@ -27,7 +27,7 @@ from typing import Any
 from .acl import Principal
 from .auth.scopes import SPECIAL, ScopeCatalog, ScopeInfo
 from .db.engine import Collection, CollectionSpec
-from .errors import AccessDeniedError, ValidationError
+from .errors import AccessDeniedError, CoreError, ValidationError
 from .events import EventBus, Handler
 from .store import Store
 from .stored_settings import SettingDef, SettingsService
@@ -82,6 +82,15 @@ class PluginRoute:
     access: str = "public"  # public, user, admin
     params: tuple[RouteParam, ...] = ()
     description: str = ""  # of the resource, when the plugin adds a new one
+
+
+class RouteError(CoreError):
+    """Raised by a plugin's route to answer with this HTTP status (Girder's
+    ``RestException(code=...)``), e.g. 404 where core would say 400."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -385,4 +394,4 @@ def describe(name: str, target: Any) -> PluginDescriptor:
 
 __all__ = ["ENABLED_SETTING", "ENTRY_POINT_GROUP", "RESTART_NOTE", "AccessFlag", "FileDownload",
            "Plugin", "PluginDescriptor", "PluginInfo", "PluginRoute", "Plugins", "Records",
-           "RouteParam", "TextAttachment", "discover"]
+           "RouteError", "RouteParam", "TextAttachment", "discover"]

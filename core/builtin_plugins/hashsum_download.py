@@ -15,7 +15,15 @@ from typing import Any
 
 from .. import acl
 from ..errors import AccessDeniedError, NotFoundError, ValidationError
-from ..plugins import FileDownload, Plugin, PluginInfo, Records, RouteParam, TextAttachment
+from ..plugins import (
+    FileDownload,
+    Plugin,
+    PluginInfo,
+    Records,
+    RouteError,
+    RouteParam,
+    TextAttachment,
+)
 
 SUPPORTED_ALGORITHMS = ("sha512",)
 READ_SCOPE = "core.data.read"
@@ -80,7 +88,7 @@ class HashsumDownloadPlugin(Plugin):
                      content_disposition: str) -> FileDownload:
             first = readable(ctx.principal, _algo(algo), hash, 1)
             if not first:
-                raise NotFoundError("File not found.")
+                raise RouteError("File not found.", 404)
             return FileDownload(first[0], offset, end_byte, content_disposition)
 
         info.add_route("GET", "file/:id/hashsum_file/:algo", key_file, scope=READ_SCOPE,

@@ -10,13 +10,14 @@ from functools import partial
 from typing import Any
 
 from joist.core.hierarchy import Hierarchy
-from joist.core.plugins import FileDownload, Records, TextAttachment
+from joist.core.plugins import FileDownload, Records, RouteError, TextAttachment
 from joist.core.services import Services
 from joist.core.settings import Settings
 
 from .app import RestApp
 from .describe import describe_response, index_page, static_file
 from .downloads import content_disposition
+from .request import RestError
 from .resources import COLLECTORS
 from .resources.file import download
 from .resources.system import RELEASE
@@ -52,7 +53,10 @@ def _answering(handler: Callable[..., Any]) -> Callable[..., Any]:
     records to show) become this gateway's responses."""
     @functools.wraps(handler)
     def run(ctx: Any, *args: Any, **kwargs: Any) -> Any:
-        result = handler(ctx, *args, **kwargs)
+        try:
+            result = handler(ctx, *args, **kwargs)
+        except RouteError as exc:
+            raise RestError(exc.message, exc.status) from None
         if isinstance(result, FileDownload):
             return download(ctx, result.file, result.offset, result.end_byte,
                             result.disposition)
