@@ -2,15 +2,18 @@
 show their ``sha512``, can be downloaded by it, and each has a key file.
 
 Every upload to a filesystem, GridFS or S3 assetstore already records the
-SHA-512 of its bytes (it names the blob), so the plugin computes nothing for
-them. Files without one (imported or link files) answer Girder's "does not
-have the hash computed" error; Joist has no background computation for them
-yet. Access is Girder's: a key file needs READ on the file; a download by hash
-sends the first file with that hash the caller may read, else 404.
+SHA-512 of its bytes (it names the blob), so nothing is computed on
+``data.process``. The only files without one are imported S3 objects (and
+link files, which have no bytes): ``POST file/:id/hashsum`` (Girder's manual
+computation, WRITE access) reads the bytes once and stores the digest; until
+then their key file answers Girder's "does not have the hash computed" error.
+Access is Girder's: a key file needs READ on the file; a download by hash sends
+the first file with that hash the caller may read, else 404.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from .. import acl
@@ -27,6 +30,7 @@ from ..plugins import (
 
 SUPPORTED_ALGORITHMS = ("sha512",)
 READ_SCOPE = "core.data.read"
+CHUNK = 1 << 20
 MAX_CANDIDATES = 1000  # files with one hash examined per request (bounded work)
 _ALGO = RouteParam("algo", required=True, location="path",
                    description="The hashsum algorithm (case insensitive).")
@@ -91,6 +95,35 @@ class HashsumDownloadPlugin(Plugin):
                 raise RouteError("File not found.", 404)
             return FileDownload(first[0], offset, end_byte, content_disposition)
 
+        def compute(ctx: Any, id: str) -> dict[str, str] | None:
+            """Girder's answer: the digests computed now, None if none was missing."""
+            try:
+                file = files.get(ctx.principal, id, acl.WRITE)
+            except NotFoundError:
+                raise ValidationError(f"Invalid file id ({id}).", field="id") from None
+            missing = [a for a in SUPPORTED_ALGORITHMS if not file.get(a)]
+            if not missing:
+                return None
+            if file.get("linkUrl") or not file.get("assetstoreId"):
+                raise ValidationError("A link file has no bytes to hash.")
+            hashers = {a: hashlib.new(a) for a in missing}
+            with files.open_read(ctx.principal, file, check_access=False) as reader:
+                for offset in range(0, int(file.get("size") or 0), CHUNK):
+                    chunk = reader.read_at(offset, CHUNK)
+                    if not chunk:
+                        break
+                    for hasher in hashers.values():
+                        hasher.update(chunk)
+            digests = {a: h.hexdigest() for a, h in hashers.items()}
+            # only if the bytes were not replaced (re-imported) meanwhile
+            same = {k: file[k] for k in ("size", "s3Key", "path") if k in file}
+            files.store.files.update_one({"_id": file["_id"], **same}, {"$set": digests})
+            return digests
+
+        info.add_route("POST", "file/:id/hashsum", compute, scope="core.data.write",
+                       access="user", summary="Manually compute the checksum values for a "
+                       "given file.", params=[RouteParam("id", required=True, location="path",
+                                                         description="The ID of the file.")])
         info.add_route("GET", "file/:id/hashsum_file/:algo", key_file, scope=READ_SCOPE,
                        summary="Download the hashsum key file for a given file.",
                        params=[RouteParam("id", required=True, location="path",

@@ -12,7 +12,9 @@ import girder_client
 import pytest
 
 from tests.gateways.http.restsite import PASSWORD, RestSite, running_site
+from tests.gateways.http.test_rest_s3 import make_s3
 from tests.gateways.plugins.pluginsite import plugin_site
+from tests.s3env import shared_moto
 from tests.world import A_TXT, HIDDEN, README
 
 
@@ -110,3 +112,32 @@ def test_disabled_hashsum_download_is_absent(tmp_path: Path) -> None:
             assert reply.status_code == 400, (path, reply.status_code)
             assert reply.json()["message"].startswith("No matching route")
         assert "/file/hashsum/{algo}/{hash}/download" not in site.get("describe").json()["paths"]
+
+
+def test_imported_files_get_their_hash_on_request(site: RestSite) -> None:
+    """An imported S3 object has no SHA-512 until ``POST file/:id/hashsum``;
+    a re-import with other bytes forgets it."""
+    store = make_s3(site, "s3-hashsum")
+    s3 = shared_moto().client()
+    s3.put_object(Bucket=store["bucket"], Key="ext/data.bin", Body=b"external v1")
+    into = site.post("folder", "alice", params={"parentType": "folder", "name": "ext",
+                                                "parentId": site.id("public")}).json()
+    params = {"importPath": "ext", "destinationType": "folder", "destinationId": into["_id"]}
+    assert site.post(f"assetstore/{store['_id']}/import", "admin",
+                     params=params).status_code == 200
+    item = site.get("item", "alice", params={"folderId": into["_id"]}).json()[0]
+    file = site.get(f"item/{item['_id']}/files", "alice").json()[0]
+    assert "sha512" not in file
+    missing = site.get(f"file/{file['_id']}/hashsum_file/sha512", "alice")
+    assert missing.status_code == 400 and "does not have the sha512" in missing.text
+    assert site.post(f"file/{file['_id']}/hashsum", "bobby").status_code == 403
+    done = site.post(f"file/{file['_id']}/hashsum", "alice")
+    assert done.status_code == 200 and done.json() == {"sha512": _sha(b"external v1")}
+    assert site.post(f"file/{file['_id']}/hashsum", "alice").json() is None  # nothing missing
+    got = site.get(f"file/hashsum/sha512/{_sha(b'external v1')}/download", "bobby",
+                   allow_redirects=True)
+    assert got.status_code == 200 and got.content == b"external v1"
+    s3.put_object(Bucket=store["bucket"], Key="ext/data.bin", Body=b"external, v2")
+    assert site.post(f"assetstore/{store['_id']}/import", "admin",
+                     params=params).json()["updated"] == 1
+    assert "sha512" not in site.get(f"file/{file['_id']}", "alice").json()
