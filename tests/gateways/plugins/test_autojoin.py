@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from joist.admin.bootstrap import build_app
 from tests.conftest import make_settings
 from tests.gateways.http.restsite import RestSite, running_site
 from tests.gateways.plugins.pluginsite import plugin_site
+from tests.ldap_server import PEOPLE_DN, ROOT_DN, ROOT_PASSWORD, running_slapd
 
 JOIST = [sys.executable, "-m", "joist.admin.cli"]
 
@@ -107,3 +110,23 @@ def test_cli_user_create_applies_the_rules(cli_env: dict[str, str], tmp_path: Pa
              stdin="user-pw-1234\n")
     members = _cli(cli_env, "group", "members", "eng").split()
     assert "gail" in members and "hank" not in members and "admin" not in members
+
+
+def test_first_ldap_login_applies_the_rules(tmp_path: Path) -> None:
+    (tmp_path / "slapd").mkdir()
+    with running_slapd(tmp_path / "slapd") as slapd, \
+            plugin_site(tmp_path / "data", ["autojoin"]) as site:
+        team = site.id("team")
+        settings = site.app.services.settings
+        settings.set("ldap.servers", [{"uri": slapd.uri, "bindName": ROOT_DN,
+                                       "password": ROOT_PASSWORD, "baseDn": PEOPLE_DN,
+                                       "searchField": "uid"}])
+        settings.set("ldap.settings", {"timeout": 5.0, "fallback": True})
+        settings.set("autojoin", [{"pattern": "@dir.test", "groupId": team, "level": 0}])
+        slapd.add_person("joiner", "directory-pw-1", given="Jo", surname="Iner",
+                         mail="joiner@dir.test")
+        before = _members(site, team)
+        reply = requests.get(site.url("user/authentication"), auth=("joiner", "directory-pw-1"),
+                             timeout=30)
+        assert reply.status_code == 200, reply.text
+        assert _members(site, team) - before == {"joiner"}
