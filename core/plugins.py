@@ -82,6 +82,7 @@ class PluginRoute:
     access: str = "public"  # public, user, admin
     params: tuple[RouteParam, ...] = ()
     description: str = ""  # of the resource, when the plugin adds a new one
+    cookie: bool = False  # the girderToken cookie authenticates too (browser downloads)
 
 
 class RouteError(CoreError):
@@ -173,7 +174,8 @@ class PluginInfo:
 
     def add_route(self, method: str, route: str, handler: Callable[..., Any], *,
                   summary: str, scope: str, access: str = "public",
-                  params: Iterable[RouteParam] = (), description: str = "") -> None:
+                  params: Iterable[RouteParam] = (), description: str = "",
+                  cookie: bool = False) -> None:
         """``route`` is ``resource/path`` (``"item/:id/hashsum"``); ``scope`` the
         token scope it needs (``core.user_auth`` for a full login)."""
         method = str(method).upper()
@@ -188,7 +190,7 @@ class PluginInfo:
         if not resource:
             raise ValueError("A route needs a resource")
         self._routes.append(PluginRoute(self.name, method, resource, rest, handler, summary,
-                                        scope, access, tuple(params), description))
+                                        scope, access, tuple(params), description, cookie))
 
     def register_setting(self, key: str, default: Any, validate: Callable[[Any], Any],
                          help: str, *, public: bool = False) -> None:

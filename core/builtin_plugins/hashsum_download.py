@@ -125,12 +125,14 @@ class HashsumDownloadPlugin(Plugin):
                        "given file.", params=[RouteParam("id", required=True, location="path",
                                                          description="The ID of the file.")])
         info.add_route("GET", "file/:id/hashsum_file/:algo", key_file, scope=READ_SCOPE,
+                       cookie=True,
                        summary="Download the hashsum key file for a given file.",
                        params=[RouteParam("id", required=True, location="path",
                                           description="The ID of the file."), _ALGO])
-        info.add_route("GET", "file/hashsum/:algo/:hash", by_hash, scope=READ_SCOPE,
+        info.add_route("GET", "file/hashsum/:algo/:hash", by_hash, scope=READ_SCOPE, cookie=True,
                        summary="Return a list of files matching a hashsum.",
                        params=[_ALGO, _HASH])
         info.add_route("GET", "file/hashsum/:algo/:hash/download", download, scope=READ_SCOPE,
+                       cookie=True,
                        summary="Download a file by its hashsum.",
                        params=[_ALGO, _HASH, *_DOWNLOAD])

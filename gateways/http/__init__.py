@@ -44,7 +44,7 @@ def plugin_collectors(services: Services, core: RouteTable) -> list[RouteCollect
         params = tuple(Param(**dataclasses.asdict(p)) for p in spec.params)
         declare = getattr(collector, spec.method.lower())
         declare(spec.path, spec.summary, scope=spec.scope, access=spec.access,
-                params=params)(_answering(spec.handler))
+                params=params, cookie=spec.cookie)(_answering(spec.handler))
     return list(collectors.values())
 
 

@@ -56,6 +56,12 @@ def test_download_by_hash_follows_read_access(site: RestSite) -> None:
     part = site.get(f"file/hashsum/sha512/{private}/download", "alice",
                     params={"offset": 6, "endByte": 10})
     assert part.content == A_TXT[6:10]
+    # a browser's link: the girderToken cookie is enough (Girder's cookie=True routes)
+    cookie = {"girderToken": site.token("alice")}
+    assert site.get(f"file/hashsum/sha512/{private}/download",
+                    cookies=cookie).content == A_TXT
+    assert [f["name"] for f in site.get(f"file/hashsum/sha512/{private}",
+                                        cookies=cookie).json()] == ["a.txt"]
     # someone who may not read it cannot tell it exists
     for login in ("bobby", None):
         denied = site.get(f"file/hashsum/sha512/{private}/download", login)
