@@ -5,6 +5,7 @@ downloading by hash with Girder's access rules; and nothing when disabled."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,3 +148,23 @@ def test_imported_files_get_their_hash_on_request(site: RestSite) -> None:
     assert site.post(f"assetstore/{store['_id']}/import", "admin",
                      params=params).json()["updated"] == 1
     assert "sha512" not in site.get(f"file/{file['_id']}", "alice").json()
+
+    # Girder's auto-compute setting: an import's digest comes in the background
+    assert site.put("system/setting", "admin", data={
+        "key": "hashsum_download.auto_compute", "value": "maybe"}).status_code == 400
+    assert site.put("system/setting", "admin", data={
+        "key": "hashsum_download.auto_compute", "value": "true"}).status_code == 200
+    s3.put_object(Bucket=store["bucket"], Key="ext/later.bin", Body=b"computed later")
+    assert site.post(f"assetstore/{store['_id']}/import", "admin",
+                     params=params).json()["files"] == 1
+    later = site.get("item", "alice", params={"folderId": into["_id"],
+                                              "name": "later.bin"}).json()[0]
+    later_file = site.get(f"item/{later['_id']}/files", "alice").json()[0]
+
+    def digest() -> str | None:
+        return site.get(f"file/{later_file['_id']}", "alice").json().get("sha512")
+
+    deadline = time.monotonic() + 20
+    while digest() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the record, bounded by the deadline
+    assert digest() == _sha(b"computed later")
