@@ -66,5 +66,12 @@ setup(
             "mypy>=1.10",
         ],
     },
-    entry_points={"console_scripts": ["joist = joist.admin.cli:main"]},
+    entry_points={
+        "console_scripts": ["joist = joist.admin.cli:main"],
+        # Plugins shipped with Joist load exactly as third-party ones do.
+        "joist.plugins": [
+            "autojoin = joist.core.builtin_plugins.autojoin:AutojoinPlugin",
+            "hashsum_download = joist.core.builtin_plugins.hashsum_download:HashsumDownloadPlugin",
+        ],
+    },
 )

@@ -27,7 +27,7 @@ from typing import Any
 from .acl import Principal
 from .auth.scopes import SPECIAL, ScopeCatalog, ScopeInfo
 from .db.engine import Collection, CollectionSpec
-from .errors import AccessDeniedError, ValidationError
+from .errors import AccessDeniedError, CoreError, ValidationError
 from .events import EventBus, Handler
 from .store import Store
 from .stored_settings import SettingDef, SettingsService
@@ -82,6 +82,45 @@ class PluginRoute:
     access: str = "public"  # public, user, admin
     params: tuple[RouteParam, ...] = ()
     description: str = ""  # of the resource, when the plugin adds a new one
+    cookie: bool = False  # the girderToken cookie authenticates too (browser downloads)
+
+
+class RouteError(CoreError):
+    """Raised by a plugin's route to answer with this HTTP status (Girder's
+    ``RestException(code=...)``), e.g. 404 where core would say 400."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class FileDownload:
+    """A route's answer: the bytes of ``file`` (an access-checked record), sent
+    as ``file/:id/download`` sends them (ranges, redirects, disposition)."""
+
+    file: dict[str, Any]
+    offset: int = 0
+    end_byte: int | None = None
+    disposition: str = "attachment"
+
+
+@dataclass(frozen=True)
+class TextAttachment:
+    """A route's answer: a small text file to download, named ``name``."""
+
+    name: str
+    text: str
+    mime_type: str = "text/plain"
+
+
+@dataclass(frozen=True)
+class Records:
+    """A route's answer: record(s) of ``model``, shown through the gateway's
+    field exposure as core's own routes show them."""
+
+    model: str
+    value: dict[str, Any] | list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -124,6 +163,7 @@ class PluginInfo:
         self._settings: list[str] = []
         self._flags: list[str] = []
         self._scopes: list[ScopeInfo] = []
+        self._exposed: list[tuple[str, str]] = []
 
     def bind(self, event: str, handler: Handler, *, handler_name: str | None = None,
              priority: int = 0) -> None:
@@ -134,7 +174,8 @@ class PluginInfo:
 
     def add_route(self, method: str, route: str, handler: Callable[..., Any], *,
                   summary: str, scope: str, access: str = "public",
-                  params: Iterable[RouteParam] = (), description: str = "") -> None:
+                  params: Iterable[RouteParam] = (), description: str = "",
+                  cookie: bool = False) -> None:
         """``route`` is ``resource/path`` (``"item/:id/hashsum"``); ``scope`` the
         token scope it needs (``core.user_auth`` for a full login)."""
         method = str(method).upper()
@@ -149,7 +190,7 @@ class PluginInfo:
         if not resource:
             raise ValueError("A route needs a resource")
         self._routes.append(PluginRoute(self.name, method, resource, rest, handler, summary,
-                                        scope, access, tuple(params), description))
+                                        scope, access, tuple(params), description, cookie))
 
     def register_setting(self, key: str, default: Any, validate: Callable[[Any], Any],
                          help: str, *, public: bool = False) -> None:
@@ -168,6 +209,15 @@ class PluginInfo:
             raise ValueError(f"The access flag {key} is already defined.")
         self._plugins.access_flags[key] = AccessFlag(key, name, description, admin)
         self._flags.append(key)
+
+    def expose_fields(self, model: str, fields: Iterable[str]) -> None:
+        """Show more stored fields of ``model`` to anyone who may read the
+        record (Girder's ``exposeFields(level=READ)``)."""
+        for key in fields:
+            shown = self._plugins.exposed_fields.setdefault(model, [])
+            if key not in shown:
+                shown.append(key)
+                self._exposed.append((model, key))
 
     def collection(self, spec: CollectionSpec) -> Collection:
         """A collection of the plugin's own, with its declared indexes."""
@@ -189,6 +239,8 @@ class PluginInfo:
             self._plugins.access_flags.pop(key, None)
         for scope in self._scopes:
             self._plugins.scopes.unregister(scope.id)
+        for model, key in self._exposed:
+            self._plugins.exposed_fields[model].remove(key)
 
 
 @dataclass
@@ -206,6 +258,7 @@ class Plugins:
     failed: dict[str, str] = field(default_factory=dict)
     routes: list[PluginRoute] = field(default_factory=list)
     access_flags: dict[str, AccessFlag] = field(default_factory=dict)
+    exposed_fields: dict[str, list[str]] = field(default_factory=dict)  # model -> READ fields
 
     def refresh(self) -> dict[str, PluginDescriptor]:
         self.installed = (self.discover or discover)()
@@ -341,6 +394,6 @@ def describe(name: str, target: Any) -> PluginDescriptor:
                             str(getattr(target, "url", "") or ""), target)
 
 
-__all__ = ["ENABLED_SETTING", "ENTRY_POINT_GROUP", "RESTART_NOTE", "AccessFlag", "Plugin",
-           "PluginDescriptor", "PluginInfo", "PluginRoute", "Plugins", "RouteParam",
-           "discover"]
+__all__ = ["ENABLED_SETTING", "ENTRY_POINT_GROUP", "RESTART_NOTE", "AccessFlag", "FileDownload",
+           "Plugin", "PluginDescriptor", "PluginInfo", "PluginRoute", "Plugins", "Records",
+           "RouteError", "RouteParam", "TextAttachment", "discover"]

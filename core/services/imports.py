@@ -168,8 +168,10 @@ class ImportService:
         delta = entry.size - int(existing.get("size") or 0)
         if delta == 0 and all(existing.get(k) == v for k, v in blob.items()):
             return
-        self.store.files.update_one({"_id": existing["_id"]},
-                                    {"$set": {**blob, "updated": utcnow()}})
+        update: dict[str, Any] = {"$set": {**blob, "updated": utcnow()}}
+        if "sha512" not in blob and "sha512" in existing:
+            update["$unset"] = {"sha512": ""}  # computed for the old bytes (hashsum_download)
+        self.store.files.update_one({"_id": existing["_id"]}, update)
         if delta:
             self.tree.sizes.add_size(item, delta)
         summary.updated += 1

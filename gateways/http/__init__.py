@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from joist.core.hierarchy import Hierarchy
+from joist.core.plugins import FileDownload, Records, RouteError, TextAttachment
 from joist.core.services import Services
 from joist.core.settings import Settings
 
 from .app import RestApp
 from .describe import describe_response, index_page, static_file
+from .downloads import content_disposition
+from .request import RestError
 from .resources import COLLECTORS
+from .resources.file import download
 from .resources.system import RELEASE
+from .response import Raw
 from .router import Param, RouteCollector, RouteTable, table_from
 
 log = logging.getLogger("joist.http")
@@ -38,8 +44,34 @@ def plugin_collectors(services: Services, core: RouteTable) -> list[RouteCollect
         params = tuple(Param(**dataclasses.asdict(p)) for p in spec.params)
         declare = getattr(collector, spec.method.lower())
         declare(spec.path, spec.summary, scope=spec.scope, access=spec.access,
-                params=params)(spec.handler)
+                params=params, cookie=spec.cookie)(_answering(spec.handler))
     return list(collectors.values())
+
+
+def _answering(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A plugin handler whose core-level answers (a file's bytes, a text file,
+    records to show) become this gateway's responses."""
+    @functools.wraps(handler)
+    def run(ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = handler(ctx, *args, **kwargs)
+        except RouteError as exc:
+            raise RestError(exc.message, exc.status) from None
+        if isinstance(result, FileDownload):
+            return download(ctx, result.file, result.offset, result.end_byte,
+                            result.disposition)
+        if isinstance(result, TextAttachment):
+            body = result.text.encode("utf-8")
+            return Raw(200, [("Content-Type", result.mime_type),
+                             ("Content-Length", str(len(body))),
+                             ("Content-Disposition", content_disposition(result.name))],
+                       [body])
+        if isinstance(result, Records):
+            if isinstance(result.value, list):
+                return ctx.filter.many(result.model, result.value, ctx.principal)
+            return ctx.filter(result.model, result.value, ctx.principal)
+        return result
+    return run
 
 
 def make_rest_app(services: Services, hierarchy: Hierarchy, settings: Settings,

@@ -51,6 +51,9 @@ class Filter:
         for key in READ_FIELDS.get(model, ()):
             if key in doc:
                 out[key] = doc[key]
+        for key in self.services.plugins.exposed_fields.get(model, ()):
+            if key in doc:  # what an enabled plugin shows (hashsum_download: sha512)
+                out[key] = doc[key]
         if level is not None and level >= acl.ADMIN:
             for key in ADMIN_FIELDS.get(model, ()):
                 if key in doc:
