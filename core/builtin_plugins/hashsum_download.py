@@ -71,15 +71,13 @@ def _compute(files: Any, file: dict[str, Any]) -> dict[str, str] | None:
         return None
     hashers = {a: hashlib.new(a) for a in missing}
     with files.open_read(SYSTEM, file, check_access=False) as reader:
-        for offset in range(0, int(file.get("size") or 0), CHUNK):
-            chunk = reader.read_at(offset, CHUNK)
-            if not chunk:
-                break
+        # each block is hashed before the next is read: the buffer may be reused
+        for block in reader.iter_range(0, int(file.get("size") or 0), CHUNK, reuse=True):
             for hasher in hashers.values():
-                hasher.update(chunk)
+                hasher.update(block)
     digests = {a: h.hexdigest() for a, h in hashers.items()}
     # only if the bytes were not replaced (re-imported) meanwhile
-    same = {k: file[k] for k in ("size", "s3Key", "path") if k in file}
+    same: dict[str, Any] = {k: file[k] for k in ("size", "s3Key", "path") if k in file}
     files.store.files.update_one({"_id": file["_id"], **same}, {"$set": digests})
     return digests
 
