@@ -43,7 +43,8 @@ FOLDER = CollectionSpec(
 ITEM = CollectionSpec(
     "item",
     indexes=(_ix("folderId", "name", unique=True), _ix("folderId", "lowerName", "_id"),
-             _ix("baseParentId")),
+             # a folder's items by modified date: the web client's date column
+             _ix("folderId", "updated", "_id"), _ix("baseParentId")),
 )
 FILE = CollectionSpec(
     "file",
