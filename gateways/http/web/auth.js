@@ -27,6 +27,7 @@ export function loginView(ctx) {
     ctx.expired ? h("p", { class: "notice" }, "Your session has ended. Sign in again to continue.")
       : null,
     who.row, secret.row, otp.row, error, button,
+    h("p", {}, h("a", { href: "/forgot", id: "forgot-link" }, "Forgot your password?")),
     ctx.policy !== "closed" ? h("p", {}, "No account yet? ",
       h("a", { href: "/register" + (next !== "/" ? `?next=${encodeURIComponent(next)}` : "") },
         "Register")) : null);

@@ -5,6 +5,7 @@ import { adminView } from "./admin.js";
 import { get, logout, restore, session } from "./api.js";
 import { loginView, publicSettings, registerView, safeNext } from "./auth.js";
 import { listView, resourceView } from "./browse.js";
+import { forgotView, mailLink, mailLinkView } from "./maillinks.js";
 import { h, showError } from "./dom.js";
 import { groupsView, groupView } from "./groups.js";
 import { pathOfUrl, urlOfPath } from "./paths.js";
@@ -66,9 +67,17 @@ function route(url) {
                   await restore();
                   renderAccount();
                   navigate(safeNext(next), { replace: true });
+                },
+                signedInQuietly: async () => {
+                  const me = await restore();
+                  renderAccount();
+                  return me;
                 } };
+  const link = mailLink(url.hash);
+  if (link) return mailLinkView(ctx, link);
   if (path === "/login") return loginView(ctx);
   if (path === "/register") return registerView(ctx);
+  if (path === "/forgot") return forgotView();
   if (path === "/" || path === "/collections") return listView(ctx, "collection");
   if (path === "/users") return listView(ctx, "user");
   if (path === "/groups") return groupsView(ctx);
