@@ -72,6 +72,7 @@ setup(
         "joist.plugins": [
             "autojoin = joist.core.builtin_plugins.autojoin:AutojoinPlugin",
             "hashsum_download = joist.core.builtin_plugins.hashsum_download:HashsumDownloadPlugin",
+            "user_quota = joist.core.builtin_plugins.user_quota:UserQuotaPlugin",
         ],
     },
 )

@@ -21,10 +21,26 @@ from ..errors import (
 )
 from . import lookup
 from .io import Reader
-from .nodes import COLLECTIONS, FILE, ITEM, ROOT, USERS, FsStats, Node, epoch, file_etag
+from .nodes import (
+    COLLECTION,
+    COLLECTIONS,
+    FILE,
+    ITEM,
+    ROOT,
+    USER,
+    USERS,
+    FsStats,
+    Node,
+    epoch,
+    file_etag,
+)
 from .paths import encode_name, join_path, split_path
 from .resolver import Position
 from .writes import WriteOps
+
+SPACE_EVENT = "joist.space"
+"""Fired by ``statfs`` with ``{model, doc}`` of the user or collection a path
+is in; a handler (the ``user_quota`` plugin) answers ``{total, used, free}``."""
 
 if TYPE_CHECKING:
     from . import Hierarchy
@@ -164,10 +180,25 @@ class HierarchyView(WriteOps):
     def metadata(self, path: str) -> dict[str, Any]:
         return dict(self.stat(path).meta)
 
-    def statfs(self) -> FsStats:
+    def statfs(self, path: str | None = None) -> FsStats:
+        """Capacity of the current assetstore; below a user or collection, at
+        most what its quota leaves (``SPACE_EVENT`` handlers answer that)."""
         _doc, adapter = self.services.assetstores.current()
         cap = adapter.capacity()
-        return FsStats(total=cap.total, free=cap.free, used=cap.used)
+        stats = FsStats(total=cap.total, free=cap.free, used=cap.used)
+        events = self.services.tree.events
+        if path is None or not events.has_handlers(SPACE_EVENT):
+            return stats
+        root = next((p for p in self._chain(path)[1] if p.kind in (USER, COLLECTION)), None)
+        if root is None or root.doc is None:
+            return stats
+        event = events.trigger(SPACE_EVENT, {"model": str(root.kind.value), "doc": root.doc})
+        for limit in event.responses:  # {"total", "used", "free"} of a quota
+            if not isinstance(limit, dict):
+                continue
+            free = int(limit["free"]) if cap.free is None else min(cap.free, int(limit["free"]))
+            stats = FsStats(total=int(limit["total"]), free=free, used=int(limit["used"]))
+        return stats
 
     def path_of(self, model: str, doc_id: Any) -> str:
         """The path of a document as this principal sees it (``NotFoundError``

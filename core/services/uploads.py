@@ -25,6 +25,7 @@ from ..errors import (
     ContainerGoneError,
     ExistsError,
     NotFoundError,
+    QuotaError,
     ValidationError,
 )
 from ..store import object_id
@@ -128,7 +129,9 @@ class UploadService:
             upload["reference"] = reference
         if streaming:  # only this process can finish it: say which one it is
             upload["owner"] = processes.identity()
-        self.tree.saving("upload", upload)  # Girder's hook: a quota refuses here, before bytes
+        # Girder's hook: a quota refuses here, before bytes; for a streaming
+        # upload it may set ``maxSize``, the most bytes ``append`` then accepts.
+        self.tree.saving("upload", upload)
         self.store.uploads.insert_one(upload)
         try:
             upload["state"] = adapter.begin_upload(upload)
@@ -146,6 +149,10 @@ class UploadService:
         """Streaming uploads (WebDAV PUT, FUSE writes): append at the end without
         a store round trip per call; returns the new length."""
         offset = int(upload["received"])
+        limit = upload.get("maxSize")  # set by a model.upload.save handler (a quota)
+        if limit is not None and length is not None and offset + length > limit:
+            raise QuotaError(f"Upload would exceed file storage quota ({limit} bytes "
+                             f"available for this file).")
         upload["size"] = offset + length if length is not None else 1 << 62
         adapter = self.assetstores.adapter(upload["assetstoreId"])
         try:
@@ -153,6 +160,9 @@ class UploadService:
                 upload, offset, stream, length)
         finally:
             upload["size"] = upload["received"]
+        if limit is not None and upload["received"] > limit:  # a stream of unknown length
+            raise QuotaError(f"Upload exceeded file storage quota ({limit} bytes "
+                             f"available for this file).")
         now = utcnow()
         if (now - upload["updated"]).total_seconds() >= PROGRESS_SECONDS:
             # Shows `joist check` and system/uploads what the temp bytes are.

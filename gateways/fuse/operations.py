@@ -259,7 +259,7 @@ class JoistOperations(DirOps, WriteOps):
 
     @guarded
     def statfs(self, path: str) -> dict[str, int]:
-        fs = self.view.statfs()
+        fs = self.view.statfs(path)  # below a user or collection: what its quota leaves
         size = fs.block_size
         return {"f_bsize": size, "f_frsize": size, "f_blocks": (fs.total or 0) // size,
                 "f_bfree": (fs.free or 0) // size, "f_bavail": (fs.free or 0) // size,

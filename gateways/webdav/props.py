@@ -115,7 +115,7 @@ class PropertiesMixin:
         if name == "{DAV:}lockdiscovery":
             return self._lockdiscovery(name)
         if name in QUOTA_PROPS and self.node.is_dir:
-            stats = self.ctx.statfs()
+            stats = self.ctx.statfs(self.node.path)
             value = stats.used if name == QUOTA_PROPS[0] else stats.free
             if value is None:
                 raise DAVError(404)

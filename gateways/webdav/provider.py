@@ -40,14 +40,17 @@ class RequestContext:
         self.created = False
         self.locks_prefix: str | None = None
         self.locks_below: dict[str, list[Any]] = {}
-        self._statfs: FsStats | None = None
+        self._statfs: dict[str, FsStats] = {}
         self.resources: dict[str, Any] = {}
 
-    def statfs(self) -> FsStats:
-        if self._statfs is None:
+    def statfs(self, path: str) -> FsStats:
+        """Per request, per user or collection (a quota differs between them)."""
+        parts = path.strip("/").split("/")
+        key = "/".join(parts[:2])  # e.g. collection/<name>: a quota's root
+        if key not in self._statfs:
             with translate(self.request_id):
-                self._statfs = self.view.statfs()
-        return self._statfs
+                self._statfs[key] = self.view.statfs(path)
+        return self._statfs[key]
 
     def prefetch_locks(self, ref_url: str) -> None:
         root = ref_url.rstrip("/") or "/"

@@ -19,11 +19,13 @@ OVERRIDES = {"server.port": 0, "webdav.enabled": False}
 
 
 @contextlib.contextmanager
-def plugin_site(data_dir: Path, enabled: list[str]) -> Iterator[RestSite]:
-    seed = site_app(data_dir, **OVERRIDES)  # a previous run that enabled the plugins
+def plugin_site(data_dir: Path, enabled: list[str], **overrides: object) -> Iterator[RestSite]:
+    """``overrides``: more settings (``webdav.enabled=True`` serves WebDAV at /dav)."""
+    overrides = {**OVERRIDES, **overrides}
+    seed = site_app(data_dir, **overrides)  # a previous run that enabled the plugins
     try:
         seed.services.settings.set(ENABLED_SETTING, enabled)
-        app = site_app(data_dir, like=seed, **OVERRIDES)
+        app = site_app(data_dir, like=seed, **overrides)
         try:
             assert app.services.plugins.loaded == enabled, app.services.plugins.failed
             select_test_assetstore(app)
