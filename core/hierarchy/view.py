@@ -189,7 +189,11 @@ class HierarchyView(WriteOps):
         events = self.services.tree.events
         if path is None or not events.has_handlers(SPACE_EVENT):
             return stats
-        root = next((p for p in self._chain(path)[1] if p.kind in (USER, COLLECTION)), None)
+        try:
+            chain = self._chain(path)[1]
+        except (AccessDeniedError, NotFoundError):  # a gateway's own name (FUSE's stats file)
+            return stats
+        root = next((p for p in chain if p.kind in (USER, COLLECTION)), None)
         if root is None or root.doc is None:
             return stats
         event = events.trigger(SPACE_EVENT, {"model": str(root.kind.value), "doc": root.doc})

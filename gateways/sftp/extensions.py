@@ -46,8 +46,8 @@ def limits(ops: Operations, req: Request) -> bytes:
         ">QQQQ", MAX_MESSAGE, MAX_READ, MAX_READ, ops.handles.limit))
 
 
-def _statvfs_reply(ops: Operations, rid: int) -> bytes:
-    fs = ops.view.statfs()
+def _statvfs_reply(ops: Operations, rid: int, path: str | None = None) -> bytes:
+    fs = ops.view.statfs(path)  # below a user or collection: what its quota leaves
     block = max(int(fs.block_size), 1)
     total = (fs.total or 0) // block
     free = (fs.free or 0) // block
@@ -57,8 +57,9 @@ def _statvfs_reply(ops: Operations, rid: int) -> bytes:
 
 
 def statvfs(ops: Operations, req: Request) -> bytes:
-    ops.view.stat(ops.path(req))  # the path must be visible to the caller
-    return _statvfs_reply(ops, req.id)
+    path = ops.path(req)
+    ops.view.stat(path)  # the path must be visible to the caller
+    return _statvfs_reply(ops, req.id, path)
 
 
 def fstatvfs(ops: Operations, req: Request) -> bytes:

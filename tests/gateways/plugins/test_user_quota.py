@@ -23,6 +23,7 @@ from tests.conftest import ENGINE
 from tests.gateways.fuse.fuse_harness import MountProc, cli_env, fuse_available
 from tests.gateways.http.restsite import PASSWORD, RestSite, running_site
 from tests.gateways.plugins.pluginsite import plugin_site
+from tests.gateways.sftp.sftpfs import CMD, RawSftp, connect
 
 QUOTA_ROOM = 1000  # bytes left under each quota the tests set
 PROPFIND_QUOTA = (b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop>'
@@ -64,8 +65,9 @@ def _dav(site: RestSite, method: str, path: str, login: str = "alice",
 
 def test_quota_routes_policy_fields_defaults_and_access(site: RestSite) -> None:
     got = _quota(site, "user", "alice", "alice")  # the user may read their own
-    assert got["quota"]["_currentFileSizeQuota"] is None and got["left"] is None
     assert got["used"] > 0  # the world's files
+    carol = _quota(site, "user", "carol", "carol")  # no quota set on carol
+    assert carol["quota"]["_currentFileSizeQuota"] is None and carol["left"] is None
     assert site.get(f"user/{site.id('alice')}/quota", "bobby").status_code == 403
     assert site.put(f"user/{site.id('alice')}/quota", "alice",
                     data={"policy": json.dumps({"fileSizeQuota": 1})}).status_code == 403
@@ -155,6 +157,19 @@ def test_webdav_put_gets_507_and_quota_properties_show_what_is_left(site: RestSi
                    data=iter([b"s" * 10]))  # no Content-Length: checked as it arrives
     assert chunked.status_code == 507, chunked.text
     assert site.app.services.uploads.list() == []
+
+
+def test_sftp_statvfs_shows_what_is_left(site: RestSite) -> None:
+    _room(site, "collection", "shared", 3 * 4096 + 5)
+    assert site.server.sftp is not None
+    transport = connect(site.server.sftp.address, "alice", PASSWORD)
+    try:
+        reply = RawSftp(transport).call("extended", "statvfs@openssh.com", "/collection/shared")
+        assert reply.kind == CMD["extended_reply"]
+        bsize, frsize, _blocks, bfree, bavail = (reply.u64() for _ in range(5))
+        assert frsize == 4096 and bfree == bavail == 3, (bsize, bfree, bavail)
+    finally:
+        transport.close()
 
 
 @pytest.mark.skipif(not fuse_available(), reason="FUSE is not available here")
