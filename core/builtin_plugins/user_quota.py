@@ -13,10 +13,10 @@ before any byte is taken: an upload of known size (REST) that would not fit
 is refused there with Girder's message (400); a streaming one (WebDAV PUT, a
 FUSE or SFTP write) gets ``maxSize``, the most its final size may be, which
 core enforces on every append with ``QuotaError`` (WebDAV 507, ENOSPC).
-Replacing a file counts the difference. ``joist.space`` answers ``statfs``
-(FUSE, WebDAV's quota properties) with what the quota leaves. Unlike Girder,
-the final size is not checked again at finalize, so concurrent uploads may
-together overshoot a quota by what each was allowed.
+Replacing a file counts the difference. As in Girder the final size is checked
+again on ``model.upload.finalize`` (uploads running side by side each fitted
+alone); a refused upload is discarded. ``joist.space`` answers ``statfs``
+(FUSE, SFTP, WebDAV's quota properties) with what the quota leaves.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ..errors import AccessDeniedError, QuotaError, ValidationError
 from ..events import Event
 from ..hierarchy.view import SPACE_EVENT
 from ..plugins import Plugin, PluginInfo, RouteParam
+from ..services.uploads import FINALIZE_EVENT
 
 FIELD = "quota"
 DEFAULT_USER = "user_quota.default_user_quota"
@@ -103,40 +104,58 @@ class UserQuotaPlugin(Plugin):
                     {"_id": doc["baseParentId"]})
             return None if doc is None else (model, doc)
 
-        def upload_started(event: Event) -> None:
-            upload = event.info
+        def room(upload: Document) -> tuple[int, int, int] | None:
+            """(quota, used, size of the file being replaced) of the upload's
+            root, None when it has no quota."""
             old_size = 0
             if upload.get("fileId") is not None:
                 file = store.files.find_one({"_id": upload["fileId"]})
                 if file is None:
-                    return
+                    return None
                 old_size = int(file.get("size") or 0)
                 found = root_of("item", file["itemId"])
             else:
                 found = root_of(upload["parentType"], upload["parentId"])
+            quota = None if found is None else limit(*found)
+            if found is None or quota is None:
+                return None
+            return quota, int(found[1].get("size") or 0), old_size
+
+        def refusal(upload: Document, verb: str) -> str | None:
+            """Girder's message when the upload's size does not fit, else None."""
+            found = room(upload)
             if found is None:
+                return None
+            quota, used, old_size = found
+            size = int(upload["size"])
+            if used + size - old_size <= quota or size < old_size:
+                return None  # Girder always allows replacing with something smaller
+            return (f"Upload {verb} file storage quota (need {format_size(size - old_size)}, "
+                    f"only {format_size(max(quota - used, 0))} available - used "
+                    f"{format_size(used)} out of {format_size(quota)})")
+
+        def upload_started(event: Event) -> None:
+            upload = event.info
+            if not upload.get("streaming"):
+                message = refusal(upload, "would exceed")
+                if message:
+                    raise ValidationError(message, field="size")
                 return
-            model, root = found
-            quota = limit(model, root)
-            if quota is None:
-                return
-            used = int(root.get("size") or 0)
-            if upload.get("streaming"):
-                # the final size is not known: append enforces the most it may be
-                upload["maxSize"] = max(quota - used + old_size, 0)
-                if used - old_size >= quota:
+            found = room(upload)  # the final size is not known yet
+            if found is not None:
+                quota, used, old_size = found
+                upload["maxSize"] = max(quota - used + old_size, 0)  # append enforces it
+                if used - old_size > quota:  # already over: not even an empty file
                     raise QuotaError(f"Upload would exceed file storage quota (only "
                                      f"{format_size(max(quota - used, 0))} available - used "
                                      f"{format_size(used)} out of {format_size(quota)})")
-                return
-            size = int(upload["size"])
-            if used + size - old_size <= quota or size < old_size:
-                return  # Girder always allows replacing with something smaller
-            raise ValidationError(
-                f"Upload would exceed file storage quota (need "
-                f"{format_size(size - old_size)}, only {format_size(max(quota - used, 0))} "
-                f"available - used {format_size(used)} out of {format_size(quota)})",
-                field="size")
+
+        def upload_finishing(event: Event) -> None:
+            """Checked again: uploads running side by side each fitted alone."""
+            upload = event.info
+            message = refusal(upload, "exceeded")
+            if message:
+                raise (QuotaError if upload.get("streaming") else ValidationError)(message)
 
         def space(event: Event) -> None:
             found = root_of(event.info["model"], event.info["doc"]["_id"])
@@ -225,6 +244,7 @@ class UserQuotaPlugin(Plugin):
             return put
 
         info.bind("model.upload.save", upload_started)
+        info.bind(FINALIZE_EVENT, upload_finishing)
         info.bind(SPACE_EVENT, space)
         for model in ("user", "collection"):
             id_param = RouteParam("id", required=True, location="path",

@@ -41,6 +41,9 @@ _IN_FLIGHT: Any = object()
 PROGRESS_SECONDS = 2.0
 """A streaming upload records its length and activity at most this often."""
 MAX_SIZE = 1 << 63  # BSON's widest integer; no assetstore holds more
+FINALIZE_EVENT = "model.upload.finalize"
+"""Fired before an upload's bytes are committed; a handler that raises refuses
+the upload, which is then discarded."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,12 @@ class UploadService:
                 self.store.uploads.delete_one({"_id": upload["_id"]})
                 adapter.forget_upload(upload)
                 return done
+        if self.tree.events.has_handlers(FINALIZE_EVENT):
+            try:  # Girder's hook: a quota checks again (uploads may run side by side)
+                self.tree.events.trigger(FINALIZE_EVENT, upload)
+            except BaseException:
+                self.discard(upload)
+                raise
         blob = adapter.finalize_upload(upload)
         faults.point("upload.finalize.after_refcount")
         try:

@@ -66,8 +66,8 @@ def _dav(site: RestSite, method: str, path: str, login: str = "alice",
 def test_quota_routes_policy_fields_defaults_and_access(site: RestSite) -> None:
     got = _quota(site, "user", "alice", "alice")  # the user may read their own
     assert got["used"] > 0  # the world's files
-    carol = _quota(site, "user", "carol", "carol")  # no quota set on carol
-    assert carol["quota"]["_currentFileSizeQuota"] is None and carol["left"] is None
+    unset = _quota(site, "user", "admin")  # no test sets one on admin
+    assert unset["quota"]["_currentFileSizeQuota"] is None and unset["left"] is None
     assert site.get(f"user/{site.id('alice')}/quota", "bobby").status_code == 403
     assert site.put(f"user/{site.id('alice')}/quota", "alice",
                     data={"policy": json.dumps({"fileSizeQuota": 1})}).status_code == 403
@@ -121,6 +121,28 @@ def test_girder_client_upload_refused_before_its_bytes(site: RestSite, tmp_path:
     with pytest.raises(girder_client.HttpError):
         gc.uploadFileContents(file["_id"], _Bytes(grown + b"!"), len(grown) + 1)
     assert _quota(site, "user", "bobby")["left"] == 0
+    assert site.check() == []
+
+
+def test_uploads_side_by_side_are_checked_again_at_finalize(site: RestSite) -> None:
+    _room(site, "user", "carol")
+    private = site.get("folder", "carol", params={
+        "parentType": "user", "parentId": site.id("carol"), "name": "Private"}).json()[0]
+    started = []
+    for name in ("one.bin", "two.bin"):  # each fits alone, not both
+        reply = site.post("file", "carol", params={
+            "parentType": "folder", "parentId": private["_id"], "name": name, "size": 600})
+        assert reply.status_code == 200, reply.text
+        started.append(reply.json()["_id"])
+    first = site.post("file/chunk", "carol", params={"uploadId": started[0], "offset": 0},
+                      data=b"1" * 600)
+    assert first.status_code == 200, first.text
+    second = site.post("file/chunk", "carol", params={"uploadId": started[1], "offset": 0},
+                       data=b"2" * 600)
+    assert second.status_code == 400, second.text
+    assert "Upload exceeded file storage quota" in second.json()["message"]
+    assert site.app.services.uploads.list() == []  # the refused upload is discarded
+    assert _quota(site, "user", "carol")["left"] == QUOTA_ROOM - 600
     assert site.check() == []
 
 
