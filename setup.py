@@ -72,6 +72,8 @@ setup(
         "joist.plugins": [
             "autojoin = joist.core.builtin_plugins.autojoin:AutojoinPlugin",
             "hashsum_download = joist.core.builtin_plugins.hashsum_download:HashsumDownloadPlugin",
+            "authorized_upload = "
+            "joist.core.builtin_plugins.authorized_upload:AuthorizedUploadPlugin",
         ],
     },
 )
