@@ -166,8 +166,8 @@ class RestApp:
         if not answered:
             headers = {p.name: request.header(p.name) for p in route.params
                        if p.location == "header"}
-            kwargs = bind(route.params, request.params(), path_values, headers)
-            try:
+            try:  # bad parameters fail the route too (Girder validates inside it)
+                kwargs = bind(route.params, request.params(), path_values, headers)
                 result = route.handler(ctx, **kwargs)
             except Exception:
                 if events.has_handlers(failed):

@@ -125,6 +125,9 @@ def test_a_refused_first_attempt_keeps_the_link_and_other_folders_are_refused(
     bad = site.post("file", params={"parentType": "folder", "parentId": site.id("data"),
                                     "name": "", "size": 1}, headers=headers, data=b"x")
     assert bad.status_code == 400
+    unnamed = site.post("file", params={"parentType": "folder", "parentId": site.id("data"),
+                                        "size": "many"}, headers=headers)
+    assert unnamed.status_code == 400
     ok = site.post("file", params={"parentType": "folder", "parentId": site.id("data"),
                                    "name": "after-a-mistake.txt", "size": 1},
                    headers=headers, data=b"x")
