@@ -73,6 +73,8 @@ setup(
             "autojoin = joist.core.builtin_plugins.autojoin:AutojoinPlugin",
             "hashsum_download = joist.core.builtin_plugins.hashsum_download:HashsumDownloadPlugin",
             "user_quota = joist.core.builtin_plugins.user_quota:UserQuotaPlugin",
+            "authorized_upload = "
+            "joist.core.builtin_plugins.authorized_upload:AuthorizedUploadPlugin",
         ],
     },
 )

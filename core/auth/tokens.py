@@ -111,6 +111,17 @@ class TokenService:
             return None
         return self._checker.issue(TOKEN, user, ref=doc["_id"], scopes=doc.get("scope") or [])
 
+    def update(self, value: str, update: dict[str, Any],
+               condition: dict[str, Any] | None = None) -> Document | None:
+        """Atomically change a live token matching ``condition`` (a claim, as
+        ``authorized_upload``'s single use); None when none matched."""
+        if not value or not isinstance(value, str):
+            return None
+        query = {**(condition or {}), "_id": value, "expires": {"$gt": utcnow()}}
+        doc = self._tokens.find_one_and_update(query, update)
+        self.forget()
+        return doc
+
     def delete(self, value: str) -> None:
         self._tokens.delete_one({"_id": value})
         self.forget()

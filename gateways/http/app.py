@@ -129,24 +129,25 @@ class RestApp:
             raise RestError(f'No matching route for "{method} {"/".join(segments)}"')
         route, path_values = match
         token, principal = self._authenticate(request, route)
-        self._check_access(request, route, principal)
-        headers = {p.name: request.header(p.name) for p in route.params
-                   if p.location == "header"}
-        kwargs = bind(route.params, request.params(), path_values, headers)
         ctx = Context(request, principal, token, route, self.services, self.hierarchy,
                       self.settings, self.filter, uid, self.endpoints)
-        return self._call(ctx, route, kwargs, path_values), route
+        return self._call(ctx, route, path_values), route
 
-    def _call(self, ctx: Context, route: Route, kwargs: dict[str, Any],
-              path_values: dict[str, str]) -> Any:
+    def _call(self, ctx: Context, route: Route, path_values: dict[str, str]) -> Any:
         """Run the handler between Girder's ``rest.<method>.<route>.before`` and
         ``.after`` events (e.g. ``rest.get.item/:id.before``), ``.failed`` when
         it raises; Girder's rules: a before handler that prevents the default
         and adds a response answers instead of the route, an after handler that
         does so replaces the result (the first response wins). The info holds
         ``params``, the path's wildcards by name, ``principal``, ``context``,
-        and ``returnVal`` after. With nothing bound: a few dict lookups."""
+        and ``returnVal`` after. With nothing bound: a few dict lookups.
+
+        A before handler may put another ``principal`` in the info (Girder's
+        ``setCurrentUser``, e.g. ``authorized_upload`` acting for a token's
+        creator); the route's access check runs after the before handlers, on
+        that principal, whether or not a handler answered."""
         events = self.services.events
+        request = ctx.request
         name = f"rest.{route.method.lower()}.{route.path}"
         before, after, failed = name + ".before", name + ".after", name + ".failed"
         info: dict[str, Any] | None = None
@@ -156,8 +157,17 @@ class RestApp:
             event = events.trigger(before, info)
             if event.default_prevented and event.responses:
                 result, answered = event.responses[0], True
+            chosen = info.get("principal")
+            if isinstance(chosen, Principal) and chosen is not ctx.principal:
+                ctx.principal = chosen
+                request.authenticated = not chosen.is_anonymous
+                request.scope_refusal = None
+        self._check_access(request, route, ctx.principal)
         if not answered:
-            try:
+            headers = {p.name: request.header(p.name) for p in route.params
+                       if p.location == "header"}
+            try:  # bad parameters fail the route too (Girder validates inside it)
+                kwargs = bind(route.params, request.params(), path_values, headers)
                 result = route.handler(ctx, **kwargs)
             except Exception:
                 if events.has_handlers(failed):

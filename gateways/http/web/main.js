@@ -3,6 +3,7 @@
 import { accountView } from "./account.js";
 import { adminView } from "./admin.js";
 import { get, logout, restore, session } from "./api.js";
+import { authorizedUploadView } from "./authupload.js";
 import { loginView, publicSettings, registerView, safeNext } from "./auth.js";
 import { listView, resourceView } from "./browse.js";
 import { forgotView, mailLink, mailLinkView } from "./maillinks.js";
@@ -59,6 +60,8 @@ function renderAccount() {
   }
 }
 
+const isAuthorizedUpload = (hash) => hash.startsWith("#authorized_upload/");
+
 function route(url) {
   const path = url.pathname;
   const ctx = { url, policy: state.policy, expired: state.expired, navigate,
@@ -75,6 +78,8 @@ function route(url) {
                 } };
   const link = mailLink(url.hash);
   if (link) return mailLinkView(ctx, link);
+  // the authorized_upload plugin's links (Girder's form): /#authorized_upload/<folder>/<token>
+  if (path === "/" && isAuthorizedUpload(url.hash)) return authorizedUploadView(url.hash);
   if (path === "/login") return loginView(ctx);
   if (path === "/register") return registerView(ctx);
   if (path === "/forgot") return forgotView();
@@ -180,7 +185,8 @@ async function start() {
     session.set(null, null);
   }
   renderAccount();
-  if (hadToken && !session.user && !location.pathname.startsWith("/login")) {
+  if (hadToken && !session.user && !location.pathname.startsWith("/login") &&
+      !isAuthorizedUpload(location.hash)) {
     toLogin(true); // the stored token ran out: sign in, then come back here
     return;
   }
