@@ -4,33 +4,19 @@
 // token only (never the browser's own session), then sees "done".
 import { apiUrl } from "./api.js";
 import { errorLine, formatSize, h, showError } from "./dom.js";
-import { chunkSize } from "./uploads.js";
+import { chunkSize, sendBytes } from "./uploads.js";
 
-// One request with the link's token; XMLHttpRequest for its upload progress.
-function send(method, url, token, body, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open(method, url);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.setRequestHeader("Girder-Token", token);
-    if (body) xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    if (onProgress) xhr.upload.addEventListener("progress", (e) => onProgress(e.loaded));
-    xhr.addEventListener("load", () => {
-      let data = null;
-      try {
-        data = JSON.parse(xhr.responseText);
-      } catch {
-        data = null;
-      }
-      if (xhr.status >= 200 && xhr.status < 300) resolve(data);
-      else if (xhr.status === 401) {
-        reject(new Error("This upload link is no longer valid: it was used, it expired, " +
-                         "or it was withdrawn."));
-      } else reject(new Error((data && data.message) || `The server answered ${xhr.status}.`));
-    });
-    xhr.addEventListener("error", () => reject(new Error("The connection was lost.")));
-    xhr.send(body || null);
-  });
+// One request with the link's token only; a 401 means the link itself is dead.
+async function send(method, url, token, body, onProgress) {
+  try {
+    return await sendBytes(method, url, { token, body, onProgress });
+  } catch (err) {
+    if (err.status === 401) {
+      throw new Error("This upload link is no longer valid: it was used, it expired, " +
+                      "or it was withdrawn.");
+    }
+    throw err;
+  }
 }
 
 export function authorizedUploadView(hash) {

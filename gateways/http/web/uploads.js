@@ -70,21 +70,24 @@ export function forgetPending(entry) {
 
 class Canceled extends Error {}
 
-// One chunk (or any raw body) by XMLHttpRequest, which reports upload progress
-// and can be aborted. Resolves with the JSON answer.
-function sendRaw(job, url, body) {
+// One request with a raw body by XMLHttpRequest, which reports upload progress
+// and can be aborted (`onXhr` sees the request while it runs, then null).
+// Resolves with the JSON answer; rejects with ApiError (status 0: the
+// connection was lost) or Canceled. The upload panel and the authorized-upload
+// page both send through it.
+export function sendBytes(method, url, { token, body, onProgress, onXhr } = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    job.xhr = xhr;
-    xhr.open("POST", url);
+    const settle = () => { if (onXhr) onXhr(null); };
+    if (onXhr) onXhr(xhr);
+    xhr.open(method, url);
     xhr.setRequestHeader("Accept", "application/json");
     // Raw bytes, never parsed as a form whatever the file's own type.
-    xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    if (session.token) xhr.setRequestHeader("Girder-Token", session.token);
-    const base = job.sent;
-    xhr.upload.addEventListener("progress", (e) => job.queue.progress(job, base + e.loaded));
+    if (body) xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    if (token) xhr.setRequestHeader("Girder-Token", token);
+    if (onProgress) xhr.upload.addEventListener("progress", (e) => onProgress(e.loaded));
     xhr.addEventListener("load", () => {
-      job.xhr = null;
+      settle();
       let data = null;
       try {
         data = JSON.parse(xhr.responseText);
@@ -96,14 +99,23 @@ function sendRaw(job, url, body) {
         xhr.status, data));
     });
     xhr.addEventListener("error", () => {
-      job.xhr = null;
+      settle();
       reject(new ApiError("The connection was lost.", 0, null));
     });
     xhr.addEventListener("abort", () => {
-      job.xhr = null;
+      settle();
       reject(new Canceled("Canceled."));
     });
-    xhr.send(body);
+    xhr.send(body || null);
+  });
+}
+
+function sendRaw(job, url, body) {
+  const base = job.sent;
+  return sendBytes("POST", url, {
+    token: session.token, body,
+    onProgress: (loaded) => job.queue.progress(job, base + loaded),
+    onXhr: (xhr) => { job.xhr = xhr; },
   });
 }
 
