@@ -161,14 +161,16 @@ class EventBus:
     def trigger(self, name: str, info: Any = None, *, asynchronous: bool = False) -> Event:
         """Run the handlers of ``name`` now and return the event."""
         event = Event(name, info, asynchronous=asynchronous)
-        bindings = self._bindings.get(name)
-        if bindings:
-            for binding in bindings:
-                event.current_handler_name = binding.handler_name
-                binding.handler(event)
-                if not event.propagate:
-                    break
+        self._dispatch(event)
         return event
+
+    def _dispatch(self, event: Event) -> None:
+        """The handlers of the event in order, until one stops propagation."""
+        for binding in self._bindings.get(event.name, ()):
+            event.current_handler_name = binding.handler_name
+            binding.handler(event)
+            if not event.propagate:
+                break
 
     def trigger_async(self, name: str, info: Any = None,
                       callback: Callable[[Event], Any] | None = None) -> bool:
@@ -212,11 +214,7 @@ class EventBus:
 
     def _run_async(self, event: Event, callback: Callable[[Event], Any] | None) -> None:
         try:
-            for binding in self._bindings.get(event.name, ()):
-                event.current_handler_name = binding.handler_name
-                binding.handler(event)
-                if not event.propagate:
-                    break
+            self._dispatch(event)
             if callback is not None:
                 callback(event)
         except Exception:

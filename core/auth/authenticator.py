@@ -255,9 +255,8 @@ class Authenticator:
         """Mark a user's email verified with a token issued for that (used
         once); anyone holding the token may, no login needed (Girder's rule).
         A wrong user id and a wrong token look alike: nothing is revealed."""
-        doc = self.tokens.lookup(token)
-        if doc is None or str(doc.get("userId")) != str(user_id) or \
-                scopes.EMAIL_VERIFICATION not in (doc.get("scope") or ()):
+        doc = self.tokens.lookup_scoped(token, scopes.EMAIL_VERIFICATION, user_id=user_id)
+        if doc is None:
             raise AuthenticationError("The token is invalid or expired.")
         user = self._store.users.find_one({"_id": doc["userId"]})
         if user is None:

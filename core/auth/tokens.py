@@ -68,6 +68,18 @@ class TokenService:
             return None
         return doc
 
+    def lookup_scoped(self, value: str | None, *required: str,
+                      user_id: Any = None) -> Document | None:
+        """The live token for ``value`` if it holds every ``required`` scope
+        (and, given ``user_id``, belongs to that user; ids compare as text, as
+        they come from URLs); else None."""
+        doc = self.lookup(value)
+        if doc is None or not set(required) <= set(doc.get("scope") or ()):
+            return None
+        if user_id is not None and str(doc.get("userId")) != str(user_id):
+            return None
+        return doc
+
     def principal(self, value: str | None) -> Principal:
         """Who a token speaks for; unknown, expired or revoked tokens are anonymous."""
         grant = self.grant(value)

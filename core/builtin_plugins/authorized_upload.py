@@ -90,9 +90,8 @@ class AuthorizedUploadPlugin(Plugin):
             token = ctx.token
             if not token or params.get("parentType") != "folder" or "linkUrl" in params:
                 return
-            doc = tokens.lookup(token)
-            wanted = {SCOPE, folder_scope(params.get("parentId", ""))}
-            if doc is None or not wanted <= set(doc.get("scope") or ()):
+            if tokens.lookup_scoped(token, SCOPE, folder_scope(params.get("parentId", ""))) \
+                    is None:
                 return
             principal = creator(token)
             if principal is None:

@@ -166,17 +166,18 @@ class UserService:
             if not principal.is_site_admin:
                 raise AccessDeniedError("Only admins may mark an email as verified.")
             update["emailVerified"] = bool(email_verified)
+        merged = {**user, **update}
         if update:
-            self.tree.saving("user", {**user, **update})
+            self.tree.saving("user", merged)
             try:
                 self.store.users.update_one({"_id": user["_id"]}, {"$set": update})
             except DuplicateKeyError:
                 raise ExistsError("That email is already registered.", field="email") from None
-            self.tree.saved("user", {**user, **update})
+            self.tree.saved("user", merged)
         if update.get("status") == "enabled" and user.get("status") == "pending" and \
                 self.notices is not None:
-            self.notices.approved({**user, **update}, origin)  # Girder: pending -> enabled only
-        return {**user, **update}
+            self.notices.approved(merged, origin)  # Girder: pending -> enabled only
+        return merged
 
     def set_admin(self, principal: Principal, user: Document, admin: bool) -> Document:
         return self.update(principal, user, admin=admin)
@@ -210,9 +211,8 @@ class UserService:
     def _temporary_token_of(self, user: Document, value: str) -> bool:
         if self.tokens is None:
             return False
-        doc = self.tokens.lookup(value)
-        return doc is not None and doc.get("userId") == user["_id"] and \
-            acl.SCOPE_TEMPORARY in (doc.get("scope") or ())
+        return self.tokens.lookup_scoped(value, acl.SCOPE_TEMPORARY,
+                                         user_id=user["_id"]) is not None
 
     # ------------------------------------------------------------ OTP
     def otp_enroll(self, principal: Principal, user: Document) -> str:

@@ -10,7 +10,7 @@ from joist.core.auth import scopes
 from joist.core.services.imports import ImportOptions
 
 from ..app import Context
-from ..request import RestError
+from ..request import RestError, snake
 from ..router import FULL_LOGIN, WRITE_SCOPE, Param, RouteCollector
 from .common import paged, paging
 
@@ -73,6 +73,8 @@ S3_CREATE_DEFAULTS = {"prefix": "", "service": "", "region": "us-east-1", "readO
                       "serverSideEncryption": False, "allowS3AcceleratedTransfer": False}
 S3_CREATE_PARAMS = tuple(replace(p, default=S3_CREATE_DEFAULTS.get(p.name, p.default))
                          for p in S3_PARAMS)
+# handler argument -> Girder's field name, for every S3 parameter
+_S3_WIRE_NAMES = {snake(p.name): p.name for p in S3_PARAMS}
 FS_PARAMS = (
     Param("root", description="Root path on disk (for filesystem type)."),
     Param("perms", description="File creation permissions, octal (for filesystem type)."),
@@ -81,10 +83,7 @@ FS_PARAMS = (
 
 def _s3_fields(**given: Any) -> dict[str, Any]:
     """Girder's field names for the S3 parameters that were sent."""
-    camel = {"access_key_id": "accessKeyId", "infer_credentials": "inferCredentials",
-             "read_only": "readOnly", "server_side_encryption": "serverSideEncryption",
-             "allow_s3_accelerated_transfer": "allowS3AcceleratedTransfer"}
-    return {camel.get(k, k): v for k, v in given.items() if v is not None}
+    return {_S3_WIRE_NAMES.get(k, k): v for k, v in given.items() if v is not None}
 
 
 def _mode(perms: str) -> int:

@@ -233,9 +233,7 @@ def verify_email(ctx: Context, id: str, token: str) -> JsonWithHeaders:
     me = Principal.from_user(user)
     out: dict[str, Any] = {"user": ctx.filter("user", user, me),
                            "message": "Email verification succeeded."}
-    try:
-        auth.check_status(user, ctx.services.settings)
-    except AuthenticationError:  # verified, but not (yet) allowed to log in
+    if not _can_log_in(ctx, user):  # verified, but not (yet) allowed to log in
         return JsonWithHeaders(out, [])
     login_token = auth.login_token(user)
     out["authToken"] = token_view(login_token)
