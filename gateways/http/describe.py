@@ -105,10 +105,8 @@ def swagger(routes: RouteTable, *, host: str, base_path: str, version: str,
 
 def describe_response(request: Request, routes: RouteTable, *, version: str, brand: str,
                       descriptions: dict[str, str]) -> Raw:
-    environ = request.environ
-    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME')}:" \
-                                        f"{environ.get('SERVER_PORT')}"
-    doc = swagger(routes, host=host, base_path=environ.get("SCRIPT_NAME", "") or "/",
+    doc = swagger(routes, host=request.host(),
+                  base_path=request.environ.get("SCRIPT_NAME", "") or "/",
                   version=version, brand=brand, descriptions=descriptions)
     body = dumps(doc)
     return Raw(200, [("Content-Type", "application/json"),

@@ -131,11 +131,14 @@ class Request:
         morsel = jar.get(name)
         return morsel.value if morsel else None
 
+    def host(self) -> str:
+        """host[:port] the client addressed (its Host header, else the server's)."""
+        env = self.environ
+        return env.get("HTTP_HOST") or f"{env.get('SERVER_NAME')}:{env.get('SERVER_PORT')}"
+
     def base_url(self) -> str:
         """scheme://host[:port] the client addressed (Girder's ``requestBase``)."""
-        env = self.environ
-        host = env.get("HTTP_HOST") or f"{env.get('SERVER_NAME')}:{env.get('SERVER_PORT')}"
-        return f"{env.get('wsgi.url_scheme', 'http')}://{host}"
+        return f"{self.environ.get('wsgi.url_scheme', 'http')}://{self.host()}"
 
     def server_url(self) -> str:
         """scheme://name:port of this server as it knows itself, never the

@@ -33,13 +33,17 @@ def paged(default: str) -> tuple[Param, ...]:
     return (PAGING[0], PAGING[1], sort_param(default), SORTDIR)
 
 
+def check_window(limit: int, offset: int) -> None:
+    if limit < 0 or offset < 0:
+        raise RestError("limit and offset must not be negative.")
+
+
 def paging(limit: int, offset: int, sortdir: int, sort: str | None,
            default: str, listing_name: str | None = None
            ) -> tuple[int, int, list[tuple[str, int]]]:
     """limit, offset and the sort spec; with ``listing_name`` the sort field
     must be one core lets that listing sort by (else a 400)."""
-    if limit < 0 or offset < 0:
-        raise RestError("limit and offset must not be negative.")
+    check_window(limit, offset)
     if sortdir not in (1, -1):
         raise RestError("Invalid value for sortdir parameter.")
     field = sort or default

@@ -20,7 +20,7 @@ from ..filters import upload_view
 from ..request import RestError
 from ..response import Page
 from ..router import FULL_LOGIN, Param, RouteCollector
-from .common import PAGING, paging, sort_param
+from .common import PAGING, check_window, paging, sort_param
 
 api = RouteCollector("system", "System utilities and settings.")
 RELEASE = "5.0.0"  # girder-client compares the first component lexically: keep it 3-9
@@ -280,8 +280,7 @@ def _json_or_text(value: Any) -> Any:
          notes="Failures are newest first: the message's kind (template), recipients, "
                "subject, attempts and the last errors. The newest 500 are kept, 30 days.")
 def mail_status(ctx: Context, limit: int, offset: int) -> dict[str, Any]:
-    if limit < 0 or offset < 0:
-        raise RestError("limit and offset must not be negative.")
+    check_window(limit, offset)
     mail = ctx.services.mail
     return {"queued": mail.outbox.pending(), "failureCount": mail.failure_count(),
             "failures": mail.failures(limit=limit, offset=offset)}
