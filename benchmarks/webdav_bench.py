@@ -1,21 +1,25 @@
-"""WebDAV side by side: Joist's gateway, nginx (dav + dav_ext) and wsgidav's own
-filesystem provider, over the same data on the same disk, in one run.
+"""WebDAV side by side: Joist's gateway, nginx (dav + dav_ext), wsgidav's own
+filesystem provider and ``rclone serve webdav``, over the same data on the same
+disk, in one run.
 
     .venv/bin/python benchmarks/webdav_bench.py [--size-mib 1024] [--entries 2000]
 
 Needs curl, nginx and its dav_ext module (Debian: ``apt-get install nginx-light
-libnginx-mod-http-dav-ext``). Every server listens on 127.0.0.1 only and is
+libnginx-mod-http-dav-ext``) and, for the rclone column, ``rclone`` (skipped,
+saying so, when missing). Every server listens on 127.0.0.1 only and is
 stopped at the end. Prints figures and the issue's targets as ratios:
 
 - 1 GiB GET and PUT: Joist >= 90% of nginx's throughput;
 - PROPFIND depth 1 of 2,000 entries: Joist <= half of wsgidav-fs's time;
-- tree walk (PROPFIND of every folder, GET of every file): Joist >= 0.35 of
-  nginx's files per second.
+- tree walk (PROPFIND of every folder, GET of every file): Joist >= 0.5 of
+  nginx's files per second;
+- every figure: Joist at least as fast as rclone (ratio >= 1.0).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import pwd
@@ -30,6 +34,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import rclone_peer
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -259,6 +265,7 @@ def main() -> int:
             sys.exit(f"{tool} is not installed (see the module docstring)")
     work = Path(tempfile.mkdtemp(prefix="joist-davbench-", dir=args.dir))
     procs: list[subprocess.Popen[str]] = []
+    peers = contextlib.ExitStack()
     try:
         plain = work / "plain"
         print(f"data in {work}: {args.size_mib} MiB file, {args.entries} entries, "
@@ -276,6 +283,11 @@ def main() -> int:
         targets = [Target("joist", joist_url, "/user/bench/Private", f"{LOGIN}:{PASSWORD}"),
                    Target("nginx", nginx_url, "", None),
                    Target("wsgidav-fs", wsgidav_url, "", None)]
+        if rclone_peer.available():
+            rclone_url = peers.enter_context(rclone_peer.serve_webdav(plain, work))
+            targets.append(Target("rclone", rclone_url, "", None))
+        else:
+            print("rclone is not installed: no rclone column (apt-get install rclone)")
         size = args.size_mib << 20
         rows: dict[str, dict[str, float]] = {t.name: {} for t in targets}
         for t in targets:
@@ -295,8 +307,17 @@ def main() -> int:
             ("GET vs nginx", j["get"] / n["get"], ">=", 0.90),
             ("PUT vs nginx", j["put"] / n["put"], ">=", 0.90),
             ("PROPFIND time vs wsgidav-fs", j["propfind"] / w["propfind"], "<=", 0.50),
-            ("tree walk vs nginx", j["walk"] / n["walk"], ">=", 0.35),
+            ("tree walk vs nginx", j["walk"] / n["walk"], ">=", 0.50),
         ]
+        if "rclone" in rows:
+            rc = rows["rclone"]
+            print(f"peer: {rclone_peer.version()}")
+            checks += [
+                ("GET vs rclone", j["get"] / rc["get"], ">=", 1.0),
+                ("PUT vs rclone", j["put"] / rc["put"], ">=", 1.0),
+                ("PROPFIND speed vs rclone", rc["propfind"] / j["propfind"], ">=", 1.0),
+                ("tree walk vs rclone", j["walk"] / rc["walk"], ">=", 1.0),
+            ]
         print()
         for label, ratio, op, target in checks:
             ok = ratio >= target if op == ">=" else ratio <= target
@@ -306,6 +327,7 @@ def main() -> int:
               f"PROPFIND {w['propfind'] / n['propfind']:.1f}x slower, "
               f"walk {w['walk'] / n['walk']:.2f})")
     finally:
+        peers.close()
         for proc in procs:
             proc.terminate()
         for proc in procs:
