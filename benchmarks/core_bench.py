@@ -8,17 +8,24 @@ a group grant. Then prints, for the SQLite engine:
 * list a page of 1,000 children of the big folder as the non-admin user (ms);
 * create items through the services (per second);
 
-and the same at a small size (default 10,000), to show how cost grows.
+and the same at a small size (default 10,000), to show how cost grows, with the
+store's size on disk per item (the SQLite file with its WAL; MongoDB's
+``dbStats`` data and index sizes).
 Targets (issue 3): warm >= 20,000/s, cold >= 2,000/s, page < 20 ms,
-create >= 5,000/s, no figure more than 2x worse at the large size.
+create >= 5,000/s, no figure more than 2x worse at the large size. Issue 18:
+``--small 1000000 --items 10000000``, the same 2x bound.
 
 Run by hand:  .venv/bin/python benchmarks/core_bench.py [--items 1000000] [--small 10000]
+                  [--engine mongo]   (MongoDB: the server JOIST_TEST_MONGO_URI names;
+                                      each run uses a fresh database, dropped after)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,9 +42,45 @@ DEPTH = 10
 BATCH = 5000
 
 
-def _settings(data: Path) -> Any:
-    return load_settings(env={}, search=False, overrides={
-        "data_dir": str(data), "security.bcrypt_rounds": 4, "assetstore.reserve_mb": 0})
+def _settings(data: Path, mongo_uri: str | None = None) -> Any:
+    overrides: dict[str, Any] = {
+        "data_dir": str(data), "security.bcrypt_rounds": 4, "assetstore.reserve_mb": 0}
+    if mongo_uri:
+        overrides.update({"database.engine": "mongo", "database.uri": mongo_uri})
+    return load_settings(env={}, search=False, overrides=overrides)
+
+
+def _mongo_uri(base: str) -> str:
+    """``base`` with a fresh database name in its path."""
+    head, _, query = base.partition("?")
+    scheme, _, rest = head.partition("://")
+    host = rest.split("/", 1)[0]
+    name = f"joist_core_bench_{os.getpid()}_{time.monotonic_ns()}"
+    return f"{scheme}://{host}/{name}" + (f"?{query}" if query else "")
+
+
+def store_bytes(app: App, data: Path, mongo_uri: str | None) -> int:
+    """The metadata store's size on disk: SQLite's file, WAL and shared memory,
+    or MongoDB's data plus indexes."""
+    if mongo_uri:
+        import pymongo
+        client: Any = pymongo.MongoClient(mongo_uri)
+        try:
+            stats = client.get_default_database().command("dbStats")
+            return int(stats.get("storageSize", 0)) + int(stats.get("indexSize", 0))
+        finally:
+            client.close()
+    app.store.items.find_one({})  # the engine is open; checkpointing is its business
+    return sum(f.stat().st_size for f in data.glob("joist.db*"))
+
+
+def drop_mongo(mongo_uri: str) -> None:
+    import pymongo
+    client: Any = pymongo.MongoClient(mongo_uri)
+    try:
+        client.drop_database(client.get_default_database().name)
+    finally:
+        client.close()
 
 
 def _item(folder: dict[str, Any], name: str, owner: ObjectId) -> dict[str, Any]:
@@ -134,16 +177,25 @@ def measure(app: App, world: dict[str, Any]) -> dict[str, float]:
     return figures
 
 
-def run(n_items: int) -> dict[str, float]:
+def run(n_items: int, mongo_base: str | None) -> dict[str, float]:
+    mongo_uri = _mongo_uri(mongo_base) if mongo_base else None
     with tempfile.TemporaryDirectory(prefix="joist-bench-") as tmp:
-        app = build_app(_settings(Path(tmp)), env={})
+        app = build_app(_settings(Path(tmp), mongo_uri), env={})
         try:
             start = time.perf_counter()
             world = build(app, n_items)
-            print(f"  built {n_items:,} items in {time.perf_counter() - start:.1f} s")
-            return measure(app, world)
+            print(f"  built {n_items:,} items in {time.perf_counter() - start:.1f} s",
+                  flush=True)
+            size = store_bytes(app, Path(tmp), mongo_uri)
+            print(f"  store on disk: {size / 2**20:,.1f} MiB, {size / n_items:,.0f} bytes "
+                  "per item", flush=True)
+            figures = measure(app, world)
+            figures["store bytes / item"] = size / n_items
+            return figures
         finally:
             app.close()
+            if mongo_uri:
+                drop_mongo(mongo_uri)
 
 
 def main() -> None:
@@ -151,11 +203,17 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--engine", choices=("sqlite", "mongo"), default="sqlite")
     args = parser.parse_args()
-    print(f"small store ({args.small:,} items)")
-    small = run(args.small)
-    print(f"large store ({args.items:,} items)")
-    large = run(args.items)
+    mongo_base = None
+    if args.engine == "mongo":
+        mongo_base = os.environ.get("JOIST_TEST_MONGO_URI")
+        if not mongo_base:
+            sys.exit("--engine mongo needs JOIST_TEST_MONGO_URI (a MongoDB server to use)")
+    print(f"small store ({args.small:,} items, {args.engine})", flush=True)
+    small = run(args.small, mongo_base)
+    print(f"large store ({args.items:,} items, {args.engine})", flush=True)
+    large = run(args.items, mongo_base)
     print(f"\n{'figure':34} {'small':>12} {'large':>12} {'large/small':>12}")
     for key in small:
         ratio = large[key] / small[key] if small[key] else float("nan")
