@@ -63,6 +63,9 @@ class Server:
     def __init__(self, app: App) -> None:
         self.app = app
         settings = app.settings.server
+        # A notification stream holds a worker thread for minutes: leave most
+        # of them to everything else (more streams get 503).
+        app.services.notifications.max_streams = max(1, settings.threads // 4)
         from joist.gateways.http.webclient import WebClient
         # Everything the prefixes do not take is the browser client (and /healthz).
         self.wsgi = PrefixDispatcher(build_routes(app, self.endpoints), WebClient())

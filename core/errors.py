@@ -146,6 +146,12 @@ class ConflictError(CoreError):
     errno_code = _errno.EINVAL
 
 
+class UnavailableError(CoreError):
+    """A capacity limit of this process is reached for now (try again later)."""
+
+    errno_code = _errno.EAGAIN
+
+
 class StorageError(CoreError):
     """The metadata store or an assetstore failed; the cause is kept."""
 
@@ -156,7 +162,7 @@ ALL_ERRORS: tuple[type[CoreError], ...] = (
     CoreError, NotFoundError, AccessDeniedError, AuthenticationError, ThrottledError,
     ReadOnlyError, ExistsError, NotDirectoryError, IsDirectoryError, NotEmptyError,
     ValidationError, InvalidPathError, UnsupportedError, QuotaError, LockedError,
-    ConflictError, StorageError,
+    ConflictError, UnavailableError, StorageError,
 )
 
 

@@ -135,6 +135,8 @@ DEFINITIONS: dict[str, SettingDef] = {d.key: d for d in (
     SettingDef("core.enable_password_login", True, _bool, "Allow password logins.",
                public=True),
     SettingDef("core.api_keys", True, _bool, "Allow API keys."),
+    SettingDef("core.enable_notification_stream", True, _bool,
+               "Serve the notification stream (notification/stream)."),
     SettingDef("core.user_default_folders", "public_private",
                _choice("public_private", "none"), "Folders made for each new user."),
     SettingDef("core.collection_create_policy", {"open": False, "groups": [], "users": []},

@@ -39,6 +39,7 @@ from .ldap_accounts import LdapAccounts
 from .locks import LockService
 from .mounts import MountService
 from .move_copy import MoveCopyService
+from .notifications import NotificationService
 from .removal import RemovalService
 from .search import SearchService
 from .tree_access import TreeAccess
@@ -72,10 +73,12 @@ class Services:
     notices: Notices
     events: EventBus
     plugins: Plugins
+    notifications: NotificationService
 
     def close(self) -> None:
         """Stop what runs in the background: the mail outbox sends what is
         due, the event thread runs what is queued."""
+        self.notifications.close()  # open streams end
         try:
             self.mail.stop()
         finally:
@@ -118,7 +121,8 @@ class Services:
             imports=ImportService(tree, folders, items, files, assetstores),
             transfers=AssetstoreTransferService(tree, files, assetstores),
             search=SearchService(tree), scopes=scopes, mail=mail, notices=notices,
-            events=events, plugins=plugins)
+            events=events, plugins=plugins,
+            notifications=NotificationService(store.notifications, events))
         plugins.services = services
         return services
 

@@ -16,6 +16,7 @@ from ..validation import validate_name
 from .files import FileService
 from .folders import FOLDER_EXISTS, FolderService
 from .items import ItemService
+from .notifications import NO_PROGRESS, ProgressContext
 from .tree_access import TreeAccess
 
 MAX_COPY_DEPTH = 1000
@@ -132,7 +133,7 @@ class MoveCopyService:
     def copy_folder(self, principal: Principal, folder: Document, parent_type: str,
                     parent: Document, *, name: str | None = None,
                     description: str | None = None, public: Any = "original",
-                    _depth: int = 0) -> Document:
+                    progress: ProgressContext = NO_PROGRESS, _depth: int = 0) -> Document:
         """A deep copy; files share their stored bytes with the originals."""
         self.tree.require(principal, "folder", folder, acl.READ)
         if _depth == 0:
@@ -157,7 +158,10 @@ class MoveCopyService:
                                               "parentCollection": "folder"},
                                              sort=[("_id", 1)]):
             if self.tree.level(principal, "folder", child) >= acl.READ:
-                self.copy_folder(principal, child, "folder", new, _depth=_depth + 1)
+                self.copy_folder(principal, child, "folder", new, progress=progress,
+                                 _depth=_depth + 1)
         for item in self.store.items.find({"folderId": folder["_id"]}, sort=[("_id", 1)]):
             self.copy_item(principal, item, new)
+            progress.update(increment=1, message=f"Copied item {item['name']}")
+        progress.update(increment=1, message=f"Copied folder {folder['name']}")
         return self.store.get("folder", new["_id"])

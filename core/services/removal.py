@@ -19,6 +19,7 @@ from ..acl import SYSTEM, Principal
 from ..db.engine import Document
 from ..errors import NotEmptyError, StorageError
 from .files import FileService
+from .notifications import NO_PROGRESS, ProgressContext
 from .sizes import DELETING
 from .tree_access import TreeAccess
 from .uploads import UploadService
@@ -52,8 +53,20 @@ class RemovalService:
         for upload in self.store.uploads.find({"parentId": parent_id}):
             self.uploads.discard(upload)
 
+    def count(self, model: str, doc: Document) -> int:
+        """How many folders and items deleting ``doc`` removes, itself
+        included: the total of a deletion's progress (Girder's subtreeCount)."""
+        if model in ("item", "file"):
+            return 1
+        if model == "folder":
+            ids = [f["_id"] for f in self.tree.walk_folders(doc["_id"])]
+            return len(ids) + self.store.items.count({"folderId": {"$in": ids}})
+        query = {"baseParentId": doc["_id"]}
+        return 1 + self.store.folders.count(query) + self.store.items.count(query)
+
     def delete_item(self, principal: Principal, item: Document, *,
-                    check_access: bool = True) -> None:
+                    check_access: bool = True,
+                    progress: ProgressContext = NO_PROGRESS) -> None:
         if check_access:
             self.tree.require(principal, "item", item, acl.WRITE)
         self.tree.removing("item", item)
@@ -84,6 +97,7 @@ class RemovalService:
         self._delete_files(marked)
         if gone:
             self.tree.removed("item", marked)
+        progress.update(increment=1, message=f"Deleted item {marked['name']}")
 
     def _delete_files(self, item: Document) -> None:
         for page in self._pages("file", {"itemId": item["_id"]}):
@@ -91,7 +105,8 @@ class RemovalService:
                 self.files.delete(SYSTEM, file, check_access=False, item=item)
 
     def delete_folder(self, principal: Principal, folder: Document, *,
-                      check_access: bool = True, recursive: bool = True) -> None:
+                      check_access: bool = True, recursive: bool = True,
+                      progress: ProgressContext = NO_PROGRESS) -> None:
         if check_access:
             self.tree.require(principal, "folder", folder, acl.ADMIN)
         if not recursive and (
@@ -100,47 +115,55 @@ class RemovalService:
                                                projection=["_id"])):
             raise NotEmptyError(f"Folder {folder['name']!r} is not empty.")
         self.tree.removing("folder", folder)
-        self.clear_folder(folder)
-        self._drop_folder(folder)
+        self.clear_folder(folder, progress=progress)
+        self._drop_folder(folder, progress)
 
-    def _drop_folder(self, folder: Document) -> None:
+    def _drop_folder(self, folder: Document, progress: ProgressContext) -> None:
         self.store.folders.delete_one({"_id": folder["_id"]})
         self.store.folder_counts.delete_one({"_id": folder["_id"]})
         self.tree.removed("folder", folder)
+        progress.update(increment=1, message=f"Deleted folder {folder['name']}")
 
-    def clear_folder(self, folder: Document) -> None:
+    def clear_folder(self, folder: Document, *,
+                     progress: ProgressContext = NO_PROGRESS) -> None:
         """Delete everything inside ``folder`` (Girder's ``folder/{id}/contents``)."""
         for page in self._pages("folder", {"parentId": folder["_id"],
                                            "parentCollection": "folder"}):
             for child in page:
                 self.tree.removing("folder", child)
-                self.clear_folder(child)
-                self._drop_folder(child)
+                self.clear_folder(child, progress=progress)
+                self._drop_folder(child, progress)
         self._uploads_into(folder["_id"])
         for page in self._pages("item", {"folderId": folder["_id"]}):
             for item in page:
-                self.delete_item(Principal.anonymous(), item, check_access=False)
+                self.delete_item(Principal.anonymous(), item, check_access=False,
+                                 progress=progress)
 
-    def _delete_root_folders(self, root_type: str, root_id: ObjectId) -> None:
+    def _delete_root_folders(self, root_type: str, root_id: ObjectId,
+                             progress: ProgressContext = NO_PROGRESS) -> None:
         for page in self._pages("folder", {"parentId": root_id,
                                            "parentCollection": root_type}):
             for folder in page:
-                self.delete_folder(Principal.anonymous(), folder, check_access=False)
+                self.delete_folder(Principal.anonymous(), folder, check_access=False,
+                                   progress=progress)
 
-    def delete_collection(self, principal: Principal, collection: Document) -> None:
+    def delete_collection(self, principal: Principal, collection: Document, *,
+                          progress: ProgressContext = NO_PROGRESS) -> None:
         self.tree.require(principal, "collection", collection, acl.ADMIN)
         self.tree.removing("collection", collection)
-        self._delete_root_folders("collection", collection["_id"])
+        self._delete_root_folders("collection", collection["_id"], progress)
         self.store.collections.delete_one({"_id": collection["_id"]})
         self.tree.removed("collection", collection)
+        progress.update(increment=1, message=f"Deleted collection {collection['name']}")
 
-    def delete_user(self, principal: Principal, user: Document) -> None:
+    def delete_user(self, principal: Principal, user: Document, *,
+                    progress: ProgressContext = NO_PROGRESS) -> None:
         """The user's tree, credentials, and every ACL entry naming them."""
         principal.require_full_login()
         self.tree.require(principal, "user", user, acl.ADMIN)
         self.tree.removing("user", user)
         uid = user["_id"]
-        self._delete_root_folders("user", uid)
+        self._delete_root_folders("user", uid, progress)
         for upload in self.store.uploads.find({"userId": uid}):
             self.uploads.discard(upload)
         self.store.tokens.delete_many({"userId": uid})

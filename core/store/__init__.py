@@ -58,6 +58,7 @@ class Store:
         self.mounts: Collection = engine.collection(specs.MOUNT)
         self.folder_counts: Collection = engine.collection(specs.FOLDER_COUNT)
         self.mail_failures: Collection = engine.collection(specs.MAIL_FAILURE)
+        self.notifications: Collection = engine.collection(specs.NOTIFICATION)
 
     def of(self, model: str) -> Collection:
         """The collection holding documents of ``model`` (Girder's names)."""

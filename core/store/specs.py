@@ -86,5 +86,11 @@ FOLDER_COUNT = CollectionSpec("folder_count")
 MAIL_FAILURE = CollectionSpec("mail_failure", indexes=(_ix("-time"), _ix("expires")),
                               ttl_field="expires")
 
+# Girder's notification stream: each user's progress and job events, read by
+# (userId, updated); transient, so each carries an expiry.
+NOTIFICATION = CollectionSpec("notification", indexes=(_ix("userId", "updated", "_id"),),
+                              ttl_field="expires")
+
 ALL_SPECS = (USER, GROUP, COLLECTION, FOLDER, ITEM, FILE, UPLOAD, TOKEN, API_KEY, SSH_KEY,
-             SETTING, ASSETSTORE, THROTTLE, LOCK, MOUNT, FOLDER_COUNT, MAIL_FAILURE)
+             SETTING, ASSETSTORE, THROTTLE, LOCK, MOUNT, FOLDER_COUNT, MAIL_FAILURE,
+             NOTIFICATION)

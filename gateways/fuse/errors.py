@@ -32,6 +32,7 @@ from joist.core.errors import (
     ReadOnlyError,
     StorageError,
     ThrottledError,
+    UnavailableError,
     UnsupportedError,
     ValidationError,
     lookup,
@@ -56,6 +57,7 @@ ERRNO: dict[type[CoreError], int] = {
     QuotaError: errno.ENOSPC,
     LockedError: errno.EBUSY,
     ConflictError: errno.EINVAL,
+    UnavailableError: errno.EAGAIN,
     StorageError: errno.EIO,
 }
 

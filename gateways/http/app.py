@@ -15,7 +15,12 @@ from typing import Any
 
 from joist.core.acl import Principal
 from joist.core.auth import scopes
-from joist.core.errors import AccessDeniedError, AuthenticationError, CoreError
+from joist.core.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    CoreError,
+    UnavailableError,
+)
 from joist.core.hierarchy import Hierarchy
 from joist.core.services import Services
 from joist.core.settings import Settings
@@ -94,7 +99,7 @@ class RestApp:
                 body["field"] = exc.field
             if exc.extra is not None:
                 body["extra"] = exc.extra
-            if status >= 500:
+            if status >= 500 and not isinstance(exc, UnavailableError):
                 # Server-side failures (storage) may name server paths: the
                 # detail goes to the log under the request id, not to the client.
                 log.error("request %s failed: %s", uid, exc.message, exc_info=exc)

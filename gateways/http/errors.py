@@ -27,6 +27,7 @@ STATUS: dict[type[e.CoreError], tuple[int, str]] = {
     e.QuotaError: (507, "girder"),
     e.LockedError: (423, "rest"),
     e.ConflictError: (400, "rest"),
+    e.UnavailableError: (503, "rest"),
     e.StorageError: (500, "girder"),
 }
 

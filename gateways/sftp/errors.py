@@ -38,6 +38,7 @@ from joist.core.errors import (
     ReadOnlyError,
     StorageError,
     ThrottledError,
+    UnavailableError,
     UnsupportedError,
     ValidationError,
     lookup,
@@ -62,6 +63,7 @@ STATUS: dict[type[CoreError], int] = {
     QuotaError: SFTP_FAILURE,
     LockedError: SFTP_FAILURE,
     ConflictError: SFTP_FAILURE,
+    UnavailableError: SFTP_FAILURE,
     StorageError: SFTP_FAILURE,
 }
 

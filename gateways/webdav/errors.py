@@ -33,6 +33,7 @@ from joist.core.errors import (
     RequestTimeoutError,
     StorageError,
     ThrottledError,
+    UnavailableError,
     UnsupportedError,
     ValidationError,
     lookup,
@@ -60,6 +61,7 @@ STATUS: dict[type[CoreError], int] = {
     QuotaError: 507,               # Insufficient Storage
     LockedError: 423,
     ConflictError: 409,
+    UnavailableError: 503,
     StorageError: 500,
 }
 

@@ -7,6 +7,7 @@ from .assetstore import api as assetstore
 from .file import api as file
 from .group import api as group
 from .item import items
+from .notification import api as notification
 from .resource import api as resource
 from .system import api as system
 from .token import keys as api_key
@@ -15,6 +16,6 @@ from .tree import collections, folders
 from .user import api as user
 
 COLLECTORS = (system, user, token, api_key, group, collections, folders, items, file,
-              resource, assetstore)
+              resource, assetstore, notification)
 
 __all__ = ["COLLECTORS"]

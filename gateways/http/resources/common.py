@@ -8,6 +8,7 @@ from typing import Any
 from joist.core import acl
 from joist.core.errors import NotFoundError, ValidationError
 from joist.core.services import listing
+from joist.core.services.notifications import NO_PROGRESS, ProgressContext
 
 from ..app import Context
 from ..request import RestError
@@ -79,3 +80,16 @@ def total(count: Callable[[], int], offset: int, limit: int, returned: int) -> i
     if (returned and (limit == 0 or returned < limit)) or (offset == 0 and returned < limit):
         return offset + returned
     return count()
+
+
+def progress_of(ctx: Context, on: bool, title: str, model: str | None = None,
+                doc: dict[str, Any] | None = None,
+                total: Callable[[], int] | None = None) -> ProgressContext:
+    """The progress record of a ``progress=true`` operation (Girder's
+    ``ProgressContext``); the total is only counted when progress is on."""
+    if not on:
+        return NO_PROGRESS
+    resource = None if doc is None else {"_id": doc["_id"], "name": doc.get("name")}
+    return ctx.services.notifications.progress(
+        ctx.principal, title, total() if total is not None else 0, resource=resource,
+        resource_name=model)

@@ -14,7 +14,7 @@ from ..filters import upload_view
 from ..request import RestError
 from ..response import Raw
 from ..router import READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
-from .common import load
+from .common import load, progress_of
 
 api = RouteCollector("file", "Files: upload protocol and downloads.")
 
@@ -160,7 +160,12 @@ def copy_file(ctx: Context, id: str, item_id: str) -> Any:
                    description="The destination assetstore."),
              Param("progress", "boolean", default=False)))
 def move_file(ctx: Context, id: str, assetstore_id: str, progress: bool) -> Any:
-    doc = ctx.services.transfers.move(ctx.principal, load(ctx, "file", id), assetstore_id)
+    file = load(ctx, "file", id)
+    with progress_of(ctx, progress, f"Moving file {file['name']}", "file", file,
+                     lambda: int(file.get("size") or 0)) as steps:
+        doc = ctx.services.transfers.move(ctx.principal, file, assetstore_id)
+        steps.update(force=True, current=int(file.get("size") or 0),
+                     message="Moved to the new assetstore")
     return ctx.filter("file", doc, ctx.principal)
 
 

@@ -9,7 +9,7 @@ from joist.core import acl
 from ..app import Context
 from ..request import RestError
 from ..router import OWN_SCOPE, WRITE_SCOPE, Param, RouteCollector
-from .common import load
+from .common import load, progress_of
 
 ACCESS_MODELS = ("collection", "folder")
 
@@ -67,8 +67,11 @@ def register(api: RouteCollector, model: str) -> None:
     def set_access(ctx: Context, id: str, access: Any, public: bool | None,
                    public_flags: Any, recurse: bool, progress: bool) -> Any:
         doc = load(ctx, model, id, acl.ADMIN)
-        doc = ctx.services.access.set(ctx.principal, model, doc, access, public=public,
-                                      public_flags=public_flags, recurse=recurse)
+        with progress_of(ctx, progress and recurse, f"Updating access of {model} "
+                         f"{doc.get('name') or doc.get('login')}", model, doc) as steps:
+            doc = ctx.services.access.set(ctx.principal, model, doc, access, public=public,
+                                          public_flags=public_flags, recurse=recurse)
+            steps.update(force=True, message="Access updated")
         out = ctx.filter(model, doc, ctx.principal) or {}
         out["access"] = doc["access"]
         return out

@@ -16,7 +16,7 @@ from ..request import RestError
 from ..response import Raw
 from ..router import FULL_LOGIN, OWN_SCOPE, READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
 from ..zipstream import ZipMember, safe_member, stream_zip, unique_name
-from .common import load
+from .common import load, progress_of
 
 api = RouteCollector("resource", "Operations on any kind of resource.")
 MODELS = ("collection", "file", "folder", "group", "item", "user")
@@ -135,10 +135,14 @@ def move(ctx: Context, resources: Any, parent_type: str, parent_id: str,
     parent = load(ctx, parent_type, parent_id, acl.WRITE)
     if chosen.get("item") and parent_type != "folder":
         raise RestError("Invalid parentType.")
-    for item in chosen.get("item", []):
-        ctx.services.moves.move_item(ctx.principal, item, parent)
-    for folder in chosen.get("folder", []):
-        ctx.services.moves.move_folder(ctx.principal, folder, parent_type, parent)
+    count = len(chosen.get("item", [])) + len(chosen.get("folder", []))
+    with progress_of(ctx, progress, "Moving resources", total=lambda: count) as steps:
+        for item in chosen.get("item", []):
+            ctx.services.moves.move_item(ctx.principal, item, parent)
+            steps.update(increment=1, message=f"Moved item {item['name']}")
+        for folder in chosen.get("folder", []):
+            ctx.services.moves.move_folder(ctx.principal, folder, parent_type, parent)
+            steps.update(increment=1, message=f"Moved folder {folder['name']}")
 
 
 @api.post("copy", "Copy items and folders.", access="user", scope=WRITE_SCOPE, params=(
@@ -151,10 +155,19 @@ def copy(ctx: Context, resources: Any, parent_type: str, parent_id: str,
     parent = load(ctx, parent_type, parent_id, acl.WRITE)
     if chosen.get("item") and parent_type != "folder":
         raise RestError("Invalid parentType.")
-    for item in chosen.get("item", []):
-        ctx.services.moves.copy_item(ctx.principal, item, parent)
-    for folder in chosen.get("folder", []):
-        ctx.services.moves.copy_folder(ctx.principal, folder, parent_type, parent)
+    svc = ctx.services
+
+    def count() -> int:
+        return len(chosen.get("item", [])) + sum(svc.removal.count("folder", f)
+                                                 for f in chosen.get("folder", []))
+
+    with progress_of(ctx, progress, "Copying resources", total=count) as steps:
+        for item in chosen.get("item", []):
+            svc.moves.copy_item(ctx.principal, item, parent)
+            steps.update(increment=1, message=f"Copied item {item['name']}")
+        for folder in chosen.get("folder", []):
+            svc.moves.copy_folder(ctx.principal, folder, parent_type, parent,
+                                  progress=steps)
 
 
 @api.delete("", "Delete a selection of resources.", access="user", scope=OWN_SCOPE, params=(
@@ -163,16 +176,23 @@ def copy(ctx: Context, resources: Any, parent_type: str, parent_id: str,
 def delete(ctx: Context, resources: Any, progress: bool) -> None:
     svc = ctx.services
     chosen = _selection(ctx, resources, acl.ADMIN)  # Girder: deletes need ADMIN
-    for file in chosen.get("file", []):
-        svc.files.delete(ctx.principal, file)
-    for item in chosen.get("item", []):
-        svc.removal.delete_item(ctx.principal, item)
-    for folder in chosen.get("folder", []):
-        svc.removal.delete_folder(ctx.principal, folder)
-    for collection in chosen.get("collection", []):
-        svc.removal.delete_collection(ctx.principal, collection)
-    for user in chosen.get("user", []):
-        svc.removal.delete_user(ctx.principal, user)
+
+    def count() -> int:
+        return sum(svc.removal.count(model, doc) for model, docs in chosen.items()
+                   for doc in docs)
+
+    with progress_of(ctx, progress, "Deleting resources", total=count) as steps:
+        for file in chosen.get("file", []):
+            svc.files.delete(ctx.principal, file)
+            steps.update(increment=1, message=f"Deleted file {file['name']}")
+        for item in chosen.get("item", []):
+            svc.removal.delete_item(ctx.principal, item, progress=steps)
+        for folder in chosen.get("folder", []):
+            svc.removal.delete_folder(ctx.principal, folder, progress=steps)
+        for collection in chosen.get("collection", []):
+            svc.removal.delete_collection(ctx.principal, collection, progress=steps)
+        for user in chosen.get("user", []):
+            svc.removal.delete_user(ctx.principal, user, progress=steps)
 
 
 @api.put(":id/timestamp", "Set created/updated times (admin).",

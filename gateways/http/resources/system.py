@@ -20,7 +20,7 @@ from ..filters import upload_view
 from ..request import RestError
 from ..response import Page
 from ..router import FULL_LOGIN, Param, RouteCollector
-from .common import PAGING, check_window, paging, sort_param
+from .common import PAGING, check_window, paging, progress_of, sort_param
 
 api = RouteCollector("system", "System utilities and settings.")
 RELEASE = "5.0.0"  # girder-client compares the first component lexically: keep it 3-9
@@ -215,8 +215,11 @@ def check(ctx: Context, mode: str) -> dict[str, Any]:
 def repair(ctx: Context, progress: bool) -> dict[str, Any]:
     checker = Checker(ctx.services)
     settled = _settled()
-    found = checker.check(settled_before=settled)
-    left = checker.repair(found, settled_before=settled)
+    with progress_of(ctx, progress, "Repairing the store") as steps:
+        found = checker.check(settled_before=settled)
+        steps.update(force=True, total=len(found), message=f"Found {len(found)} problems")
+        left = checker.repair(found, settled_before=settled)
+        steps.update(force=True, current=len(found), message="Repaired")
     return {"repaired": len(found) - len(left), "problems": [str(f) for f in left],
             "ok": not left}
 

@@ -11,7 +11,7 @@ from ..request import RestError
 from ..response import Page
 from ..router import OWN_SCOPE, READ_SCOPE, WRITE_SCOPE, Param, RouteCollector
 from . import metadata
-from .common import PAGING, SORTDIR, load, paging, sort_param, total
+from .common import PAGING, SORTDIR, load, paging, progress_of, sort_param, total
 
 collections = RouteCollector("collection", "Collections: top-level containers.")
 folders = RouteCollector("folder", "Folders.")
@@ -65,18 +65,20 @@ def update_collection(ctx: Context, id: str, name: str | None,
     return ctx.filter("collection", doc, ctx.principal)
 
 
-# Girder reports the progress of long deletions on its notification stream;
-# Joist has none yet, so ``progress`` is accepted and records nothing.
+# Girder reports the progress of long operations on the notification stream.
 PROGRESS = Param("progress", "boolean", default=False,
-                 description="Whether to record progress on this task (accepted; no "
-                             "notification stream exists yet).")
+                 description="Whether to record progress on this task (a progress "
+                             "notification on notification/stream).")
 
 
 @collections.delete(":id", "Delete a collection and everything in it.",
                     access="user", scope=OWN_SCOPE, params=(PROGRESS,))
 def delete_collection(ctx: Context, id: str, progress: bool) -> dict[str, str]:
     doc = load(ctx, "collection", id, acl.ADMIN)
-    ctx.services.removal.delete_collection(ctx.principal, doc)
+    removal = ctx.services.removal
+    with progress_of(ctx, progress, f"Deleting collection {doc['name']}", "collection", doc,
+                     lambda: removal.count("collection", doc)) as steps:
+        removal.delete_collection(ctx.principal, doc, progress=steps)
     return {"message": f"Deleted collection {doc['name']}."}
 
 
@@ -170,7 +172,10 @@ def update_folder(ctx: Context, id: str, name: str | None, description: str | No
                 params=(PROGRESS,))
 def delete_folder(ctx: Context, id: str, progress: bool) -> dict[str, str]:
     doc = load(ctx, "folder", id, acl.ADMIN)
-    ctx.services.removal.delete_folder(ctx.principal, doc)
+    removal = ctx.services.removal
+    with progress_of(ctx, progress, f"Deleting folder {doc['name']}", "folder", doc,
+                     lambda: removal.count("folder", doc)) as steps:
+        removal.delete_folder(ctx.principal, doc, progress=steps)
     return {"message": f"Deleted folder {doc['name']}."}
 
 
@@ -178,7 +183,10 @@ def delete_folder(ctx: Context, id: str, progress: bool) -> dict[str, str]:
                 access="user", scope=OWN_SCOPE, params=(PROGRESS,))
 def clear_folder(ctx: Context, id: str, progress: bool) -> dict[str, str]:
     doc = load(ctx, "folder", id, acl.ADMIN)
-    ctx.services.removal.clear_folder(doc)
+    removal = ctx.services.removal
+    with progress_of(ctx, progress, f"Clearing folder {doc['name']}", "folder", doc,
+                     lambda: removal.count("folder", doc) - 1) as steps:
+        removal.clear_folder(doc, progress=steps)
     return {"message": f"Deleted contents of folder {doc['name']}."}
 
 
@@ -200,7 +208,7 @@ def folder_rootpath(ctx: Context, id: str) -> list[dict[str, Any]]:
                   Param("parentId"), Param("name", strip=True),
                   Param("description", strip=True), Param("public", default="original",
                         enum=("true", "false", "original")),
-                  Param("progress", "boolean", default=False)))
+                  PROGRESS))
 def copy_folder(ctx: Context, id: str, parent_type: str | None, parent_id: str | None,
                 name: str | None, description: str | None, public: str,
                 progress: bool) -> Any:
@@ -208,8 +216,11 @@ def copy_folder(ctx: Context, id: str, parent_type: str | None, parent_id: str |
     kind = parent_type or doc["parentCollection"]
     parent = load(ctx, kind, parent_id or doc["parentId"], acl.WRITE)
     flag: Any = public if public == "original" else public.lower() in ("true", "1", "yes")
-    new = ctx.services.moves.copy_folder(ctx.principal, doc, kind, parent, name=name,
-                                         description=description, public=flag)
+    with progress_of(ctx, progress, f"Copying folder {doc['name']}", "folder", doc,
+                     lambda: ctx.services.removal.count("folder", doc)) as steps:
+        new = ctx.services.moves.copy_folder(ctx.principal, doc, kind, parent, name=name,
+                                             description=description, public=flag,
+                                             progress=steps)
     return ctx.filter("folder", new, ctx.principal)
 
 
