@@ -143,6 +143,7 @@ class Server:
             raise
 
     def stop(self) -> None:
+        self.app.services.notifications.close()  # open streams end: threads come back
         if self.sftp is not None:
             self.sftp.stop()
         self.http.stop()

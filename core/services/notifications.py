@@ -45,7 +45,7 @@ DEFAULT_STREAM_TIMEOUT = 300  # Girder's default, seconds without a notification
 MAX_STREAM_TIMEOUT = 300      # the most a client may ask for
 MAX_STREAM_SECONDS = 900      # a stream's whole life, events or not
 MIN_POLL, MAX_POLL = 0.5, 2.0  # Girder's poll interval: short after events, then backing off
-HEARTBEAT = 15.0  # seconds of quiet before a keep-alive (finds clients that left)
+HEARTBEAT = 10.0  # seconds of quiet before a keep-alive (finds clients that left)
 JOB_EVENT = "jobs.job.update.after"
 # Girder's JobStatus -> ProgressState (INACTIVE, QUEUED, RUNNING, SUCCESS, ERROR, CANCELED)
 _JOB_STATE = {0: QUEUED, 1: QUEUED, 2: ACTIVE, 3: SUCCESS}
@@ -60,10 +60,11 @@ class NotificationService:
                  max_streams: int = 8) -> None:
         self.coll = collection
         self.max_streams = max_streams
+        self.heartbeat = HEARTBEAT
         self._changed = threading.Condition()
         self._generation = 0  # bumped by each local write: wakes local streams
         self._streams = 0
-        self._closed = False
+        self._epoch = 0  # bumped by close(): streams of an earlier epoch end
         events.bind(JOB_EVENT, "notifications", self._job_updated)
 
     # ------------------------------------------------------------ writing
@@ -145,7 +146,8 @@ class NotificationService:
                timeout: float = DEFAULT_STREAM_TIMEOUT) -> NotificationStream:
         """Take a stream slot (``StreamLimitError`` when none is left) for an
         iterator of the principal's notifications: documents as they are
-        written, None as a keep-alive after ``HEARTBEAT`` quiet seconds. It ends
+        written, None as a keep-alive after ``heartbeat`` quiet seconds (a
+        write to a client that left ends the stream and frees its slot). It ends
         after ``timeout`` seconds without a notification (Girder's rule),
         after ``MAX_STREAM_SECONDS`` in all, or when the service closes."""
         if principal.is_anonymous or principal.user_id is None:
@@ -154,22 +156,23 @@ class NotificationService:
             raise ValidationError("timeout must be a non-negative number of seconds.",
                                   field="timeout")
         with self._changed:
-            if self._closed or self._streams >= self.max_streams:
+            if self._streams >= self.max_streams:
                 raise StreamLimitError(
                     f"Too many notification streams are open ({self.max_streams}); "
                     "try again later.")
             self._streams += 1
+            epoch = self._epoch
         return NotificationStream(self, principal.user_id, since,
-                                  min(float(timeout), MAX_STREAM_TIMEOUT))
+                                  min(float(timeout), MAX_STREAM_TIMEOUT), epoch)
 
     @property
     def open_streams(self) -> int:
         return self._streams
 
     def close(self) -> None:
-        """End every stream (at their next wake-up, at once)."""
+        """End every open stream now (the server is stopping); later ones may open."""
         with self._changed:
-            self._closed = True
+            self._epoch += 1
             self._changed.notify_all()
 
     # ------------------------------------------------------------ internals
@@ -185,7 +188,7 @@ class NotificationService:
     def _wait(self, generation: int, seconds: float) -> int:
         """Sleep until a local write or ``seconds``; the current generation."""
         with self._changed:
-            if self._generation == generation and not self._closed and seconds > 0:
+            if self._generation == generation and seconds > 0:
                 self._changed.wait(seconds)
             return self._generation
 
@@ -236,8 +239,9 @@ class NotificationStream:
     """One open stream; iterate it, and close it (the slot comes back once)."""
 
     def __init__(self, service: NotificationService, user_id: ObjectId,
-                 since: _dt.datetime | None, timeout: float) -> None:
+                 since: _dt.datetime | None, timeout: float, epoch: int) -> None:
         self._service = service
+        self._epoch = epoch
         self._user_id = user_id
         self._since = since
         self._timeout = timeout
@@ -255,7 +259,7 @@ class NotificationStream:
         start = last_event = last_sent = time.monotonic()
         after, sent_at_after = self._since, set()  # cursor: (updated, ids sent at it)
         generation, wait = -1, MIN_POLL
-        while not service._closed:
+        while service._epoch == self._epoch:
             generation = service._generation
             query: dict[str, Any] = {"userId": self._user_id}
             if after is not None:
@@ -276,10 +280,11 @@ class NotificationStream:
                 continue  # there may be more than one page
             if now - last_event >= self._timeout or now - start >= MAX_STREAM_SECONDS:
                 return
-            if now - last_sent >= HEARTBEAT:
+            if now - last_sent >= service.heartbeat:
                 last_sent = now
                 yield None
-            left = min(self._timeout - (now - last_event), MAX_STREAM_SECONDS - (now - start))
+            left = min(self._timeout - (now - last_event), MAX_STREAM_SECONDS - (now - start),
+                       service.heartbeat - (now - last_sent))
             service._wait(generation, min(wait, max(left, 0.0)))
             wait = min(wait + MIN_POLL, MAX_POLL)
 

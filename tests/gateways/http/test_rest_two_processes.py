@@ -12,6 +12,7 @@ without a real server that variant is skipped).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import re
@@ -214,3 +215,32 @@ def test_failed_logins_count_on_both(pair: Pair) -> None:
     throttled = _token(pair.two, "bobby")  # the right password, too late
     assert throttled.status_code == 429, throttled.text
     assert _token(pair.one, "bobby").status_code == 429
+
+
+def test_a_stream_on_one_shows_progress_made_on_the_other(pair: Pair) -> None:
+    """Notifications live in the store: a stream on the first process shows the
+    progress of a deletion run by the second."""
+    token = _token(pair.one, "alice").json()["authToken"]["token"]
+    auth = {"Girder-Token": token}
+    made = requests.post(pair.two.api + "folder", headers=auth, timeout=30, params={
+        "parentType": "folder", "parentId": pair.world_ids["data"], "name": "far away"})
+    assert made.status_code == 200, made.text
+    events: list[dict[str, object]] = []
+    with requests.get(pair.one.api + "notification/stream", headers=auth, stream=True,
+                      params={"timeout": 15}, timeout=(10, 30)) as stream:
+        assert stream.status_code == 200, stream.text
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        lines = stream.iter_lines(chunk_size=1, decode_unicode=True)
+        assert next(lines).startswith(":")  # the stream is open before the deletion
+        gone = requests.delete(pair.two.api + f"folder/{made.json()['_id']}", headers=auth,
+                               params={"progress": "true"}, timeout=30)
+        assert gone.status_code == 200, gone.text
+        deadline = time.monotonic() + 20  # the stream itself ends after 15 s quiet
+        for line in lines:
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                if events[-1]["data"]["state"] == "success":  # type: ignore[index]
+                    break
+            assert time.monotonic() < deadline
+    assert events and events[-1]["type"] == "progress"
+    assert events[-1]["data"]["title"] == "Deleting folder far away"  # type: ignore[index]
