@@ -4,8 +4,12 @@ A root's policy is stored on its record under ``quota`` with Girder's keys:
 ``fileSizeQuota`` (bytes, None for unlimited), ``useQuotaDefault`` (take the
 site default, the settings ``user_quota.default_user_quota`` and
 ``user_quota.default_collection_quota``), ``preferredAssetstore`` and
-``fallbackAssetstore`` (validated and stored; core does not yet let a plugin
-choose an upload's assetstore, so they are not applied).
+``fallbackAssetstore``: where the root's uploads go (Girder's rule, through
+``model.upload.assetstore``): the preferred assetstore, or the fallback one
+when the preferred is missing, failing or full (free space below the upload's
+size, or none left for a streaming one); blank or ``current`` means the current
+assetstore, a fallback of ``none`` refuses the upload instead (507 when full,
+503 when unavailable).
 
 What a root holds is the size ledger's recursive total (``size``). Every
 upload begins in ``UploadService._start``, which fires ``model.upload.save``
@@ -21,17 +25,26 @@ alone); a refused upload is discarded. ``joist.space`` answers ``statfs``
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bson import ObjectId
 
 from .. import acl
 from ..db.engine import Document
-from ..errors import AccessDeniedError, QuotaError, ValidationError
+from ..errors import (
+    AccessDeniedError,
+    CoreError,
+    QuotaError,
+    UnavailableError,
+    ValidationError,
+)
 from ..events import Event
 from ..hierarchy.view import SPACE_EVENT
 from ..plugins import Plugin, PluginInfo, RouteParam
-from ..services.uploads import FINALIZE_EVENT
+from ..services.uploads import ASSETSTORE_EVENT, FINALIZE_EVENT
+
+log = logging.getLogger("joist.plugins.user_quota")
 
 FIELD = "quota"
 DEFAULT_USER = "user_quota.default_user_quota"
@@ -99,6 +112,8 @@ class UserQuotaPlugin(Plugin):
             doc = store.of(model).find_one({"_id": doc_id})
             if doc is None:
                 return None
+            if model == "file":
+                return root_of("item", doc["itemId"])
             if model not in ("user", "collection"):
                 model, doc = doc["baseParentType"], store.of(doc["baseParentType"]).find_one(
                     {"_id": doc["baseParentId"]})
@@ -156,6 +171,42 @@ class UserQuotaPlugin(Plugin):
             message = refusal(upload, "exceeded")
             if message:
                 raise (QuotaError if upload.get("streaming") else ValidationError)(message)
+
+        def usable(spec: Any, size: int | None) -> tuple[Document | None, str]:
+            """(assetstore, "") to use, (None, "") for the current one, or
+            (None, why) when ``spec`` allows none ("full", "unavailable")."""
+            if not spec or spec == "current":
+                return None, ""
+            doc = None if spec == "none" else store.assetstores.find_one(
+                {"_id": ObjectId(spec)})
+            if doc is None:
+                return None, "unavailable"
+            try:
+                free = services.assetstores.adapter(doc["_id"]).capacity().free
+            except CoreError:  # its disk or bucket is gone, or cannot be reached
+                return None, "unavailable"
+            if free is not None and (free <= 0 if size is None else size > free):
+                return None, "full"
+            return doc, ""
+
+        def choose_assetstore(event: Event) -> None:
+            """Girder's ``getUploadAssetstore``: preferred, else fallback."""
+            found = root_of(event.info["model"], event.info["resource"]["_id"])
+            if found is None:
+                return
+            policy, size = found[1].get(FIELD) or {}, event.info.get("size")
+            chosen, why = usable(policy.get("preferredAssetstore"), size)
+            if why:
+                fallback = policy.get("fallbackAssetstore")
+                chosen, why_fallback = usable(fallback, size)
+                if why_fallback:  # "none": the preferred one's reason is the answer
+                    reason = why if fallback == "none" else why_fallback
+                    raise (QuotaError if reason == "full" else UnavailableError)(
+                        f"Required assetstore is {reason}.")
+                log.info("preferred assetstore of %s %s is %s: using the fallback",
+                         found[0], found[1]["_id"], why)
+            if chosen is not None:
+                event.add_response(chosen)
 
         def space(event: Event) -> None:
             found = root_of(event.info["model"], event.info["doc"]["_id"])
@@ -245,6 +296,7 @@ class UserQuotaPlugin(Plugin):
 
         info.bind("model.upload.save", upload_started)
         info.bind(FINALIZE_EVENT, upload_finishing)
+        info.bind(ASSETSTORE_EVENT, choose_assetstore)
         info.bind(SPACE_EVENT, space)
         for model in ("user", "collection"):
             id_param = RouteParam("id", required=True, location="path",

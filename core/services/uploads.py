@@ -41,6 +41,11 @@ _IN_FLIGHT: Any = object()
 PROGRESS_SECONDS = 2.0
 """A streaming upload records its length and activity at most this often."""
 MAX_SIZE = 1 << 63  # BSON's widest integer; no assetstore holds more
+ASSETSTORE_EVENT = "model.upload.assetstore"
+"""Girder's hook choosing where an upload's bytes go: the info holds ``model``
+and ``resource`` (the folder or item uploaded into, or the file replaced) and
+``size`` (None while streaming); the last assetstore document a handler adds
+as a response wins, else the current assetstore."""
 FINALIZE_EVENT = "model.upload.finalize"
 """Fired before an upload's bytes are committed; a handler that raises refuses
 the upload, which is then discarded."""
@@ -86,7 +91,7 @@ class UploadService:
         return self._start(principal, {
             "name": name, "parentType": parent_type, "parentId": parent["_id"],
             "onCollision": on_collision}, size, mime_type, reference, assetstore_id,
-            extra_parameters)
+            extra_parameters, target=(parent_type, parent))
 
     def begin_replace(self, principal: Principal, file: Document, size: Any, *,
                       reference: str | None = None, assetstore_id: Any = None) -> UploadStep:
@@ -94,11 +99,13 @@ class UploadService:
         self.tree.require(principal, "file", file, acl.WRITE)
         return self._start(principal, {
             "name": file["name"], "parentType": None, "parentId": None,
-            "fileId": file["_id"]}, size, file.get("mimeType"), reference, assetstore_id)
+            "fileId": file["_id"]}, size, file.get("mimeType"), reference, assetstore_id,
+            target=("file", file))
 
     def _start(self, principal: Principal, fields: dict[str, Any], size: Any,
                mime_type: str | None, reference: str | None,
-               assetstore_id: Any, extra_parameters: Any = None) -> UploadStep:
+               assetstore_id: Any, extra_parameters: Any = None, *,
+               target: tuple[str, Document] | None = None) -> UploadStep:
         if principal.is_anonymous:
             raise acl.denial(principal, acl.WRITE, "upload", None)
         streaming = size is None
@@ -114,7 +121,7 @@ class UploadService:
             assetstore = self.assetstores.get(assetstore_id)
             adapter = self.assetstores.adapter(assetstore["_id"])
         else:
-            assetstore, adapter = self.assetstores.current()
+            assetstore, adapter = self._assetstore_for(target, None if streaming else size)
         adapter.check_upload_parameters(extra_parameters)
         total = adapter.capacity().total if size else None
         if total is not None and size > total:
@@ -146,6 +153,18 @@ class UploadService:
         if size == 0 and not streaming:
             return UploadStep(file=self.finalize(upload))
         return UploadStep(upload=upload)
+
+    def _assetstore_for(self, target: tuple[str, Document] | None,
+                        size: int | None) -> tuple[Document, Any]:
+        """Where the bytes go: what a handler of ``ASSETSTORE_EVENT`` chose (a
+        quota policy's preferred or fallback assetstore), else the current one."""
+        if target is not None and self.tree.events.has_handlers(ASSETSTORE_EVENT):
+            event = self.tree.events.trigger(ASSETSTORE_EVENT, {
+                "model": target[0], "resource": target[1], "size": size})
+            if event.responses:
+                chosen = event.responses[-1]
+                return chosen, self.assetstores.adapter(chosen["_id"])
+        return self.assetstores.current()
 
     # ------------------------------------------------------------ streams
     def append(self, upload: Document, stream: BinaryIO, length: int | None) -> int:
