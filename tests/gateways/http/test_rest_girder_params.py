@@ -26,7 +26,9 @@ JOIST_ONLY_ROUTES = {("GET", "user/:id/sshkey"), ("POST", "user/:id/sshkey"),
                      ("GET", "system/mail"), ("DELETE", "system/mail"),
                      # the web client: a pending TOTP enrolment's QR code (SVG), and
                      # every setting with its help and choices for the settings page
-                     ("GET", "user/:id/otp/qr"), ("GET", "system/setting/definitions")}
+                     ("GET", "user/:id/otp/qr"), ("GET", "system/setting/definitions"),
+                     # Girder 3's notification stream (Girder 5 moved it to a websocket)
+                     ("GET", "notification"), ("GET", "notification/stream")}
 
 # (method, path, parameter) -> why Joist takes it. Each must stay optional and described.
 ALLOWED_EXTRAS = {
