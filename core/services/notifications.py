@@ -257,8 +257,11 @@ class NotificationStream:
     def _run(self) -> Iterator[Document | None]:
         service = self._service
         start = last_event = last_sent = time.monotonic()
-        after, sent_at_after = self._since, set()  # cursor: (updated, ids sent at it)
-        generation, wait = -1, MIN_POLL
+        # The cursor: the last ``updated`` sent, and the ids sent at exactly that
+        # time (two notifications may share a millisecond).
+        after: _dt.datetime | None = self._since
+        sent_at_after: set[ObjectId] = set()
+        wait = MIN_POLL
         while service._epoch == self._epoch:
             generation = service._generation
             query: dict[str, Any] = {"userId": self._user_id}
@@ -274,11 +277,13 @@ class NotificationStream:
                 found = True
                 yield doc
             now = time.monotonic()
+            if now - start >= MAX_STREAM_SECONDS:
+                return  # however busy: the client reconnects with since
             if found:
                 last_event = last_sent = now
                 wait = MIN_POLL
                 continue  # there may be more than one page
-            if now - last_event >= self._timeout or now - start >= MAX_STREAM_SECONDS:
+            if now - last_event >= self._timeout:
                 return
             if now - last_sent >= service.heartbeat:
                 last_sent = now
