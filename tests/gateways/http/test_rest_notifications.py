@@ -226,3 +226,20 @@ def test_job_updates_notify_the_job_owner(site: RestSite) -> None:
                                    and e["data"]["state"] == "success")
         assert finished["_id"] == active["_id"] and finished["data"]["current"] == 10
     assert [n["type"] for n in site.get("notification", "bobby").json()] == []
+
+
+def test_a_scoped_token_needs_the_data_read_scope(site: RestSite) -> None:
+    """An API key's token with ``core.data.read`` may stream; one without it
+    acts as anonymous there (401), as on every data route."""
+    site.app.services.notifications.create(ObjectId(site.id("alice")), "hello", {})
+    tokens = {}
+    for scope in ('["core.data.read"]', '["core.user_info.read"]'):
+        key = site.post("api_key", "alice", params={"scope": scope}).json()
+        tokens[scope] = site.post("api_key/token", params={"key": key["key"]}).json()[
+            "authToken"]["token"]
+    allowed = site.get("notification", headers={"Girder-Token": tokens['["core.data.read"]']})
+    assert allowed.status_code == 200 and [n["type"] for n in allowed.json()] == ["hello"]
+    for path in ("notification", "notification/stream"):
+        refused = site.get(path, headers={"Girder-Token": tokens['["core.user_info.read"]']},
+                           params={"timeout": 1})
+        assert refused.status_code == 401, refused.text
