@@ -1,15 +1,18 @@
 """Issue 16 item 6, the rest: ``user_quota``'s ``preferredAssetstore`` and
 ``fallbackAssetstore`` decide where a user's or collection's uploads go, on
-every write path: girder-client uploads and content replacements (REST) and
-WebDAV PUTs. The preferred one when usable; the fallback one when the
-preferred is unavailable (its directory is gone) or full; ``current`` means
-the current assetstore, ``none`` refuses the upload (503, or 507 when full)."""
+every write path: girder-client uploads and content replacements (REST),
+WebDAV PUTs and writes through a real FUSE mount. The preferred one when
+usable; the fallback one when the preferred is unavailable (its directory is
+gone) or full; ``current`` means the current assetstore, ``none`` refuses the
+upload (503, or 507 when full)."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,8 @@ import requests
 from bson import ObjectId
 
 from joist.core.assetstores.base import Capacity
+from tests.conftest import ENGINE
+from tests.gateways.fuse.fuse_harness import MountProc, cli_env, fuse_available
 from tests.gateways.http.restsite import PASSWORD, RestSite
 from tests.gateways.plugins.pluginsite import plugin_site
 
@@ -157,4 +162,38 @@ def test_a_full_preferred_assetstore_and_a_collection_policy(
         assert _stored_in(site, mine["_id"]) == site.app.assetstores.current()[0]["_id"]
     finally:
         _policy(site, "collection", "shared", preferredAssetstore="current",
+                fallbackAssetstore="current")
+
+
+@pytest.mark.skipif(not fuse_available(), reason="FUSE is not available here")
+@pytest.mark.skipif(ENGINE == "mongo", reason="the mount process needs the store on disk")
+def test_fuse_writes_follow_the_policy(site: RestSite, stores: dict[str, Any],
+                                       tmp_path: Path) -> None:
+    preferred, fallback = stores["preferred"], stores["fallback"]
+    _policy(site, "user", "alice", preferredAssetstore=str(preferred["_id"]),
+            fallbackAssetstore=str(fallback["_id"]))
+    token = str(site.app.services.auth.login_token(site.world.users["alice"])["_id"])
+    point = tmp_path / "mnt"
+    point.mkdir()
+    log_path = tmp_path / "mount.log"
+    env = cli_env(site.app.settings.data_path, tmp_path / "home", JOIST_TOKEN=token,
+                  JOIST_SFTP__ENABLED="false")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "joist.admin.cli", "mount", str(point),
+                                 "--user", "alice", "--rw"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+    mount = MountProc(point, proc, log_path)
+    moved = preferred["root"] + ".away"
+    try:
+        mount.wait_mounted()
+        (point / "user/alice/Public/fuse-pref.bin").write_bytes(b"p" * 200)
+        assert _dav_file(site, "fuse-pref.bin") == preferred["_id"]
+        os.rename(preferred["root"], moved)
+        (point / "user/alice/Public/fuse-fall.bin").write_bytes(b"f" * 200)
+        assert _dav_file(site, "fuse-fall.bin") == fallback["_id"]
+    finally:
+        mount.stop()
+        if os.path.exists(moved):
+            os.rename(moved, preferred["root"])
+        _policy(site, "user", "alice", preferredAssetstore="current",
                 fallbackAssetstore="current")
