@@ -241,6 +241,13 @@ def test_select_several_for_zip_copy_move_and_delete(site: RestSite, bob: Any) -
     wait_text(bob, "This folder is empty.")
     left = site.get("item", "bobby", params={"folderId": site.id("bob_private")}).json()
     assert left == []
+    # Each ran with progress=true: the server recorded its progress to the end.
+    done = {n["data"]["title"]: n["data"]["state"] for n in
+            site.get("notification", "bobby").json() if n["type"] == "progress"}
+    assert {t: done.get(t) for t in ("Copying resources", "Moving resources",
+                                      "Deleting resources")} == \
+        dict.fromkeys(("Copying resources", "Moving resources", "Deleting resources"),
+                      "success")
     # Nothing this module did broke a script or the CSP (the log holds the whole module).
     entries = console(bob)
     assert csp_violations(entries) == [] and script_errors(entries) == []
@@ -298,6 +305,8 @@ def test_folder_actions(site: RestSite, bob: Any) -> None:
     folders = site.get("folder", "bobby", params={"parentType": "folder",
                                                   "parentId": site.id("bob_private")}).json()
     assert "Plans 2028" not in [f["name"] for f in folders]
+    assert [n["data"]["state"] for n in site.get("notification", "bobby").json()
+            if n["data"].get("title") == "Deleting folder Plans 2028"] == ["success"]
 
 
 def test_no_write_no_folder_actions(site: RestSite, bob: Any) -> None:

@@ -4,6 +4,7 @@ import { call } from "./api.js";
 import { confirmDialog, promptDialog } from "./dialogs.js";
 import { h, showError } from "./dom.js";
 import { childPath, urlOfPath } from "./paths.js";
+import { withProgress } from "./progress.js";
 import { shareDialog } from "./share.js";
 
 const WRITE = 1;
@@ -51,7 +52,8 @@ export function folderToolbar(ctx, path, doc) {
       items: [doc.name], confirmLabel: "Delete" });
     if (!ok) return;
     try {
-      await call("DELETE", `folder/${doc._id}`);
+      await withProgress(`Deleting folder ${doc.name}`,
+        () => call("DELETE", `folder/${doc._id}`, { params: { progress: true } }));
       go(parentOf(path), `Deleted the folder “${doc.name}”.`);
     } catch (err) {
       showError(error, err);

@@ -2,6 +2,7 @@
 import { apiUrl, call } from "./api.js";
 import { confirmDialog, destinationDialog } from "./dialogs.js";
 import { h, showError } from "./dom.js";
+import { withProgress } from "./progress.js";
 
 export function selectionBar(ctx, path, entries) {
   const chosen = new Map(); // id -> entry
@@ -50,9 +51,11 @@ export function selectionBar(ctx, path, entries) {
     if (!where) return;
     const n = chosen.size;
     await run(`${verb === "Move" ? "Moved" : "Copied"} ${n} ${n === 1 ? "entry" : "entries"} ` +
-              `to ${where.path}.`, () => call(verb === "Move" ? "PUT" : "POST",
-      verb === "Move" ? "resource/move" : "resource/copy",
-      { form: { resources: resources(), parentType: where.type, parentId: where.doc._id } }));
+              `to ${where.path}.`, () => withProgress(`${verb === "Move" ? "Moving" : "Copying"} ` +
+      "resources", () => call(verb === "Move" ? "PUT" : "POST",
+        verb === "Move" ? "resource/move" : "resource/copy",
+        { form: { resources: resources(), parentType: where.type, parentId: where.doc._id,
+                  progress: true } })));
   };
   buttons.move.addEventListener("click", () => transfer("Move"));
   buttons.copy.addEventListener("click", () => transfer("Copy"));
@@ -62,8 +65,9 @@ export function selectionBar(ctx, path, entries) {
       items: names(), confirmLabel: "Delete" });
     if (ok) {
       const n = chosen.size;
-      await run(`Deleted ${n} ${n === 1 ? "entry" : "entries"}.`, () => call("DELETE", "resource",
-        { params: { resources: resources() } }));
+      await run(`Deleted ${n} ${n === 1 ? "entry" : "entries"}.`,
+        () => withProgress("Deleting resources", () => call("DELETE", "resource",
+          { params: { resources: resources(), progress: true } })));
     }
   });
   refresh();
