@@ -12,7 +12,7 @@ from joist.core.services.imports import ImportOptions
 from ..app import Context
 from ..request import RestError, snake
 from ..router import FULL_LOGIN, WRITE_SCOPE, Param, RouteCollector
-from .common import paged, paging
+from .common import paged, paging, progress_of
 
 api = RouteCollector("assetstore", "Assetstores (administrators only).")
 
@@ -168,6 +168,9 @@ def import_data(ctx: Context, id: str, import_path: str, destination_id: str,
                 file_include_regex: str | None, file_exclude_regex: str | None) -> Any:
     options = ImportOptions.build(leaf_folders_as_items=leaf_folders_as_items,
                                   include=file_include_regex, exclude=file_exclude_regex)
-    summary = ctx.services.imports.import_data(ctx.principal, id, import_path,
-                                               destination_type, destination_id, options)
-    return summary.as_dict()
+    with progress_of(ctx, progress, "Importing data") as steps:
+        summary = ctx.services.imports.import_data(ctx.principal, id, import_path,
+                                                   destination_type, destination_id, options)
+        counts = summary.as_dict()
+        steps.update(force=True, message=", ".join(f"{v} {k}" for k, v in counts.items()))
+    return counts
