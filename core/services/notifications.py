@@ -197,7 +197,7 @@ class NotificationService:
         when the status changes, a ``progress`` record (resourceName ``job``)
         when progress is reported, ``job_log`` for log lines."""
         info = event.info if isinstance(event.info, Mapping) else {}
-        job, updates = info.get("job"), info.get("updates") or {}
+        job, updates = info.get("job"), _flat(info.get("updates"))
         if not isinstance(job, Mapping) or not isinstance(job.get("userId"), ObjectId):
             return
         user_id, now = job["userId"], utcnow()
@@ -233,6 +233,22 @@ class NotificationService:
                              current=progress.get("current"),
                              message=progress.get("message"),
                              expires=utcnow() + FINISHED_LIFE if finished else None)
+
+
+def _flat(updates: Any) -> dict[str, Any]:
+    """A job update as field -> value, whether given plainly ({"status": 3}) or as
+    a store update ({"$set": {"progress.current": 4}, "$push": {"log": "..."}}):
+    top-level field names only, which is all the handler looks at."""
+    out: dict[str, Any] = {}
+    if not isinstance(updates, Mapping):
+        return out
+    for key, value in updates.items():
+        if isinstance(key, str) and key.startswith("$") and isinstance(value, Mapping):
+            for inner, item in value.items():
+                out.setdefault(str(inner).split(".")[0], item)
+        else:
+            out.setdefault(str(key).split(".")[0], value)
+    return out
 
 
 class NotificationStream:

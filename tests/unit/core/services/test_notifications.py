@@ -108,3 +108,16 @@ def test_job_events_for_a_job_without_an_owner_make_nothing(app: App) -> None:
         "job": {"_id": ObjectId(), "userId": None, "status": 3}, "updates": {"status": 3}})
     app.services.events.trigger("jobs.job.update.after", {"nonsense": True})
     assert app.store.notifications.count({}) == 0
+
+
+def test_job_updates_given_as_store_updates(app: App) -> None:
+    """The jobs plugin may pass its store update ({"$set": ..., "$push": ...})."""
+    nina = _user(app)
+    job = {"_id": ObjectId(), "userId": nina.user_id, "status": 2, "title": "Job",
+           "progress": {"total": 4, "current": 1, "message": "one"}}
+    app.services.events.trigger("jobs.job.update.after", {"job": job, "updates": {
+        "$set": {"status": 2, "progress.current": 1}, "$push": {"log": "started\n"}}})
+    made = {n["type"]: n for n in app.services.notifications.list(nina)}
+    assert set(made) == {"job_status", "job_log", "progress"}
+    assert made["job_log"]["data"]["text"] == "started\n"
+    assert made["progress"]["data"]["current"] == 1 and made["progress"]["data"]["total"] == 4
