@@ -46,6 +46,7 @@ MAX_STREAM_TIMEOUT = 300      # the most a client may ask for
 MAX_STREAM_SECONDS = 900      # a stream's whole life, events or not
 MIN_POLL, MAX_POLL = 0.5, 2.0  # Girder's poll interval: short after events, then backing off
 HEARTBEAT = 10.0  # seconds of quiet before a keep-alive (finds clients that left)
+LIST_LIMIT = 1000  # notifications one list answer holds at most
 JOB_EVENT = "jobs.job.update.after"
 # Girder's JobStatus -> ProgressState (INACTIVE, QUEUED, RUNNING, SUCCESS, ERROR, CANCELED)
 _JOB_STATE = {0: QUEUED, 1: QUEUED, 2: ACTIVE, 3: SUCCESS}
@@ -133,8 +134,9 @@ class NotificationService:
 
     # ------------------------------------------------------------ reading
     def list(self, principal: Principal, since: _dt.datetime | None = None,
-             *, limit: int = 0) -> list[Document]:
-        """The principal's notifications updated after ``since``, oldest first."""
+             *, limit: int = LIST_LIMIT) -> list[Document]:
+        """The principal's notifications updated after ``since``, oldest first;
+        at most ``limit`` (the caller asks again with the last one's time)."""
         if principal.is_anonymous or principal.user_id is None:
             return []
         query: dict[str, Any] = {"userId": principal.user_id}
@@ -365,6 +367,6 @@ class ProgressContext:
 
 NO_PROGRESS = ProgressContext(None, None, 0.0, {})  # Girder's ``noProgress``
 
-__all__ = ["DEFAULT_STREAM_TIMEOUT", "MAX_STREAM_TIMEOUT", "NO_PROGRESS",
+__all__ = ["DEFAULT_STREAM_TIMEOUT", "LIST_LIMIT", "MAX_STREAM_TIMEOUT", "NO_PROGRESS",
            "NotificationService", "NotificationStream", "ProgressContext",
            "StreamLimitError"]

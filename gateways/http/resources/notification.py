@@ -13,7 +13,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from joist.core.services.notifications import DEFAULT_STREAM_TIMEOUT, MAX_STREAM_TIMEOUT
+from joist.core.services.notifications import (
+    DEFAULT_STREAM_TIMEOUT,
+    LIST_LIMIT,
+    MAX_STREAM_TIMEOUT,
+)
 
 from ..app import Context
 from ..request import RestError
@@ -80,7 +84,8 @@ def stream(ctx: Context, timeout: int, since: Any) -> Raw:
 
 @api.get("", "List notification events, oldest first.", access="user", scope=READ_SCOPE,
          cookie=True,
-         notes="For manual long-polling where SSE is not available.",
+         notes="For manual long-polling where SSE is not available. At most "
+               f"{LIST_LIMIT} per answer: ask again with the last one's updated time.",
          params=(Param("since", description="Filter out events before this date (ISO "
                                             "date or epoch seconds)."),))
 def list_notifications(ctx: Context, since: str | None) -> list[Any]:
