@@ -104,3 +104,106 @@ def test_sign_in_creates_then_finds_the_account(op: OAuthSite) -> None:
     assert account == {"hasPassword": False, "providers": [{"id": PROVIDER, "name": "Test OP"}]}
     user = op.site.app.services.users.store.users.find_one({"login": "olga"})
     assert user["salt"] is None and user["emailVerified"] is True
+
+
+def test_links_by_verified_email_only(op: OAuthSite) -> None:
+    token = op.login("alice@example.org")  # the provider verified alice's address
+    assert _me(op, token)["_id"] == op.site.id("alice")
+    store = op.site.app.services.users.store.users
+    assert store.find_one({"login": "alice"})["oauth"][0]["provider"] == PROVIDER
+    assert store.find_one({"login": "alice"})["salt"]  # her password stays
+    from joist.core.acl import SYSTEM
+    op.site.app.services.users.create(
+        SYSTEM, login="victor", email="unverified-vic@example.org", first_name="Vic",
+        last_name="Tor", password="vic-password-1")
+    before, count = store.find_one({"login": "victor"}), _users(op)
+    reply = op.complete(op.provider_callback("unverified-vic"))
+    query = _query(reply)
+    assert "girderToken" not in query and "cannot be linked" in query["oauthError"][0]
+    assert store.find_one({"login": "victor"}) == before and _users(op) == count
+
+
+def test_registration_policy_and_its_override(op: OAuthSite) -> None:
+    settings, store = op.site.app.services.settings, op.site.app.services.users.store.users
+    try:
+        settings.set("core.registration_policy", "closed")
+        query = _query(op.complete(op.provider_callback("nina")))
+        assert "closed" in query["oauthError"][0] and "girderToken" not in query
+        assert store.find_one({"email": "nina@example.org"}) is None
+        settings.set("oauth.ignore_registration_policy", True)
+        assert _me(op, op.login("nina"))["email"] == "nina@example.org"
+        settings.set("core.registration_policy", "approve")
+        settings.set("oauth.ignore_registration_policy", False)
+        query = _query(op.complete(op.provider_callback("pete")))
+        assert query["error"] == ["accountApproval"] and "girderToken" not in query
+        assert store.find_one({"email": "pete@example.org"})["status"] == "pending"
+    finally:
+        settings.set("core.registration_policy", "open")
+        settings.set("oauth.ignore_registration_policy", False)
+
+
+def test_forged_or_replayed_state_and_replayed_code(op: OAuthSite,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="joist")
+    callback = op.provider_callback("rita")
+    assert "girderToken" in _query(op.complete(callback))
+    count = _users(op)
+    replay = op.complete(callback)
+    assert replay.status_code == 403 and "already used" in replay.json()["message"]
+    params = parse_qs(urlsplit(callback).query)
+    code, state = params["code"][0], params["state"][0]
+    for bad in ({"code": code, "state": state[:-2] + "xx"}, {"code": code},
+                {"code": code, "state": "x" * 500}):
+        reply = requests.get(op.callback_prefix, params=bad, allow_redirects=False, timeout=10)
+        assert reply.status_code == 403, reply.text
+    # the used code with a fresh, valid state: the provider refuses it
+    fresh = parse_qs(urlsplit(op.authorize_url()).query)["state"][0]
+    reply = requests.get(op.callback_prefix, params={"code": code, "state": fresh},
+                         allow_redirects=False, timeout=10)
+    query = _query(reply)
+    assert "girderToken" not in query and "sign-in failed" in query["oauthError"][0]
+    assert "Set-Cookie" not in reply.headers
+    # the provider said no (the person declined)
+    fresh = parse_qs(urlsplit(op.authorize_url()).query)["state"][0]
+    query = _query(requests.get(op.callback_prefix, allow_redirects=False, timeout=10,
+                                params={"error": "access_denied", "state": fresh}))
+    assert "did not sign you in" in query["oauthError"][0]
+    assert _users(op) == count
+    # Joist's own log (the test client's urllib3 logs URLs itself)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("joist"))
+    assert "callback refused" in logged
+    assert CLIENT_SECRET not in logged and code not in logged
+
+
+def test_id_token_for_another_audience_is_refused(op: OAuthSite) -> None:
+    from authlib.integrations.requests_client import OAuth2Session
+    from joserfc.errors import JoseError
+
+    from joist.core.builtin_plugins.oauth.flow import OAuthFlow
+
+    flow = OAuthFlow(op.site.app.services.settings, None)  # type: ignore[arg-type]
+    spec = flow.get(PROVIDER)
+    assert spec is not None
+    endpoints = flow.endpoints(spec)
+    # a real id_token, issued by the provider to another client
+    client = OAuth2Session(OTHER_CLIENT, OTHER_SECRET, scope="openid email",
+                           redirect_uri=OTHER_REDIRECT, code_challenge_method="S256")
+    verifier = "v" * 50
+    url, _ = client.create_authorization_url(endpoints.authorize, code_verifier=verifier,
+                                             nonce="nonce-1")
+    with requests.Session() as browser:
+        back = sign_in(browser, url, "mallory", OTHER_REDIRECT)
+    code = parse_qs(urlsplit(back).query)["code"][0]
+    id_token = client.fetch_token(endpoints.token, code=code, code_verifier=verifier,
+                                  timeout=10)["id_token"]
+    assert flow.validate_id_token(spec, endpoints, id_token, OTHER_CLIENT,
+                                  "nonce-1")["aud"] == OTHER_CLIENT
+    with pytest.raises(JoseError):
+        flow.validate_id_token(spec, endpoints, id_token, CLIENT_ID, "nonce-1")
+    with pytest.raises(JoseError):
+        flow.validate_id_token(spec, endpoints, id_token, OTHER_CLIENT, "another-nonce")
+    head, body, signature = id_token.split(".")
+    tampered = ".".join((head, body, signature[:-4] + ("AAAA" if signature[-4:] != "AAAA"
+                                                        else "BBBB")))
+    with pytest.raises(JoseError):
+        flow.validate_id_token(spec, endpoints, tampered, OTHER_CLIENT, "nonce-1")
