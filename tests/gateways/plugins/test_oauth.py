@@ -7,8 +7,13 @@ audience, a provider that is down, slow or answers garbage)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -207,3 +212,87 @@ def test_id_token_for_another_audience_is_refused(op: OAuthSite) -> None:
                                                         else "BBBB")))
     with pytest.raises(JoseError):
         flow.validate_id_token(spec, endpoints, tampered, OTHER_CLIENT, "nonce-1")
+
+
+class _BadProvider(BaseHTTPRequestHandler):
+    """Discovery and token endpoints that answer garbage or nothing."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if self.path.startswith("/slow/"):
+            self.release.wait(10)  # bounded: the test sets it when done
+            body = b"{}"
+        elif self.path.startswith("/garbage/"):
+            body = b"<html>\x00\xff not json"
+        elif self.path.startswith(("/fake/", "/fakeslow/")):
+            kind = self.path.split("/")[1]
+            body = json.dumps({
+                "issuer": f"{base}/{kind}", "authorization_endpoint": f"{base}/{kind}/auth",
+                "token_endpoint": f"{base}/{'slow' if kind == 'fakeslow' else 'garbage'}/tok",
+                "jwks_uri": f"{base}/{kind}/jwks"}).encode()
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET  # noqa: N815
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_provider_down_slow_or_garbage(op: OAuthSite) -> None:
+    settings = op.site.app.services.settings
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    down_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BadProvider)
+    server.daemon_threads = True
+    _BadProvider.release.clear()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    stored = settings.get("oauth.oidc_providers")
+    wells = {"down": f"http://127.0.0.1:{down_port}", "slow": f"{base}/slow",
+             "garbage": f"{base}/garbage", "fake": f"{base}/fake", "fakeslow": f"{base}/fakeslow"}
+    try:
+        settings.set("oauth.timeout", 1)
+        settings.set("oauth.oidc_providers", [*stored, *[
+            {"id": name, "name": name.title(), "clientId": "c", "clientSecret": "s",
+             "discoveryUrl": url + "/.well-known/openid-configuration"}
+            for name, url in wells.items()]])
+        settings.set("oauth.providers_enabled", [PROVIDER, *wells])
+        count = _users(op)
+        started = time.monotonic()
+        listing = op.site.get("oauth/provider", params={"redirect": "/", "list": "true"})
+        assert time.monotonic() - started < 8, "each provider is bounded by oauth.timeout"
+        entries = {e["id"]: e for e in listing.json()}
+        assert entries[PROVIDER]["url"] and entries["fake"]["url"]
+        assert "could not be reached" in entries["down"]["error"]
+        assert "did not answer in time" in entries["slow"]["error"]
+        assert "could not be read" in entries["garbage"]["error"]
+        for name, words in (("fake", "not a valid OAuth reply"),
+                            ("fakeslow", "did not answer in time")):
+            state = parse_qs(urlsplit(entries[name]["url"]).query)["state"][0]
+            started = time.monotonic()
+            reply = requests.get(op.site.url(f"oauth/{name}/callback"), allow_redirects=False,
+                                 params={"code": "a-code", "state": state}, timeout=30)
+            assert time.monotonic() - started < 5
+            query = _query(reply)
+            assert words in query["oauthError"][0] and "girderToken" not in query
+        assert _users(op) == count
+    finally:
+        _BadProvider.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        settings.set("oauth.oidc_providers", stored)
+        settings.set("oauth.providers_enabled", [PROVIDER])
+        settings.set("oauth.timeout", 10)
