@@ -7,6 +7,7 @@ audience, a provider that is down, slow or answers garbage)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import paramiko
 import pytest
 import requests
 
@@ -37,7 +39,8 @@ from tests.oidc_op import sign_in
 
 @pytest.fixture(scope="module")
 def op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthSite]:
-    with oauth_site(tmp_path_factory.mktemp("oauth") / "data") as found:
+    with oauth_site(tmp_path_factory.mktemp("oauth") / "data",
+                    **{"webdav.enabled": True}) as found:
         yield found
 
 
@@ -296,3 +299,66 @@ def test_provider_down_slow_or_garbage(op: OAuthSite) -> None:
         settings.set("oauth.oidc_providers", stored)
         settings.set("oauth.providers_enabled", [PROVIDER])
         settings.set("oauth.timeout", 10)
+
+
+def _dav(op: OAuthSite, login: str, secret: str) -> int:
+    return requests.request("PROPFIND", f"{op.site.server.url}/dav/user/{login}/",
+                            auth=(login, secret), headers={"Depth": "1"},
+                            timeout=10).status_code
+
+
+@contextlib.contextmanager
+def _sftp(op: OAuthSite, login: str, secret: str) -> Iterator[paramiko.SFTPClient]:
+    host, port = op.site.server.sftp.address
+    transport = paramiko.Transport((host, port))
+    try:
+        transport.connect(username=login, password=secret)
+        with paramiko.SFTPClient.from_transport(transport) as sftp:
+            yield sftp
+    finally:
+        transport.close()
+
+
+def test_oauth_user_uses_keys_on_gateways_and_revocation(op: OAuthSite) -> None:
+    """Item 4: no password on WebDAV or SFTP, an API key works; unlinking the
+    provider (the account's only way in) or disabling the account ends the
+    token, the key and an open SFTP session at once."""
+    token = op.login("quinn")
+    made = op.site.post("api_key", headers={"Girder-Token": token}, params={"name": "dav"})
+    assert made.status_code == 200, made.text
+    key = made.json()["key"]
+    assert _dav(op, "quinn", key) == 207
+    assert _dav(op, "quinn", "any password") == 401
+    with pytest.raises(paramiko.AuthenticationException):
+        with _sftp(op, "quinn", "any password"):
+            pass
+    with _sftp(op, "quinn", key) as sftp:
+        assert set(sftp.listdir("/user/quinn")) == {"Public", "Private"}
+        unlinked = op.site.delete(f"oauth/{PROVIDER}/link", headers={"Girder-Token": token})
+        assert unlinked.status_code == 200, unlinked.text
+        with pytest.raises(OSError):  # the open session ends too
+            sftp.listdir("/user/quinn")
+    assert _me(op, token) is None
+    assert _dav(op, "quinn", key) == 401
+    with pytest.raises(paramiko.AuthenticationException):
+        with _sftp(op, "quinn", key):
+            pass
+    # signing in through the provider again links it again (its address is
+    # verified): the account and its key work again
+    again = op.login("quinn")
+    assert _me(op, again)["login"] == "quinn" and _dav(op, "quinn", key) == 207
+
+    # disabling the account: token, key and SFTP end at once
+    admin = op.site.get("user", "admin", params={"text": "quinn"}).json()
+    user = next(u for u in admin if u["login"] == "quinn")
+    with _sftp(op, "quinn", key) as sftp:
+        sftp.listdir("/user/quinn")
+        reply = op.site.put(f"user/{user['_id']}", "admin", params={
+            "firstName": user["firstName"], "lastName": user["lastName"],
+            "email": user["email"], "status": "disabled"})
+        assert reply.status_code == 200, reply.text
+        with pytest.raises(OSError):
+            sftp.listdir("/user/quinn")
+    assert _me(op, again) is None and _dav(op, "quinn", key) == 401
+    refused = _query(op.complete(op.provider_callback("quinn")))
+    assert "girderToken" not in refused and refused["error"] == ["disabled"]
