@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -222,7 +221,7 @@ class _BadProvider(BaseHTTPRequestHandler):
 
     release = threading.Event()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
         if self.path.startswith("/slow/"):
             self.release.wait(10)  # bounded: the test sets it when done
@@ -244,7 +243,7 @@ class _BadProvider(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_POST = do_GET  # noqa: N815
+    do_POST = do_GET  # noqa: N815 - http.server's name
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -329,9 +328,8 @@ def test_oauth_user_uses_keys_on_gateways_and_revocation(op: OAuthSite) -> None:
     key = made.json()["key"]
     assert _dav(op, "quinn", key) == 207
     assert _dav(op, "quinn", "any password") == 401
-    with pytest.raises(paramiko.AuthenticationException):
-        with _sftp(op, "quinn", "any password"):
-            pass
+    with pytest.raises(paramiko.AuthenticationException), _sftp(op, "quinn", "any password"):
+        pass
     with _sftp(op, "quinn", key) as sftp:
         assert set(sftp.listdir("/user/quinn")) == {"Public", "Private"}
         unlinked = op.site.delete(f"oauth/{PROVIDER}/link", headers={"Girder-Token": token})
@@ -340,9 +338,8 @@ def test_oauth_user_uses_keys_on_gateways_and_revocation(op: OAuthSite) -> None:
             sftp.listdir("/user/quinn")
     assert _me(op, token) is None
     assert _dav(op, "quinn", key) == 401
-    with pytest.raises(paramiko.AuthenticationException):
-        with _sftp(op, "quinn", key):
-            pass
+    with pytest.raises(paramiko.AuthenticationException), _sftp(op, "quinn", key):
+        pass
     # signing in through the provider again links it again (its address is
     # verified): the account and its key work again
     again = op.login("quinn")
