@@ -1,6 +1,7 @@
 // Sign in (with the one-time code when the account has one), registration, sign out.
 import { ApiError, call, login, session } from "./api.js";
 import { h, showError } from "./dom.js";
+import { providerButtons } from "./oauth.js";
 
 const OTP_NEEDED = /one-time password/i;
 
@@ -12,8 +13,9 @@ function field(id, label, attrs = {}) {
            input, error };
 }
 
-export function loginView(ctx) {
+export async function loginView(ctx) {
   const next = safeNext(ctx.url.searchParams.get("next"));
+  const providers = await providerButtons(next);
   const who = field("login", "Login or email", { autocomplete: "username", required: true });
   const secret = field("password", "Password", { type: "password", required: true,
                                                  autocomplete: "current-password" });
@@ -26,7 +28,7 @@ export function loginView(ctx) {
     h("h1", { id: "page-title", tabindex: "-1" }, "Sign in"),
     ctx.expired ? h("p", { class: "notice" }, "Your session has ended. Sign in again to continue.")
       : null,
-    who.row, secret.row, otp.row, error, button,
+    who.row, secret.row, otp.row, error, button, providers,
     h("p", {}, h("a", { href: "/forgot", id: "forgot-link" }, "Forgot your password?")),
     ctx.policy !== "closed" ? h("p", {}, "No account yet? ",
       h("a", { href: "/register" + (next !== "/" ? `?next=${encodeURIComponent(next)}` : "") },
@@ -53,6 +55,9 @@ export function loginView(ctx) {
       button.disabled = false;
     }
   });
+  // The oauth plugin's callback sends failures back here (oauthError=...).
+  const refused = ctx.url.searchParams.get("oauthError");
+  if (refused) showError(error, { message: refused });
   queueMicrotask(() => who.input.focus());
   return { title: "Sign in", node: form };
 }
