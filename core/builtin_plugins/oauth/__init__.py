@@ -20,6 +20,7 @@ prevents the default stops the sign-in (the browser goes back to
 
 from __future__ import annotations
 
+import builtins
 import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -79,7 +80,7 @@ class OAuthPlugin(Plugin):
 
         def list_providers(ctx: Any, redirect: str, list: bool) -> Any:
             target = site_redirect(ctx, redirect)
-            entries = []
+            entries: builtins.list[dict[str, Any]] = []  # "list" is the parameter
             for spec in flow.enabled():
                 callback = f"{base(ctx)}/api/v1/oauth/{spec.id}/callback"
                 try:

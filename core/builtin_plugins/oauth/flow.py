@@ -94,8 +94,8 @@ class OAuthFlow:
         if spec.id in BUILTIN:
             return (str(self._settings.get(spec.client_id_key()) or ""),
                     str(self._settings.get(spec.client_secret_key()) or ""))
-        entry = next((e for e in self._settings.get(keys.OIDC_PROVIDERS) or []
-                      if e["id"] == spec.id), {})
+        entry: dict[str, Any] = next((e for e in self._settings.get(keys.OIDC_PROVIDERS) or []
+                                      if e["id"] == spec.id), {})
         return str(entry.get("clientId") or ""), str(entry.get("clientSecret") or "")
 
     def timeout(self) -> float:
