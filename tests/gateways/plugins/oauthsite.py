@@ -57,15 +57,13 @@ class OAuthSite:
         return query["girderToken"][0]
 
 
-def configure(site: RestSite, issuer: str, **more: Any) -> None:
-    settings = site.app.services.settings
+def configure(settings: Any, issuer: str) -> None:
+    """Register the OP as the generic provider ``testop`` and enable it."""
     settings.set("oauth.oidc_providers", [{
         "id": PROVIDER, "name": "Test OP", "clientId": CLIENT_ID,
         "clientSecret": CLIENT_SECRET,
         "discoveryUrl": issuer + "/.well-known/openid-configuration"}])
     settings.set("oauth.providers_enabled", [PROVIDER])
-    for key, value in more.items():
-        settings.set(key, value)
 
 
 @contextlib.contextmanager
@@ -79,5 +77,5 @@ def oauth_site(data_dir: Path, **overrides: object) -> Iterator[OAuthSite]:
              "redirect_uris": [OTHER_REDIRECT]},
         ]
         with running_op(clients, data_dir.parent / "op") as issuer:
-            configure(site, issuer)
+            configure(site.app.services.settings, issuer)
             yield OAuthSite(site, issuer)
