@@ -13,9 +13,12 @@ function field(id, label, attrs = {}) {
            input, error };
 }
 
-export async function loginView(ctx) {
+export function loginView(ctx) {
   const next = safeNext(ctx.url.searchParams.get("next"));
-  const providers = await providerButtons(next);
+  // Filled when the server has listed its OAuth providers (a slow provider's
+  // discovery must not hold up the password form).
+  const providers = h("div", { id: "oauth-slot" });
+  providerButtons(next).then((buttons) => { if (buttons) providers.replaceChildren(buttons); });
   const who = field("login", "Login or email", { autocomplete: "username", required: true });
   const secret = field("password", "Password", { type: "password", required: true,
                                                  autocomplete: "current-password" });
