@@ -74,9 +74,11 @@ def test_listing_offers_pkce_urls_on_this_site_only(op: OAuthSite) -> None:
                         params={"key": "oauth.oidc_providers"}).json()
     assert shown[0]["hasSecret"] is True and "clientSecret" not in shown[0]
     op.site.app.services.settings.set("oauth.google_client_secret", "g-secret")
-    everything = op.site.get("system/setting", "admin", params={"list": '["oauth.google_'
-                                                                 'client_secret"]'}).text
-    assert "g-secret" not in everything and CLIENT_SECRET not in everything
+    listed = op.site.get("system/setting", "admin", params={
+        "list": '["oauth.google_client_secret", "oauth.oidc_providers"]'})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["oauth.google_client_secret"] == "********"
+    assert "g-secret" not in listed.text and CLIENT_SECRET not in listed.text
 
 
 def test_sign_in_creates_then_finds_the_account(op: OAuthSite) -> None:
