@@ -104,6 +104,11 @@ class GrantChecker:
         digest = secret_digest(user.get("salt")) if method == PASSWORD else b""
         return Grant(principal, method, ref, digest, time.monotonic(), generation)
 
+    def check_identity(self, user: Document) -> None:
+        """``AuthenticationError`` when the account's identity is gone (its
+        directory entry, or the provider it came from)."""
+        self._gate(user)
+
     def _gate(self, user: Document) -> None:
         if self.directory_gate is not None:
             self.directory_gate(user)

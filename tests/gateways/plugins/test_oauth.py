@@ -340,6 +340,7 @@ def test_oauth_user_uses_keys_on_gateways_and_revocation(op: OAuthSite) -> None:
             sftp.listdir("/user/quinn")
     assert _me(op, token) is None
     assert _dav(op, "quinn", key) == 401
+    assert op.site.post("api_key/token", params={"key": key}).status_code == 401
     with pytest.raises(paramiko.AuthenticationException), _sftp(op, "quinn", key):
         pass
     # signing in through the provider again links it again (its address is
