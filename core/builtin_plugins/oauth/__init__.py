@@ -81,14 +81,15 @@ class OAuthPlugin(Plugin):
         def list_providers(ctx: Any, redirect: str, list: bool) -> Any:
             target = site_redirect(ctx, redirect)
             entries: builtins.list[dict[str, Any]] = []  # "list" is the parameter
-            for spec in flow.enabled():
+            specs = flow.enabled()
+            for spec, found in zip(specs, flow.all_endpoints(specs), strict=True):
                 callback = f"{base(ctx)}/api/v1/oauth/{spec.id}/callback"
-                try:
-                    entries.append({"id": spec.id, "name": spec.name,
-                                    "url": flow.authorize_url(spec, target, callback)})
-                except ProviderError as exc:
+                if isinstance(found, ProviderError):
                     entries.append({"id": spec.id, "name": spec.name, "url": None,
-                                    "error": exc.message})
+                                    "error": found.message})
+                    continue
+                entries.append({"id": spec.id, "name": spec.name,
+                                "url": flow.authorize_url(spec, target, callback, found)})
             if list:
                 return entries
             return {e["name"]: e["url"] for e in entries if e["url"]}

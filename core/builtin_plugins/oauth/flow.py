@@ -20,6 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,9 +103,24 @@ class OAuthFlow:
         return float(self._settings.get(keys.TIMEOUT))
 
     # ------------------------------------------------------------ authorize
-    def authorize_url(self, spec: ProviderSpec, redirect: str, callback: str) -> str:
+    def all_endpoints(self, specs: list[ProviderSpec]) -> list[Endpoints | ProviderError]:
+        """``endpoints`` of each, looked up side by side: a slow provider costs
+        one timeout, not one per provider."""
+        def one(spec: ProviderSpec) -> Endpoints | ProviderError:
+            try:
+                return self.endpoints(spec)
+            except ProviderError as exc:
+                return exc
+        if len(specs) < 2:
+            return [one(spec) for spec in specs]
+        with ThreadPoolExecutor(max_workers=min(8, len(specs)),
+                                thread_name_prefix="oauth-discovery") as pool:
+            return list(pool.map(one, specs))
+
+    def authorize_url(self, spec: ProviderSpec, redirect: str, callback: str,
+                      endpoints: Endpoints | None = None) -> str:
         """The provider's sign-in URL, with a fresh state bound to ``redirect``."""
-        endpoints = self.endpoints(spec)
+        endpoints = endpoints or self.endpoints(spec)
         client_id, _ = self.client(spec)
         state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
         nonce = secrets.token_urlsafe(24) if spec.oidc else ""

@@ -276,7 +276,8 @@ def test_provider_down_slow_or_garbage(op: OAuthSite) -> None:
         count = _users(op)
         started = time.monotonic()
         listing = op.site.get("oauth/provider", params={"redirect": "/", "list": "true"})
-        assert time.monotonic() - started < 8, "each provider is bounded by oauth.timeout"
+        # discovery runs side by side, each bounded by oauth.timeout (1 s)
+        assert time.monotonic() - started < 4
         entries = {e["id"]: e for e in listing.json()}
         assert entries[PROVIDER]["url"] and entries["fake"]["url"]
         assert "could not be reached" in entries["down"]["error"]
