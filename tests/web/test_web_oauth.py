@@ -14,7 +14,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.gateways.plugins.oauthsite import OAuthSite, oauth_site
-from tests.web.pages import find, heading, wait_for, wait_text
+from tests.web.pages import find, heading, screen, wait_for, wait_text
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,7 @@ def test_sign_in_with_provider_then_account_page(op: OAuthSite, browser: Any) ->
     heading(browser, "Sign in")
     button = wait_for(lambda: browser.find_elements(By.ID, "oauth-testop"), "provider button")[0]
     assert button.text == "Sign in with Test OP"
+    screen(browser, "sign-in-oauth")
     button.click()
     # the provider's own sign-in form
     login = wait_for(lambda: browser.find_elements(By.NAME, "login"), "provider form")[0]
@@ -58,7 +59,11 @@ def test_sign_in_with_provider_then_account_page(op: OAuthSite, browser: Any) ->
     note = wait_text(browser, "This account has no password", "#no-password")
     assert "API key" in note.text and "SSH key" in note.text
     assert find(browser, "#oauth-linked").text == "You sign in with Test OP."
-    assert not browser.find_elements(By.ID, "old-password")  # no password to change
+    # no password to change, nor to add a one-time code to
+    assert not browser.find_elements(By.ID, "old-password")
+    assert not browser.find_elements(By.ID, "otp-start")
+    assert find(browser, "#api-keys")  # what it uses on WebDAV and SFTP instead
+    screen(browser, "account-oauth")
 
 
 def test_provider_failure_comes_back_to_the_form(op: OAuthSite, browser: Any) -> None:

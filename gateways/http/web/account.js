@@ -22,7 +22,9 @@ export async function accountView(ctx) {
   return { title: "My account", node: h("section", {},
     pageHeading("My account"),
     h("p", { class: "muted" }, `Signed in as ${me.login}.`), methods,
-    profilePanel(me), noPassword ? null : passwordPanel(), otpPanel(me), keys, ssh) };
+    // Without a password there is nothing to change, nor a password to add a code to.
+    profilePanel(me), noPassword ? null : passwordPanel(), noPassword ? null : otpPanel(me),
+    keys, ssh) };
 }
 
 function profilePanel(me) {
