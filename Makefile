@@ -6,11 +6,15 @@ STAMP   := $(VENV)/.installed-stamp
 # Debian packages the test suite drives as real clients and servers (gcc: a foreign-thread
 # probe of the FUSE binding, tests/gateways/fuse/test_mfusepy_internals.py; chromium and its
 # matching chromium-driver: the web client's browser tests, tests/web; slapd and ldap-utils:
-# the LDAP directory of tests/gateways/test_ldap_login.py).
+# the LDAP directory of tests/gateways/test_ldap_login.py; nodejs: the OpenID Connect provider
+# of the OAuth tests, tests/oidc_op).
 DEB_TEST_PACKAGES := openssh-client fuse3 litmus cadaver davfs2 gcc libc6-dev \
-	chromium chromium-driver slapd ldap-utils
+	chromium chromium-driver slapd ldap-utils nodejs
+# The OAuth tests' OpenID Connect provider (panva's oidc-provider) from the npm registry,
+# pinned with integrity hashes in tests/oidc_op/package-lock.json; kept out of git.
+OP_STAMP := tests/oidc_op/node_modules/.installed-stamp
 
-.PHONY: run test test-mongo test-s3 install system-deps lint clean
+.PHONY: run test test-mongo test-s3 test-deps install system-deps lint clean
 
 # Browser code (Swagger UI) comes from the npm registry, pinned and verified, not from the repository.
 $(STAMP): setup.py config/web-assets.json
@@ -28,7 +32,15 @@ run: $(STAMP)
 system-deps:
 	@sh .ci/system-deps $(DEB_TEST_PACKAGES)
 
-test: $(STAMP) system-deps
+$(OP_STAMP): tests/oidc_op/package.json tests/oidc_op/package-lock.json
+	@# Debian's nodejs comes without npm (NodeSource's includes it: the two packages conflict).
+	@command -v npm >/dev/null 2>&1 || sh .ci/system-deps npm
+	cd tests/oidc_op && npm ci --no-audit --no-fund --loglevel=error
+	touch $(OP_STAMP)
+
+test-deps: system-deps $(OP_STAMP)
+
+test: $(STAMP) test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) test-mongo
 	$(MAKE) test-s3
@@ -49,7 +61,7 @@ test-mongo: $(STAMP)
 # test, so they run once, in the main run.
 S3_SUITES := tests/gateways tests/contract/test_hierarchy_contract.py \
 	--ignore=tests/gateways/test_ldap_login.py --ignore=tests/gateways/http/test_rest_mail.py \
-	--ignore=tests/gateways/test_third_party_plugin.py
+	--ignore=tests/gateways/test_third_party_plugin.py --ignore=tests/gateways/plugins/test_oauth.py
 test-s3: $(STAMP)
 	JOIST_TEST_ASSETSTORE=s3 $(PY) -m pytest $(S3_SUITES)
 
@@ -58,4 +70,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy --ignore-missing-imports core
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache tests/oidc_op/node_modules

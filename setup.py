@@ -46,6 +46,9 @@ setup(
         "orjson>=3.9",         # the SQLite engine's document decoding
         "ldap3>=2.9",          # LDAP login (pure Python; python-ldap needs C builds)
         "segno>=1.6",          # the web client's TOTP QR code, rendered as SVG
+        "authlib>=1.3",        # the oauth plugin's OAuth2 client (authorization code, PKCE)
+        "joserfc>=1.0",        # ... and its id_token validation (JWKS, iss, aud, exp, nonce)
+        "requests>=2.31",      # the HTTP client Authlib's OAuth2Session is built on
     ],
     extras_require={
         "mongo": [],          # pymongo is already required
@@ -75,6 +78,7 @@ setup(
             "user_quota = joist.core.builtin_plugins.user_quota:UserQuotaPlugin",
             "authorized_upload = "
             "joist.core.builtin_plugins.authorized_upload:AuthorizedUploadPlugin",
+            "oauth = joist.core.builtin_plugins.oauth:OAuthPlugin",
         ],
     },
 )

@@ -124,6 +124,16 @@ class Records:
 
 
 @dataclass(frozen=True)
+class Redirect:
+    """A route's answer: send the browser to ``location`` (303). With
+    ``token`` (a token document), it is signed in: the gateway sets its
+    session cookie, as Girder's OAuth callback does."""
+
+    location: str
+    token: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class AccessFlag:
     key: str
     name: str
@@ -194,8 +204,12 @@ class PluginInfo:
 
     def register_setting(self, key: str, default: Any, validate: Callable[[Any], Any],
                          help: str, *, public: bool = False) -> None:
-        self.settings.register(SettingDef(key, default, validate, help, public))
-        self._settings.append(key)
+        self.add_setting(SettingDef(key, default, validate, help, public))
+
+    def add_setting(self, definition: SettingDef) -> None:
+        """A setting with every option of ``SettingDef`` (secrets, redaction)."""
+        self.settings.register(definition)
+        self._settings.append(definition.key)
 
     def register_scope(self, scope_id: str, name: str, description: str, *,
                        admin: bool = False) -> None:
@@ -396,4 +410,4 @@ def describe(name: str, target: Any) -> PluginDescriptor:
 
 __all__ = ["ENABLED_SETTING", "ENTRY_POINT_GROUP", "RESTART_NOTE", "AccessFlag", "FileDownload",
            "Plugin", "PluginDescriptor", "PluginInfo", "PluginRoute", "Plugins", "Records",
-           "RouteError", "RouteParam", "TextAttachment", "discover"]
+           "Redirect", "RouteError", "RouteParam", "TextAttachment", "discover"]

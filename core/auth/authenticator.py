@@ -227,6 +227,7 @@ class Authenticator:
         if user is None:
             raise ValidationError("Invalid API key.")
         self.check_status(user, self._settings)
+        self.grants.check_identity(user)
         return self.api_keys.mint_token(
             doc, duration=duration, max_days=float(self._settings.get("core.cookie_lifetime")))
 

@@ -80,6 +80,9 @@ class GrantChecker:
         # Raises AuthenticationError for an account whose directory entry is
         # gone (``ldap.DirectoryGate.check``; set by the Authenticator).
         self.directory_gate: Callable[[Document], None] | None = None
+        # More such checks (the oauth plugin's: an account that lost its
+        # provider and has no password); each raises AuthenticationError.
+        self.gates: list[Callable[[Document], None]] = []
 
     @property
     def generation(self) -> int:
@@ -95,12 +98,22 @@ class GrantChecker:
         if method == ANONYMOUS or user is None:
             return Grant(Principal.anonymous(), ANONYMOUS, checked=time.monotonic(),
                          generation=generation)
-        if self.directory_gate is not None:
-            self.directory_gate(user)
+        self._gate(user)
         principal = Principal.from_user(user, scopes=scopes,
                                         token_id=ref if method == TOKEN else None)
         digest = secret_digest(user.get("salt")) if method == PASSWORD else b""
         return Grant(principal, method, ref, digest, time.monotonic(), generation)
+
+    def check_identity(self, user: Document) -> None:
+        """``AuthenticationError`` when the account's identity is gone (its
+        directory entry, or the provider it came from)."""
+        self._gate(user)
+
+    def _gate(self, user: Document) -> None:
+        if self.directory_gate is not None:
+            self.directory_gate(user)
+        for gate in self.gates:
+            gate(user)
 
     @staticmethod
     def fixed(principal: Principal = SYSTEM) -> Grant:
@@ -128,8 +141,7 @@ class GrantChecker:
         user = self._store.users.find_one({"_id": grant.principal.user_id})
         if user is None:
             raise AuthenticationError("The account no longer exists.")
-        if self.directory_gate is not None:
-            self.directory_gate(user)
+        self._gate(user)
         scopes: Any = grant.principal.scopes
         if grant.method == PASSWORD:
             if secret_digest(user.get("salt")) != grant.digest:

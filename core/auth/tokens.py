@@ -138,9 +138,12 @@ class TokenService:
         self._tokens.delete_one({"_id": value})
         self.forget()
 
-    def delete_for_user(self, user_id: ObjectId) -> int:
+    def delete_for_user(self, user_id: ObjectId, *,
+                        where: dict[str, Any] | None = None) -> int:
+        """The user's tokens (those also matching ``where``, e.g. the ones an
+        OAuth provider's sign-in gave) end at once."""
         self.forget()
-        return self._tokens.delete_many({"userId": user_id})
+        return self._tokens.delete_many({**(where or {}), "userId": user_id})
 
     def delete_for_api_key(self, key_id: ObjectId) -> int:
         self.forget()

@@ -21,7 +21,7 @@ USER = CollectionSpec(
     "user",
     indexes=(_ix("login", unique=True), _ix("email", unique=True), _ix("groups"),
              _ix("lastName", "firstName", "_id"), _ix("created", "_id")),
-    array_fields=ACL_ARRAYS | {"groups", "groupInvites"},
+    array_fields=ACL_ARRAYS | {"groups", "groupInvites", "oauth"},  # oauth: provider links
 )
 GROUP = CollectionSpec(
     "group",

@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 from joist.core.hierarchy import Hierarchy
-from joist.core.plugins import FileDownload, Records, RouteError, TextAttachment
+from joist.core.plugins import FileDownload, Records, Redirect, RouteError, TextAttachment
 from joist.core.services import Services
 from joist.core.settings import Settings
 
@@ -21,6 +21,7 @@ from .request import RestError
 from .resources import COLLECTORS
 from .resources.file import download
 from .resources.system import RELEASE
+from .resources.user import cookie_header
 from .response import Raw
 from .router import Param, RouteCollector, RouteTable, table_from
 
@@ -66,6 +67,12 @@ def _answering(handler: Callable[..., Any]) -> Callable[..., Any]:
                              ("Content-Length", str(len(body))),
                              ("Content-Disposition", content_disposition(result.name))],
                        [body])
+        if isinstance(result, Redirect):
+            headers = [("Location", result.location), ("Content-Length", "0"),
+                       ("Cache-Control", "no-store")]
+            if result.token is not None:
+                headers.append(cookie_header(ctx, result.token))
+            return Raw(303, headers, [])
         if isinstance(result, Records):
             if isinstance(result.value, list):
                 return ctx.filter.many(result.model, result.value, ctx.principal)

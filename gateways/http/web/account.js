@@ -4,6 +4,7 @@ import { apiUrl, call, get, restore, session } from "./api.js";
 import { h, showError } from "./dom.js";
 import { errorFor, field, notice, onSubmit, pageHeading, panel, say } from "./forms.js";
 import { apiKeysPanel, sshKeysPanel } from "./keys.js";
+import { signInPanel } from "./oauth.js";
 
 export async function accountView(ctx) {
   if (!session.user) {
@@ -14,12 +15,16 @@ export async function accountView(ctx) {
   // A part the server refuses (API keys turned off, say) says so in its place.
   const part = (id, title, promise) => promise.catch((err) => panel(id, title,
     h("p", { class: "error", role: "alert" }, err.message || String(err))));
-  const [keys, ssh] = await Promise.all([part("api-keys", "API keys", apiKeysPanel(me)),
-    part("ssh-keys", "SSH keys for SFTP", sshKeysPanel(me))]);
+  const [keys, ssh, methods] = await Promise.all([
+    part("api-keys", "API keys", apiKeysPanel(me)),
+    part("ssh-keys", "SSH keys for SFTP", sshKeysPanel(me)), signInPanel()]);
+  const noPassword = methods && methods.querySelector("#no-password");
   return { title: "My account", node: h("section", {},
     pageHeading("My account"),
-    h("p", { class: "muted" }, `Signed in as ${me.login}.`),
-    profilePanel(me), passwordPanel(), otpPanel(me), keys, ssh) };
+    h("p", { class: "muted" }, `Signed in as ${me.login}.`), methods,
+    // Without a password there is nothing to change, nor a password to add a code to.
+    profilePanel(me), noPassword ? null : passwordPanel(), noPassword ? null : otpPanel(me),
+    keys, ssh) };
 }
 
 function profilePanel(me) {

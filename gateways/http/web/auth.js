@@ -1,6 +1,7 @@
 // Sign in (with the one-time code when the account has one), registration, sign out.
 import { ApiError, call, login, session } from "./api.js";
 import { h, showError } from "./dom.js";
+import { providerButtons } from "./oauth.js";
 
 const OTP_NEEDED = /one-time password/i;
 
@@ -14,6 +15,10 @@ function field(id, label, attrs = {}) {
 
 export function loginView(ctx) {
   const next = safeNext(ctx.url.searchParams.get("next"));
+  // Filled when the server has listed its OAuth providers (a slow provider's
+  // discovery must not hold up the password form).
+  const providers = h("div", { id: "oauth-slot" });
+  providerButtons(next).then((buttons) => { if (buttons) providers.replaceChildren(buttons); });
   const who = field("login", "Login or email", { autocomplete: "username", required: true });
   const secret = field("password", "Password", { type: "password", required: true,
                                                  autocomplete: "current-password" });
@@ -26,7 +31,7 @@ export function loginView(ctx) {
     h("h1", { id: "page-title", tabindex: "-1" }, "Sign in"),
     ctx.expired ? h("p", { class: "notice" }, "Your session has ended. Sign in again to continue.")
       : null,
-    who.row, secret.row, otp.row, error, button,
+    who.row, secret.row, otp.row, error, button, providers,
     h("p", {}, h("a", { href: "/forgot", id: "forgot-link" }, "Forgot your password?")),
     ctx.policy !== "closed" ? h("p", {}, "No account yet? ",
       h("a", { href: "/register" + (next !== "/" ? `?next=${encodeURIComponent(next)}` : "") },
@@ -53,6 +58,9 @@ export function loginView(ctx) {
       button.disabled = false;
     }
   });
+  // The oauth plugin's callback sends failures back here (oauthError=...).
+  const refused = ctx.url.searchParams.get("oauthError");
+  if (refused) showError(error, { message: refused });
   queueMicrotask(() => who.input.focus());
   return { title: "Sign in", node: form };
 }

@@ -9,6 +9,7 @@ import { listView, resourceView } from "./browse.js";
 import { forgotView, mailLink, mailLinkView } from "./maillinks.js";
 import { h, showError } from "./dom.js";
 import { groupsView, groupView } from "./groups.js";
+import { takeHandedToken } from "./oauth.js";
 import { pathOfUrl, urlOfPath } from "./paths.js";
 import { searchView } from "./search.js";
 
@@ -178,6 +179,7 @@ async function start() {
   state.policy = settings["core.registration_policy"] || "open";
   state.brand = settings["core.brand_name"] || "Joist";
   document.getElementById("brand").textContent = state.brand;
+  const handed = takeHandedToken(); // back from an OAuth provider, signed in
   const hadToken = Boolean(session.token);
   try {
     await restore();
@@ -185,6 +187,10 @@ async function start() {
     session.set(null, null);
   }
   renderAccount();
+  if (handed && session.user && location.pathname === "/login") {
+    navigate(safeNext(new URL(location.href).searchParams.get("next")), { replace: true });
+    return;
+  }
   if (hadToken && !session.user && !location.pathname.startsWith("/login") &&
       !isAuthorizedUpload(location.hash)) {
     toLogin(true); // the stored token ran out: sign in, then come back here
