@@ -7,9 +7,10 @@ STAMP   := $(VENV)/.installed-stamp
 # probe of the FUSE binding, tests/gateways/fuse/test_mfusepy_internals.py; chromium and its
 # matching chromium-driver: the web client's browser tests, tests/web; slapd and ldap-utils:
 # the LDAP directory of tests/gateways/test_ldap_login.py; nodejs: the OpenID Connect provider
-# of the OAuth tests, tests/oidc_op).
+# of the OAuth tests, tests/oidc_op; redis-server: the Celery job runner's broker,
+# tests/gateways/plugins/test_jobs_celery.py).
 DEB_TEST_PACKAGES := openssh-client fuse3 litmus cadaver davfs2 gcc libc6-dev \
-	chromium chromium-driver slapd ldap-utils nodejs
+	chromium chromium-driver slapd ldap-utils nodejs redis-server
 # The OAuth tests' OpenID Connect provider (panva's oidc-provider) from the npm registry,
 # pinned with integrity hashes in tests/oidc_op/package-lock.json; kept out of git.
 OP_STAMP := tests/oidc_op/node_modules/.installed-stamp

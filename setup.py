@@ -53,6 +53,7 @@ setup(
     extras_require={
         "mongo": [],          # pymongo is already required
         "s3": ["boto3>=1.34"],
+        "celery": ["celery[redis]>=5.3"],  # jobs.runner = celery (joist worker)
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
@@ -67,6 +68,7 @@ setup(
             "ruff>=0.5",
             "selenium>=4.20",      # drives Debian's chromium + chromium-driver (tests/web)
             "mypy>=1.10",
+            "celery[redis]>=5.3",  # the Celery job runner's tests (a real worker and Redis)
         ],
     },
     entry_points={
@@ -74,6 +76,7 @@ setup(
         # Plugins shipped with Joist load exactly as third-party ones do.
         "joist.plugins": [
             "autojoin = joist.core.builtin_plugins.autojoin:AutojoinPlugin",
+            "jobs = joist.core.builtin_plugins.jobs:JobsPlugin",
             "hashsum_download = joist.core.builtin_plugins.hashsum_download:HashsumDownloadPlugin",
             "user_quota = joist.core.builtin_plugins.user_quota:UserQuotaPlugin",
             "authorized_upload = "

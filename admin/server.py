@@ -138,11 +138,14 @@ class Server:
                     self._threads.append(thread)
             if self.sftp is not None:
                 self.sftp.start()
+            # plugins' background work that belongs to a serving process (the job runners)
+            self.app.services.events.trigger("joist.serve.start", self.app.services)
         except BaseException:
             self.stop()  # whatever did start must not outlive a failed start
             raise
 
     def stop(self) -> None:
+        self.app.services.events.trigger("joist.serve.stop", self.app.services)
         self.app.services.notifications.close()  # open streams end: threads come back
         if self.sftp is not None:
             self.sftp.stop()

@@ -79,7 +79,7 @@ class PluginRoute:
     handler: Callable[..., Any]
     summary: str
     scope: str
-    access: str = "public"  # public, user, admin
+    access: str = "public"  # public, token, user, admin
     params: tuple[RouteParam, ...] = ()
     description: str = ""  # of the resource, when the plugin adds a new one
     cookie: bool = False  # the girderToken cookie authenticates too (browser downloads)
@@ -194,8 +194,8 @@ class PluginInfo:
         if not isinstance(scope, str) or not (scope in SPECIAL or scope in self._plugins.scopes):
             # core's or one registered first (register_scope), so API keys can hold it
             raise ValueError(f"{method} {route}: declare a known token scope, not {scope!r}")
-        if access not in ("public", "user", "admin"):
-            raise ValueError(f"{method} {route}: access is public, user or admin")
+        if access not in ("public", "token", "user", "admin"):  # token: any valid token
+            raise ValueError(f"{method} {route}: access is public, token, user or admin")
         resource, _, rest = str(route).strip("/").partition("/")
         if not resource:
             raise ValueError("A route needs a resource")

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from . import assetstore, check, collection, group, mount, plugin, serve, setting, sftpd, user
+from . import (
+            assetstore,
+            check,
+            collection,
+            group,
+            mount,
+            plugin,
+            serve,
+            setting,
+            sftpd,
+            user,
+            worker,
+)
 
-COMMANDS = (serve, user, group, collection, setting, plugin, check, mount, sftpd, assetstore)
+COMMANDS = (serve, user, group, collection, setting, plugin, check, mount, sftpd, assetstore,
+            worker)
 
 __all__ = ["COMMANDS"]

@@ -1,0 +1,142 @@
+"""One process's jobs: the model, the type registry, and the runner the
+setting ``jobs.runner`` names (``local``: a thread pool in each serve process;
+``celery``: Celery workers, ``joist worker``).
+
+Scheduling (``jobs.schedule``) queues a job whose handler is ours (or unset,
+for a registered type): QUEUED, handler ``jobs.local`` or ``jobs.celery``, the
+type's ``rerunSafe`` recorded for restart recovery; then the local pool is
+woken, or the id is sent to the broker. Runners start only in a serving
+process (``start_serving``) or a worker (``run_celery_worker``), so a CLI
+command that schedules a job never runs it itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..events import Event, EventBus
+from ..stored_settings import SettingsService
+from .celery_runner import CelerySender, run_worker
+from .local import LeaseKeeper, LocalRunner
+from .model import Jobs, JobStatus
+from .runner import (
+    CELERY_HANDLER,
+    LOCAL_HANDLER,
+    MODULE_HANDLER,
+    Executor,
+    JobContext,
+    JobTypes,
+)
+
+log = logging.getLogger("joist.jobs")
+
+RUNNER = "jobs.runner"
+BROKER = "jobs.celery_broker"
+WORKERS = "jobs.local_workers"
+LEASE = "jobs.lease_seconds"
+RUNTIME_EVENT = "jobs.runtime"  # answered by the jobs plugin with its JobsRuntime
+OURS = (None, LOCAL_HANDLER, CELERY_HANDLER, MODULE_HANDLER)
+
+
+class JobsRuntime:
+    def __init__(self, jobs: Jobs, services: Any, settings: SettingsService) -> None:
+        self.jobs = jobs
+        self.types = JobTypes()
+        self.settings = settings
+        self.executor = Executor(jobs, self.types, services,
+                                 lease_seconds=lambda: float(settings.get(LEASE)))
+        self.keeper = LeaseKeeper(self.executor)
+        self.local: LocalRunner | None = None
+        self.sender: CelerySender | None = None
+
+    # ------------------------------------------------------------ for plugins
+    def register_type(self, name: str, fn: Callable[[JobContext], Any], *,
+                      rerun_safe: bool = False) -> None:
+        self.types.register_type(name, fn, rerun_safe=rerun_safe)
+
+    def create_and_schedule(self, title: str, type: str, **kwargs: Any) -> dict[str, Any]:
+        job = self.jobs.create_job(title, type, **kwargs)
+        return self.jobs.schedule_job(job)
+
+    def create_local_job(self, module: str, function: str | None = None, *,
+                         rerun_safe: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """Girder's ``createLocalJob``: run ``module.function(ctx)`` (Python
+        callers only: the REST API cannot name code to run)."""
+        job = self.jobs.create_job(handler=MODULE_HANDLER, save=False, **kwargs)
+        job["module"] = module
+        if function is not None:
+            job["function"] = function
+        job["rerunSafe"] = bool(rerun_safe)
+        return self.jobs.save(job)
+
+    # ------------------------------------------------------------ scheduling
+    def runner(self) -> str:
+        return str(self.settings.get(RUNNER))
+
+    def on_schedule(self, event: Event) -> None:
+        job = event.info
+        handler = job.get("handler")
+        known = self.types.get(str(job.get("type")))
+        if handler not in OURS or (handler is None and known is None):
+            return  # another plugin's job
+        celery = self.runner() == "celery"
+        if handler != MODULE_HANDLER:
+            handler = CELERY_HANDLER if celery else LOCAL_HANDLER
+        fields = {"handler": handler,
+                  "rerunSafe": bool(job.get("rerunSafe") or (known and known.rerun_safe))}
+        status = JobStatus.QUEUED if job.get("status") == JobStatus.INACTIVE else None
+        self.jobs.update_job(job, status=status, other_fields=fields)
+        if celery:
+            if self.sender is None:
+                self.sender = CelerySender(str(self.settings.get(BROKER)))
+            self.sender.send(job["_id"])
+        elif self.local is not None:
+            self.local.wake()
+
+    # ------------------------------------------------------------ processes
+    def start_serving(self, _event: Event | None = None) -> None:
+        """In ``joist serve``: the lease keeper, and the local pool unless
+        Celery runs the jobs."""
+        self.keeper.start()
+        if self.runner() == "local" and self.local is None:
+            self.local = LocalRunner(self.executor, lambda: int(self.settings.get(WORKERS)))
+            self.local.start()
+
+    def stop(self, _event: Event | None = None) -> None:
+        if self.local is not None:
+            self.local.stop()
+            self.local = None
+        self.keeper.stop()
+        if self.sender is not None:
+            self.sender.close()
+            self.sender = None
+
+    def run_celery_worker(self, concurrency: int, loglevel: str = "INFO") -> None:
+        """``joist worker``: run jobs sent to the broker until stopped."""
+        self.keeper.start()
+        try:
+            run_worker(str(self.settings.get(BROKER)), self.executor, concurrency, loglevel)
+        finally:
+            self.keeper.stop()
+
+
+def runtime_of(events: EventBus) -> JobsRuntime:
+    """The jobs plugin's runtime (for plugins that depend on ``jobs``)."""
+    found = jobs_runtime(events)
+    if found is None:
+        raise RuntimeError("The jobs plugin is not loaded.")
+    return found
+
+
+def jobs_runtime(events: EventBus) -> JobsRuntime | None:
+    """The runtime, or None when the jobs plugin is not loaded."""
+    if not events.has_handlers(RUNTIME_EVENT):
+        return None
+    responses = events.trigger(RUNTIME_EVENT).responses
+    return responses[0] if responses else None
+
+
+__all__ = ["BROKER", "LEASE", "RUNNER", "RUNTIME_EVENT", "WORKERS", "JobsRuntime",
+           "jobs_runtime", "runtime_of"]
