@@ -346,3 +346,36 @@ GIRDER_PLUGIN_ROUTES: dict[tuple[str, str], tuple[str, tuple[P, ...]]] = {
         P("uri", "query", True), P("bindName", "query", True), P("password", "query", True),
     )),
 }
+
+
+def _job_filters() -> tuple[P, ...]:
+    """The jobs plugin's filters and ``pagingParams(defaultSort='created',
+    defaultSortDir=DESCENDING)``."""
+    return (P("types"), P("statuses"), P("handlers"),
+            P("limit", "query", False, "integer", default=50),
+            P("offset", "query", False, "integer", default=0), P("sort", default="created"),
+            P("sortdir", "query", False, "integer", enum=(1, -1), default=-1))
+
+
+# plugins/jobs/girder_jobs/job_rest.py (checked by tests/gateways/plugins/test_jobs_rest.py
+# against the jobs plugin's routes)
+GIRDER_JOBS_ROUTES: dict[tuple[str, str], tuple[str, tuple[P, ...]]] = {
+    ("GET", "job"): ("public", (P("userId"), P("parentId"), *_job_filters())),
+    ("POST", "job"): ("token", (
+        P("title", "query", True), P("type", "query", True), P("parentId"),
+        P("public", "query", False, "boolean", default=False), P("handler"), P("args"),
+        P("kwargs"), P("otherFields"),
+    )),
+    ("GET", "job/all"): ("user", _job_filters()),
+    ("GET", "job/:id"): ("public", (ID,)),
+    ("PUT", "job/:id"): ("token", (
+        ID, P("log"), P("overwrite", "query", False, "boolean", default=False), P("status"),
+        P("progressTotal", "query", False, "number"),
+        P("progressCurrent", "query", False, "number"), P("progressMessage"),
+        P("notify", "query", False, "boolean", default=True),
+    )),
+    ("PUT", "job/:id/cancel"): ("user", (ID,)),
+    ("DELETE", "job/:id"): ("user", (ID,)),
+    ("GET", "job/typeandstatus/all"): ("user", ()),
+    ("GET", "job/typeandstatus"): ("user", ()),
+}

@@ -86,8 +86,9 @@ def _choices(g: P, j: P) -> list[str]:
 ROUTES = {**GIRDER_ROUTES, **GIRDER_PLUGIN_ROUTES}
 
 
-def _differences(key: tuple[str, str], route: Route) -> list[str]:
-    access, declared = ROUTES[key]
+def _differences(key: tuple[str, str], route: Route,
+                 table: dict[tuple[str, str], tuple[str, tuple[P, ...]]] = ROUTES) -> list[str]:
+    access, declared = table[key]
     girder = {p.name: p for p in declared}
     joist = _as_girder(route)
     described = {p.name: p.description for p in route.params}
