@@ -30,9 +30,9 @@ def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
 
 
 @contextlib.contextmanager
-def joist_serve(env: dict[str, str]) -> Iterator[str]:
-    """Yield the banner (where to connect) once printed; on a clean exit of the
-    block, SIGTERM must stop the server with status 0."""
+def serve_process(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The process and its banner once printed; killed at the end if still
+    running (a test may kill it itself, e.g. with SIGKILL)."""
     proc = subprocess.Popen([*JOIST, "serve", "--port", "0"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -44,10 +44,18 @@ def joist_serve(env: dict[str, str]) -> Iterator[str]:
             except queue.Empty:
                 assert proc.poll() is None, banner
         assert "Data directory" in banner, banner
-        yield banner
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        yield proc, banner
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def joist_serve(env: dict[str, str]) -> Iterator[str]:
+    """Yield the banner (where to connect) once printed; on a clean exit of the
+    block, SIGTERM must stop the server with status 0."""
+    with serve_process(env) as (proc, banner):
+        yield banner
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
