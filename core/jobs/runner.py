@@ -218,7 +218,9 @@ class Executor:
                 self.jobs.update_job(job, status=status, condition=condition,
                                      other_fields={"lease": None})
         except ValidationError:
-            pass  # canceled or recovered meanwhile: that status stands
+            # canceled or recovered meanwhile: that status stands; our lease ends
+            self.jobs.collection.update_one({"_id": job["_id"], **condition},
+                                            {"$set": {"lease": None}})
 
     # ------------------------------------------------------------ leases
     def renew(self) -> int:
