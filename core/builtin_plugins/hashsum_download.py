@@ -7,7 +7,8 @@ SHA-512 of its bytes (it names the blob), so nothing is computed on
 link files, which have no bytes): ``POST file/:id/hashsum`` (Girder's manual
 computation, WRITE access) reads the bytes once and stores the digest, and with
 Girder's setting ``hashsum_download.auto_compute`` an import queues that on the
-event bus's bounded background queue (there is no job system yet). Until then
+event bus's bounded background queue, or in a job when the ``jobs`` plugin is
+loaded (with progress, and rerun if its process dies). Until then
 their key file answers Girder's "does not have the hash computed" error.
 Access is Girder's: a key file needs READ on the file; a download by hash sends
 the first file with that hash the caller may read, else 404.
@@ -18,10 +19,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from bson import ObjectId
+
 from .. import acl
 from ..acl import SYSTEM
 from ..errors import AccessDeniedError, NotFoundError, ValidationError
 from ..events import Event
+from ..jobs.runtime import JOBS_LOADED, jobs_runtime
 from ..plugins import (
     FileDownload,
     Plugin,
@@ -38,6 +42,7 @@ CHUNK = 1 << 20
 MAX_CANDIDATES = 1000  # files with one hash examined per request (bounded work)
 AUTO_COMPUTE = "hashsum_download.auto_compute"  # Girder's setting
 COMPUTE_EVENT = "hashsum_download.compute"
+JOB_TYPE = "hashsum_download.compute"
 _ALGO = RouteParam("algo", required=True, location="path",
                    description="The hashsum algorithm (case insensitive).")
 _HASH = RouteParam("hash", required=True, location="path",
@@ -137,17 +142,44 @@ class HashsumDownloadPlugin(Plugin):
             return _compute(files, file)
 
         def imported(event: Event) -> None:
-            """An imported object has no digest: with auto-compute on, queue its
-            computation on the bus's bounded background queue."""
+            """An imported object has no digest: with auto-compute on, compute
+            it in a job (with the jobs plugin), else on the bus's bounded
+            background queue."""
             file = event.info
-            if file.get("imported") and not file.get("sha512") and \
-                    services.settings.get(AUTO_COMPUTE):
+            if not (file.get("imported") and not file.get("sha512") and
+                    services.settings.get(AUTO_COMPUTE)):
+                return
+            runtime = jobs_runtime(info.events)
+            if runtime is None:
                 info.events.trigger_async(COMPUTE_EVENT, {"fileId": file["_id"]})
+                return
+            register(runtime)
+            runtime.create_and_schedule(f"Compute the hashsum of {file.get('name')}", JOB_TYPE,
+                                        kwargs={"fileId": str(file["_id"])})
 
         def compute_later(event: Event) -> None:
             file = files.store.files.find_one({"_id": event.info["fileId"]})
             if file is not None:  # deleted meanwhile: nothing to do
                 _compute(files, file)
+
+        def compute_job(ctx: Any) -> None:
+            file = files.store.files.find_one({"_id": ObjectId(ctx.kwargs["fileId"])})
+            if file is None:
+                ctx.log("The file was deleted before its hashsum was computed.")
+                return
+            ctx.progress(0, int(file.get("size") or 0), "reading")
+            _compute(files, file)
+            ctx.progress(int(file.get("size") or 0), None, "computed")
+
+        def register(runtime: Any) -> None:
+            # reading the bytes again is harmless: a job lost with its process reruns
+            runtime.register_type(JOB_TYPE, compute_job, rerun_safe=True)
+
+        # every process (servers, Celery workers) knows the job type, whichever
+        # of the two plugins loads first
+        if (loaded := jobs_runtime(info.events)) is not None:
+            register(loaded)
+        info.bind(JOBS_LOADED, lambda event: register(event.info))
 
         info.register_setting(AUTO_COMPUTE, False, _boolean,
                               "Compute the SHA-512 of imported files in the background.")

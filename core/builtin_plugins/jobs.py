@@ -18,7 +18,7 @@ from typing import Any
 from .. import acl
 from ..errors import ValidationError
 from ..jobs.model import SPEC, Jobs
-from ..jobs.runtime import BROKER, LEASE, RUNNER, RUNTIME_EVENT, WORKERS, JobsRuntime
+from ..jobs.runtime import BROKER, JOBS_LOADED, LEASE, RUNNER, RUNTIME_EVENT, WORKERS, JobsRuntime
 from ..plugins import Plugin, PluginInfo, RouteParam
 
 SERVE_START, SERVE_STOP = "joist.serve.start", "joist.serve.stop"
@@ -103,6 +103,7 @@ class JobsPlugin(Plugin):
         info.bind(SERVE_START, runtime.start_serving)
         info.bind(SERVE_STOP, runtime.stop)
         _routes(info, jobs, services)
+        info.events.trigger(JOBS_LOADED, runtime)  # plugins loaded before register types
 
 
 def _routes(info: PluginInfo, jobs: Jobs, services: Any) -> None:

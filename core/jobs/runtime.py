@@ -37,6 +37,7 @@ BROKER = "jobs.celery_broker"
 WORKERS = "jobs.local_workers"
 LEASE = "jobs.lease_seconds"
 RUNTIME_EVENT = "jobs.runtime"  # answered by the jobs plugin with its JobsRuntime
+JOBS_LOADED = "jobs.loaded"  # fired once the runtime exists (info: it), for job types
 OURS = (None, LOCAL_HANDLER, CELERY_HANDLER, MODULE_HANDLER)
 
 
@@ -138,5 +139,5 @@ def jobs_runtime(events: EventBus) -> JobsRuntime | None:
     return responses[0] if responses else None
 
 
-__all__ = ["BROKER", "LEASE", "RUNNER", "RUNTIME_EVENT", "WORKERS", "JobsRuntime",
+__all__ = ["BROKER", "JOBS_LOADED", "LEASE", "RUNNER", "RUNTIME_EVENT", "WORKERS", "JobsRuntime",
            "jobs_runtime", "runtime_of"]
