@@ -5,7 +5,7 @@ local and Celery runners. ``core.builtin_plugins.jobs`` loads them as the
 
 from .model import SPEC, Jobs, JobStatus
 from .runner import JobCanceledError, JobContext, JobTypes
-from .runtime import JobsRuntime, jobs_runtime, runtime_of
+from .runtime import JobsRuntime, Progress, jobs_runtime, runtime_of, tracked
 
 __all__ = ["SPEC", "JobCanceledError", "JobContext", "JobStatus", "JobTypes", "Jobs", "JobsRuntime",
-           "jobs_runtime", "runtime_of"]
+           "Progress", "jobs_runtime", "runtime_of", "tracked"]

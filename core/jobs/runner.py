@@ -13,6 +13,7 @@ it ERROR with a log line saying so, or queues it again when its type is
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -75,8 +76,9 @@ class JobContext:
     """What a job function gets: the job, the services, progress, log, cancel."""
 
     def __init__(self, job: dict[str, Any], services: Any, jobs: Jobs,
-                 condition: dict[str, Any]) -> None:
+                 condition: dict[str, Any], notify: bool = True) -> None:
         self.job = job
+        self.notify = notify
         self.services = services
         self._jobs = jobs
         self._condition = condition
@@ -104,7 +106,8 @@ class JobContext:
 
     def _update(self, **changes: Any) -> None:
         try:
-            self._jobs.update_job(self.job, condition=self._condition, **changes)
+            self._jobs.update_job(self.job, condition=self._condition, notify=self.notify,
+                                  **changes)
         except ValidationError:
             self._canceled = True  # no longer ours: canceled (or taken) meanwhile
 
@@ -153,12 +156,13 @@ class Executor:
         found = self.types.get(str(job.get("type")))
         return found.fn if found else None
 
-    def claim(self, query: dict[str, Any]) -> dict[str, Any] | None:
+    def claim(self, query: dict[str, Any], status: int = JobStatus.QUEUED,
+              notify: bool = True) -> dict[str, Any] | None:
         """Atomically move one matching QUEUED job to RUNNING under our lease."""
         now = time.time()
         stamp = {"status": JobStatus.RUNNING, "time": _utc()}
         doc = self.jobs.collection.find_one_and_update(
-            {**query, "status": JobStatus.QUEUED},
+            {**query, "status": status},
             {"$set": {"status": JobStatus.RUNNING, "updated": stamp["time"],
                       "lease": {"owner": self.owner, "expires": now + self.lease_seconds()}},
              "$push": {"timestamps": stamp}},
@@ -168,7 +172,7 @@ class Executor:
         job = self.jobs._decoded(doc)
         assert job is not None
         self.jobs.events.trigger("jobs.job.update.after", {
-            "job": job, "updates": {"$set": {"status": JobStatus.RUNNING}}, "notify": True})
+            "job": job, "updates": {"$set": {"status": JobStatus.RUNNING}}, "notify": notify})
         return job
 
     def run_by_id(self, job_id: Any) -> bool:
@@ -184,38 +188,56 @@ class Executor:
 
     def run(self, job: dict[str, Any]) -> None:
         """Run a claimed job to its end status."""
-        condition = {"lease.owner": self.owner}
-        with self._lock:
-            self._running.add(job["_id"])
-        try:
-            ctx = JobContext(job, self.services, self.jobs, condition)
+        def call(ctx: JobContext) -> Any:
             fn = self.function_of(job)
             if fn is None:
                 raise CoreError(f"No job type {job.get('type')!r} is registered here.")
-            fn(ctx)
+            return fn(ctx)
+        with contextlib.suppress(Exception):  # recorded in the job
+            self._execute(job, call)
+
+    def run_inline(self, job: dict[str, Any], fn: Callable[[JobContext], Any], *,
+                   notify: bool = True) -> Any:
+        """Run ``fn`` now, in the caller's thread, as the INACTIVE ``job``
+        (an operation that answers synchronously but shows its progress as a
+        job); its result is returned and its exception raised."""
+        if self.claim({"_id": job["_id"]}, JobStatus.INACTIVE, notify) is None:
+            raise ValidationError("The job is no longer inactive.", field="status")
+        job.update(status=JobStatus.RUNNING)
+        return self._execute(job, fn, notify)
+
+    def _execute(self, job: dict[str, Any], fn: Callable[[JobContext], Any],
+                 notify: bool = True) -> Any:
+        condition = {"lease.owner": self.owner}
+        with self._lock:
+            self._running.add(job["_id"])
+        ctx = JobContext(job, self.services, self.jobs, condition, notify)
+        try:
+            result = fn(ctx)
         except JobCanceledError:
-            pass
+            result = None
         except Exception as exc:
             # the traceback goes to the job's log (administrators only), not the server log
             log.warning("job %s (%s) failed: %s", job["_id"], job.get("type"),
                         type(exc).__name__)
-            self._finish(job, JobStatus.ERROR, condition,
+            self._finish(job, JobStatus.ERROR, condition, notify,
                          [f"Error: {type(exc).__name__}: {exc}",
                           TRACEBACK + "\n" + "".join(traceback.format_tb(exc.__traceback__))])
-            return
+            raise
         finally:
             with self._lock:
                 self._running.discard(job["_id"])
         status = JobStatus.CANCELED if ctx.canceled else JobStatus.SUCCESS
-        self._finish(job, status, condition, [])
+        self._finish(job, status, condition, notify, [])
+        return result
 
     def _finish(self, job: dict[str, Any], status: int, condition: dict[str, Any],
-                lines: list[str]) -> None:
+                notify: bool, lines: list[str]) -> None:
         try:
             for line in lines:
-                self.jobs.update_job(job, log=line, condition=condition)
+                self.jobs.update_job(job, log=line, condition=condition, notify=notify)
             if job.get("status") != status:
-                self.jobs.update_job(job, status=status, condition=condition,
+                self.jobs.update_job(job, status=status, condition=condition, notify=notify,
                                      other_fields={"lease": None})
         except ValidationError:
             # canceled or recovered meanwhile: that status stands; our lease ends

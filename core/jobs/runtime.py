@@ -13,9 +13,11 @@ command that schedules a job never runs it itself.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from ..acl import Principal
 from ..events import Event, EventBus
 from ..stored_settings import SettingsService
 from .celery_runner import CelerySender, run_worker
@@ -39,6 +41,8 @@ LEASE = "jobs.lease_seconds"
 RUNTIME_EVENT = "jobs.runtime"  # answered by the jobs plugin with its JobsRuntime
 JOBS_LOADED = "jobs.loaded"  # fired once the runtime exists (info: it), for job types
 OURS = (None, LOCAL_HANDLER, CELERY_HANDLER, MODULE_HANDLER)
+INLINE_HANDLER = "jobs.inline"  # a synchronous operation shown as a job (``tracked``)
+T = TypeVar("T")
 
 
 class JobsRuntime:
@@ -123,6 +127,37 @@ class JobsRuntime:
             self.keeper.stop()
 
 
+Progress = Callable[[float | None, float | None, str | None], None]
+PROGRESS_INTERVAL = 0.5  # seconds between stored progress updates of a tracked operation
+
+
+def tracked(events: EventBus, principal: Principal, title: str, type: str,
+            fn: Callable[[Progress], T], *, notify: bool = True) -> T:
+    """Run ``fn(progress)`` now and return its result. With the jobs plugin it
+    runs as a job owned by ``principal`` (status, progress at most every half
+    second, the error in its log, and restart recovery if the process dies);
+    without, ``progress`` does nothing. For operations that answer
+    synchronously (as Girder's do) but whose progress should show.
+    ``notify=False``: its updates ask for no notifications (the caller has
+    Girder's own progress record for it)."""
+    runtime = jobs_runtime(events)
+    if runtime is None:
+        return fn(lambda current, total, message: None)
+    owner = None if principal.user_id is None else {"_id": principal.user_id}
+    job = runtime.jobs.create_job(title, type, user=owner, handler=INLINE_HANDLER)
+
+    def run(ctx: JobContext) -> T:
+        last = [0.0]
+
+        def progress(current: float | None, total: float | None, message: str | None) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_INTERVAL or (total and current == total):
+                last[0] = now
+                ctx.progress(current, total, message)
+        return fn(progress)
+    return cast(T, runtime.executor.run_inline(job, run, notify=notify))
+
+
 def runtime_of(events: EventBus) -> JobsRuntime:
     """The jobs plugin's runtime (for plugins that depend on ``jobs``)."""
     found = jobs_runtime(events)
@@ -139,5 +174,5 @@ def jobs_runtime(events: EventBus) -> JobsRuntime | None:
     return responses[0] if responses else None
 
 
-__all__ = ["BROKER", "JOBS_LOADED", "LEASE", "RUNNER", "RUNTIME_EVENT", "WORKERS", "JobsRuntime",
-           "jobs_runtime", "runtime_of"]
+__all__ = ["BROKER", "INLINE_HANDLER", "JOBS_LOADED", "LEASE", "RUNNER", "RUNTIME_EVENT",
+           "WORKERS", "JobsRuntime", "Progress", "jobs_runtime", "runtime_of", "tracked"]

@@ -9,6 +9,7 @@ at worst bytes counted twice, never a record pointing at missing bytes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
 from ..acl import Principal
@@ -33,7 +34,9 @@ class AssetstoreTransferService:
         self.files = files
         self.assetstores = assetstores
 
-    def move(self, principal: Principal, file: Document, assetstore_id: Any) -> Document:
+    def move(self, principal: Principal, file: Document, assetstore_id: Any,
+             progress: Callable[[float | None, float | None, str | None], None]
+             | None = None) -> Document:
         """Put the bytes of ``file`` in the assetstore ``assetstore_id``; the
         updated record. Site admins only (Girder's rule)."""
         if not principal.is_site_admin:
@@ -46,7 +49,7 @@ class AssetstoreTransferService:
             return file
         source = self.assetstores.for_file(file)
         adapter = self.assetstores.adapter(target["_id"])
-        blob = self._copy(principal, file, source, adapter, target)
+        blob = self._copy(principal, file, source, adapter, target, progress)
         try:
             moved = self._switch(file, target, blob)
         except BaseException:
@@ -57,7 +60,9 @@ class AssetstoreTransferService:
         return moved
 
     def _copy(self, principal: Principal, file: Document, source: AssetstoreAdapter,
-              adapter: AssetstoreAdapter, target: Document) -> dict[str, Any]:
+              adapter: AssetstoreAdapter, target: Document,
+              progress: Callable[[float | None, float | None, str | None], None]
+              | None = None) -> dict[str, Any]:
         size = int(file.get("size") or 0)
         now = utcnow()
         upload: dict[str, Any] = {
@@ -77,6 +82,8 @@ class AssetstoreTransferService:
                     stream = cast(BinaryIO, _Slice(reader, offset, length))
                     upload["received"], upload["state"] = adapter.write_chunk(
                         upload, offset, stream, length)
+                    if progress is not None:
+                        progress(offset + length, size, file["name"])
             blob = adapter.finalize_upload(upload)
         except BaseException:
             try:

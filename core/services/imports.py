@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +76,9 @@ class ImportService:
 
     def import_data(self, principal: Principal, assetstore_id: Any, path: str,
                     destination_type: str, destination_id: Any,
-                    options: ImportOptions | None = None) -> ImportSummary:
+                    options: ImportOptions | None = None,
+                    progress: Callable[[float | None, float | None, str | None], None]
+                    | None = None) -> ImportSummary:
         """Import everything under ``path`` into the destination (a folder, or
         a user/collection for directories only). Site admins only, with ADMIN
         on the destination."""
@@ -101,6 +103,8 @@ class ImportService:
                                       "or collection.", field="destinationType")
             for entry in files:
                 self._import_file(principal, adapter, doc, parent, entry, summary)
+                if progress is not None:  # the total is not known while listing
+                    progress(summary.files + summary.updated, None, entry.path)
             for entry in sorted((e for e in entries if e.kind == "dir"),
                                 key=lambda e: e.name, reverse=True):
                 self._import_dir(principal, adapter, doc, parent_type, parent, entry,

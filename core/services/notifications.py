@@ -199,6 +199,8 @@ class NotificationService:
         when the status changes, a ``progress`` record (resourceName ``job``)
         when progress is reported, ``job_log`` for log lines."""
         info = event.info if isinstance(event.info, Mapping) else {}
+        if info.get("notify") is False:
+            return  # Girder's updateJob(notify=False)
         job, updates = info.get("job"), _flat(info.get("updates"))
         if not isinstance(job, Mapping) or not isinstance(job.get("userId"), ObjectId):
             return

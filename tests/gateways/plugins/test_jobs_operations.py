@@ -57,3 +57,40 @@ def test_auto_compute_runs_as_a_job(site: RestSite) -> None:
     assert file["sha512"] == hashlib.sha512(b"computed in a job").hexdigest()
     # a system job: its owner is nobody, so only administrators list it
     assert site.get("job/all", "alice", params={"types": types}).json() == []
+
+
+def test_progress_operations_answer_synchronously_and_show_as_jobs(site: RestSite) -> None:
+    """``progress=true`` on an import and a file move: the answer is Girder's
+    (synchronous); the operation is a job of its caller with its progress."""
+    store = make_s3(site, "s3-progress")
+    s3 = shared_moto().client()
+    for n in range(3):
+        s3.put_object(Bucket=store["bucket"], Key=f"many/f{n}.bin", Body=b"x" * n)
+    into = site.post("folder", "admin", params={"parentType": "folder", "name": "many",
+                                                "parentId": site.id("public")}).json()
+    summary = site.post(f"assetstore/{store['_id']}/import", "admin", params={
+        "importPath": "many", "destinationType": "folder", "destinationId": into["_id"],
+        "progress": "true"}).json()
+    assert summary["files"] == 3
+    job = site.get("job", "admin", params={"types": '["assetstore.import"]'}).json()[0]
+    assert job["status"] == JobStatus.SUCCESS and job["userId"] == site.id("admin")
+    assert job["handler"] == "jobs.inline" and job["title"] == "Import many"
+    assert job["progress"]["current"] >= 1  # the first file's report at least
+
+    data = b"move me" * 1000
+    file = site.upload("admin", into["_id"], "moved.bin", data)
+    moved = site.put(f"file/{file['_id']}/move", "admin",
+                     data={"assetstoreId": store["_id"], "progress": "true"})
+    assert moved.status_code == 200 and moved.json()["assetstoreId"] == store["_id"]
+    move = site.get("job", "admin", params={"types": '["file.move"]'}).json()[0]
+    assert move["status"] == JobStatus.SUCCESS
+    assert move["progress"] == {"total": float(len(data)), "current": float(len(data)),
+                                "message": "moved.bin"}
+    # a refused operation is a failed job with the error in its log
+    refused = site.put(f"file/{file['_id']}/move", "admin",
+                       data={"assetstoreId": "000000000000000000000000", "progress": "true"})
+    assert refused.status_code == 400
+    failed = site.get("job", "admin", params={"types": '["file.move"]'}).json()[0]
+    assert failed["status"] == JobStatus.ERROR and "log" not in failed  # lists leave it out
+    assert site.get(f"job/{failed['_id']}/log", "admin").json()[0].startswith(
+        "Error: NotFoundError")
