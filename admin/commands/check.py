@@ -30,7 +30,15 @@ def _check(args: argparse.Namespace) -> int:
     settled = time.time() - args.settle if args.settle is not None else None
     with app_for(args) as app:
         checker = Checker(app.services, max_idle=args.abandoned_after)
-        findings = checker.check(deep=args.deep, settled_before=settled)
+        if args.deep:
+            # it reads every byte: with the jobs plugin, a job shows its progress
+            from joist.core.acl import SYSTEM
+            from joist.core.jobs import tracked
+            findings = tracked(app.services.events, SYSTEM, "Deep consistency check",
+                               "check.deep", lambda report: checker.check(
+                                   deep=True, settled_before=settled, progress=report))
+        else:
+            findings = checker.check(deep=args.deep, settled_before=settled)
         for finding in findings:
             print(finding)
         _print_in_progress(checker)

@@ -12,7 +12,7 @@ reference. ``repair`` fixes what can be fixed safely.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from .abandoned import AbandonedUploads, UploadStatus
 from .sizes import DELETING
 
 PAGE = 2000
+Progress = Callable[[float | None, float | None, str | None], None]
 
 
 @dataclass
@@ -61,12 +62,21 @@ class Checker:
         self.max_idle = max_idle
         self.in_progress: list[UploadStatus] = []  # live uploads seen by the last check
 
-    def check(self, *, deep: bool = False,
-              settled_before: float | None = None) -> list[Finding]:
+    def check(self, *, deep: bool = False, settled_before: float | None = None,
+              progress: Progress | None = None) -> list[Finding]:
+        """``progress(done, total, message)``: called after each step (the
+        store, the uploads, then each assetstore)."""
+        report = progress or (lambda done, total, message: None)
+        stores = self.svc.assetstores.list()
+        total = 2 + len(stores)
         findings: list[Finding] = []
         findings += self._tree()
+        report(1, total, "store checked")
         findings += self._uploads(settled_before)
-        findings += self._assetstores(deep=deep, settled_before=settled_before)
+        report(2, total, "uploads checked")
+        for number, doc in enumerate(stores, start=3):
+            findings += self._assetstore(doc, deep=deep, settled_before=settled_before)
+            report(number, total, f"assetstore {doc['name']} checked")
         return findings
 
     # ------------------------------------------------------------ uploads
@@ -168,19 +178,15 @@ class Checker:
                 refs[file["sha512"]] += 1
         return dict(refs)
 
-    def _assetstores(self, *, deep: bool, settled_before: float | None) -> list[Finding]:
-        out: list[Finding] = []
-        for doc in self.svc.assetstores.list():
-            adapter = self.svc.assetstores.adapter(doc["_id"])
-            live = {str(u["_id"]) for u in self.store.uploads.find(
-                {"assetstoreId": doc["_id"]}, projection=["_id"])}
-            problems = adapter.check(live, self.live_references(doc["_id"], settled_before),
-                                     settled_before=settled_before, deep=deep)
-            for problem in problems:
-                out.append(Finding(str(problem.kind), f"assetstore {doc['name']}: "
-                                   f"{problem.detail}", problem=problem,
-                                   assetstore_id=doc["_id"]))
-        return out
+    def _assetstore(self, doc: Document, *, deep: bool,
+                    settled_before: float | None) -> list[Finding]:
+        adapter = self.svc.assetstores.adapter(doc["_id"])
+        live = {str(u["_id"]) for u in self.store.uploads.find(
+            {"assetstoreId": doc["_id"]}, projection=["_id"])}
+        problems = adapter.check(live, self.live_references(doc["_id"], settled_before),
+                                 settled_before=settled_before, deep=deep)
+        return [Finding(str(problem.kind), f"assetstore {doc['name']}: {problem.detail}",
+                        problem=problem, assetstore_id=doc["_id"]) for problem in problems]
 
     # ------------------------------------------------------------ repair
     def repair(self, findings: list[Finding],
