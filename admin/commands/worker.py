@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("worker", help="run jobs sent through the Celery broker")
     parser.add_argument("--concurrency", type=int, default=2,
                         help="jobs run at once (threads), default 2")
+    parser.add_argument("--loglevel", default="INFO",
+                        help="Celery's log level (INFO shows each job received and done)")
     parser.set_defaults(handler=_worker)
 
 
@@ -31,7 +33,7 @@ def _worker(args: argparse.Namespace) -> int:
             print("The jobs plugin is not enabled: joist plugin enable jobs")
             return 2
         print("Joist worker: running jobs from the Celery broker", flush=True)
-        runtime.run_celery_worker(max(1, args.concurrency))
+        runtime.run_celery_worker(max(1, args.concurrency), args.loglevel)
     finally:
         app.close()
     return 0
