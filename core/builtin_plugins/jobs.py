@@ -125,14 +125,14 @@ def _routes(info: PluginInfo, jobs: Jobs, services: Any) -> None:
     def list_jobs(ctx: Any, user_id: str | None, parent_id: str | None, types: Any,
                   statuses: Any, handlers: Any, limit: int, offset: int, sort: str,
                   sortdir: int) -> list[dict[str, Any]]:
-        return shown(ctx, jobs.list(
+        return shown(ctx, jobs.list_jobs(
             ctx.principal, user=user_param(ctx, user_id), types=types, statuses=statuses,
             handlers=handlers, parent_job=parent(ctx, parent_id, acl.ADMIN), limit=limit,
             offset=offset, sort=_window(limit, offset, sort, sortdir)))
 
     def list_all(ctx: Any, types: Any, statuses: Any, handlers: Any, limit: int, offset: int,
                  sort: str, sortdir: int) -> list[dict[str, Any]]:
-        return shown(ctx, jobs.list(
+        return shown(ctx, jobs.list_jobs(
             ctx.principal, user="all", types=types, statuses=statuses, handlers=handlers,
             limit=limit, offset=offset, sort=_window(limit, offset, sort, sortdir)))
 

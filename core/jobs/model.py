@@ -182,7 +182,7 @@ class Jobs:
         acl.require(job, principal, level, "job")
         return job
 
-    def list(self, principal: Principal, *, user: Any = None, types: Any = None,
+    def list_jobs(self, principal: Principal, *, user: Any = None, types: Any = None,
              statuses: Any = None, handlers: Any = None, parent_job: Any = None,
              limit: int = 50, offset: int = 0,
              sort: Iterable[tuple[str, int]] = (("created", DESCENDING),)) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ def test_deep_check_is_a_job_and_worker_needs_the_plugin(cli_env: dict[str, str]
     assert "consistent" in checked.stdout
     with build_app(make_settings(tmp_path / "data"), env={}) as app:
         runtime = runtime_of(app.services.events)
-        found = runtime.jobs.list(SYSTEM, user="all", types=["check.deep"])
+        found = runtime.jobs.list_jobs(SYSTEM, user="all", types=["check.deep"])
         assert len(found) == 1
         job = found[0]
         assert job["status"] == JobStatus.SUCCESS and job["userId"] is None
