@@ -26,7 +26,7 @@ CREATE_SCOPE, LIST_SCOPE = "jobs.rest.create_job", "jobs.rest.list_job"
 FULL_LOGIN = "core.user_auth"
 # fields REST callers may not set through otherFields: they choose code or ownership
 RESERVED = frozenset({"_id", "module", "function", "handler", "userId", "access", "status",
-                      "lease", "rerunSafe", "log", "timestamps", "created", "updated",
+                      "lease", "rerunSafe", "runnable", "log", "timestamps", "created", "updated",
                       "kwargs", "args", "type", "title", "public", "parentId"})
 _ID = RouteParam("id", required=True, location="path", description="The ID of the job.")
 _FILTERS = (

@@ -71,7 +71,7 @@ SPEC = CollectionSpec(
 READ_FIELDS = ("_id", "title", "type", "created", "interval", "when", "status", "progress",
                "log", "meta", "public", "parentId", "asynchronous", "updated", "timestamps",
                "handler", "jobInfoSpec", "userId", "_modelType")
-ADMIN_FIELDS = ("args", "kwargs", "lease", "rerunSafe", "module", "function")
+ADMIN_FIELDS = ("args", "kwargs", "lease", "rerunSafe", "runnable", "module", "function")
 TRACEBACK = "Traceback (most recent call last):"
 HIDDEN_TRACEBACK = "(A traceback was recorded; site administrators can see it.)"
 MAX_LINE = 16 * 1024  # characters of one log line kept

@@ -161,8 +161,11 @@ class Executor:
         """Atomically move one matching QUEUED job to RUNNING under our lease."""
         now = time.time()
         stamp = {"status": JobStatus.RUNNING, "time": _utc()}
+        # only jobs queued by schedule_job: a REST client may queue its own job
+        # (PUT status=1) but cannot make a runner execute it with its arguments
+        runnable = {"runnable": True} if status == JobStatus.QUEUED else {}
         doc = self.jobs.collection.find_one_and_update(
-            {**query, "status": status},
+            {**query, **runnable, "status": status},
             {"$set": {"status": JobStatus.RUNNING, "updated": stamp["time"],
                       "lease": {"owner": self.owner, "expires": now + self.lease_seconds()}},
              "$push": {"timestamps": stamp}},

@@ -89,7 +89,7 @@ class JobsRuntime:
         celery = self.runner() == "celery"
         if handler != MODULE_HANDLER:
             handler = CELERY_HANDLER if celery else LOCAL_HANDLER
-        fields = {"handler": handler,
+        fields = {"handler": handler, "runnable": True,
                   "rerunSafe": bool(job.get("rerunSafe") or (known and known.rerun_safe))}
         status = JobStatus.QUEUED if job.get("status") == JobStatus.INACTIVE else None
         self.jobs.update_job(job, status=status, other_fields=fields)

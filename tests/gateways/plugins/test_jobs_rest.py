@@ -152,6 +152,9 @@ def test_registered_type_runs_on_the_server(site: RestSite, runtime: JobsRuntime
     runtime.register_type("test.steps", steps)
     runtime.register_type("test.broken", broken)
     alice = {"_id": ObjectId(site.id("alice"))}
+    # a client may queue its own job, but runners only take jobs scheduled in the server
+    sneaky = _create(site, "alice", type="test.steps", handler="jobs.local")
+    assert site.put(f"job/{sneaky['_id']}", "alice", params={"status": 1}).status_code == 200
     job = runtime.create_and_schedule("Steps", "test.steps", user=alice)
     bad = runtime.create_and_schedule("Broken", "test.broken", user=alice)
 
@@ -167,7 +170,8 @@ def test_registered_type_runs_on_the_server(site: RestSite, runtime: JobsRuntime
     assert "Traceback" not in json.dumps(failed["log"])  # not to its owner
     assert "Traceback" in json.dumps(site.get(f"job/{bad['_id']}", "admin").json()["log"])
     listed = client.get("job", parameters={"types": json.dumps(["test.steps"])})
-    assert [j["_id"] for j in listed] == [str(job["_id"])]
+    assert [j["_id"] for j in listed] == [str(job["_id"]), sneaky["_id"]]
+    assert client.get(f"job/{sneaky['_id']}")["status"] == JobStatus.QUEUED
     with pytest.raises(girder_client.HttpError) as denied:
         client.put(f"job/{job['_id']}/cancel")  # finished: no valid transition
     assert denied.value.status == 400

@@ -69,9 +69,9 @@ def test_jobs_of_a_killed_server_fail_or_run_again(tmp_path: Path) -> None:
 
         env = serve_env(tmp_path / "data", tmp_path / "home")
         with serve_process(env) as (first, _banner):
-            running = wait_for(lambda: all(status(j)["status"] == JobStatus.RUNNING
-                                           for j in (once, again)), "both jobs to run")
-            assert running
+            # both running, their functions started (they log it first)
+            wait_for(lambda: all(status(j)["status"] == JobStatus.RUNNING and status(j)["log"]
+                                 for j in (once, again)), "both jobs to run")
             owner = status(once)["lease"]["owner"]
             assert f":{first.pid}:" in owner
             first.send_signal(signal.SIGKILL)
@@ -82,11 +82,16 @@ def test_jobs_of_a_killed_server_fail_or_run_again(tmp_path: Path) -> None:
             failed = wait_for(lambda: (j := status(once))["status"] == JobStatus.ERROR and j,
                               "the lost job to fail")
             assert f"({owner}) stopped without finishing it" in failed["log"][-1]
-            rerun = wait_for(lambda: (j := status(again))["status"] == JobStatus.RUNNING
-                             and f":{second.pid}:" in (j.get("lease") or {}).get("owner", "")
-                             and j, "the rerun-safe job to run again")
+            def started_twice() -> dict[str, Any] | None:
+                j = status(again)
+                runs = [line for line in j["log"] if line.startswith("started in process")]
+                return j if len(runs) == 2 else None
+
+            rerun = wait_for(started_twice, "the rerun-safe job to run again")
+            assert rerun["status"] == JobStatus.RUNNING
+            assert f":{second.pid}:" in rerun["lease"]["owner"]
+            assert rerun["log"][-1] == f"started in process {second.pid}"
             assert any("queued again" in line for line in rerun["log"])
-            assert sum(line.startswith("started in process") for line in rerun["log"]) == 2
             release.touch()
             wait_for(lambda: status(again)["status"] == JobStatus.SUCCESS, "the rerun to end")
             assert status(once)["status"] == JobStatus.ERROR  # it is not run again

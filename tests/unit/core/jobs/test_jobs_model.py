@@ -236,10 +236,12 @@ def test_live_job_keeps_its_lease_and_a_dead_one_is_recovered(
         dead = {"owner": "elsewhere:1:dead", "expires": time.time() - 1}
         lost = runtime.jobs.create_job("Lost", "test.long",
                                        other_fields={"status": JobStatus.RUNNING,
-                                                     "lease": dead, "handler": "jobs.local"})
+                                                     "lease": dead, "handler": "jobs.local",
+                                                     "runnable": True})
         again = runtime.jobs.create_job("Again", "test.again",
                                         other_fields={"status": JobStatus.RUNNING,
-                                                      "lease": dead, "handler": "jobs.local"})
+                                                      "lease": dead, "handler": "jobs.local",
+                                                      "runnable": True})
         assert sweeper.executor.sweep() == 2
         lost_now = runtime.jobs.load(lost["_id"])
         assert lost_now is not None and lost_now["status"] == JobStatus.ERROR
