@@ -183,3 +183,32 @@ def test_no_job_routes_without_the_plugin(tmp_path: Path) -> None:
         assert reply.status_code in (400, 404), reply.text
         assert "job" not in {p.strip("/").split("/")[0]
                              for p in plain.get("describe").json()["paths"]}
+
+
+def test_job_updates_become_the_owners_notifications(site: RestSite,
+                                                     runtime: JobsRuntime) -> None:
+    """Real job updates reach the notification service (core binds
+    ``jobs.job.update.after``): status and progress for the owner; an update
+    sent with ``notify=false`` makes none (Girder's rule)."""
+    runtime.register_type("test.notified", lambda ctx: ctx.progress(2, 2, "all done"))
+    alice = {"_id": ObjectId(site.id("alice"))}
+    job = runtime.create_and_schedule("Notified", "test.notified", user=alice)
+
+    def of_job(login: str) -> list[dict[str, Any]]:
+        return [n for n in site.get("notification", login).json()
+                if (n["data"].get("_id") == str(job["_id"]) or
+                    (n["data"].get("resource") or {}).get("_id") == str(job["_id"]))]
+
+    statuses = wait_for(lambda: [n["data"]["status"] for n in of_job("alice")
+                                 if n["type"] == "job_status"] == [1, 2, 3] and of_job("alice"),
+                        "the job's notifications")
+    progress = [n for n in statuses if n["type"] == "progress"]
+    assert progress and progress[-1]["data"]["message"] == "all done"
+    assert of_job("bobby") == []
+    quiet = _create(site, "alice", title="Quiet")
+    before = len(site.get("notification", "alice").json())
+    assert site.put(f"job/{quiet['_id']}", "alice",
+                    params={"status": 1, "notify": "false"}).status_code == 200
+    assert len(site.get("notification", "alice").json()) == before
+    site.put(f"job/{quiet['_id']}", "alice", params={"status": 2})
+    assert len(site.get("notification", "alice").json()) == before + 1
