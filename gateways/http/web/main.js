@@ -9,6 +9,7 @@ import { listView, resourceView } from "./browse.js";
 import { forgotView, mailLink, mailLinkView } from "./maillinks.js";
 import { h, showError } from "./dom.js";
 import { groupsView, groupView } from "./groups.js";
+import { jobsView, jobView } from "./jobs.js";
 import { takeHandedToken } from "./oauth.js";
 import { pathOfUrl, urlOfPath } from "./paths.js";
 import { searchView } from "./search.js";
@@ -53,6 +54,7 @@ function renderAccount() {
       h("a", { href: urlOfPath(`/user/${session.user.login}`), class: "me",
                title: "Your folders" }, session.user.login),
       h("a", { href: "/account", id: "my-account" }, "Account"),
+      h("a", { href: "/jobs", id: "my-jobs" }, "Jobs"),
       ...(session.user.admin ? [h("a", { href: "/admin", id: "admin-link" }, "Admin")] : []), out);
   } else {
     const next = encodeURIComponent(location.pathname.startsWith("/login") ? "/" : here());
@@ -89,6 +91,8 @@ function route(url) {
   if (path === "/groups") return groupsView(ctx);
   if (/^\/group\/[0-9a-f]{24}$/.test(path)) return groupView(ctx, path.slice(7));
   if (path === "/search") return searchView(ctx);
+  if (path === "/jobs") return jobsView(ctx);
+  if (/^\/jobs\/[0-9a-f]{24}$/.test(path)) return jobView(ctx, path.slice(6));
   if (path === "/account") return accountView(ctx);
   if (path === "/admin" || path.startsWith("/admin/")) return adminView(ctx);
   const girderPath = pathOfUrl(path);
