@@ -50,7 +50,10 @@ class CelerySender:
     def send(self, job_id: Any) -> None:
         if self._app is None:
             self._app = celery_app(self.broker)
-        self._app.send_task(TASK, args=[str(job_id)], queue=QUEUE)
+        # a broker outage costs the scheduling request about a second, not more
+        self._app.send_task(TASK, args=[str(job_id)], queue=QUEUE, retry=True,
+                            retry_policy={"max_retries": 2, "interval_start": 0.1,
+                                          "interval_step": 0.3, "interval_max": 0.5})
 
     def close(self) -> None:
         if self._app is not None:

@@ -96,7 +96,13 @@ class JobsRuntime:
         if celery:
             if self.sender is None:
                 self.sender = CelerySender(str(self.settings.get(BROKER)))
-            self.sender.send(job["_id"])
+            try:
+                self.sender.send(job["_id"])
+            except Exception as exc:  # the broker is down: the caller's operation stands
+                log.error("job %s stays queued: the Celery broker could not be reached (%s)",
+                          job["_id"], type(exc).__name__)
+                self.jobs.update_job(job, log="Not sent to the Celery workers: the broker "
+                                     "could not be reached.")
         elif self.local is not None:
             self.local.wake()
 

@@ -260,3 +260,15 @@ def test_types_not_registered_are_left_to_other_plugins(runtime: JobsRuntime) ->
     job = runtime.create_and_schedule("Foreign", "someone.else")
     assert _status(runtime, job) == JobStatus.INACTIVE
     assert runtime.jobs.load(job["_id"])["handler"] is None  # type: ignore[index]
+
+
+def test_unreachable_broker_leaves_the_job_queued(japp: App, runtime: JobsRuntime) -> None:
+    from tests.ldap_server import free_port  # nothing listens there
+    japp.services.settings.set("jobs.runner", "celery")
+    japp.services.settings.set("jobs.celery_broker", f"redis://127.0.0.1:{free_port()}/0")
+    runtime.register_type("test.remote", lambda ctx: None)
+    job = runtime.create_and_schedule("Remote", "test.remote")  # does not raise
+    stored = runtime.jobs.load(job["_id"])
+    assert stored is not None and stored["status"] == JobStatus.QUEUED
+    assert stored["handler"] == "jobs.celery"
+    assert "broker could not be reached" in stored["log"][-1]
