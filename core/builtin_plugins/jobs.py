@@ -18,7 +18,16 @@ from typing import Any
 from .. import acl
 from ..errors import ValidationError
 from ..jobs.model import SPEC, Jobs
-from ..jobs.runtime import BROKER, JOBS_LOADED, LEASE, RUNNER, RUNTIME_EVENT, WORKERS, JobsRuntime
+from ..jobs.runtime import (
+    ARCHIVE,
+    BROKER,
+    JOBS_LOADED,
+    LEASE,
+    RUNNER,
+    RUNTIME_EVENT,
+    WORKERS,
+    JobsRuntime,
+)
 from ..plugins import Plugin, PluginInfo, RouteParam
 
 SERVE_START, SERVE_STOP = "joist.serve.start", "joist.serve.stop"
@@ -94,6 +103,9 @@ class JobsPlugin(Plugin):
         info.register_setting(LEASE, 30.0, _number(0.5, 3600),
                               "Seconds without a sign of life after which a running job "
                               "is taken to be left by a dead process.")
+        info.register_setting(ARCHIVE, 1 << 30, _number(0, 1 << 62, int),
+                              "Zip downloads of at least this many bytes show as jobs with "
+                              "their progress (0: never).")
         info.register_scope(CREATE_SCOPE, "Create jobs", "Allows jobs to be created.")
         info.register_scope(LIST_SCOPE, "List jobs", "Allows jobs to be listed.")
         jobs = Jobs(info.collection(SPEC), info.events)

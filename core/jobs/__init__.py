@@ -5,7 +5,14 @@ local and Celery runners. ``core.builtin_plugins.jobs`` loads them as the
 
 from .model import SPEC, Jobs, JobStatus
 from .runner import JobCanceledError, JobContext, JobTypes
-from .runtime import JobsRuntime, Progress, jobs_runtime, runtime_of, tracked
+from .runtime import (
+    JobsRuntime,
+    Progress,
+    jobs_runtime,
+    runtime_of,
+    tracked,
+    tracked_stream,
+)
 
 __all__ = ["SPEC", "JobCanceledError", "JobContext", "JobStatus", "JobTypes", "Jobs", "JobsRuntime",
-           "Progress", "jobs_runtime", "runtime_of", "tracked"]
+           "Progress", "jobs_runtime", "runtime_of", "tracked", "tracked_stream"]

@@ -22,7 +22,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,6 +208,38 @@ class Executor:
             raise ValidationError("The job is no longer inactive.", field="status")
         job.update(status=JobStatus.RUNNING)
         return self._execute(job, fn, notify)
+
+    def stream_inline(self, job: dict[str, Any], chunks: Iterator[bytes], total: int,
+                      every: float) -> Iterator[bytes]:
+        """Pass ``chunks`` through as the INACTIVE ``job`` (a response being
+        streamed): progress in bytes at most every ``every`` seconds; SUCCESS
+        at the end, CANCELED when the client goes away first, ERROR on failure."""
+        if self.claim({"_id": job["_id"]}, JobStatus.INACTIVE, False) is None:
+            yield from chunks
+            return
+        job.update(status=JobStatus.RUNNING)
+        condition = {"lease.owner": self.owner}
+        with self._lock:
+            self._running.add(job["_id"])
+        ctx = JobContext(job, self.services, self.jobs, condition, notify=False)
+        sent, last, status, lines = 0, time.monotonic(), JobStatus.CANCELED, [
+            "The client stopped the download before its end."]
+        try:
+            for chunk in chunks:
+                yield chunk
+                sent += len(chunk)
+                if time.monotonic() - last >= every:  # total counts content, not framing
+                    last = time.monotonic()
+                    ctx.progress(min(sent, total), total, f"{sent} bytes sent")
+            ctx.progress(total, total, f"{sent} bytes sent")
+            status, lines = JobStatus.SUCCESS, []
+        except Exception as exc:
+            status, lines = JobStatus.ERROR, [f"Error: {type(exc).__name__}: {exc}"]
+            raise
+        finally:
+            with self._lock:
+                self._running.discard(job["_id"])
+            self._finish(job, status, condition, False, lines)
 
     def _execute(self, job: dict[str, Any], fn: Callable[[JobContext], Any],
                  notify: bool = True) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
 from ..acl import Principal
@@ -38,6 +38,7 @@ RUNNER = "jobs.runner"
 BROKER = "jobs.celery_broker"
 WORKERS = "jobs.local_workers"
 LEASE = "jobs.lease_seconds"
+ARCHIVE = "jobs.archive_job_bytes"
 RUNTIME_EVENT = "jobs.runtime"  # answered by the jobs plugin with its JobsRuntime
 JOBS_LOADED = "jobs.loaded"  # fired once the runtime exists (info: it), for job types
 OURS = (None, LOCAL_HANDLER, CELERY_HANDLER, MODULE_HANDLER)
@@ -164,6 +165,20 @@ def tracked(events: EventBus, principal: Principal, title: str, type: str,
     return cast(T, runtime.executor.run_inline(job, run, notify=notify))
 
 
+def tracked_stream(events: EventBus, principal: Principal, title: str, type: str,
+                   total: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` as they are; with the jobs plugin and ``total`` at least the
+    setting ``jobs.archive_job_bytes`` (0: never), sent as a job of
+    ``principal`` whose progress counts the bytes (zip downloads)."""
+    runtime = jobs_runtime(events)
+    threshold = 0 if runtime is None else int(runtime.settings.get(ARCHIVE))
+    if runtime is None or not threshold or total < threshold:
+        return chunks
+    owner = None if principal.user_id is None else {"_id": principal.user_id}
+    job = runtime.jobs.create_job(title, type, user=owner, handler=INLINE_HANDLER)
+    return runtime.executor.stream_inline(job, chunks, total, PROGRESS_INTERVAL)
+
+
 def runtime_of(events: EventBus) -> JobsRuntime:
     """The jobs plugin's runtime (for plugins that depend on ``jobs``)."""
     found = jobs_runtime(events)
@@ -180,5 +195,6 @@ def jobs_runtime(events: EventBus) -> JobsRuntime | None:
     return responses[0] if responses else None
 
 
-__all__ = ["BROKER", "INLINE_HANDLER", "JOBS_LOADED", "LEASE", "RUNNER", "RUNTIME_EVENT",
-           "WORKERS", "JobsRuntime", "Progress", "jobs_runtime", "runtime_of", "tracked"]
+__all__ = ["ARCHIVE", "BROKER", "INLINE_HANDLER", "JOBS_LOADED", "LEASE", "RUNNER", "RUNTIME_EVENT",
+           "WORKERS", "JobsRuntime", "Progress", "jobs_runtime", "runtime_of", "tracked",
+           "tracked_stream"]

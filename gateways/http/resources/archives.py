@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from joist.core import validation
+from joist.core.jobs import tracked_stream
 
 from ..app import Context
 from ..archive import ArchiveWalker
@@ -26,10 +27,15 @@ FORMAT = Param("format", description="If unspecified, items with one file are do
 MIME_FILTER = Param("mimeFilter", description="JSON list of MIME types to include.")
 
 
-def _zip(name: str, entries: Any) -> Raw:
+def _zip(name: str, entries: Any, ctx: Context | None = None, size: int = 0) -> Raw:
+    """``ctx`` and ``size`` (the bytes below, from the size ledger): a large
+    archive shows as a job with its progress when the jobs plugin is on."""
+    chunks = stream_zip(entries)
+    if ctx is not None:
+        chunks = tracked_stream(ctx.services.events, ctx.principal, f"Download {name}.zip",
+                                "archive.download", size, chunks)
     return Raw(200, [("Content-Type", "application/zip"),
-                     ("Content-Disposition", content_disposition(name + ".zip"))],
-               stream_zip(entries))
+                     ("Content-Disposition", content_disposition(name + ".zip"))], chunks)
 
 
 def _mime_filter(raw: str | None) -> list[str] | None:
@@ -64,7 +70,8 @@ def download_folder(ctx: Context, id: str, mime_filter: str | None,
                     content_disposition: str | None) -> Raw:
     folder = load(ctx, "folder", id)
     walker = ArchiveWalker(ctx.services, ctx.principal, mime_filter=_mime_filter(mime_filter))
-    return _zip(folder["name"], walker.folder(folder, folder["name"] + "/"))
+    return _zip(folder["name"], walker.folder(folder, folder["name"] + "/"), ctx,
+                int(folder.get("size") or 0))
 
 
 @collections.get(":id/download", "Download a collection as a zip.", scope=READ_SCOPE,
@@ -72,4 +79,5 @@ def download_folder(ctx: Context, id: str, mime_filter: str | None,
 def download_collection(ctx: Context, id: str, mime_filter: str | None) -> Raw:
     doc = load(ctx, "collection", id)
     walker = ArchiveWalker(ctx.services, ctx.principal, mime_filter=_mime_filter(mime_filter))
-    return _zip(doc["name"], walker.root("collection", doc, doc["name"] + "/"))
+    return _zip(doc["name"], walker.root("collection", doc, doc["name"] + "/"), ctx,
+                int(doc.get("size") or 0))

@@ -6,8 +6,10 @@ administrators through ``GET job/all``."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
+import zipfile
 from collections.abc import Iterator
 
 import pytest
@@ -94,3 +96,28 @@ def test_progress_operations_answer_synchronously_and_show_as_jobs(site: RestSit
     assert failed["status"] == JobStatus.ERROR and "log" not in failed  # lists leave it out
     assert site.get(f"job/{failed['_id']}/log", "admin").json()[0].startswith(
         "Error: NotFoundError")
+
+
+def test_large_zip_downloads_show_as_jobs(site: RestSite) -> None:
+    """A folder zip of at least ``jobs.archive_job_bytes`` is streamed as
+    before and shows as a job of the downloader with its progress."""
+    folder = site.id("data")
+    plain = site.get(f"folder/{folder}/download", "alice")
+    assert plain.status_code == 200
+    types = '["archive.download"]'
+    assert site.get("job", "alice", params={"types": types}).json() == []  # under 1 GiB
+    assert site.put("system/setting", "admin", data={
+        "key": "jobs.archive_job_bytes", "value": "1"}).status_code == 200
+    try:
+        reply = site.get(f"folder/{folder}/download", "alice")
+        assert reply.status_code == 200
+        names = zipfile.ZipFile(io.BytesIO(reply.content)).namelist()
+        assert names == zipfile.ZipFile(io.BytesIO(plain.content)).namelist()
+        job = site.get("job", "alice", params={"types": types}).json()[0]
+        assert job["status"] == JobStatus.SUCCESS and job["title"] == "Download data.zip"
+        size = float(site.get(f"folder/{folder}", "alice").json()["size"])
+        assert job["progress"]["current"] == job["progress"]["total"] == size
+        assert job["progress"]["message"] == f"{len(reply.content)} bytes sent"
+    finally:
+        site.put("system/setting", "admin", data={"key": "jobs.archive_job_bytes",
+                                                  "value": str(1 << 30)})
