@@ -62,7 +62,10 @@ test-mongo: $(STAMP)
 # test, so they run once, in the main run.
 S3_SUITES := tests/gateways tests/contract/test_hierarchy_contract.py \
 	--ignore=tests/gateways/test_ldap_login.py --ignore=tests/gateways/http/test_rest_mail.py \
-	--ignore=tests/gateways/test_third_party_plugin.py --ignore=tests/gateways/plugins/test_oauth.py
+	--ignore=tests/gateways/test_third_party_plugin.py --ignore=tests/gateways/plugins/test_oauth.py \
+	--ignore=tests/gateways/plugins/test_jobs_rest.py \
+	--ignore=tests/gateways/plugins/test_jobs_restart.py \
+	--ignore=tests/gateways/plugins/test_jobs_celery.py
 test-s3: $(STAMP)
 	JOIST_TEST_ASSETSTORE=s3 $(PY) -m pytest $(S3_SUITES)
 
