@@ -15,6 +15,7 @@ from typing import Any
 import girder_client
 import pytest
 from bson import ObjectId
+from openapi_spec_validator import OpenAPIV2SpecValidator
 
 from joist.core.jobs import JobContext, JobsRuntime, JobStatus, runtime_of
 from joist.gateways.http import plugin_collectors
@@ -66,7 +67,9 @@ def test_routes_declare_what_girder_declares(site: RestSite) -> None:
     report = [f"{m} {p}: {d}" for (m, p) in sorted(GIRDER_JOBS_ROUTES)
               for d in _differences((m, p), ours[(m, p)], GIRDER_JOBS_ROUTES)]
     assert not report, "\n".join(report)
-    described = site.get("describe").json()["paths"]
+    doc = site.get("describe").json()
+    OpenAPIV2SpecValidator(doc).validate()
+    described = doc["paths"]
     assert "get" in described["/job/{id}"] and "put" in described["/job/{id}/cancel"]
 
 
