@@ -47,11 +47,12 @@ class CelerySender:
         self.broker = broker
         self._app: Any = None
 
-    def send(self, job_id: Any) -> None:
+    def send(self, job_id: Any, eta: Any = None) -> None:
+        """``eta``: the job's ``when``, the earliest it may start (a datetime)."""
         if self._app is None:
             self._app = celery_app(self.broker)
         # a broker outage costs the scheduling request about a second, not more
-        self._app.send_task(TASK, args=[str(job_id)], queue=QUEUE, retry=True,
+        self._app.send_task(TASK, args=[str(job_id)], queue=QUEUE, eta=eta, retry=True,
                             retry_policy={"max_retries": 2, "interval_start": 0.1,
                                           "interval_step": 0.3, "interval_max": 0.5})
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .runner import LOCAL_HANDLER, MODULE_HANDLER, Executor
+from .runner import LOCAL_HANDLER, MODULE_HANDLER, Executor, utc_now
 
 log = logging.getLogger("joist.jobs")
 
@@ -80,8 +80,8 @@ class LocalRunner:
     def _loop(self) -> None:
         query = {"handler": {"$in": [LOCAL_HANDLER, MODULE_HANDLER]}}
         while not self._stop.is_set():
-            try:
-                job = self.executor.claim(query)
+            try:  # a job's ``when`` is the earliest it may start (Girder's field)
+                job = self.executor.claim({**query, "when": {"$lte": utc_now()}})
             except Exception:
                 log.exception("claiming a job failed")
                 job = None

@@ -14,6 +14,7 @@ it ERROR with a log line saying so, or queues it again when its type is
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib
 import logging
 import os
@@ -160,7 +161,7 @@ class Executor:
               notify: bool = True) -> dict[str, Any] | None:
         """Atomically move one matching QUEUED job to RUNNING under our lease."""
         now = time.time()
-        stamp = {"status": JobStatus.RUNNING, "time": _utc()}
+        stamp = {"status": JobStatus.RUNNING, "time": utc_now()}
         # only jobs queued by schedule_job: a REST client may queue its own job
         # (PUT status=1) but cannot make a runner execute it with its arguments
         runnable = {"runnable": True} if status == JobStatus.QUEUED else {}
@@ -307,7 +308,7 @@ class Executor:
             line = (f"The process running this job ({lease.get('owner')}) stopped without "
                     f"finishing it; " + ("it was queued again (its type is safe to rerun)."
                                          if rerun else "it is marked as failed."))
-            stamp = {"status": status, "time": _utc()}
+            stamp = {"status": status, "time": utc_now()}
             updates = {"$set": {"status": status, "updated": stamp["time"], "lease": None},
                        "$push": {"timestamps": stamp, "log": line}}
             # only if nobody renewed or recovered it since we read it
@@ -324,10 +325,9 @@ class Executor:
         return done
 
 
-def _utc() -> Any:
-    import datetime as dt
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
 __all__ = ["CELERY_HANDLER", "LOCAL_HANDLER", "MODULE_HANDLER", "Executor", "JobCanceledError",
-           "JobContext", "JobType", "JobTypes", "process_owner"]
+           "JobContext", "JobType", "JobTypes", "process_owner", "utc_now"]

@@ -12,6 +12,7 @@ command that schedules a job never runs it itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -98,7 +99,9 @@ class JobsRuntime:
             if self.sender is None:
                 self.sender = CelerySender(str(self.settings.get(BROKER)))
             try:
-                self.sender.send(job["_id"])
+                when = job.get("when")
+                self.sender.send(job["_id"], when if isinstance(when, dt.datetime) and
+                                 when > dt.datetime.now(dt.UTC) else None)
             except Exception as exc:  # the broker is down: the caller's operation stands
                 log.error("job %s stays queued: the Celery broker could not be reached (%s)",
                           job["_id"], type(exc).__name__)

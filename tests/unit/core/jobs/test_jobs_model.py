@@ -272,3 +272,15 @@ def test_unreachable_broker_leaves_the_job_queued(japp: App, runtime: JobsRuntim
     assert stored is not None and stored["status"] == JobStatus.QUEUED
     assert stored["handler"] == "jobs.celery"
     assert "broker could not be reached" in stored["log"][-1]
+
+
+def test_a_job_does_not_start_before_its_when(runtime: JobsRuntime) -> None:
+    import datetime as dt
+    started: list[float] = []
+    runtime.register_type("test.later", lambda ctx: started.append(time.monotonic()))
+    runtime.start_serving()
+    scheduled = time.monotonic()
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)
+    job = runtime.create_and_schedule("Later", "test.later", when=when)
+    wait_for(lambda: _status(runtime, job) == JobStatus.SUCCESS, "the job to run")
+    assert started[0] - scheduled >= 1.4
