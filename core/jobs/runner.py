@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CoreError, ValidationError
+from ..errors import CoreError, NotFoundError, ValidationError
 from .model import TRACEBACK, Jobs, JobStatus
 
 log = logging.getLogger("joist.jobs")
@@ -109,8 +109,8 @@ class JobContext:
         try:
             self._jobs.update_job(self.job, condition=self._condition, notify=self.notify,
                                   **changes)
-        except ValidationError:
-            self._canceled = True  # no longer ours: canceled (or taken) meanwhile
+        except (ValidationError, NotFoundError):
+            self._canceled = True  # no longer ours: canceled, taken or deleted meanwhile
 
     @property
     def canceled(self) -> bool:
@@ -275,6 +275,8 @@ class Executor:
             if job.get("status") != status:
                 self.jobs.update_job(job, status=status, condition=condition, notify=notify,
                                      other_fields={"lease": None})
+        except NotFoundError:
+            pass  # deleted meanwhile
         except ValidationError:
             # canceled or recovered meanwhile: that status stands; our lease ends
             self.jobs.collection.update_one({"_id": job["_id"], **condition},

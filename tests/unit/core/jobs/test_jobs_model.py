@@ -284,3 +284,24 @@ def test_a_job_does_not_start_before_its_when(runtime: JobsRuntime) -> None:
     job = runtime.create_and_schedule("Later", "test.later", when=when)
     wait_for(lambda: _status(runtime, job) == JobStatus.SUCCESS, "the job to run")
     assert started[0] - scheduled >= 1.4
+
+
+def test_a_job_deleted_while_it_runs_ends_quietly(runtime: JobsRuntime) -> None:
+    started, release = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def work(ctx: JobContext) -> None:
+        started.set()
+        release.wait(DEADLINE)
+        ctx.progress(1, 1, "after the delete")
+        seen.append(ctx.canceled)
+
+    runtime.register_type("test.deleted", work)
+    runtime.start_serving()
+    job = runtime.create_and_schedule("Deleted", "test.deleted")
+    assert started.wait(DEADLINE)
+    runtime.jobs.remove(job)
+    release.set()
+    wait_for(lambda: seen, "the job function to return")
+    assert seen == [True] and runtime.jobs.load(job["_id"]) is None
+    wait_for(lambda: not runtime.executor._running, "the runner to let go")
