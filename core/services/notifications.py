@@ -34,6 +34,7 @@ from ..clock import utcnow
 from ..db.engine import Collection, Document
 from ..errors import CoreError, UnavailableError, ValidationError
 from ..events import Event, EventBus
+from ..jobs.model import READ_FIELDS as JOB_READ_FIELDS
 
 log = logging.getLogger("joist.notifications")
 
@@ -206,8 +207,7 @@ class NotificationService:
             return
         user_id, now = job["userId"], utcnow()
         if "status" in updates:
-            data = {k: v for k, v in job.items() if k not in ("kwargs", "log")}
-            self.create(user_id, "job_status", data, now + FINISHED_LIFE)
+            self.create(user_id, "job_status", _job_for_owner(job), now + FINISHED_LIFE)
         if updates.get("log"):
             lines = updates["log"] if isinstance(updates["log"], list) else [updates["log"]]
             self.create(user_id, "job_log", {"_id": job.get("_id"), "overwrite": False,
@@ -223,7 +223,7 @@ class NotificationService:
                                      "data.resourceName": "job",
                                      "data.resource._id": job.get("_id")})
         if record is None:
-            resource = {k: v for k, v in job.items() if k not in ("kwargs", "log")}
+            resource = _job_for_owner(job)
             record = self.create(job["userId"], PROGRESS, {
                 "title": job.get("title", ""), "total": progress.get("total") or 0,
                 "current": progress.get("current") or 0, "state": state,
@@ -372,3 +372,10 @@ NO_PROGRESS = ProgressContext(None, None, 0.0, {})  # Girder's ``noProgress``
 __all__ = ["DEFAULT_STREAM_TIMEOUT", "LIST_LIMIT", "MAX_STREAM_TIMEOUT", "NO_PROGRESS",
            "NotificationService", "NotificationStream", "ProgressContext",
            "StreamLimitError"]
+
+
+def _job_for_owner(job: Mapping[str, Any]) -> dict[str, Any]:
+    """What the owner may read of a job (no arguments, lease or runner
+    internals: those are for site admins), less its log, which has its own
+    notifications."""
+    return {k: job[k] for k in JOB_READ_FIELDS if k in job and k != "log"}

@@ -207,6 +207,10 @@ def test_job_updates_become_the_owners_notifications(site: RestSite,
                         "the job's notifications")
     progress = [n for n in statuses if n["type"] == "progress"]
     assert progress and progress[-1]["data"]["message"] == "all done"
+    # The owner is no admin: what only admins read of a job stays out.
+    for note in statuses:
+        shown = note["data"] if note["type"] == "job_status" else note["data"]["resource"]
+        assert not {"args", "kwargs", "lease", "log"} & set(shown), note
     assert of_job("bobby") == []
     quiet = _create(site, "alice", title="Quiet")
     before = len(site.get("notification", "alice").json())
