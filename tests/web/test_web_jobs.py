@@ -18,6 +18,7 @@ from tests.web.pages import (
     csp_violations,
     find,
     heading,
+    screen,
     script_errors,
     sign_in,
     sign_out,
@@ -58,11 +59,13 @@ def test_jobs_page_lists_cancels_and_shows_the_log(jobs_site: RestSite, browser:
     wait_text(browser, "Canceled “Long import”.", "#flash")
     wait_text(browser, "Canceled", f"{other} .job-status")
     assert jobs.load(running["_id"])["status"] == JobStatus.CANCELED  # type: ignore[index]
+    screen(browser, "jobs")
 
     find(browser, f"{row} a").click()
     heading(browser, "Thumbnails")
     wait_text(browser, "made 3 thumbnails", "#job-log")
     assert find(browser, "#job-status").text == "Success"
+    screen(browser, "job")
     entries = console(browser)
     assert csp_violations(entries) == [] and script_errors(entries) == []
 
