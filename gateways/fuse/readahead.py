@@ -32,6 +32,7 @@ class Prefetcher:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="fuse-readahead")
         self._slots = threading.BoundedSemaphore(queued_max)  # queued + running fetches
         self.fetched = 0   # chunks fetched ahead of their first read
+        self._count_lock = threading.Lock()  # guards fetched
 
     def submit(self, job: Any) -> Future[Any] | None:
         """``job`` queued, or None when the queue is full."""
@@ -44,6 +45,10 @@ class Prefetcher:
             return None
         future.add_done_callback(lambda _: self._slots.release())
         return future
+
+    def count_fetched(self) -> None:
+        with self._count_lock:
+            self.fetched += 1
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -96,7 +101,7 @@ class ReadAhead:
         try:
             if not cache.has(self._key, index):
                 cache.prefetch(self._key, self._source, index)
-                self._prefetcher.fetched += 1
+                self._prefetcher.count_fetched()
         except Exception as exc:  # a read of it will fetch again and report
             log.debug("read-ahead of chunk %d failed: %s", index, exc)
 

@@ -177,7 +177,7 @@ def test_release_cancels_queued_read_ahead_and_waits_for_running(tmp_path: Path)
         assert not closer.is_alive()
         assert source.events == ["fetched 1", "closed"]  # waited for the running fetch
         prefetcher.close()
-        assert source.calls == [0, 1]               # chunks 2-4 were never fetched
+        assert sorted(source.calls) == [0, 1]       # chunks 2-4 were never fetched
         assert cache.has("k", 1) and not cache.has("k", 2)
     finally:
         source.go.set()
