@@ -131,11 +131,29 @@ def test_sequential_reads_fetch_the_next_chunks_in_the_background(
     cache = ops._chunk_cache()
     key = ops.handles.get(fi.fh).source.content_key
     _deadline_wait(lambda: all(cache.has(key, i) for i in (1, 2, 3)))
-    misses = cache.misses
     assert _read(ops, fi, STEP, 3 * STEP) == DATA[STEP:4 * STEP]
-    assert cache.misses == misses              # read ahead: no fetch on the read
     ops.release(PATH, fi)
     assert ops.stats.snapshot()["chunk_read_ahead"] >= 3
+
+
+def test_chunks_read_ahead_are_not_fetched_again_by_the_read(tmp_path: Path) -> None:
+    cache = ChunkCache(tmp_path / "cache", 1 << 30, chunk_size=STEP)
+    prefetcher = Prefetcher(cache, workers=2)
+    source = GatedSource(DATA)
+    source.go.set()
+    cached = CachedSource(cache, "k", source, ReadAhead(prefetcher, "k", source, depth=3))
+    try:
+        assert cached.read(0, 100) == DATA[:100]
+        _deadline_wait(lambda: all(cache.has("k", i) for i in (1, 2, 3)))
+        assert sorted(source.calls) == [0, 1, 2, 3]
+        for index in (1, 2, 3):                 # each read queues more ahead...
+            assert cached.read(index * STEP, STEP) == DATA[index * STEP:(index + 1) * STEP]
+        cached.close()
+        # ...but none of the chunks read was fetched a second time.
+        assert sorted(i for i in source.calls if i <= 3) == [0, 1, 2, 3]
+    finally:
+        prefetcher.close()
+        cache.close()
 
 
 class GatedSource:
