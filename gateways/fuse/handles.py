@@ -131,6 +131,8 @@ class ReadHandle:
         return self.reader.read_at(offset, size)
 
     def close(self) -> None:
+        if self.source is not None:
+            self.source.close()  # no read-ahead uses the reader past here
         if self._pool is not None:
             self._pool.give_back(self._key)
         else:

@@ -42,6 +42,7 @@ from .handles import (
     WriteHandle,
 )
 from .libfuse import KernelLink
+from .readahead import Prefetcher, ReadAhead
 from .settings import STATS_NAME, MountOptions
 from .stats import Stats
 from .writeops import WriteOps
@@ -85,7 +86,8 @@ class JoistOperations(DirOps, WriteOps):
         self._readers = ReaderPool(options.idle_readers)
         self._uid, self._gid = os.getuid(), os.getgid()
         self._chunks: ChunkCache | None = None
-        self._chunks_lock = threading.Lock()  # guards _chunks (made on first use)
+        self._prefetcher: Prefetcher | None = None
+        self._chunks_lock = threading.Lock()  # guards _chunks and _prefetcher (made on first use)
         self.stats.source(self._live_counters)
 
     # ------------------------------------------------------------ principal
@@ -116,7 +118,8 @@ class JoistOperations(DirOps, WriteOps):
         if self._chunks is not None:
             out.update(chunk_cache_hits=self._chunks.hits,
                        chunk_cache_misses=self._chunks.misses,
-                       chunk_cache_bytes_fetched=self._chunks.bytes_fetched)
+                       chunk_cache_bytes_fetched=self._chunks.bytes_fetched,
+                       chunk_read_ahead=self._prefetcher.fetched if self._prefetcher else 0)
         return out
 
     def _node(self, path: str) -> Node:
@@ -187,8 +190,19 @@ class JoistOperations(DirOps, WriteOps):
             if self._chunks is None:
                 directory = self.options.cache_dir or (self.options.mountpoint.parent /
                                                        ".joist-fuse-cache")
-                self._chunks = ChunkCache(directory / "chunks", self.options.chunk_cache_bytes)
+                self._chunks = ChunkCache(directory / "chunks", self.options.chunk_cache_bytes,
+                                          chunk_size=self.options.chunk_size)
+                self._prefetcher = Prefetcher(self._chunks)
             return self._chunks
+
+    def _cached_source(self, node: Node, reader: Reader) -> CachedSource:
+        key = f"sha512:{node.sha512}" if node.sha512 else f"etag:{node.etag}"
+        cache = self._chunk_cache()
+        ahead = None
+        if self._prefetcher is not None and self.options.chunk_read_ahead > 0 and \
+                reader.size > cache.chunk_size:
+            ahead = ReadAhead(self._prefetcher, key, reader, self.options.chunk_read_ahead)
+        return CachedSource(cache, key, reader, ahead)
 
     # ------------------------------------------------------------ lifecycle
     def init_with_config(self, conn_info: Any, config: Any) -> None:
@@ -206,6 +220,8 @@ class JoistOperations(DirOps, WriteOps):
                     log.exception("could not commit %s at unmount", handle.path)
             handle.close()
         self._readers.clear()
+        if self._prefetcher is not None:
+            self._prefetcher.close()
         if self._chunks is not None:
             self._chunks.close()
 
@@ -320,8 +336,7 @@ class JoistOperations(DirOps, WriteOps):
         handle = ReadHandle(path, node, reader, fd=self._descriptor(reader), source=None,
                             cached=not direct, pool=self._readers, key=current)
         if handle.fd is None and self.options.chunk_cache != "off":
-            key = f"sha512:{node.sha512}" if node.sha512 else f"etag:{node.etag}"
-            handle.source = CachedSource(self._chunk_cache(), key, reader)
+            handle.source = self._cached_source(node, reader)
         keep = known == current and not direct
         # noflush: closing a read-only file needs no FLUSH round trip.
         fi.keep_cache, fi.direct_io, fi.noflush = int(keep), int(direct), 1
@@ -361,8 +376,8 @@ class JoistOperations(DirOps, WriteOps):
         except (OSError, ValueError, io.UnsupportedOperation):
             return None
 
-    def _read(self, fi: Any, size: int, offset: int) -> tuple[int, int] | bytes:
-        """(fd, length) for libfuse to pread, or the bytes themselves."""
+    def _read(self, fi: Any, size: int, offset: int) -> tuple[int, int, int] | bytes:
+        """(fd, position, length) for libfuse to pread, or the bytes themselves."""
         handle = self._handle(fi)
         self.stats.add("reads")
         if isinstance(handle, ReadHandle):
@@ -373,9 +388,15 @@ class JoistOperations(DirOps, WriteOps):
                 length = max(0, min(size, handle.size - offset))
                 self.stats.add("fd_reads")
                 self.stats.add("bytes_read", length)
-                return handle.fd, length
+                return handle.fd, offset, length
             if handle.source is not None:
                 self.stats.add("chunk_reads")
+                # A warm chunk is answered like a local blob: its file's
+                # descriptor, for libfuse to read (see chunkcache).
+                located = handle.source.locate(offset, size)
+                if located is not None:
+                    self.stats.add("bytes_read", located[2])
+                    return located
         data = handle.read(offset, size)
         self.stats.add("bytes_read", len(data))
         return bytes(data)
@@ -385,16 +406,16 @@ class JoistOperations(DirOps, WriteOps):
         got = self._read(fi, size, offset)
         if isinstance(got, bytes):
             return give_bytes(bufpp, got)
-        fd, length = got
-        return give_fd(bufpp, fd, offset, length) if length else give_bytes(bufpp, b"")
+        fd, position, length = got
+        return give_fd(bufpp, fd, position, length) if length else give_bytes(bufpp, b"")
 
     @guarded
     def read(self, path: str | None, size: int, offset: int, fi: Any) -> bytes:
         got = self._read(fi, size, offset)
         if isinstance(got, bytes):
             return got
-        fd, length = got
-        return os.pread(fd, length, offset) if length else b""
+        fd, position, length = got
+        return os.pread(fd, length, position) if length else b""
 
     @guarded
     def flush(self, path: str | None, fi: Any) -> int:

@@ -28,6 +28,12 @@ class MountOptions:
     """``auto``: blobs with no local descriptor (S3, GridFS) are read through
     the on-disk chunk cache; ``always`` also local ones (a filesystem
     assetstore on a slow network disk); ``off``: never."""
+    chunk_size: int = 4 << 20
+    """Bytes per chunk of the chunk cache: a fetch from the backend, a file
+    of the cache, one descriptor kept open for warm reads."""
+    chunk_read_ahead: int = 4
+    """Chunks fetched in the background past a sequential read through the
+    chunk cache (0: none)."""
     cache_dir: Path | None = None
     staging_dir: Path | None = None
     """Where ``--rw`` stages written bytes until the file is closed."""

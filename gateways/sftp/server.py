@@ -169,6 +169,7 @@ class SftpServer:
         _tune_socket(sock, self.tuning.stall_timeout)
         transport = paramiko.Transport(sock, default_window_size=WINDOW_SIZE,
                                        default_max_packet_size=MAX_PACKET_SIZE)
+        paramiko_internals.buffer_reads(transport)  # a recv per batch, not three a packet
         transport.add_server_key(self.host_key)
         apply_algorithms(transport.get_security_options())
         transport.set_subsystem_handler("sftp", SftpSession, self)

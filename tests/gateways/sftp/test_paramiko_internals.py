@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
+import paramiko.packet
 import paramiko.util
 import pytest
 from packaging.specifiers import SpecifierSet
 
 from joist.gateways.sftp import paramiko_internals as internals
 from joist.gateways.sftp.inbox import RequestInbox
+from tests import world as w
 from tests.gateways.sftp.conftest import SftpSite, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -46,6 +49,7 @@ def test_request_inbox_offers_what_a_channel_calls() -> None:
     (paramiko.Channel, "recv", lambda self, n: b"pro", "Channel.recv no longer reads"),
     (paramiko.Channel, "recv_ready", lambda self: True, "Channel.recv_ready"),
     (paramiko.Transport, "_send_kex_init", lambda self: None, "clear_to_send"),
+    (paramiko.packet.Packetizer, "read_message", lambda self: None, "read_all"),
 ])
 def test_a_changed_internal_fails_the_check_loudly(monkeypatch: pytest.MonkeyPatch, target: type,
                                                     name: str, replacement: Callable[..., Any],
@@ -146,3 +150,79 @@ def test_the_cli_reports_a_changed_paramiko_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert last.startswith("joist: error: paramiko ") and "Channel._feed" in last
     assert "Traceback" not in done.stderr
+
+
+class CountingSocket:
+    """A socket that counts its ``recv`` calls."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.recvs = 0
+
+    def recv(self, n: int) -> bytes:
+        self.recvs += 1
+        return self.sock.recv(n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+def _buffered(sock: Any) -> paramiko.packet.Packetizer:
+    packetizer = paramiko.packet.Packetizer(sock)
+    packetizer.__class__ = internals.BufferedPacketizer
+    return packetizer
+
+
+def test_buffered_reads_serve_several_packets_from_one_recv() -> None:
+    left, right = socket.socketpair()
+    try:
+        left.settimeout(5)
+        counting = CountingSocket(left)
+        packetizer = _buffered(counting)
+        stream = bytes(range(256)) * 3
+        right.sendall(stream)
+        sizes = [16, 40, 32, 16, 200, 32, 16, 416]     # sum: 768, three "packets"
+        pieces = [packetizer.read_all(n) for n in sizes]
+        assert b"".join(pieces) == stream and [len(p) for p in pieces] == sizes
+        assert counting.recvs <= 2          # paramiko's own read_all: one or more each
+        right.sendall(b"xyz")               # a read larger than what is buffered waits
+        right.sendall(b"tail")
+        assert packetizer.read_all(7) == b"xyztail"
+        right.close()
+        with pytest.raises(EOFError):
+            packetizer.read_all(1)
+    finally:
+        left.close()
+        right.close()
+
+
+def test_buffered_reads_raise_for_a_rekey_only_between_packets() -> None:
+    left, right = socket.socketpair()
+    try:
+        left.settimeout(0.05)               # paramiko's transports poll with a timeout
+        packetizer = _buffered(left)
+        right.sendall(b"abcdef")
+        assert packetizer.read_all(2, check_rekey=True) == b"ab"
+        packetizer._trigger_rekey()         # what the byte and packet counters do
+        assert packetizer.need_rekey()
+        # Bytes of the next packet are buffered: it is read, no rekey in its middle.
+        assert packetizer.read_all(4, check_rekey=True) == b"cdef"
+        with pytest.raises(paramiko.packet.NeedRekeyException):
+            packetizer.read_all(4, check_rekey=True)   # nothing read yet: rekey first
+    finally:
+        left.close()
+        right.close()
+
+
+def test_live_transports_read_ahead_and_survive_a_rekey(site: SftpSite) -> None:
+    client = site.client("alice")
+    assert client.listdir("/")
+    server = site.server
+    assert wait_for(lambda: len(server._sessions) == 1)
+    (session,) = server._sessions
+    assert type(session.transport.packetizer) is internals.BufferedPacketizer
+    transport = client.get_channel().get_transport()
+    transport.renegotiate_keys()            # a key exchange through the buffered reads
+    assert sorted(client.listdir("/")) == ["collection", "user"]
+    with client.open("/user/alice/Private/data/a.txt") as handle:
+        assert handle.read() == w.A_TXT
