@@ -33,7 +33,9 @@ def open_engine(settings: Settings, *, mongo_client: Any = None) -> Engine:
     from joist.core.db.sqlite import SQLiteEngine
     path = settings.sqlite_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteEngine(path, synchronous=settings.database.synchronous)
+    db = settings.database
+    return SQLiteEngine(path, synchronous=db.synchronous, connections=db.sqlite_connections,
+                        cache_mib=db.sqlite_cache_mib, mmap_mib=db.sqlite_mmap_mib)
 
 
 @dataclass

@@ -41,6 +41,16 @@ class DatabaseSettings:
     synchronous: Literal["normal", "full"] = _opt(
         "normal", "SQLite durability: 'normal' survives killed processes, 'full' also "
                   "power loss, at a cost in write speed.")
+    # Memory of the embedded store is bounded by these, not by the thread count.
+    sqlite_connections: int = _opt(
+        8, "SQLite connections one process keeps, shared by all its threads (a thread "
+           "waits for a free one); each holds its share of sqlite_cache_mib.", minimum=1)
+    sqlite_cache_mib: int = _opt(
+        64, "SQLite page cache of one process, MiB, shared out among its connections.",
+        minimum=0)
+    sqlite_mmap_mib: int = _opt(
+        0, "MiB of the SQLite file each connection maps into memory (0: none). Mapped "
+           "pages count in the process's RSS once per connection.", minimum=0)
 
 
 @dataclass(frozen=True)
