@@ -19,7 +19,7 @@ settled (the largest of a few samples, a second apart, once two agree within
 gateway has listed the folder three times, listing times no worse.
 
 Run by hand:  .venv/bin/python benchmarks/memory_bench.py [--items 1000000] [--passes 3]
-(the FUSE part needs /dev/fuse and fusermount3; ``--no-fuse`` skips it).
+(the FUSE part needs /dev/fuse and fusermount3; ``--only rest,dav,sftp`` skips it).
 """
 
 from __future__ import annotations
@@ -249,7 +249,8 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--page", type=int, default=1000)
     parser.add_argument("--passes", type=int, default=3)
-    parser.add_argument("--no-fuse", action="store_true", help="skip the mount")
+    parser.add_argument("--only", default="rest,dav,sftp,fuse",
+                        help="comma-separated gateways to list through (default: all)")
     parser.add_argument("--dir", help="work directory (default: a temporary one)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="joist-memory-", dir=args.dir))
@@ -258,17 +259,20 @@ def main() -> int:
         start = time.perf_counter()
         folder_id, token = build(data, args.items)
         print(f"built {args.items:,} items in {time.perf_counter() - start:.1f} s")
-        fuse = not args.no_fuse and os.path.exists("/dev/fuse") and shutil.which("fusermount3")
+        only = set(args.only.split(","))
+        fuse = "fuse" in only and os.path.exists("/dev/fuse") and shutil.which("fusermount3")
         rows: list[tuple[str, list[float]]] = []
         with serving(root, data) as (proc, url, sftp_port):
             base = settled(proc.pid)
             print(f"server RSS at start: {base:.0f} MiB")
-            steps: list[tuple[str, Callable[[], int]]] = [
-                (f"REST pages of {args.page:,}", lambda: list_rest(url, token, folder_id,
-                                                                   args.page)),
-                ("WebDAV PROPFIND depth 1", lambda: list_dav(url)),
-                ("SFTP listdir_attr", lambda: list_sftp(sftp_port))]
-            for name, fn in steps:
+            steps: list[tuple[str, str, Callable[[], int]]] = [
+                ("rest", f"REST pages of {args.page:,}",
+                 lambda: list_rest(url, token, folder_id, args.page)),
+                ("dav", "WebDAV PROPFIND depth 1", lambda: list_dav(url)),
+                ("sftp", "SFTP listdir_attr", lambda: list_sftp(sftp_port))]
+            for key, name, fn in steps:
+                if key not in only:
+                    continue
                 rows.append((name, timed(args.passes, fn, args.items)))
                 rss, hwm = memory(proc.pid)
                 print(f"  {name:28} {_fmt(rows[-1][1])}   server RSS {rss:6.0f} MiB, "
