@@ -15,6 +15,7 @@ from joist.core.assetstores.base import AssetstoreAdapter
 from joist.core.assetstores.registry import GRIDFS, AssetstoreRegistry
 from joist.core.db.engine import Document, Engine
 from joist.core.hierarchy import Hierarchy
+from joist.core.memory import limit_arenas
 from joist.core.services import Services
 from joist.core.settings import Settings
 from joist.core.store import Store
@@ -70,6 +71,7 @@ def build_app(settings: Settings, *, env: dict[str, str] | None = None,
               mongo_client: Any = None) -> App:
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    limit_arenas(settings.memory.malloc_arenas)  # before the app's threads allocate
     engine = open_engine(settings, mongo_client=mongo_client)
     try:
         store = Store(engine)

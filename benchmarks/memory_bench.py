@@ -94,6 +94,13 @@ def memory(pid: int) -> tuple[float, float]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid``: unlike wall time, not inflated by
+    other work on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def settled(pid: int, limit: int = 10) -> float:
     """RSS once it stops moving (two samples a second apart within 2 MiB)."""
     last = memory(pid)[0]
@@ -229,19 +236,23 @@ def list_ls(path: Path) -> int:
     return out.count(b"\n") - 1  # the "total" line
 
 
-def timed(passes: int, fn: Callable[[], int], expect: int) -> list[float]:
-    times = []
+def timed(passes: int, fn: Callable[[], int], expect: int, pid: int | None = None
+          ) -> tuple[list[float], list[float]]:
+    """Wall times of ``passes`` listings, and the CPU time ``pid`` spent on each."""
+    times, cpu = [], []
     for _ in range(passes):
+        before = cpu_seconds(pid) if pid else 0.0
         start = time.perf_counter()
         got = fn()
         times.append(time.perf_counter() - start)
+        cpu.append(cpu_seconds(pid) - before if pid else 0.0)
         if got != expect:
             raise RuntimeError(f"listed {got} entries, expected {expect}")
-    return times
+    return times, cpu
 
 
 def _fmt(times: list[float]) -> str:
-    return f"{statistics.median(times):7.2f} s ({min(times):.2f}-{max(times):.2f})"
+    return f"{statistics.median(times):6.2f} s ({min(times):.2f}-{max(times):.2f})"
 
 
 def main() -> int:
@@ -261,7 +272,7 @@ def main() -> int:
         print(f"built {args.items:,} items in {time.perf_counter() - start:.1f} s")
         only = set(args.only.split(","))
         fuse = "fuse" in only and os.path.exists("/dev/fuse") and shutil.which("fusermount3")
-        rows: list[tuple[str, list[float]]] = []
+        rows: list[tuple[str, tuple[list[float], list[float]]]] = []
         with serving(root, data) as (proc, url, sftp_port):
             base = settled(proc.pid)
             print(f"server RSS at start: {base:.0f} MiB")
@@ -273,9 +284,9 @@ def main() -> int:
             for key, name, fn in steps:
                 if key not in only:
                     continue
-                rows.append((name, timed(args.passes, fn, args.items)))
+                rows.append((name, timed(args.passes, fn, args.items, proc.pid)))
                 rss, hwm = memory(proc.pid)
-                print(f"  {name:28} {_fmt(rows[-1][1])}   server RSS {rss:6.0f} MiB, "
+                print(f"  {name:28} {_fmt(rows[-1][1][0])}   server RSS {rss:6.0f} MiB, "
                       f"peak {hwm:6.0f} MiB")
             if fuse:
                 local = root / "local"
@@ -288,19 +299,20 @@ def main() -> int:
                 with mounted(root, data, token) as (mount, path):
                     mount_base = memory(mount.pid)[0]
                     rows.append(("FUSE ls -l", timed(args.passes, lambda: list_ls(path),
-                                                     args.items)))
+                                                     args.items, mount.pid)))
                     m_rss, m_hwm = memory(mount.pid)
                     m_after = settled(mount.pid)
-                print(f"  {'FUSE ls -l':28} {_fmt(rows[-1][1])}   mount RSS {mount_base:.0f} -> "
+                print(f"  {'FUSE ls -l':28} {_fmt(rows[-1][1][0])}   mount RSS {mount_base:.0f} -> "
                       f"{m_rss:.0f} MiB, peak {m_hwm:.0f} MiB, settled {m_after:.0f} MiB")
             rss, hwm = memory(proc.pid)
             after = settled(proc.pid)
+        print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
         print(f"\nserver RSS: start {base:.0f} MiB, after the work {rss:.0f} MiB, "
               f"settled {after:.0f} MiB, peak {hwm:.0f} MiB (target: <= 300 MiB)")
         print(f"\n{'listing of ' + format(args.items, ',') + ' entries':30} "
-              f"{'median (min-max) of ' + str(args.passes)}")
-        for name, times in rows:
-            print(f"{name:30} {_fmt(times)}")
+              f"{'wall, median (min-max) of ' + str(args.passes):30} CPU of the server/mount")
+        for name, (times, cpu) in rows:
+            print(f"{name:30} {_fmt(times):30} {_fmt(cpu) if any(cpu) else '-'}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -93,6 +93,16 @@ class PathCache:
             self._data.pop(key, None)
             self.generation += 1
 
+    def sweep(self) -> int:
+        """Drop expired entries (a cache left alone after a big listing would
+        hold them until the next one); the number dropped."""
+        now = time.monotonic()
+        with self._lock:
+            expired = [k for k, (expiry, _) in self._data.items() if expiry < now]
+            for key in expired:
+                del self._data[key]
+        return len(expired)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()

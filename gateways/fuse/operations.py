@@ -88,6 +88,10 @@ class JoistOperations(DirOps, WriteOps):
         self._chunks_lock = threading.Lock()  # guards _chunks (made on first use)
         self.stats.source(self._live_counters)
 
+    def sweep_caches(self) -> int:
+        """Drop expired nodes and listings (for ``core.memory.Reclaimer``)."""
+        return self._nodes.sweep() + self._listings.sweep()
+
     # ------------------------------------------------------------ principal
     @property
     def view(self) -> HierarchyView:
