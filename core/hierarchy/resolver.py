@@ -93,10 +93,10 @@ class PathCache:
             self._data.pop(key, None)
             self.generation += 1
 
-    def sweep(self) -> int:
+    def sweep(self, now: float | None = None) -> int:
         """Drop expired entries (a cache left alone after a big listing would
         hold them until the next one); the number dropped."""
-        now = time.monotonic()
+        now = time.monotonic() if now is None else now
         with self._lock:
             expired = [k for k, (expiry, _) in self._data.items() if expiry < now]
             for key in expired:

@@ -88,9 +88,9 @@ class JoistOperations(DirOps, WriteOps):
         self._chunks_lock = threading.Lock()  # guards _chunks (made on first use)
         self.stats.source(self._live_counters)
 
-    def sweep_caches(self) -> int:
+    def sweep_caches(self, now: float | None = None) -> int:
         """Drop expired nodes and listings (for ``core.memory.Reclaimer``)."""
-        return self._nodes.sweep() + self._listings.sweep()
+        return self._nodes.sweep(now) + self._listings.sweep(now)
 
     # ------------------------------------------------------------ principal
     @property
