@@ -10,8 +10,8 @@ the peak. Two remedies, both no-ops where glibc is absent:
   sets) means less memory stranded in per-thread arenas; set before threads
   start.
 * ``Reclaimer``: a daemon thread that, every ``interval`` seconds, lets caches
-  drop their expired entries (``sweep`` callables) and then, if RSS grew since
-  it last trimmed, calls ``malloc_trim(0)``, which returns the free pages of
+  drop their expired entries (``sweep`` callables) and then, if they dropped
+  many or RSS grew since it last trimmed, calls ``malloc_trim(0)``, which returns the free pages of
   every arena (also those inside a heap, with ``MADV_DONTNEED``).
 """
 
@@ -28,6 +28,7 @@ log = logging.getLogger("joist.memory")
 
 M_ARENA_MAX = -8  # mallopt parameter (glibc malloc.h)
 GROWTH_MIB = 16  # RSS growth since the last trim that makes the next one worth it
+DROPPED = 1000  # cache entries swept that make a trim worth it (their memory is free now)
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -72,13 +73,14 @@ class Reclaimer:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self.trims = 0
-        self._sweeps: list[Callable[[], object]] = []
+        self._sweeps: list[Callable[[], int]] = []
         self._lock = threading.Lock()  # guards _sweeps
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._trimmed_at = rss_mib()
 
-    def add(self, sweep: Callable[[], object]) -> None:
+    def add(self, sweep: Callable[[], int]) -> None:
+        """``sweep`` drops what has expired and says how many entries it dropped."""
         with self._lock:
             self._sweeps.append(sweep)
 
@@ -98,12 +100,13 @@ class Reclaimer:
     def run_once(self) -> None:
         with self._lock:
             sweeps = list(self._sweeps)
+        dropped = 0
         for sweep in sweeps:
             try:
-                sweep()
+                dropped += sweep()
             except Exception:  # a failing sweep must not end reclaiming
                 log.exception("cache sweep failed")
-        if rss_mib() - self._trimmed_at >= GROWTH_MIB:
+        if dropped >= DROPPED or rss_mib() - self._trimmed_at >= GROWTH_MIB:
             if trim():
                 self.trims += 1
             self._trimmed_at = rss_mib()

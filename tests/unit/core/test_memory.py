@@ -50,3 +50,24 @@ def test_reclaimer_with_no_interval_never_starts() -> None:
     assert reclaimer._thread is None
     reclaimer.run_once()  # by hand it still sweeps and may trim
     reclaimer.stop()
+
+
+def test_reclaimer_trims_after_a_big_sweep_or_growth(monkeypatch: pytest.MonkeyPatch) -> None:
+    trims: list[int] = []
+    rss = [100.0]
+    monkeypatch.setattr(memory, "trim", lambda: trims.append(1) or True)
+    monkeypatch.setattr(memory, "rss_mib", lambda: rss[0])
+    dropped = [0]
+    reclaimer = memory.Reclaimer(0)
+    reclaimer.add(lambda: dropped[0])
+    reclaimer.run_once()
+    assert trims == []  # nothing freed, no growth: no trim
+    dropped[0] = memory.DROPPED
+    reclaimer.run_once()
+    assert len(trims) == 1  # many entries freed
+    dropped[0] = 0
+    rss[0] += memory.GROWTH_MIB
+    reclaimer.run_once()
+    assert len(trims) == 2 and reclaimer.trims == 2  # RSS grew since the last trim
+    reclaimer.run_once()
+    assert len(trims) == 2
