@@ -25,6 +25,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -37,6 +38,19 @@ __all__ = ["SQLiteCollection", "SQLiteEngine"]
 
 _SYNC_MODES = frozenset({"off", "normal", "full", "extra"})
 MIB = 1 << 20
+
+
+_ENGINES: weakref.WeakSet[SQLiteEngine] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # SQLite connections must not cross a fork: a child (a pre-forked server
+    # worker) starts with an empty pool and opens its own.
+    for engine in list(_ENGINES):
+        engine._forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class SQLiteEngine(Engine):
@@ -74,6 +88,7 @@ class SQLiteEngine(Engine):
         self._lock = threading.Lock()  # guards _collections
         self._collections: dict[str, SQLiteCollection] = {}
         self._closed = False
+        _ENGINES.add(self)
         try:
             with self.connection() as conn:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -83,6 +98,13 @@ class SQLiteEngine(Engine):
         if mode.lower() != "wal":
             self.close()
             raise StorageError(f"{self.path}: cannot switch to WAL mode ({mode})")
+
+    def _forget_connections(self) -> None:
+        """Drop (without closing: they belong to the parent) every connection."""
+        self._local = threading.local()
+        self._pool = threading.Condition()
+        self._writer = threading.Lock()
+        self._idle, self._opened, self._count = [], set(), 0
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,

@@ -515,3 +515,25 @@ def test_a_failed_call_caught_inside_a_group_rolls_the_group_back(
     assert coll.find({}, sort=[("_id", 1)]) == [{"_id": "x", "name": "x"}]
     coll.insert_one({"_id": "c", "name": "c"})  # the connection is usable again
     assert coll.count({}) == 2
+
+
+def _child_uses_its_own_connections(eng: SQLiteEngine, results: Any) -> None:
+    fresh = not eng._opened and not eng._idle  # the parent's were dropped at fork
+    c = eng.collection(COUNTERS)
+    c.insert_one({"_id": "child"})
+    results.put((fresh, c.count()))
+
+
+def test_a_forked_child_opens_its_own_connections(engine: SQLiteEngine) -> None:
+    c = engine.collection(COUNTERS)
+    c.insert_one({"_id": "parent"})
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    proc = ctx.Process(target=_child_uses_its_own_connections, args=(engine, results))
+    proc.start()
+    try:
+        assert results.get(timeout=60) == (True, 2)
+    finally:
+        proc.join(timeout=60)
+    assert proc.exitcode == 0
+    assert c.count() == 2  # the parent's pool still works
