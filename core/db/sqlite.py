@@ -80,7 +80,7 @@ class SQLiteEngine(Engine):
         self._cache_kib = max(400, cache_mib * 1024 // connections)
         self._mmap_bytes = mmap_mib * MIB
         self._local = threading.local()
-        self._pool = threading.Condition()  # guards _idle, _opened, _closed
+        self._pool = threading.Condition()  # guards _idle, _opened, _count, _closed
         self._idle: list[sqlite3.Connection] = []
         self._opened: set[sqlite3.Connection] = set()  # to close them all
         self._count = 0  # connections opened or opening
