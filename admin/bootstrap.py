@@ -15,6 +15,7 @@ from joist.core.assetstores.base import AssetstoreAdapter
 from joist.core.assetstores.registry import GRIDFS, AssetstoreRegistry
 from joist.core.db.engine import Document, Engine
 from joist.core.hierarchy import Hierarchy
+from joist.core.memory import limit_arenas
 from joist.core.services import Services
 from joist.core.settings import Settings
 from joist.core.store import Store
@@ -33,7 +34,9 @@ def open_engine(settings: Settings, *, mongo_client: Any = None) -> Engine:
     from joist.core.db.sqlite import SQLiteEngine
     path = settings.sqlite_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteEngine(path, synchronous=settings.database.synchronous)
+    db = settings.database
+    return SQLiteEngine(path, synchronous=db.synchronous, connections=db.sqlite_connections,
+                        cache_mib=db.sqlite_cache_mib, mmap_mib=db.sqlite_mmap_mib)
 
 
 @dataclass
@@ -68,6 +71,7 @@ def build_app(settings: Settings, *, env: dict[str, str] | None = None,
               mongo_client: Any = None) -> App:
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    limit_arenas(settings.memory.malloc_arenas)  # before the app's threads allocate
     engine = open_engine(settings, mongo_client=mongo_client)
     try:
         store = Store(engine)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from joist.core.acl import SYSTEM
+from joist.core.memory import Reclaimer
 
 from .bootstrap import App
 from .http_body import Limits
@@ -62,6 +63,9 @@ class Server:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        # Memory comes back after big work: expired cache entries, freed heap.
+        self.reclaimer = Reclaimer(app.settings.memory.reclaim_interval)
+        self.reclaimer.add(app.hierarchy.cache.sweep)
         settings = app.settings.server
         # A notification stream holds a worker thread for minutes: leave most
         # of them to everything else (more streams get 503).
@@ -130,6 +134,7 @@ class Server:
 
     def start(self) -> None:
         try:
+            self.reclaimer.start()
             for name, server in (("http", self.http), ("dav", self.dav)):
                 if server is not None:
                     server.prepare()
@@ -155,6 +160,7 @@ class Server:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        self.reclaimer.stop()
 
     def __enter__(self) -> Server:
         self.start()

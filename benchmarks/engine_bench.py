@@ -84,7 +84,8 @@ def main() -> None:
         coll = engine.collection(ITEMS)
         parent = ObjectId()
         rate = load(coll, args.docs, big, parent)
-        engine.conn().execute("ANALYZE")
+        with engine.connection() as conn:
+            conn.execute("ANALYZE")
         names = [f"File {i:08d}.dat" for i in random.sample(range(big), min(big, 1000))]
         sort = [("lowerName", 1), ("_id", 1)]
         print(f"\n{args.docs:,} documents, {big:,} in one folder; bulk load "

@@ -41,6 +41,16 @@ class DatabaseSettings:
     synchronous: Literal["normal", "full"] = _opt(
         "normal", "SQLite durability: 'normal' survives killed processes, 'full' also "
                   "power loss, at a cost in write speed.")
+    # Memory of the embedded store is bounded by these, not by the thread count.
+    sqlite_connections: int = _opt(
+        8, "SQLite connections one process keeps, shared by all its threads (a thread "
+           "waits for a free one); each holds its share of sqlite_cache_mib.", minimum=1)
+    sqlite_cache_mib: int = _opt(
+        64, "SQLite page cache of one process, MiB, shared out among its connections.",
+        minimum=0)
+    sqlite_mmap_mib: int = _opt(
+        0, "MiB of the SQLite file each connection maps into memory (0: none). Mapped "
+           "pages count in the process's RSS once per connection.", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,18 @@ class FuseSettings:
 
 
 @dataclass(frozen=True)
+class MemorySettings:
+    malloc_arenas: int = _opt(
+        2, "glibc malloc arenas of a process (0: glibc's default, 8 per core). Threads "
+           "allocating in arenas of their own strand freed memory there; fewer arenas "
+           "keep RSS down at little cost in contention.", minimum=0)
+    reclaim_interval: float = _opt(
+        5.0, "Seconds between sweeps that drop expired cache entries and give freed "
+             "memory back to the system (malloc_trim) once RSS has grown; 0 disables.",
+        minimum=0)
+
+
+@dataclass(frozen=True)
 class SecuritySettings:
     bcrypt_rounds: int = _opt(12, "bcrypt cost of new password hashes (4-31).")
 
@@ -123,6 +145,7 @@ class Settings:
     webdav: WebdavSettings = field(default_factory=WebdavSettings)
     sftp: SftpSettings = field(default_factory=SftpSettings)
     fuse: FuseSettings = field(default_factory=FuseSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 

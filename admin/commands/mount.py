@@ -73,6 +73,7 @@ def _mount(args: argparse.Namespace) -> int:
         return _unmount(args, path)
     if not args.user and not args.admin:
         raise ValidationError("Choose whose view to mount: --user LOGIN or --admin.")
+    from joist.core.memory import Reclaimer
     from joist.gateways.fuse import Mount, MountOptions, check_mountpoint
 
     check_mountpoint(path)  # before touching the store: a clear message, nothing mounted
@@ -90,7 +91,16 @@ def _mount(args: argparse.Namespace) -> int:
             print(f"Mounted {path} ({mode}) as {principal.label()}; unmount with "
                   f"`joist mount {path} -u`.", flush=True)
 
-        Mount(view, options, app.services.mounts, on_ready=ready, live=live).serve()
+        mount = Mount(view, options, app.services.mounts, on_ready=ready, live=live)
+        # Memory comes back after big listings: expired cache entries, freed heap.
+        reclaimer = Reclaimer(app.settings.memory.reclaim_interval)
+        reclaimer.add(app.hierarchy.cache.sweep)
+        reclaimer.add(mount.operations.sweep_caches)
+        reclaimer.start()
+        try:
+            mount.serve()
+        finally:
+            reclaimer.stop()
     return 0
 
 

@@ -5,12 +5,18 @@ the document as JSON (``codec``); declared indexes are expression indexes over
 the same ``json_extract`` expressions the queries use (``sqlite_sql``). The
 document operations live in ``sqlite_collection``.
 
-Concurrency: WAL mode (readers never block the writer), one connection per
-thread, every write is one short ``BEGIN IMMEDIATE`` transaction (the write
-lock is taken up front, so there is no read-to-write upgrade to deadlock on,
-and ``busy_timeout`` absorbs contention from other threads and processes).
-Updates are applied in Python (``query.apply_update``) inside that transaction,
-which makes ``find_one_and_update`` atomic across threads and processes.
+Concurrency: WAL mode (readers never block the writer) and a bounded pool of
+connections shared by every thread of the process: an operation borrows one
+for its duration (a write or ``grouped`` block for the whole transaction) and
+gives it back, so memory is bounded by the pool, not by the thread count
+(each connection has its own page cache and mmap window). Writers of one
+process queue on a lock before borrowing, so they never hold every
+connection while waiting for SQLite's write lock. Every write is one short
+``BEGIN IMMEDIATE`` transaction (the write lock is taken up front, so there is
+no read-to-write upgrade to deadlock on, and ``busy_timeout`` absorbs
+contention from other processes). Updates are applied in Python
+(``query.apply_update``) inside that transaction, which makes
+``find_one_and_update`` atomic across threads and processes.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -30,87 +37,185 @@ from .sqlite_udf import register_functions
 __all__ = ["SQLiteCollection", "SQLiteEngine"]
 
 _SYNC_MODES = frozenset({"off", "normal", "full", "extra"})
+MIB = 1 << 20
 
 
-class _Holder:
-    """Owns one thread's connection; closes it when the thread goes away."""
+_ENGINES: weakref.WeakSet[SQLiteEngine] = weakref.WeakSet()
 
-    __slots__ = ("__weakref__", "conn")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+def _after_fork_in_child() -> None:
+    # SQLite connections must not cross a fork: a child (a pre-forked server
+    # worker) starts with an empty pool and opens its own.
+    for engine in list(_ENGINES):
+        engine._forget_connections()
 
-    def __del__(self) -> None:
-        with suppress(Exception):
-            self.conn.close()
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class SQLiteEngine(Engine):
-    """An SQLite file shared by every thread of this process and by others."""
+    """An SQLite file shared by every thread of this process and by others.
+
+    ``connections`` bounds the pool; ``cache_mib`` is the page cache of the
+    whole pool (each connection gets its share); ``mmap_mib`` is how much of
+    the file each connection maps (0: none; mapped pages count in the
+    process's RSS once per connection)."""
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "normal",
-                 busy_timeout_s: float = 30.0) -> None:
+                 busy_timeout_s: float = 30.0, connections: int = 8, cache_mib: int = 64,
+                 mmap_mib: int = 0) -> None:
         self.path = os.fspath(path)
         if self.path in ("", ":memory:") or self.path.startswith("file:"):
             # A memory database cannot be shared by threads with WAL semantics.
             raise ValidationError("SQLiteEngine needs a file path")
         if synchronous.lower() not in _SYNC_MODES:
             raise ValidationError(f"synchronous must be one of {sorted(_SYNC_MODES)}")
+        if connections < 1 or cache_mib < 0 or mmap_mib < 0:
+            raise ValidationError("connections must be >= 1, cache_mib and mmap_mib >= 0")
         self._sync = synchronous.upper()
         self._timeout = float(busy_timeout_s)
+        self.max_connections = connections
+        # KiB per connection (a negative cache_size is in KiB); at least 100
+        # pages of 4 KiB, below which SQLite thrashes on its own B-tree.
+        self._cache_kib = max(400, cache_mib * 1024 // connections)
+        self._mmap_bytes = mmap_mib * MIB
         self._local = threading.local()
-        self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
-        self._lock = threading.Lock()  # guards _holders, _collections and _closed
+        self._pool = threading.Condition()  # guards _idle, _opened, _count, _closed
+        self._idle: list[sqlite3.Connection] = []
+        self._opened: set[sqlite3.Connection] = set()  # to close them all
+        self._count = 0  # connections opened or opening
+        self._writer = threading.Lock()  # one borrowing writer per process at a time
+        self._lock = threading.Lock()  # guards _collections
         self._collections: dict[str, SQLiteCollection] = {}
         self._closed = False
+        _ENGINES.add(self)
         try:
-            mode = self.conn().execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            with self.connection() as conn:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         except sqlite3.Error as exc:
+            self.close()
             raise StorageError(f"cannot open {self.path}: {exc}") from exc
         if mode.lower() != "wal":
+            self.close()
             raise StorageError(f"{self.path}: cannot switch to WAL mode ({mode})")
 
-    def conn(self) -> sqlite3.Connection:
-        """This thread's connection (created on first use)."""
-        try:
-            return self._local.conn  # type: ignore[no-any-return]
-        except AttributeError:
-            pass
-        if self._closed:
-            raise StorageError("the metadata store is closed")
+    def _forget_connections(self) -> None:
+        """Drop (without closing: they belong to the parent) every connection."""
+        self._local = threading.local()
+        self._pool = threading.Condition()
+        self._writer = threading.Lock()
+        self._idle, self._opened, self._count = [], set(), 0
+
+    def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
                                check_same_thread=False, cached_statements=512)
-        conn.execute(f"PRAGMA synchronous={self._sync}")
-        conn.execute("PRAGMA temp_store=MEMORY")
-        conn.execute("PRAGMA cache_size=-32768")  # 32 MiB per connection
-        conn.execute("PRAGMA mmap_size=268435456")
-        register_functions(conn)
-        holder = _Holder(conn)
-        self._local.conn, self._local.holder = conn, holder
-        with self._lock:
-            self._holders.add(holder)
+        try:
+            conn.execute(f"PRAGMA synchronous={self._sync}")
+            conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
+            conn.execute(f"PRAGMA mmap_size={self._mmap_bytes}")
+            register_functions(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _borrow(self) -> sqlite3.Connection:
+        """An idle connection (the most recently used: its cache is warm), a
+        new one while the pool has room, or the next one given back."""
+        deadline = time.monotonic() + self._timeout
+        with self._pool:
+            while True:
+                if self._closed:
+                    raise StorageError("the metadata store is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if self._count < self.max_connections:
+                    self._count += 1  # the slot is ours while the connection opens
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StorageError(f"metadata store: all {self.max_connections} "
+                                       "connections stayed busy")
+                self._pool.wait(left)
+        try:
+            conn = self._open()
+        except BaseException as exc:
+            with self._pool:
+                self._count -= 1
+                self._pool.notify()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"cannot open {self.path}: {exc}") from exc
+            raise
+        with self._pool:
+            self._opened.add(conn)
+        return conn
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        with self._pool:
+            if self._closed:
+                with suppress(sqlite3.Error):
+                    conn.close()
+            else:
+                self._idle.append(conn)
+            self._pool.notify()
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for the block: this thread's borrowed one if it holds
+        one already (inside a write or a group), else one from the pool, given
+        back at the end. Cursors must not outlive the block."""
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        conn = self._borrow()
+        self._local.conn = conn
+        try:
+            yield conn
+        finally:
+            self._local.conn = None
+            with suppress(sqlite3.Error):  # closed by close(): given back and dropped
+                if conn.in_transaction:  # a block left by an exception mid-way
+                    conn.execute("ROLLBACK")
+            self._give_back(conn)
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """A connection for a new write transaction, borrowed after this
+        process's writer lock (waiting writers hold no connection)."""
+        if getattr(self._local, "conn", None) is not None:
+            with self.connection() as conn:  # already borrowed: lock order conn -> none
+                yield conn
+            return
+        if not self._writer.acquire(timeout=self._timeout):
+            raise StorageError("metadata store: database is locked")
+        try:
+            with self.connection() as conn:
+                yield conn
+        finally:
+            self._writer.release()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; the write lock is taken at BEGIN. Inside
         ``grouped`` it joins the group's transaction instead."""
-        conn = self.conn()
         if getattr(self._local, "group", None) is not None:
             try:
-                yield conn
+                yield self._local.conn
             except BaseException:
                 self._local.group = False  # the whole group is undone
                 raise
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        with self._writing() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def grouped(self) -> Iterator[None]:
@@ -121,27 +226,27 @@ class SQLiteEngine(Engine):
         if getattr(self._local, "group", None) is not None:
             yield  # already in a group: part of it
             return
-        conn = self.conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StorageError(f"metadata store: {exc}") from exc
-        self._local.group = True
-        try:
-            yield
-            intact = self._local.group
-        except BaseException:
+        with self._writing() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StorageError(f"metadata store: {exc}") from exc
+            self._local.group = True
+            try:
+                yield
+                intact = self._local.group
+            except BaseException:
+                self._local.group = None
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
             self._local.group = None
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        self._local.group = None
-        try:
-            conn.execute("COMMIT" if intact else "ROLLBACK")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StorageError(f"metadata store: {exc}") from exc
+            try:
+                conn.execute("COMMIT" if intact else "ROLLBACK")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StorageError(f"metadata store: {exc}") from exc
         if not intact:
             raise StorageError("A write in a group failed and was caught; the group "
                                "was rolled back.")
@@ -172,12 +277,14 @@ class SQLiteEngine(Engine):
         return sum(c.purge_expired() for c in colls)
 
     def close(self) -> None:
-        with self._lock:
+        """Close every connection, idle or borrowed (a borrower's next call
+        fails); later calls raise ``StorageError``."""
+        with self._pool:
             self._closed = True
-            holders = list(self._holders)
-            self._holders = weakref.WeakSet()
-        for h in holders:
+            conns = list(self._opened)
+            self._opened.clear()
+            self._idle.clear()
+            self._pool.notify_all()
+        for conn in conns:
             with suppress(sqlite3.Error):
-                h.conn.close()
-
-
+                conn.close()

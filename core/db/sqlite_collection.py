@@ -166,8 +166,8 @@ class SQLiteCollection(Collection):
                 skip: int = 0, limit: int = 0) -> list[str]:
         """The plan SQLite picks for ``find`` (for tests and diagnostics)."""
         sql, params = self._select("doc", filter, sort, skip, limit)
-        return [r[3] for r in self._engine.conn().execute("EXPLAIN QUERY PLAN " + sql,
-                                                          params)]
+        with self._engine.connection() as conn:
+            return [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
     @_mapped
     def find(self, filter: Filter | None = None, *, sort: SortSpec | None = None,
@@ -175,7 +175,8 @@ class SQLiteCollection(Collection):
              projection: Sequence[str] | None = None) -> list[Document]:
         validate_projection(projection)
         sql, params = self._select("doc", filter, sort, skip, limit)
-        rows = self._engine.conn().execute(sql, params).fetchall()
+        with self._engine.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
         if projection is None:
             return [decode_doc(r[0]) for r in rows]
         return [project(decode_doc(r[0]), projection) for r in rows]
@@ -185,7 +186,8 @@ class SQLiteCollection(Collection):
                  projection: Sequence[str] | None = None) -> Document | None:
         validate_projection(projection)
         sql, params = self._select("doc", filter, sort, 0, 1)
-        row = self._engine.conn().execute(sql, params).fetchone()
+        with self._engine.connection() as conn:
+            row = conn.execute(sql, params).fetchone()
         if row is None:
             return None
         doc = decode_doc(row[0])
@@ -194,24 +196,25 @@ class SQLiteCollection(Collection):
     @_mapped
     def count(self, filter: Filter | None = None) -> int:
         sql, params = self._select("count(*)", filter)
-        return int(self._engine.conn().execute(sql, params).fetchone()[0])
+        with self._engine.connection() as conn:
+            return int(conn.execute(sql, params).fetchone()[0])
 
     @_mapped
     def distinct(self, key: str, filter: Filter | None = None) -> list[Any]:
         segs = split_path(key)
-        conn = self._engine.conn()
-        if key == "_id":
-            sql, params = self._select("id", filter)
-            return [decode_sql(r[0], "text") for r in conn.execute(sql, params)]
-        if self._through_array(key):
-            sql, params = self._select("doc", filter)
-            docs = (decode_doc(r[0]) for r in conn.execute(sql, params))
-            return distinct_values(v for d in docs for v in resolve(d, segs))
-        p = json_path(segs)
-        sql, params = self._select(f"DISTINCT json_extract(doc, {p}), json_type(doc, {p})",
-                                   filter)
-        return distinct_values(MISSING if t is None else decode_sql(v, t)
-                               for v, t in conn.execute(sql, params))
+        with self._engine.connection() as conn:
+            if key == "_id":
+                sql, params = self._select("id", filter)
+                return [decode_sql(r[0], "text") for r in conn.execute(sql, params)]
+            if self._through_array(key):
+                sql, params = self._select("doc", filter)
+                docs = (decode_doc(r[0]) for r in conn.execute(sql, params))
+                return distinct_values(v for d in docs for v in resolve(d, segs))
+            p = json_path(segs)
+            sql, params = self._select(f"DISTINCT json_extract(doc, {p}), json_type(doc, {p})",
+                                       filter)
+            return distinct_values(MISSING if t is None else decode_sql(v, t)
+                                   for v, t in conn.execute(sql, params))
 
     # -- writes -----------------------------------------------------------------------
 
@@ -348,8 +351,8 @@ class SQLiteCollection(Collection):
                           "IN ('integer', 'real', 'missing')")
         sql = (f"UPDATE {self._t} SET doc = json_set(doc, {', '.join(sets)}) "
                f"WHERE id = ? AND {' AND '.join(guards)}")
-        cursor = self._engine.conn().execute(sql, (*params, encode_scalar(doc_id)))
-        return cursor.rowcount == 1
+        with self._engine.connection() as conn:
+            return conn.execute(sql, (*params, encode_scalar(doc_id))).rowcount == 1
 
     @_mapped
     def update_many(self, filter: Filter, update: Update) -> UpdateResult:

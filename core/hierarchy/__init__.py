@@ -22,7 +22,7 @@ from .writes import Replace
 
 
 class Hierarchy:
-    def __init__(self, services: Services, *, cache_entries: int = 100_000) -> None:
+    def __init__(self, services: Services, *, cache_entries: int = 20_000) -> None:
         self.services = services
         settings = services.settings
         self.cache = PathCache(lambda: float(settings.get("joist.hierarchy.cache_ttl")),

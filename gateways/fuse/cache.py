@@ -61,6 +61,17 @@ class BoundedMap(Generic[V]):
             for key in [k for k in self._data if k == path or k.startswith(prefix)]:
                 del self._data[key]
 
+    def sweep(self, now: float | None = None) -> int:
+        """Drop expired entries (see ``core.memory.Reclaimer``); the number dropped."""
+        if self._ttl is None:
+            return 0
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            expired = [k for k, (expiry, _) in self._data.items() if expiry < now]
+            for key in expired:
+                del self._data[key]
+        return len(expired)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()

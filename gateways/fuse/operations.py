@@ -90,6 +90,10 @@ class JoistOperations(DirOps, WriteOps):
         self._chunks_lock = threading.Lock()  # guards _chunks and _prefetcher (made on first use)
         self.stats.source(self._live_counters)
 
+    def sweep_caches(self, now: float | None = None) -> int:
+        """Drop expired nodes and listings (for ``core.memory.Reclaimer``)."""
+        return self._nodes.sweep(now) + self._listings.sweep(now)
+
     # ------------------------------------------------------------ principal
     @property
     def view(self) -> HierarchyView:

@@ -177,17 +177,22 @@ class JoistCollection(_Common, DAVCollection):
         return [m.node.segment for m in self.get_member_list()]
 
     def get_member_list(self) -> list[JoistCollection | JoistFile]:
+        return list(self.iter_members())
+
+    def iter_members(self) -> Iterator[JoistCollection | JoistFile]:
+        """The members one at a time, as the listing pages in: a PROPFIND of a
+        big folder never holds them all."""
         ctx = self.ctx
-        with translate(ctx.request_id):
-            members = [resource_for(n, self.environ) for n in ctx.view.listdir(self.node.path)]
-        base = self.get_href()  # quoting the whole path again per member is costly
-        for member in members:
-            member.href = base + quote(member.node.segment, safe=HREF_SAFE) + \
-                ("/" if member.is_collection else "")
         if self.environ.get("REQUEST_METHOD") == "PROPFIND" and \
                 self.provider.lock_manager is not None:
             ctx.prefetch_locks(self.get_ref_url())
-        return members
+        base = self.get_href()  # quoting the whole path again per member is costly
+        with translate(ctx.request_id):
+            for node in ctx.view.listdir(self.node.path):
+                member = resource_for(node, self.environ)
+                member.href = base + quote(node.segment, safe=HREF_SAFE) + \
+                    ("/" if member.is_collection else "")
+                yield member
 
     def get_member(self, name: str) -> JoistCollection | JoistFile | None:
         return self.provider.get_resource_inst(  # type: ignore[no-any-return]

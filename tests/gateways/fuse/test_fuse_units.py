@@ -10,6 +10,7 @@ import io
 import os
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -456,3 +457,18 @@ def test_a_mount_follows_a_change_of_rights(world: World, tmp_path: Path) -> Non
         ops.open(report, Fi())
     assert info.value.errno == errno.ENOENT  # not revoked: fewer rights
     assert ops.view.principal.groups == frozenset()
+
+
+def test_expired_nodes_and_listings_are_swept(world: World, tmp_path: Path) -> None:
+    ops = _ops(world, tmp_path)
+    folder = A_TXT.rsplit("/", 1)[0]
+    fh = ops.opendir(folder)
+    names = [row[0] for row in ops.readdir(folder, fh)]
+    ops.releasedir(folder, fh)
+    assert "a.txt" in names
+    ops.getattr(A_TXT)
+    assert len(ops._nodes) >= 1 and len(ops._listings) == 1
+    assert ops.sweep_caches() == 0  # nothing has expired yet
+    assert ops.sweep_caches(now=time.monotonic() + 3600) >= 2
+    assert len(ops._nodes) == 0 and len(ops._listings) == 0
+    assert ops.getattr(A_TXT)["st_size"] == len(w.A_TXT)  # looked up afresh

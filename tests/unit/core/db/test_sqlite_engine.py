@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import sqlite3
@@ -211,7 +210,8 @@ def test_changed_index_definition_is_rebuilt(engine: SQLiteEngine) -> None:
     c = engine.collection(unique)
     with pytest.raises(DuplicateKeyError):
         c.insert_one({"k": 1})
-    sql = engine.conn().execute("SELECT sql FROM sqlite_master WHERE name = 'ix$k'").fetchone()
+    with engine.connection() as conn:
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'ix$k'").fetchone()
     assert sql[0].startswith("CREATE UNIQUE INDEX")
 
 
@@ -237,31 +237,120 @@ def test_purge_counts_exactly(engine: SQLiteEngine) -> None:
     assert c.count() == 1
 
 
-def test_one_connection_per_thread_and_close_closes_them_all(engine: SQLiteEngine) -> None:
-    conns: list[sqlite3.Connection] = []
-    ready, done = threading.Barrier(4), threading.Event()
+def test_memory_settings_are_applied_to_every_connection(db_path: Path) -> None:
+    with SQLiteEngine(db_path, connections=4, cache_mib=32, mmap_mib=16) as eng:
+        held = []
+        for _ in range(4):  # all four connections of the pool, at once
+            cm = eng.connection()
+            held.append((cm, cm.__enter__()))
+        try:
+            for _cm, conn in held:
+                assert conn.execute("PRAGMA cache_size").fetchone()[0] == -8 * 1024  # KiB
+                assert conn.execute("PRAGMA mmap_size").fetchone()[0] == 16 << 20
+        finally:
+            for cm, _conn in reversed(held):
+                cm.__exit__(None, None, None)
+
+
+def test_the_settings_reach_the_engine(tmp_path: Path) -> None:
+    from joist.admin.bootstrap import open_engine
+    from joist.core.settings import load_settings
+    settings = load_settings(env={}, search=False, overrides={
+        "data_dir": str(tmp_path), "database.sqlite_connections": 2,
+        "database.sqlite_cache_mib": 10, "database.sqlite_mmap_mib": 0})
+    eng = open_engine(settings)
+    try:
+        assert isinstance(eng, SQLiteEngine) and eng.max_connections == 2
+        with eng.connection() as conn:
+            assert conn.execute("PRAGMA cache_size").fetchone()[0] == -5 * 1024
+            assert conn.execute("PRAGMA mmap_size").fetchone()[0] == 0
+    finally:
+        eng.close()
+
+
+def test_more_threads_than_connections_share_the_pool(db_path: Path) -> None:
+    eng = SQLiteEngine(db_path, connections=3)
+    c = eng.collection(COUNTERS)
+    guard = threading.Lock()
+    in_use, most, seen = [0], [0], set()
+    errors: list[BaseException] = []
 
     def worker() -> None:
-        conns.append(engine.conn())
-        ready.wait(timeout=30)
-        done.wait(timeout=30)
+        try:
+            for _ in range(40):
+                with eng.connection() as conn:
+                    with guard:
+                        in_use[0] += 1
+                        most[0] = max(most[0], in_use[0])
+                        seen.add(id(conn))
+                    conn.execute('SELECT count(*) FROM "counter"').fetchone()
+                    with guard:
+                        in_use[0] -= 1
+                c.find_one_and_update({"_id": "n"}, {"$inc": {"v": 1}}, upsert=True)
+                assert c.find_one({"_id": "n"})["v"] >= 1
+        except BaseException as exc:  # reported below
+            errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(3)]
-    for t in threads:
-        t.start()
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        assert not any(t.is_alive() for t in threads)
+        assert most[0] <= 3 and len(seen) <= 3
+        assert c.find_one({"_id": "n"}) == {"_id": "n", "v": 12 * 40}
+    finally:
+        eng.close()
+
+
+def test_a_thread_waits_for_a_free_connection(db_path: Path) -> None:
+    eng = SQLiteEngine(db_path, connections=1, busy_timeout_s=0.2)
+    c = eng.collection(COUNTERS)
+    c.insert_one({"_id": "a"})
+    errors: list[BaseException] = []
+    try:
+        with eng.connection():
+            t = threading.Thread(target=lambda: _capture(errors, c.find))
+            t.start()
+            t.join(timeout=30)
+            assert len(errors) == 1 and isinstance(errors[0], StorageError)
+            assert "busy" in str(errors[0])
+            assert c.count() == 1  # this thread's own connection is lent to it again
+        got: list[Any] = []
+        with eng.connection():
+            t = threading.Thread(target=lambda: got.append(c.find()))
+            t.start()
+        t.join(timeout=30)  # given back at the end of the block: the waiter goes on
+        assert got == [[{"_id": "a"}]]
+        with eng.grouped():  # a write inside a group reuses the group's connection
+            c.insert_one({"_id": "b"})
+            assert c.count() == 2
+    finally:
+        eng.close()
+
+
+def test_close_closes_every_connection(engine: SQLiteEngine) -> None:
+    conns: list[sqlite3.Connection] = []
+    ready, done = threading.Barrier(2), threading.Event()
+
+    def worker() -> None:
+        with engine.connection() as conn:
+            conns.append(conn)
+            ready.wait(timeout=30)
+            done.wait(timeout=30)
+
+    t = threading.Thread(target=worker)
+    t.start()
     ready.wait(timeout=30)
-    assert len({id(c) for c in [*conns, engine.conn()]}) == 4
     engine.close()
     done.set()
-    for t in threads:
-        t.join(timeout=30)
-    for conn in conns:
-        with pytest.raises(sqlite3.ProgrammingError):
-            conn.execute("SELECT 1")
-    errors: list[BaseException] = []
-    t = threading.Thread(target=lambda: _capture(errors, engine.conn))
-    t.start()
     t.join(timeout=30)
+    with pytest.raises(sqlite3.ProgrammingError):
+        conns[0].execute("SELECT 1")
+    errors: list[BaseException] = []
+    _capture(errors, lambda: engine.collection(COUNTERS))
     assert len(errors) == 1 and isinstance(errors[0], StorageError)
 
 
@@ -270,17 +359,6 @@ def _capture(errors: list[BaseException], fn: Any) -> None:
         fn()
     except BaseException as exc:
         errors.append(exc)
-
-
-def test_a_finished_threads_connection_is_closed(engine: SQLiteEngine) -> None:
-    box: list[sqlite3.Connection] = []
-    t = threading.Thread(target=lambda: box.append(engine.conn()))
-    t.start()
-    t.join(timeout=30)
-    del t
-    gc.collect()
-    with pytest.raises(sqlite3.ProgrammingError):
-        box[0].execute("SELECT 1")
 
 
 def test_a_held_write_lock_times_out_cleanly(db_path: Path) -> None:
@@ -437,3 +515,25 @@ def test_a_failed_call_caught_inside_a_group_rolls_the_group_back(
     assert coll.find({}, sort=[("_id", 1)]) == [{"_id": "x", "name": "x"}]
     coll.insert_one({"_id": "c", "name": "c"})  # the connection is usable again
     assert coll.count({}) == 2
+
+
+def _child_uses_its_own_connections(eng: SQLiteEngine, results: Any) -> None:
+    fresh = not eng._opened and not eng._idle  # the parent's were dropped at fork
+    c = eng.collection(COUNTERS)
+    c.insert_one({"_id": "child"})
+    results.put((fresh, c.count()))
+
+
+def test_a_forked_child_opens_its_own_connections(engine: SQLiteEngine) -> None:
+    c = engine.collection(COUNTERS)
+    c.insert_one({"_id": "parent"})
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    proc = ctx.Process(target=_child_uses_its_own_connections, args=(engine, results))
+    proc.start()
+    try:
+        assert results.get(timeout=60) == (True, 2)
+    finally:
+        proc.join(timeout=60)
+    assert proc.exitcode == 0
+    assert c.count() == 2  # the parent's pool still works

@@ -4,6 +4,7 @@ read its page before the write primes the cache after it)."""
 from __future__ import annotations
 
 import io
+import time
 
 from joist.admin.bootstrap import App
 from joist.core.acl import SYSTEM, Principal
@@ -35,3 +36,16 @@ def test_listing_across_a_write_keeps_the_cache_fresh(app: App) -> None:
         writer.write_from(io.BytesIO(b"much newer"), 10)
     assert [n.name for n in listing] == ["b.txt"]  # primes b.txt from the old page...
     assert view.stat(f"{base}/b.txt").size == 10  # ...which the cache must not keep
+
+
+def test_sweep_drops_only_expired_entries() -> None:
+    ttl = [60.0]
+    cache = PathCache(lambda: ttl[0])
+    cache.put(("folder", 1, "long"), Position("folder"))
+    ttl[0] = 1.0
+    cache.put(("folder", 1, "short"), Position("folder"))
+    now = time.monotonic()
+    assert cache.sweep(now) == 0
+    assert cache.sweep(now + 30) == 1  # memory comes back without another put
+    assert cache.get(("folder", 1, "short")) is None
+    assert cache.get(("folder", 1, "long")) is not None
