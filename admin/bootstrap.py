@@ -77,7 +77,8 @@ def build_app(settings: Settings, *, env: dict[str, str] | None = None,
         store = Store(engine)
         registry = AssetstoreRegistry(store.assetstores, engine,
                                       reserve_bytes=settings.assetstore.reserve_mb << 20,
-                                      files=store.files)
+                                      files=store.files,
+                                      generation=lambda: store.generations.value("assetstore"))
         registry.register_type(GRIDFS, _gridfs)
         if store.assetstores.find_one({}, projection=["_id"]) is None:
             # The embedded default: a filesystem assetstore under the data directory.

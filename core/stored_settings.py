@@ -230,19 +230,25 @@ def env_name(key: str) -> str:
 
 
 class SettingsService:
-    """Typed access to stored settings, with a short process-local cache.
+    """Typed access to stored settings, with a process-local cache.
 
-    The cache keeps hot reads (item layout on every listing) off the store; a
-    change made in another process is seen within ``cache_seconds``.
+    The cache keeps hot reads (item layout on every listing) off the store.
+    Given ``generation`` (the store's counter that every settings write bumps,
+    ``Store.auth_generation``), an entry holds while that counter stands
+    still, so a change made in another process is seen by the next read;
+    without it, within ``cache_seconds``.
     """
 
     def __init__(self, collection: Collection, *, env: Mapping[str, str] | None = None,
-                 cache_seconds: float = 2.0) -> None:
+                 cache_seconds: float = 2.0,
+                 generation: Callable[[], int] | None = None) -> None:
         self._coll = collection
         self._env = os.environ if env is None else env
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, Any]] = {}
-        self._lock = threading.Lock()  # guards _cache (key -> (expiry, value))
+        self._generation = generation
+        # key -> (read at, generation then, value)
+        self._cache: dict[str, tuple[float, int, Any]] = {}
+        self._lock = threading.Lock()  # guards _cache
         # Core's settings plus those plugins register (per app, not global).
         self._definitions = dict(DEFINITIONS)
 
@@ -282,14 +288,16 @@ class SettingsService:
                     raw = loads_json(raw)
             return self.validate(key, raw)
         now = time.monotonic()
+        generation = self._generation() if self._generation is not None else 0
         with self._lock:
             hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self._cache_seconds:
-            return hit[1]
+        if hit is not None and hit[1] == generation and (
+                self._generation is not None or now - hit[0] < self._cache_seconds):
+            return hit[2]
         doc = self._coll.find_one({"key": key})
         value = definition.default if doc is None else doc.get("value")
         with self._lock:
-            self._cache[key] = (now, value)
+            self._cache[key] = (now, generation, value)
         return value
 
     def shown(self, key: str) -> Any:

@@ -48,7 +48,8 @@ def _s3(doc: Document, engine: Engine) -> AssetstoreAdapter:
 
 class AssetstoreRegistry:
     def __init__(self, collection: Collection, engine: Engine, *,
-                 reserve_bytes: int = 0, files: Collection | None = None) -> None:
+                 reserve_bytes: int = 0, files: Collection | None = None,
+                 generation: Callable[[], int] | None = None) -> None:
         self._coll = collection
         self._engine = engine
         self._files = files  # the file records: whether an assetstore holds any
@@ -56,7 +57,11 @@ class AssetstoreRegistry:
         self._factories: dict[int, Factory] = {
             FILESYSTEM: lambda doc, eng: _filesystem(doc, eng, self._reserve), S3: _s3}
         self._adapters: dict[Any, tuple[Document, AssetstoreAdapter]] = {}
-        self._lock = threading.Lock()  # guards _adapters (built once per assetstore)
+        self._lock = threading.Lock()  # guards _adapters and _seen
+        # The store's counter of assetstore changes (``Store.generations``):
+        # an edit made by another process drops the adapters built before it.
+        self._generation = generation
+        self._seen: int | None = None
 
     def register_type(self, type_id: int, factory: Factory) -> None:
         """Add an assetstore kind (S3, GridFS) without this module knowing it."""
@@ -65,7 +70,11 @@ class AssetstoreRegistry:
     # ------------------------------------------------------------ adapters
     def adapter(self, assetstore_id: Any) -> AssetstoreAdapter:
         oid = object_id(assetstore_id, "assetstore")
+        generation = self._generation() if self._generation is not None else None
         with self._lock:
+            if generation != self._seen:
+                self._adapters.clear()
+                self._seen = generation
             hit = self._adapters.get(oid)
         if hit is not None:
             return hit[1]
@@ -75,6 +84,8 @@ class AssetstoreRegistry:
             raise StorageError(f"Assetstore type {doc.get('type')} is not available here.")
         adapter = factory(doc, self._engine)
         with self._lock:
+            if generation != self._seen:
+                return adapter  # built from a document older than a change: not kept
             self._adapters.setdefault(oid, (doc, adapter))
             return self._adapters[oid][1]
 

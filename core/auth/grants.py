@@ -12,10 +12,10 @@ as it is now (admin rights and groups re-derived), or raises
 account disabled, pending, unverified or deleted, API key deleted or
 deactivated, token deleted or expired, SSH key removed, anonymous access off.
 
-The re-read is skipped while nothing auth-related was written in this process
-since the last check (``Store.auth_generation``) and that check is younger
-than ``RECHECK_SECONDS``, which bounds how long a change made by another
-process takes to be seen.
+The re-read is skipped while nothing auth-related was written by any process
+since the last check (``Store.auth_generation``, a counter in the store bumped
+in the same transaction as the write) and that check is younger than
+``RECHECK_SECONDS``, which bounds what no write announces (a token expiring).
 """
 
 from __future__ import annotations

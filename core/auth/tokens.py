@@ -27,9 +27,8 @@ def random_string(length: int) -> str:
 
 class TokenService:
     """Tokens in the store. Who a token speaks for is remembered per process
-    (every REST request asks) as a ``Grant``, re-checked by ``GrantChecker``:
-    at once after an auth-relevant change made in this process, and at least
-    every ``RECHECK_SECONDS`` for changes made by others."""
+    (every REST request asks) as a ``Grant``, re-checked by ``GrantChecker``
+    at once after an auth-relevant change made by any process on the store."""
 
     def __init__(self, tokens: Collection, users: Collection,
                  checker: GrantChecker) -> None:

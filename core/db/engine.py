@@ -190,6 +190,14 @@ class Engine(abc.ABC):
     def close(self) -> None:
         """Release connections. The engine must not be used afterwards."""
 
+    def change_counter(self) -> int | None:
+        """A number that moves whenever a write was committed to the store by
+        anyone (any thread, any process) since it was last read, so that a
+        cache of store-derived values may skip re-reading a change counter
+        document while it stands still. None: the engine cannot tell cheaply
+        (callers then read the document every time)."""
+        return None
+
     @contextmanager
     def grouped(self) -> Iterator[None]:
         """Run this thread's calls inside the block as one unit where the

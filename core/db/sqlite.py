@@ -89,6 +89,10 @@ class SQLiteEngine(Engine):
         self._collections: dict[str, SQLiteCollection] = {}
         self._closed = False
         _ENGINES.add(self)
+        # change_counter's connection: it never writes, so its data_version
+        # moves on every commit made by any other connection (thread or process).
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()  # guards _watch
         try:
             with self.connection() as conn:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -271,6 +275,18 @@ class SQLiteEngine(Engine):
         except sqlite3.Error as exc:
             raise StorageError(f"metadata store: {exc}") from exc
 
+    def change_counter(self) -> int | None:
+        with self._watch_lock:
+            if self._watch is None:
+                if self._closed:
+                    raise StorageError("the metadata store is closed")
+                self._watch = sqlite3.connect(self.path, timeout=self._timeout,
+                                              isolation_level=None, check_same_thread=False)
+            try:
+                return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise StorageError(f"metadata store: {exc}") from exc
+
     def purge_expired(self) -> int:
         with self._lock:
             colls = list(self._collections.values())
@@ -288,3 +304,8 @@ class SQLiteEngine(Engine):
         for conn in conns:
             with suppress(sqlite3.Error):
                 conn.close()
+        with self._watch_lock:
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            with suppress(sqlite3.Error):
+                watch.close()

@@ -25,8 +25,14 @@ class Hierarchy:
     def __init__(self, services: Services, *, cache_entries: int = 20_000) -> None:
         self.services = services
         settings = services.settings
+        generations = services.tree.store.generations
+
+        def epoch() -> tuple[int, int]:
+            counters = generations.snapshot()
+            return counters["auth"], counters["tree"]  # users, and the tree's documents
+
         self.cache = PathCache(lambda: float(settings.get("joist.hierarchy.cache_ttl")),
-                               cache_entries)
+                               cache_entries, epoch)
         self.resolver = Resolver(services.tree.store,
                                  lambda: str(settings.get("joist.hierarchy.item_layout")),
                                  self.cache)

@@ -56,11 +56,18 @@ class PathCache:
     An entry holds its documents (about 1 KiB); 20,000 of them cover the
     lookups that follow a listing within the TTL, while a listing of a much
     bigger folder takes longer than the TTL anyway, so a larger bound would
-    only hold expired entries (100,000 of them were 100 MiB of RSS)."""
+    only hold expired entries (100,000 of them were 100 MiB of RSS).
 
-    def __init__(self, ttl: Callable[[], float], max_entries: int = 20_000) -> None:
+    ``epoch`` (the store's change counters of the documents it holds) is read
+    on every lookup: once it moved, whichever process wrote, everything cached
+    is dropped, so no process serves a document older than the last change."""
+
+    def __init__(self, ttl: Callable[[], float], max_entries: int = 20_000,
+                 epoch: Callable[[], Any] | None = None) -> None:
         self._ttl = ttl
         self._max = max_entries
+        self._epoch = epoch
+        self._seen_epoch: Any = None
         self._data: OrderedDict[CacheKey, tuple[float, Position]] = OrderedDict()
         self._lock = threading.Lock()  # guards _data, hits, misses and generation
         self.hits = 0
@@ -72,7 +79,12 @@ class PathCache:
 
     def get(self, key: CacheKey) -> Position | None:
         now = time.monotonic()
+        epoch = self._epoch() if self._epoch is not None else None
         with self._lock:
+            if epoch != self._seen_epoch:
+                self._data.clear()
+                self.generation += 1  # puts of documents read before: ignored
+                self._seen_epoch = epoch
             hit = self._data.get(key)
             if hit is None or hit[0] < now:
                 self.misses += 1

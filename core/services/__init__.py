@@ -89,7 +89,8 @@ class Services:
               bcrypt_rounds: int = 12, env: Mapping[str, str] | None = None,
               mail_templates: Path | None = None,
               events: EventBus | None = None) -> Services:
-        settings = SettingsService(store.settings, env=env)
+        settings = SettingsService(store.settings, env=env,
+                                   generation=lambda: store.auth_generation.value)
         events = events if events is not None else EventBus()
         tree = TreeAccess(store, events)
         folders = FolderService(tree)

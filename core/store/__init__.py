@@ -14,7 +14,7 @@ from bson.errors import InvalidId
 from ..db.engine import Collection, CollectionSpec, Document, Engine
 from ..errors import NotFoundError, ValidationError
 from . import specs
-from .watch import AuthGeneration, WatchedCollection
+from .watch import ASSETSTORE, AUTH, TREE, Counter, Generations, WatchedCollection
 
 MODELS = ("user", "group", "collection", "folder", "item", "file")
 
@@ -34,25 +34,34 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Change counters in the store, bumped with the writes they count, so
+        # that every process's caches see a change made by any other (watch.py).
+        self.generations = Generations(engine, engine.collection(specs.GENERATION))
         # Bumped by every write that may change who a credential speaks for.
-        self.auth_generation = AuthGeneration()
+        self.auth_generation: Counter = self.generations.counter(AUTH)
+        tree = self.generations.counter(TREE)
 
-        def watched(spec: CollectionSpec, *quiet: str) -> Collection:
-            return WatchedCollection(engine.collection(spec), self.auth_generation,
-                                     frozenset(quiet))
+        def watched(spec: CollectionSpec, *quiet: str, counter: Counter | None = None
+                    ) -> Collection:
+            return WatchedCollection(engine.collection(spec), engine,
+                                     counter or self.auth_generation, frozenset(quiet))
 
         self.users: Collection = watched(specs.USER, "size", "otp.lastStep")
         self.groups: Collection = watched(specs.GROUP)
-        self.collections: Collection = engine.collection(specs.COLLECTION)
-        self.folders: Collection = engine.collection(specs.FOLDER)
-        self.items: Collection = engine.collection(specs.ITEM)
-        self.files: Collection = engine.collection(specs.FILE)
+        # Sizes and touch times are bookkeeping every upload changes: a cached
+        # document may show them a path-cache TTL late, nothing else.
+        self.collections: Collection = watched(specs.COLLECTION, "size", "updated",
+                                               counter=tree)
+        self.folders: Collection = watched(specs.FOLDER, "size", "updated", counter=tree)
+        self.items: Collection = watched(specs.ITEM, counter=tree)
+        self.files: Collection = watched(specs.FILE, counter=tree)
         self.uploads: Collection = engine.collection(specs.UPLOAD)
         self.tokens: Collection = watched(specs.TOKEN)
         self.api_keys: Collection = watched(specs.API_KEY, "lastUse")
         self.ssh_keys: Collection = watched(specs.SSH_KEY)
         self.settings: Collection = watched(specs.SETTING)  # anonymous access, policies
-        self.assetstores: Collection = engine.collection(specs.ASSETSTORE)
+        self.assetstores: Collection = watched(
+            specs.ASSETSTORE, counter=self.generations.counter(ASSETSTORE))
         self.throttles: Collection = engine.collection(specs.THROTTLE)
         self.locks: Collection = engine.collection(specs.LOCK)
         self.mounts: Collection = engine.collection(specs.MOUNT)
@@ -82,4 +91,4 @@ class Store:
         return self.of(model).find_one({"_id": object_id(doc_id, model)})
 
 
-__all__ = ["MODELS", "AuthGeneration", "Store", "object_id", "specs"]
+__all__ = ["MODELS", "Counter", "Generations", "Store", "object_id", "specs"]

@@ -90,7 +90,11 @@ MAIL_FAILURE = CollectionSpec("mail_failure", indexes=(_ix("-time"), _ix("expire
 # (userId, updated); transient, so each carries an expiry.
 NOTIFICATION = CollectionSpec("notification", indexes=(_ix("userId", "updated", "_id"),),
                               ttl_field="expires")
+# One document, {_id: "generations", auth: n, tree: n, assetstore: n}: change
+# counters bumped in the same transaction as the writes they count, read by
+# every process's caches (``watch.Generations``).
+GENERATION = CollectionSpec("generation")
 
 ALL_SPECS = (USER, GROUP, COLLECTION, FOLDER, ITEM, FILE, UPLOAD, TOKEN, API_KEY, SSH_KEY,
              SETTING, ASSETSTORE, THROTTLE, LOCK, MOUNT, FOLDER_COUNT, MAIL_FAILURE,
-             NOTIFICATION)
+             NOTIFICATION, GENERATION)
