@@ -3,7 +3,7 @@ public API: listed here, each checked by ``check()`` when a server starts.
 
 cheroot's public API is a WSGI server whose connection manager hands a new
 connection to a worker thread at once; the front replaces that manager (see
-its module doc for why). That takes four things cheroot does not document:
+its module doc for why). That takes five things cheroot does not document:
 
 ``HTTPServer._connections``
     The manager ``prepare()`` builds; ``serve()``, ``stop()`` and the
@@ -20,6 +20,11 @@ its module doc for why). That takes four things cheroot does not document:
 
 ``makefile.MakeFile``
     cheroot's buffered writer, kept for the write side.
+
+``HTTPServer.bind(family, type, proto)``
+    What ``prepare()`` calls to create ``self.socket``: a ``joist serve``
+    worker overrides it to adopt the listening socket its supervisor bound
+    (``admin/workers.py``) instead of binding one.
 
 A cheroot that changes any of these fails ``check()`` (and so the server's
 start) with ``CherootInternalsError`` rather than misbehaving silently;
@@ -67,6 +72,11 @@ def check() -> None:
     params = list(inspect.signature(server.HTTPConnection.__init__).parameters)
     if params[:4] != ["self", "server", "sock", "makefile"]:
         problems.append(f"HTTPConnection takes {params}, not (server, sock, makefile)")
+    if "self.bind(" not in inspect.getsource(server.HTTPServer.prepare):
+        problems.append("HTTPServer.prepare no longer calls self.bind")
+    bind_params = list(inspect.signature(server.HTTPServer.bind).parameters)
+    if bind_params[:4] != ["self", "family", "type", "proto"]:
+        problems.append(f"HTTPServer.bind takes {bind_params}, not (family, type, proto)")
     if not callable(getattr(makefile, "MakeFile", None)):
         problems.append("cheroot.makefile.MakeFile is gone")
     if problems:

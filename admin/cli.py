@@ -67,6 +67,8 @@ def configure_logging(settings: Settings, verbose: int, *, quiet: bool = False) 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # What a command that starts copies of itself (serve --workers) passes on.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.handler(args) or 0)
     except CoreError as exc:

@@ -348,14 +348,26 @@ class GuardedServer(wsgi.Server):
     """cheroot's WSGI server with ``HeadFront`` in place of its connection manager."""
 
     def __init__(self, bind_addr: tuple[str, int], app: Any, limits: Limits,
-                 **kw: Any) -> None:
+                 listener: socket.socket | None = None, **kw: Any) -> None:
+        if listener is not None:
+            bind_addr = listener.getsockname()[:2]
         super().__init__(bind_addr, app, **kw)
+        # A listening socket bound by the supervisor of `joist serve --workers`
+        # and shared by every worker (adopted in ``bind``; see cheroot_internals).
+        self.listener = listener
         self.limits = limits
         self.max_request_header_size = limits.max_head_bytes
         # Idle keep-alive connections cost no thread here, only a descriptor
         # (bounded per address): keep them instead of closing past cheroot's 10.
         self.keep_alive_conn_limit = None  # type: ignore[assignment]
         self.front: HeadFront | None = None
+
+    def bind(self, family: Any, type: Any, proto: Any = 0) -> Any:
+        if self.listener is None:
+            return super().bind(family, type, proto)
+        self.socket = self.listener
+        self.bind_addr = self.resolve_real_bind_addr(self.listener)
+        return self.listener
 
     def prepare(self) -> None:
         cheroot_internals.check()

@@ -7,6 +7,7 @@ its prefix (``/api/v1`` for REST, ``/dav`` for WebDAV) with ``SCRIPT_NAME`` and
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -61,8 +62,11 @@ class Server:
     """Everything ``joist serve`` runs, startable and stoppable in-process
     (tests start it on port 0)."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, listeners: dict[str, socket.socket] | None = None) -> None:
+        """``listeners``: listening sockets bound by the supervisor of ``joist serve
+        --workers`` ("http", "dav", "sftp"), used instead of binding ports."""
         self.app = app
+        listeners = listeners or {}
         # Memory comes back after big work: expired cache entries, freed heap.
         self.reclaimer = Reclaimer(app.settings.memory.reclaim_interval)
         self.reclaimer.add(app.hierarchy.cache.sweep)
@@ -83,6 +87,7 @@ class Server:
                                                   or max(1, settings.threads // 2)),
                         max_head_bytes=MAX_HEADER_BYTES)
         self.http = GuardedServer((settings.host, settings.port), self.wsgi, limits,
+                                  listener=listeners.get("http"),
                                   numthreads=settings.threads, server_name="joist",
                                   request_queue_size=LISTEN_BACKLOG)
         self.dav: GuardedServer | None = None  # WebDAV alone on its own port, if configured
@@ -91,6 +96,7 @@ class Server:
             self.dav = GuardedServer(
                 (settings.host, app.settings.webdav.port),
                 make_dav_app(app.hierarchy, app.services, app.settings, prefix=""), limits,
+                listener=listeners.get("dav"),
                 numthreads=settings.threads, server_name="joist",
                 request_queue_size=LISTEN_BACKLOG)
         self.sftp: Any = None  # the read-only SFTP server, unless disabled
@@ -98,7 +104,8 @@ class Server:
             from joist.gateways.sftp import SftpServer
             self.sftp = SftpServer(app.hierarchy, app.services.auth,
                                    host=app.settings.sftp.host, port=app.settings.sftp.port,
-                                   host_key_path=app.settings.sftp_host_key)
+                                   host_key_path=app.settings.sftp_host_key,
+                                   listener=listeners.get("sftp"))
         self._threads: list[threading.Thread] = []
 
     @property

@@ -66,6 +66,9 @@ class ServerSettings:
     host: str = _opt("127.0.0.1", "Address the HTTP server (REST and WebDAV) listens on.")
     port: int = _opt(8080, "HTTP port; 0 picks a free one.")
     threads: int = _opt(32, "Worker threads of the HTTP server.", minimum=1)
+    workers: int = _opt(
+        0, "Server processes sharing the HTTP and SFTP ports (`joist serve --workers`); "
+           "0 means one per CPU core, 1 a single process.", minimum=0)
     # Slow clients (a head or body sent byte by byte) must not hold worker threads:
     # heads are read on no thread under a deadline, bodies under a minimum rate.
     header_timeout: float = _opt(

@@ -1,10 +1,13 @@
-"""``joist serve``: the HTTP server (REST API) and, later, WebDAV and SFTP."""
+"""``joist serve``: the HTTP server (REST, WebDAV, web client) and SFTP, in one
+process or in ``--workers N`` processes sharing their ports (``admin/workers.py``)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -15,17 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("serve", help="run the server")
     parser.add_argument("--host", help="address to listen on (server.host)")
     parser.add_argument("--port", type=int, help="HTTP port, 0 = any free one (server.port)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="server processes sharing the ports; default one per CPU "
+                             "core, 1 = a single process (server.workers)")
     parser.set_defaults(handler=_serve)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from ..bootstrap import build_app
-    from ..cli import configure_logging, settings_from
-    from ..server import Server
-
-    settings = settings_from(args, {"server.host": args.host, "server.port": args.port})
-    configure_logging(settings, args.verbose)
-    app = build_app(settings)
+def _stop_event() -> threading.Event:
     stop = threading.Event()
 
     def on_signal(_sig: int, _frame: Any) -> None:
@@ -33,6 +32,34 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..cli import configure_logging, settings_from
+    from ..workers import worker_listeners
+
+    if args.workers is not None and args.workers < 0:
+        print("joist: error: --workers must be 0 (one per core) or more", flush=True)
+        return 2
+    settings = settings_from(args, {"server.host": args.host, "server.port": args.port,
+                                    "server.workers": args.workers})
+    configure_logging(settings, args.verbose)
+    handed = worker_listeners()
+    if handed is not None:
+        return _worker(settings, *handed)
+    count = settings.server.workers or os.cpu_count() or 1
+    if count == 1:
+        return _single(settings)
+    return _supervise(settings, count, getattr(args, "argv", None) or [])
+
+
+def _single(settings: Any) -> int:
+    from ..bootstrap import build_app
+    from ..server import Server
+
+    app = build_app(settings)
+    stop = _stop_event()
     server = Server(app)
     try:
         server.start()
@@ -44,3 +71,66 @@ def _serve(args: argparse.Namespace) -> int:
         server.stop()
         app.close()
     return 0
+
+
+def _worker(settings: Any, listeners: dict[str, socket.socket], ready: int | None) -> int:
+    """One of the supervisor's workers: serve the handed-down sockets, quietly."""
+    from ..bootstrap import build_app
+    from ..server import Server
+    from ..workers import report_ready
+
+    stop = _stop_event()
+    app = build_app(settings)
+    server = Server(app, listeners)
+    try:
+        server.start()
+        report_ready(ready)
+        stop.wait()
+        log.info("worker %d shutting down", os.getpid())
+    finally:
+        server.stop()
+        app.close()
+    return 0
+
+
+def _supervise(settings: Any, count: int, argv: list[str]) -> int:
+    from ..bootstrap import build_app
+    from ..server import LISTEN_BACKLOG, Server
+    from ..workers import Supervisor, bind_listeners
+
+    listeners: dict[str, socket.socket] = {}
+    stop = _stop_event()
+    try:
+        server_settings = settings.server
+        listeners["http"] = bind_listeners(server_settings.host, server_settings.port,
+                                           backlog=LISTEN_BACKLOG)
+        if settings.webdav.enabled and settings.webdav.port >= 0:
+            listeners["dav"] = bind_listeners(server_settings.host, settings.webdav.port,
+                                              backlog=LISTEN_BACKLOG)
+        if settings.sftp.enabled:
+            listeners["sftp"] = bind_listeners(settings.sftp.host, settings.sftp.port,
+                                               backlog=128)
+        # Built once here before any worker: the store's tables and indexes, the
+        # default assetstore and the SFTP host key are made by one process, and
+        # the banner says where the workers' shared sockets are.
+        app = build_app(settings)
+        try:
+            banner = Server(app, listeners).banner()
+        finally:
+            app.close()
+        supervisor = Supervisor(count, argv, listeners)
+        if not supervisor.start():
+            return 1
+        try:
+            print(f"{count} worker processes (pids "
+                  f"{', '.join(map(str, supervisor.pids()))})", flush=True)
+            for line in banner:
+                print(line, flush=True)
+            supervisor.supervise(stop)
+            log.info("shutting down %d workers", count)
+        finally:
+            status = supervisor.stop()
+        return status
+    finally:
+        for sock in listeners.values():
+            sock.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -55,7 +56,8 @@ class SftpServer:
     def __init__(self, hierarchy: Hierarchy, authenticator: Authenticator, *,
                  host: str = "127.0.0.1", port: int = 8022,
                  host_key_path: str | os.PathLike[str],
-                 create_host_key: bool = True, tuning: SftpTuning | None = None) -> None:
+                 create_host_key: bool = True, tuning: SftpTuning | None = None,
+                 listener: socket.socket | None = None) -> None:
         self.hierarchy = hierarchy
         self.authenticator = authenticator
         self.tuning = tuning or SftpTuning()
@@ -64,6 +66,11 @@ class SftpServer:
         paramiko_internals.check()  # a paramiko we were not built for: say so now
         paramiko_internals.use_c_mac_compare()
         self._listener: socket.socket | None = None
+        # A listening socket shared with other processes (``joist serve
+        # --workers``): accepted from without blocking, never shut down (that
+        # would stop it for every process), woken through ``_wake``.
+        self._shared = listener
+        self._wake: tuple[int, int] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # guards _connections and _sessions
         self._connections: list[Connection] = []
@@ -74,9 +81,10 @@ class SftpServer:
     @property
     def address(self) -> tuple[str, int]:
         """Where the server listens (the real port when started on port 0)."""
-        if self._listener is None:
+        listener = self._listener or self._shared
+        if listener is None:
             raise RuntimeError("The SFTP server is not started.")
-        host, port = self._listener.getsockname()[:2]
+        host, port = listener.getsockname()[:2]
         return str(host), int(port)
 
     @property
@@ -84,9 +92,14 @@ class SftpServer:
         return fingerprint(self.host_key)
 
     def start(self) -> None:
-        host, port = self._bind
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=128)
+        if self._shared is not None:
+            self._listener = self._shared
+            self._listener.setblocking(False)  # another process may take the connection
+            self._wake = os.pipe()
+        else:
+            host, port = self._bind
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self._listener = socket.create_server((host, port), family=family, backlog=128)
         self._stopping.clear()
         for name, target in (("sftp-accept", self._accept_loop),
                              ("sftp-sweep", self._sweep_loop)):
@@ -100,13 +113,20 @@ class SftpServer:
         """Stop accepting, end every connection and session, and wait for them."""
         self._stopping.set()
         listener, self._listener = self._listener, None
-        if listener is not None:
+        if self._wake is not None:
+            os.write(self._wake[1], b"x")  # wakes the accept loop's select
+        elif listener is not None:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-            listener.close()
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT)
         self._threads.clear()
+        if listener is not None:
+            listener.close()
+        if self._wake is not None:
+            for fd in self._wake:
+                os.close(fd)
+            self._wake = None
         with self._lock:
             connections, self._connections = self._connections, []
         for conn in connections:
@@ -144,9 +164,22 @@ class SftpServer:
     def _accept_loop(self) -> None:
         listener = self._listener
         assert listener is not None
+        wake = self._wake[0] if self._wake is not None else None
+        poller = select.poll()
+        if wake is not None:
+            poller.register(listener, select.POLLIN)
+            poller.register(wake, select.POLLIN)
         while not self._stopping.is_set():
             try:
-                sock, addr = listener.accept()
+                if wake is not None:
+                    if any(fd == wake for fd, _ in poller.poll()):
+                        return
+                    sock, addr = listener.accept()
+                    sock.setblocking(True)
+                else:
+                    sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                continue  # another process took it
             except OSError as exc:
                 if self._stopping.is_set():
                     return
