@@ -30,10 +30,12 @@ def _lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
 
 
 @contextlib.contextmanager
-def serve_process(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def serve_process(env: dict[str, str], *args: str
+                  ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """The process and its banner once printed; killed at the end if still
-    running (a test may kill it itself, e.g. with SIGKILL)."""
-    proc = subprocess.Popen([*JOIST, "serve", "--port", "0"], env=env, text=True,
+    running (a test may kill it itself, e.g. with SIGKILL). ``args``: more
+    options of ``joist serve``, e.g. ``--workers 2``."""
+    proc = subprocess.Popen([*JOIST, "serve", "--port", "0", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         lines, banner = _lines(proc), ""
@@ -52,10 +54,19 @@ def serve_process(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], 
 
 
 @contextlib.contextmanager
-def joist_serve(env: dict[str, str]) -> Iterator[str]:
-    """Yield the banner (where to connect) once printed; on a clean exit of the
-    block, SIGTERM must stop the server with status 0."""
-    with serve_process(env) as (proc, banner):
-        yield banner
+def joist_serve_process(env: dict[str, str], *args: str
+                        ) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``serve_process`` that, on a clean exit of the block, stops the server
+    with SIGTERM and requires status 0."""
+    with serve_process(env, *args) as (proc, banner):
+        yield proc, banner
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+@contextlib.contextmanager
+def joist_serve(env: dict[str, str], *args: str) -> Iterator[str]:
+    """Yield the banner (where to connect) once printed; on a clean exit of the
+    block, SIGTERM must stop the server with status 0."""
+    with joist_serve_process(env, *args) as (_proc, banner):
+        yield banner
