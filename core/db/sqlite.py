@@ -33,6 +33,7 @@ from ..errors import StorageError, ValidationError
 from .engine import CollectionSpec, Engine
 from .sqlite_collection import SQLiteCollection, quote_ident
 from .sqlite_udf import register_functions
+from .sqlite_watch import WalIndexWatch
 
 __all__ = ["SQLiteCollection", "SQLiteEngine"]
 
@@ -90,9 +91,11 @@ class SQLiteEngine(Engine):
         self._closed = False
         _ENGINES.add(self)
         # change_counter's connection: it never writes, so its data_version
-        # moves on every commit made by any other connection (thread or process).
+        # moves on every commit made by any other connection (thread or
+        # process); it also keeps the -shm file that _wal_watch maps open.
         self._watch: sqlite3.Connection | None = None
-        self._watch_lock = threading.Lock()  # guards _watch
+        self._wal_watch: WalIndexWatch | None = None
+        self._watch_lock = threading.Lock()  # guards _watch and _wal_watch
         try:
             with self.connection() as conn:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -276,12 +279,28 @@ class SQLiteEngine(Engine):
             raise StorageError(f"metadata store: {exc}") from exc
 
     def change_counter(self) -> int | None:
+        watch = self._wal_watch or self._open_watch()
+        return watch.token(self._data_version)
+
+    def _open_watch(self) -> WalIndexWatch:
         with self._watch_lock:
-            if self._watch is None:
+            if self._wal_watch is None:
                 if self._closed:
                     raise StorageError("the metadata store is closed")
-                self._watch = sqlite3.connect(self.path, timeout=self._timeout,
-                                              isolation_level=None, check_same_thread=False)
+                try:
+                    self._watch = sqlite3.connect(self.path, timeout=self._timeout,
+                                                  isolation_level=None,
+                                                  check_same_thread=False)
+                    self._watch.execute("PRAGMA data_version").fetchone()  # maps the -shm
+                except sqlite3.Error as exc:
+                    raise StorageError(f"metadata store: {exc}") from exc
+                self._wal_watch = WalIndexWatch(self.path, self._watch)
+            return self._wal_watch
+
+    def _data_version(self) -> int:
+        with self._watch_lock:
+            if self._watch is None:
+                raise StorageError("the metadata store is closed")
             try:
                 return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error as exc:
@@ -306,6 +325,9 @@ class SQLiteEngine(Engine):
                 conn.close()
         with self._watch_lock:
             watch, self._watch = self._watch, None
+            wal_watch, self._wal_watch = self._wal_watch, None
+        if wal_watch is not None:
+            wal_watch.close()
         if watch is not None:
             with suppress(sqlite3.Error):
                 watch.close()
