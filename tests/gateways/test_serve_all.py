@@ -1,5 +1,6 @@
-"""`joist serve` as a user runs it: one process serving REST, WebDAV and SFTP,
-printing where to connect, and stopping cleanly on SIGTERM."""
+"""`joist serve` as a user runs it: one process (or a supervisor and its
+workers) serving REST, WebDAV and SFTP, printing where to connect, and stopping
+cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ import subprocess
 from pathlib import Path
 
 import paramiko
+import pytest
 import requests
 
 from tests.serve_process import JOIST, joist_serve
 
 
-def test_serve_runs_every_gateway(cli_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_runs_every_gateway(cli_env: dict[str, str], tmp_path: Path,
+                                  workers: str) -> None:
     subprocess.run([*JOIST, "user", "create", "alice", "--email", "alice@example.org",
                     "--password-stdin"], input="alice-password\n", env=cli_env, text=True,
                    check=True, capture_output=True, timeout=60)
-    with joist_serve(cli_env) as banner:
+    with joist_serve(cli_env, "--workers", workers) as banner:
+        # --workers 1 is today's single process; more: a supervisor says so once.
+        assert ("2 worker processes" in banner) is (workers == "2"), banner
         rest = re.search(r"REST API: (http://\S+)/api/v1", banner)
         dav = re.search(r"WebDAV: (http://\S+/dav)", banner)
         sftp = re.search(r"sftp -P (\d+) LOGIN@(\S+)", banner)

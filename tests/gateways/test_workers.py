@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import stat
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import requests
 from joist.admin.bootstrap import build_app
 from tests.conftest import ENGINE, make_settings
 from tests.mongo_stand_in import REAL_URI
-from tests.serve_process import joist_serve_process
+from tests.serve_process import JOIST, joist_serve_process
 from tests.world import PASSWORD, REPORT, build_world
 
 DEADLINE = 60.0  # for a worker to be restarted (a cold Python start on a busy machine)
@@ -43,6 +44,15 @@ pytestmark = pytest.mark.skipif(
 def children(pid: int) -> set[int]:
     with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
         return {int(p) for p in f.read().split()}
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie has exited; who reaps it is not ours to know)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
 
 
 def _socket_inodes(pid: int) -> set[int]:
@@ -167,9 +177,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         last_workers = made.workers()
     # joist_serve_process sent SIGTERM and saw status 0: no worker may outlive it.
     assert last_workers
-    for pid in last_workers:
-        assert not Path(f"/proc/{pid}").exists() or \
-            "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    assert not any(alive(pid) for pid in last_workers)
 
 
 # ------------------------------------------------------------------ tests
@@ -321,3 +329,28 @@ def test_a_killed_worker_is_restarted_while_the_other_serves(site: Site) -> None
                 raise
     else:
         raise AssertionError("the replacement worker never served")
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(cli_env: dict[str, str]) -> None:
+    proc = subprocess.Popen([*JOIST, "serve", "--port", "0", "--workers", "2"], env=cli_env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        banner = ""
+        for line in proc.stdout:  # ends: the banner is printed, or the process exits
+            banner += line
+            if "Data directory" in line:
+                break
+        assert "2 worker processes" in banner, banner
+        workers = children(proc.pid)
+        assert len(workers) == 2
+        proc.kill()  # no chance to stop them: the kernel tells them (PR_SET_PDEATHSIG)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + DEADLINE
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(pid) for pid in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
