@@ -282,16 +282,33 @@ def test_revocation_in_one_worker_applies_at_once_in_the_other(site: Site) -> No
     assert one.delete(site.rest + "/token/session", headers=me, timeout=10).ok
     assert other.get(site.rest + "/user/me", headers=me, timeout=10).json() is None
 
-    # API key deleted, and an account disabled, through one worker.
+    # API keys deactivated and deleted through one worker.
     bob_token = {"Girder-Token": _login(site, one, "bobby")}
-    key = one.post(site.rest + "/api_key", headers=bob_token, data={"name": "k"},
-                   timeout=10).json()
-    bob_key = ("bobby", key["key"])
-    assert other.request("PROPFIND", site.dav + "/user/bobby/", auth=bob_key,
-                         headers={"Depth": "0"}, timeout=10).status_code == 207
-    assert one.delete(f"{site.rest}/api_key/{key['_id']}", headers=bob_token, timeout=10).ok
-    assert other.request("PROPFIND", site.dav + "/user/bobby/", auth=bob_key,
-                         headers={"Depth": "0"}, timeout=10).status_code == 401
+    for end in ("deactivate", "delete"):
+        key = one.post(site.rest + "/api_key", headers=bob_token, data={"name": end},
+                       timeout=10).json()
+        bob_key = ("bobby", key["key"])
+        assert other.request("PROPFIND", site.dav + "/user/bobby/", auth=bob_key,
+                             headers={"Depth": "0"}, timeout=10).status_code == 207
+        if end == "delete":
+            assert one.delete(f"{site.rest}/api_key/{key['_id']}", headers=bob_token,
+                              timeout=10).ok
+        else:
+            assert one.put(f"{site.rest}/api_key/{key['_id']}", headers=bob_token,
+                           data={"active": "false"}, timeout=10).ok
+        assert other.request("PROPFIND", site.dav + "/user/bobby/", auth=bob_key,
+                             headers={"Depth": "0"}, timeout=10).status_code == 401
+
+    # Admin rights removed through one worker: gone in the other's cached login.
+    bobby = ("bobby", PASSWORD)
+    profile = {"firstName": "Bobby", "lastName": "Tester", "email": "bobby@example.org"}
+    secret = "/collection/secret/vault/hidden.txt"
+    assert one.put(f"{site.rest}/user/{site.user_ids['bobby']}", headers=admin, timeout=10,
+                   data={**profile, "admin": "true"}).ok
+    assert other.get(site.dav + secret, auth=bobby, timeout=10).status_code == 200
+    assert one.put(f"{site.rest}/user/{site.user_ids['bobby']}", headers=admin, timeout=10,
+                   data={**profile, "admin": "false"}).ok
+    assert other.get(site.dav + secret, auth=bobby, timeout=10).status_code == 404
     alice = ("alice", PASSWORD)
     assert other.request("PROPFIND", site.dav + "/user/alice/", auth=alice,
                          headers={"Depth": "0"}, timeout=10).status_code == 207
