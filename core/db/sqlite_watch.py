@@ -52,7 +52,10 @@ class WalIndexWatch:
         e.g. on a checkpoint; never the other way round)."""
         mapped = self._map
         if mapped is not None:
-            first, second = mapped[:HEADER], mapped[HEADER:2 * HEADER]
+            try:
+                first, second = mapped[:HEADER], mapped[HEADER:2 * HEADER]
+            except ValueError:  # closed meanwhile (the engine is closing)
+                first, second = b"", b"-"
             if first == second and first[IS_INIT]:
                 # Far above any data_version value: the two kinds never collide.
                 return int.from_bytes(first, "little") << 1 | 1

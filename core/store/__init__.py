@@ -41,10 +41,11 @@ class Store:
         self.auth_generation: Counter = self.generations.counter(AUTH)
         tree = self.generations.counter(TREE)
 
-        def watched(spec: CollectionSpec, *quiet: str, counter: Counter | None = None
-                    ) -> Collection:
+        def watched(spec: CollectionSpec, *quiet: str, counter: Counter | None = None,
+                    quiet_inserts: bool = False) -> Collection:
             return WatchedCollection(engine.collection(spec), engine,
-                                     counter or self.auth_generation, frozenset(quiet))
+                                     counter or self.auth_generation, frozenset(quiet),
+                                     quiet_inserts=quiet_inserts)
 
         self.users: Collection = watched(specs.USER, "size", "otp.lastStep")
         self.groups: Collection = watched(specs.GROUP)
@@ -53,7 +54,11 @@ class Store:
         self.collections: Collection = watched(specs.COLLECTION, "size", "updated",
                                                counter=tree)
         self.folders: Collection = watched(specs.FOLDER, "size", "updated", counter=tree)
-        self.items: Collection = watched(specs.ITEM, counter=tree)
+        # A new item changes no cached path: the cache holds no misses, and an
+        # item never shadows a folder of its name (lookups try folders first).
+        # A new folder may shadow a cached item, a new file turns a one-file
+        # item into a directory: those count.
+        self.items: Collection = watched(specs.ITEM, counter=tree, quiet_inserts=True)
         self.files: Collection = watched(specs.FILE, counter=tree)
         self.uploads: Collection = engine.collection(specs.UPLOAD)
         self.tokens: Collection = watched(specs.TOKEN)

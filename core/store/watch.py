@@ -71,7 +71,10 @@ class Generations:
         return self.snapshot()[name]
 
     def bump(self, name: str) -> None:
-        self._coll.update_one({"_id": _DOC_ID}, {"$inc": {name: 1}}, upsert=True)
+        # Without upsert, an $inc by _id is one UPDATE statement on SQLite
+        # (no read-modify-write); the document is made once, on the first bump.
+        if not self._coll.update_one({"_id": _DOC_ID}, {"$inc": {name: 1}}).matched:
+            self._coll.update_one({"_id": _DOC_ID}, {"$inc": {name: 1}}, upsert=True)
 
     def counter(self, name: str) -> Counter:
         return Counter(self, name)
@@ -97,18 +100,21 @@ class Counter:
 class WatchedCollection(Collection):
     """``inner`` with every write bumping ``counter`` in the same transaction,
     except updates that only touch ``quiet`` fields (a user's ``size``, which
-    every upload changes, says nothing about who the user is)."""
+    every upload changes, says nothing about who the user is) and, with
+    ``quiet_inserts``, inserts of documents no cache can hold yet."""
 
     def __init__(self, inner: Collection, engine: Engine, counter: Counter,
-                 quiet: frozenset[str] = frozenset()) -> None:
+                 quiet: frozenset[str] = frozenset(), *, quiet_inserts: bool = False) -> None:
         self._inner = inner
         self._engine = engine
         self._counter = counter
         self._quiet = quiet
+        self._quiet_inserts = quiet_inserts
         self.spec = inner.spec
 
     def __getattr__(self, name: str) -> Any:  # engine extras (tests, check)
-        if name.startswith("__") or name in ("_inner", "_engine", "_counter", "_quiet"):
+        if name.startswith("__") or name in ("_inner", "_engine", "_counter", "_quiet",
+                                             "_quiet_inserts"):
             raise AttributeError(name)
         return getattr(self._inner, name)
 
@@ -131,9 +137,13 @@ class WatchedCollection(Collection):
         return True
 
     def insert_one(self, doc: Document) -> Any:
+        if self._quiet_inserts:
+            return self._inner.insert_one(doc)
         return self._write(lambda: self._inner.insert_one(doc))
 
     def insert_many(self, docs: Iterable[Document]) -> list[Any]:
+        if self._quiet_inserts:
+            return self._inner.insert_many(docs)
         docs = list(docs)
         return self._write(lambda: self._inner.insert_many(docs))  # type: ignore[no-any-return]
 
