@@ -56,8 +56,7 @@ class Generations:
         next call reads again)."""
         token = self._engine.change_counter()
         if token is not None:
-            with self._lock:
-                seen = self._seen
+            seen = self._seen  # one tuple, replaced whole: read without the lock
             if seen is not None and seen[0] == token:
                 return seen[1]
         doc = self._coll.find_one({"_id": _DOC_ID}) or {}
@@ -91,7 +90,7 @@ class Counter:
 
     @property
     def value(self) -> int:
-        return self._generations.value(self.name)
+        return self._generations.snapshot()[self.name]
 
     def bump(self) -> None:
         self._generations.bump(self.name)
