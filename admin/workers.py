@@ -61,9 +61,22 @@ class Worker:
             self.ready_fd = -1
 
 
-def bind_listeners(host: str, port: int, *, backlog: int) -> socket.socket:
+def bind_listener(host: str, port: int, *, backlog: int, resolve: bool = True
+                  ) -> socket.socket:
+    """A listening socket for ``host``:``port``; ``resolve``: the address family
+    the name resolves to first, as cheroot binds in one process (the SFTP
+    server goes by the literal form)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=backlog)
+    address: tuple[str, int] = (host, port)
+    if resolve:
+        try:
+            found = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
+                                       socket.AI_PASSIVE)
+        except socket.gaierror:
+            found = []
+        if found:
+            family, address = found[0][0], found[0][4][:2]
+    return socket.create_server(address, family=family, backlog=backlog)
 
 
 def worker_listeners() -> tuple[dict[str, socket.socket], int | None] | None:
@@ -210,5 +223,5 @@ class Supervisor:
         return [w.proc.pid for w in self.workers if w is not None]
 
 
-__all__ = ["ENV", "Supervisor", "Worker", "bind_listeners", "report_ready",
+__all__ = ["ENV", "Supervisor", "Worker", "bind_listener", "report_ready",
            "worker_listeners"]

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -40,7 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
     from ..workers import worker_listeners
 
     if args.workers is not None and args.workers < 0:
-        print("joist: error: --workers must be 0 (one per core) or more", flush=True)
+        print("joist: error: --workers must be 0 (one per core) or more", file=sys.stderr,
+              flush=True)
         return 2
     settings = settings_from(args, {"server.host": args.host, "server.port": args.port,
                                     "server.workers": args.workers})
@@ -96,20 +98,23 @@ def _worker(settings: Any, listeners: dict[str, socket.socket], ready: int | Non
 def _supervise(settings: Any, count: int, argv: list[str]) -> int:
     from ..bootstrap import build_app
     from ..server import LISTEN_BACKLOG, Server
-    from ..workers import Supervisor, bind_listeners
+    from ..workers import Supervisor, bind_listener
 
     listeners: dict[str, socket.socket] = {}
     stop = _stop_event()
+    wanted = [("http", settings.server.host, settings.server.port, LISTEN_BACKLOG, True)]
+    if settings.webdav.enabled and settings.webdav.port >= 0:
+        wanted.append(("dav", settings.server.host, settings.webdav.port, LISTEN_BACKLOG, True))
+    if settings.sftp.enabled:
+        wanted.append(("sftp", settings.sftp.host, settings.sftp.port, 128, False))
     try:
-        server_settings = settings.server
-        listeners["http"] = bind_listeners(server_settings.host, server_settings.port,
-                                           backlog=LISTEN_BACKLOG)
-        if settings.webdav.enabled and settings.webdav.port >= 0:
-            listeners["dav"] = bind_listeners(server_settings.host, settings.webdav.port,
-                                              backlog=LISTEN_BACKLOG)
-        if settings.sftp.enabled:
-            listeners["sftp"] = bind_listeners(settings.sftp.host, settings.sftp.port,
-                                               backlog=128)
+        for name, host, port, backlog, resolve in wanted:
+            try:
+                listeners[name] = bind_listener(host, port, backlog=backlog, resolve=resolve)
+            except OSError as exc:
+                print(f"joist: error: cannot listen on {host}:{port} ({name}): "
+                      f"{exc.strerror or exc}", file=sys.stderr, flush=True)
+                return 1
         # Built once here before any worker: the store's tables and indexes, the
         # default assetstore and the SFTP host key are made by one process, and
         # the banner says where the workers' shared sockets are.

@@ -371,3 +371,13 @@ def test_workers_do_not_outlive_a_killed_supervisor(cli_env: dict[str, str]) -> 
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def test_a_taken_port_is_a_clear_error(cli_env: dict[str, str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run([*JOIST, "serve", "--port", str(port), "--workers", "2"],
+                              env=cli_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port} (http)" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
