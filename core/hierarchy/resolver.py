@@ -77,14 +77,23 @@ class PathCache:
         # alongside a write must not bring back what the write dropped).
         self.generation = 0
 
-    def get(self, key: CacheKey) -> Position | None:
-        now = time.monotonic()
+    def sync(self) -> None:
+        """Drop everything if the store's counters moved since the last look."""
         epoch = self._epoch() if self._epoch is not None else None
+        if epoch != self._seen_epoch:
+            with self._lock:
+                if epoch != self._seen_epoch:
+                    self._data.clear()
+                    self.generation += 1  # puts of documents read before: ignored
+                    self._seen_epoch = epoch
+
+    def get(self, key: CacheKey, *, synced: bool = False) -> Position | None:
+        """``synced``: the caller ran ``sync`` for this lookup (a path resolved
+        component by component looks at the store's counters once)."""
+        if not synced:
+            self.sync()
+        now = time.monotonic()
         with self._lock:
-            if epoch != self._seen_epoch:
-                self._data.clear()
-                self.generation += 1  # puts of documents read before: ignored
-                self._seen_epoch = epoch
             hit = self._data.get(key)
             if hit is None or hit[0] < now:
                 self.misses += 1
@@ -188,18 +197,19 @@ class Resolver:
         """The chain of entries from the root; ``NotFoundError`` when any step
         is missing or unreadable (the two are indistinguishable on purpose)."""
         chain = [ROOT_POSITION]
+        self.cache.sync()  # once: the path as of the changes committed before it
         for name in names:
-            chain.append(self.child(chain[-1], name, principal))
+            chain.append(self.child(chain[-1], name, principal, synced=True))
         return chain
 
     def child(self, parent: Position, name: str, principal: Principal, *,
-              fresh: bool = False) -> Position:
+              fresh: bool = False, synced: bool = False) -> Position:
         """``fresh`` reads the store, not the cache: writes decide on what is
         there now (a concurrent writer may have changed it a moment ago)."""
         if not parent.is_dir:
             raise NotDirectoryError("Not a directory.")
         key: CacheKey = (parent.kind, parent.key[1], name)
-        entry = None if fresh else self.cache.get(key)
+        entry = None if fresh else self.cache.get(key, synced=synced)
         if entry is None:
             generation = self.cache.generation
             entry = self._find(parent, name)
