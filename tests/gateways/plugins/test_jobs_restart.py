@@ -68,7 +68,8 @@ def test_jobs_of_a_killed_server_fail_or_run_again(tmp_path: Path) -> None:
             return found
 
         env = serve_env(tmp_path / "data", tmp_path / "home")
-        with serve_process(env) as (first, _banner):
+        # One process (not a supervisor and its workers): the one SIGKILL ends.
+        with serve_process(env, "--workers", "1") as (first, _banner):
             # both running, their functions started (they log it first)
             wait_for(lambda: all(status(j)["status"] == JobStatus.RUNNING and status(j)["log"]
                                  for j in (once, again)), "both jobs to run")
@@ -78,7 +79,7 @@ def test_jobs_of_a_killed_server_fail_or_run_again(tmp_path: Path) -> None:
             assert first.wait(timeout=30) == -signal.SIGKILL
         assert status(once)["status"] == JobStatus.RUNNING  # nobody has looked yet
 
-        with serve_process(env) as (second, _banner):
+        with serve_process(env, "--workers", "1") as (second, _banner):
             failed = wait_for(lambda: (j := status(once))["status"] == JobStatus.ERROR and j,
                               "the lost job to fail")
             assert f"({owner}) stopped without finishing it" in failed["log"][-1]
