@@ -68,7 +68,10 @@ def start_server(data_dir: Path, threads: int) -> tuple[subprocess.Popen[str], s
     env = {**os.environ, "JOIST_DATA_DIR": str(data_dir), "JOIST_SFTP__ENABLED": "false",
            "JOIST_ASSETSTORE__RESERVE_MB": "0", "JOIST_SERVER__THREADS": str(threads)}
     joist = Path(sys.executable).with_name("joist")
-    proc = subprocess.Popen([str(joist), "serve", "--host", "127.0.0.1", "--port", "0"],
+    # One process, as the reference figures were taken (and its RSS is the server's);
+    # benchmarks/workers_bench.py measures `--workers`.
+    proc = subprocess.Popen([str(joist), "serve", "--host", "127.0.0.1", "--port", "0",
+                             "--workers", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env=env)
     assert proc.stdout is not None

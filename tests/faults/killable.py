@@ -74,7 +74,10 @@ def serve(env: dict[str, str], points: tuple[str, ...] = (), *,
     """`joist serve` on a free port with ``points`` armed; stopped on exit
     (``graceful=False``: killed, when nothing it does matters any more)."""
     env = {**env, "JOIST_FAULT_POINTS": ",".join(points)}
-    proc = subprocess.Popen([*JOIST, "serve", "--port", "0"], env=env, text=True,
+    # One process: the fault point's SIGKILL must end the server, not one of
+    # several workers that its supervisor would restart.
+    proc = subprocess.Popen([*JOIST, "serve", "--port", "0", "--workers", "1"], env=env,
+                            text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: queue.Queue[str] = queue.Queue()
 

@@ -55,7 +55,8 @@ class Process:
 
 
 def _start(env: dict[str, str], name: str) -> Process:
-    proc = subprocess.Popen([*JOIST, "serve", "--host", "127.0.0.1", "--port", "0"],
+    proc = subprocess.Popen([*JOIST, "serve", "--host", "127.0.0.1", "--port", "0",
+                             "--workers", "1"],  # two single-process servers
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
     lines: queue.Queue[str] = queue.Queue()
