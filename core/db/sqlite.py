@@ -108,6 +108,8 @@ class SQLiteEngine(Engine):
 
     def _forget_connections(self) -> None:
         """Drop (without closing: they belong to the parent) every connection."""
+        self._watch, self._wal_watch = None, None  # the change counter's too
+        self._watch_lock = threading.Lock()
         self._local = threading.local()
         self._pool = threading.Condition()
         self._writer = threading.Lock()
