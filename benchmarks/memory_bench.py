@@ -121,7 +121,9 @@ def serving(root: Path, data: Path) -> Iterator[tuple[subprocess.Popen[bytes], s
     """A real ``joist serve``; yields (process, base URL, SFTP port)."""
     log_path = root / "serve.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "joist.admin.cli", "serve", "--port", "0"],
+    # One process (--workers 1): the figure is the RSS of `joist serve` per process.
+    proc = subprocess.Popen([sys.executable, "-m", "joist.admin.cli", "serve", "--port", "0",
+                             "--workers", "1"],
                             env=_env(data), stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
