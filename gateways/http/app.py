@@ -7,6 +7,7 @@ answered 500 without a traceback.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -78,7 +79,7 @@ class RestApp:
 
     # ------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
-        uid = str(uuid.uuid4())
+        uid = _REQUEST_IDS.next()
         request = Request(environ)
         try:
             result, route = self._dispatch(request, uid)
@@ -265,6 +266,23 @@ class RestApp:
               [*self._common_headers(uid), ("Content-Type", "application/json"),
                ("Content-Length", str(len(data)))])
         return [data]
+
+
+class _RequestIds:
+    """Girder-Request-Uid values: UUID-shaped, a random per-process prefix and
+    a counter, unique without a ``getrandom`` call per request (``next`` on an
+    ``itertools.count`` is atomic; a generator shared by threads would not be)."""
+
+    def __init__(self) -> None:
+        seed = uuid.uuid4().hex
+        self._head = f"{seed[:8]}-{seed[8:12]}-4{seed[13:16]}-{seed[16:20]}-"
+        self._counter = itertools.count(int(seed[20:], 16))
+
+    def next(self) -> str:
+        return f"{self._head}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+_REQUEST_IDS = _RequestIds()
 
 
 def _event_info(ctx: Context, path_values: dict[str, str]) -> dict[str, Any]:
