@@ -138,6 +138,8 @@ DELETE folder/:id/metadata user {W}
 GET folder/:id/access user {OWN}
 PUT folder/:id/access user {OWN}
 GET folder/:id/download public {R}
+GET notification user {R}
+GET notification/stream user {R}
 GET item public {R}
 GET item/:id/position public {R}
 POST item user {W}
