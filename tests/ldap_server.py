@@ -46,6 +46,7 @@ class Slapd:
     uri: str
     proc: subprocess.Popen[bytes]
     ca_file: Path  # the server's self-signed certificate
+    ldaps_uri: str = ""  # the same directory over implicit TLS
 
     def _client(self, tool: str, ldif: str = "", *args: str) -> None:
         result = subprocess.run(
@@ -120,22 +121,22 @@ def _ready(port: int) -> bool:
 def running_slapd(root: Path) -> Iterator[Slapd]:
     if shutil.which("slapd") is None and not Path("/usr/sbin/slapd").exists():
         pytest.skip("slapd is not installed (Debian package slapd)")
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     conf = _config(root, port)
-    uri = f"ldap://127.0.0.1:{port}"
+    uri, ldaps = f"ldap://127.0.0.1:{port}", f"ldaps://127.0.0.1:{tls_port}"
     proc = subprocess.Popen([shutil.which("slapd") or "/usr/sbin/slapd", "-d", "0",
-                             "-h", uri + "/", "-f", str(conf)],
+                             "-h", f"{uri}/ {ldaps}/", "-f", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + START_DEADLINE
-        while not _ready(port):
+        while not (_ready(port) and _ready(tls_port)):
             if proc.poll() is not None:
                 raise RuntimeError("slapd exited: " + proc.stderr.read().decode()[-2000:]
                                    if proc.stderr else "slapd exited")
             if time.monotonic() > deadline:
                 raise RuntimeError("slapd did not start in time")
             time.sleep(0.05)
-        server = Slapd(uri, proc, root / "cert.pem")
+        server = Slapd(uri, proc, root / "cert.pem", ldaps)
         server.add(f"dn: {BASE_DN}\nobjectClass: dcObject\nobjectClass: organization\n"
                    f"dc: joist\no: Joist tests\n\n"
                    f"dn: {PEOPLE_DN}\nobjectClass: organizationalUnit\nou: people\n")

@@ -323,6 +323,18 @@ def test_start_tls_verifies_the_directory_certificate(site: LdapSite) -> None:
     assert site.rest_login(uid, "directory-pw-1").status_code == 200
 
 
+def test_ldaps_verifies_the_directory_certificate(site: LdapSite) -> None:
+    uid, _dn = site.person()
+    server = {"uri": site.slapd.ldaps_uri, "bindName": ROOT_DN, "password": ROOT_PASSWORD,
+              "baseDn": PEOPLE_DN}
+    settings = site.app.services.settings
+    settings.set("ldap.servers", [{**server, "caCertFile": str(site.slapd.ca_file)}])
+    assert site.rest_login(uid, "directory-pw-1").status_code == 200
+    settings.set("ldap.servers", [server])  # an unknown issuer: refused, clearly
+    refused = site.rest_login(uid, "directory-pw-1")
+    assert refused.status_code == 401 and refused.json()["message"] == DIRECTORY_DOWN
+
+
 @pytest.mark.parametrize("kind", ["down", "silent", "garbage"])
 def test_failed_directory_costs_a_bounded_wait_and_changes_nothing(
         site: LdapSite, kind: str) -> None:
