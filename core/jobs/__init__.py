@@ -9,10 +9,12 @@ from .runtime import (
     JobsRuntime,
     Progress,
     jobs_runtime,
+    reported,
     runtime_of,
     tracked,
     tracked_stream,
 )
 
 __all__ = ["SPEC", "JobCanceledError", "JobContext", "JobStatus", "JobTypes", "Jobs", "JobsRuntime",
-           "Progress", "jobs_runtime", "runtime_of", "tracked", "tracked_stream"]
+           "Progress", "jobs_runtime", "reported", "runtime_of", "tracked",
+           "tracked_stream"]

@@ -168,6 +168,24 @@ def tracked(events: EventBus, principal: Principal, title: str, type: str,
     return cast(T, runtime.executor.run_inline(job, run, notify=notify))
 
 
+def reported(events: EventBus, principal: Principal, title: str, type: str, steps: Any,
+             fn: Callable[[Progress | None], T], *, on: bool) -> T:
+    """A synchronous ``progress=true`` operation: ``fn(report)`` runs now, and
+    each ``report(current, total, message)`` updates both the caller's progress
+    record ``steps`` (Girder's ProgressContext) and, with the jobs plugin, a job
+    tracking it (which sends no notifications of its own: ``steps`` does).
+    Progress off: ``fn(None)``, no record and no job."""
+    if not on:
+        return fn(None)
+
+    def run(job: Progress) -> T:
+        def report(current: float | None, total: float | None, message: str | None) -> None:
+            steps.update(current=current, total=total, message=message)
+            job(current, total, message)
+        return fn(report)
+    return tracked(events, principal, title, type, run, notify=False)
+
+
 def tracked_stream(events: EventBus, principal: Principal, title: str, type: str,
                    total: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
     """``chunks`` as they are; with the jobs plugin and ``total`` at least the

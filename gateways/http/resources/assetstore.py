@@ -7,7 +7,7 @@ from typing import Any
 
 from joist.core.assetstores.registry import FILESYSTEM, S3, TYPE_NAMES
 from joist.core.auth import scopes
-from joist.core.jobs import Progress, tracked
+from joist.core.jobs import reported
 from joist.core.services.imports import ImportOptions
 
 from ..app import Context
@@ -170,18 +170,11 @@ def import_data(ctx: Context, id: str, import_path: str, destination_id: str,
     options = ImportOptions.build(leaf_folders_as_items=leaf_folders_as_items,
                                   include=file_include_regex, exclude=file_exclude_regex)
     with progress_of(ctx, progress, "Importing data") as steps:
-        def run(job: Progress | None) -> Any:
-            def report(current: float | None, total: float | None,
-                       message: str | None) -> None:
-                steps.update(current=current, total=total, message=message)
-                if job is not None:
-                    job(current, total, message)
-            return ctx.services.imports.import_data(ctx.principal, id, import_path,
-                                                    destination_type, destination_id, options,
-                                                    report if progress else None)
         # the answer stays synchronous; with the jobs plugin a job shows it too
-        summary = tracked(ctx.services.events, ctx.principal, f"Import {import_path or '/'}",
-                          "assetstore.import", run, notify=False) if progress else run(None)
+        summary = reported(ctx.services.events, ctx.principal, f"Import {import_path or '/'}",
+                           "assetstore.import", steps, lambda report: ctx.services.imports.
+                           import_data(ctx.principal, id, import_path, destination_type,
+                                       destination_id, options, report), on=progress)
         counts = summary.as_dict()
         steps.update(force=True, message=", ".join(f"{v} {k}" for k, v in counts.items()))
     return counts

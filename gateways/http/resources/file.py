@@ -6,7 +6,7 @@ from typing import Any
 
 from joist.core import acl
 from joist.core.hierarchy.nodes import file_etag
-from joist.core.jobs import Progress, tracked
+from joist.core.jobs import reported
 from joist.core.services.uploads import UploadStep
 
 from ..app import Context
@@ -164,17 +164,10 @@ def move_file(ctx: Context, id: str, assetstore_id: str, progress: bool) -> Any:
     file = load(ctx, "file", id)
     with progress_of(ctx, progress, f"Moving file {file['name']}", "file", file,
                      lambda: int(file.get("size") or 0)) as steps:
-        def run(job: Progress | None) -> Any:
-            def report(current: float | None, total: float | None,
-                       message: str | None) -> None:
-                steps.update(current=current, total=total, message=message)
-                if job is not None:
-                    job(current, total, message)
-            return ctx.services.transfers.move(ctx.principal, file, assetstore_id,
-                                               report if progress else None)
         # the answer stays synchronous; with the jobs plugin a job shows it too
-        doc = tracked(ctx.services.events, ctx.principal, f"Move {file['name']}",
-                      "file.move", run, notify=False) if progress else run(None)
+        doc = reported(ctx.services.events, ctx.principal, f"Move {file['name']}", "file.move",
+                       steps, lambda report: ctx.services.transfers.move(
+                           ctx.principal, file, assetstore_id, report), on=progress)
         steps.update(force=True, current=int(file.get("size") or 0),
                      message="Moved to the new assetstore")
     return ctx.filter("file", doc, ctx.principal)
