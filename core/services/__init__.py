@@ -123,7 +123,8 @@ class Services:
             transfers=AssetstoreTransferService(tree, files, assetstores),
             search=SearchService(tree), scopes=scopes, mail=mail, notices=notices,
             events=events, plugins=plugins,
-            notifications=NotificationService(store.notifications, events))
+            notifications=NotificationService(store.notifications, events,
+                                              settings=settings))
         plugins.services = services
         return services
 

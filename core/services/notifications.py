@@ -35,6 +35,7 @@ from ..db.engine import Collection, Document
 from ..errors import CoreError, UnavailableError, ValidationError
 from ..events import Event, EventBus
 from ..jobs.model import READ_FIELDS as JOB_READ_FIELDS
+from ..stored_settings import SettingsService
 
 log = logging.getLogger("joist.notifications")
 
@@ -59,8 +60,9 @@ class StreamLimitError(UnavailableError):
 
 class NotificationService:
     def __init__(self, collection: Collection, events: EventBus, *,
-                 max_streams: int = 8) -> None:
+                 max_streams: int = 8, settings: SettingsService | None = None) -> None:
         self.coll = collection
+        self._settings = settings  # Girder's core.enable_notification_stream
         self.max_streams = max_streams
         self.heartbeat = HEARTBEAT
         self._changed = threading.Condition()
@@ -153,6 +155,9 @@ class NotificationService:
         write to a client that left ends the stream and frees its slot). It ends
         after ``timeout`` seconds without a notification (Girder's rule),
         after ``MAX_STREAM_SECONDS`` in all, or when the service closes."""
+        if self._settings is not None and \
+                not self._settings.get("core.enable_notification_stream"):
+            raise UnavailableError("The notification stream is not enabled.")
         if principal.is_anonymous or principal.user_id is None:
             raise ValidationError("Notifications belong to a user.")
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
