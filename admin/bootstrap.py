@@ -77,6 +77,7 @@ def build_app(settings: Settings, *, env: dict[str, str] | None = None,
         store = Store(engine)
         registry = AssetstoreRegistry(store.assetstores, engine,
                                       reserve_bytes=settings.assetstore.reserve_mb << 20,
+                                      defer_hash_bytes=settings.assetstore.defer_hash_bytes,
                                       files=store.files,
                                       generation=lambda: store.generations.value("assetstore"))
         registry.register_type(GRIDFS, _gridfs)

@@ -41,6 +41,12 @@ POINTS: tuple[str, ...] = (
     "file.copy.after_reference",
     # Delete: the file record is gone, its reference not yet released.
     "file.delete.after_record",
+    # Hand-over of a pending blob: linked to its content address, nothing counted.
+    "blob.handover.after_link",
+    # Hand-over: the content blob counts a record that still names the pending blob.
+    "blob.handover.after_count",
+    # Hand-over: the record names the content blob; the pending count not yet lowered.
+    "blob.handover.after_record",
 )
 
 

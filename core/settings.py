@@ -59,6 +59,11 @@ class AssetstoreSettings:
                          "<data_dir>/assetstore.")
     reserve_mb: int = _opt(1024, "Free space (MiB) the filesystem assetstore keeps in reserve; "
                                  "uploads that would eat into it are refused.")
+    defer_hash_bytes: int = _opt(
+        8 << 20, "Filesystem uploads of at least this many bytes are committed before they "
+                 "are hashed: the SHA-512 that deduplicates them is computed in the "
+                 "background, off the upload's path (0: hash every upload as it arrives).",
+        minimum=0)
 
 
 @dataclass(frozen=True)

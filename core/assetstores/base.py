@@ -42,7 +42,7 @@ from ..errors import UnsupportedError, ValidationError
 
 __all__ = [
     "BLOCK_SIZE", "AssetstoreAdapter", "BlobReader", "Capabilities", "Capacity",
-    "ImportEntry", "Problem", "ProblemKind", "UploadActivity",
+    "ImportEntry", "Problem", "ProblemKind", "UploadActivity", "blob_key",
 ]
 
 BLOCK_SIZE = 1 << 20
@@ -89,6 +89,7 @@ class ProblemKind(StrEnum):
     STALE_REFS = "stale-refs"              # refs document at 0 left by an interrupted delete
     STALE_TEMP = "stale-temp"              # temp upload data with no live upload record
     UNKNOWN_FILE = "unknown-file"          # something in the store the adapter did not write
+    PENDING_HANDOVER = "pending-handover"  # bytes not hashed/deduplicated yet (settled)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,15 @@ class ImportEntry:
     path: str
     size: int
     modified: Any
+
+
+def blob_key(file: Mapping[str, Any]) -> str | None:
+    """The key a file record's counted bytes go by in ``live_references``: its
+    ``sha512``, or ``pending/<uuid>`` for a filesystem upload not hashed yet."""
+    if file.get("pending"):
+        return f"pending/{file['pending']}"
+    digest = file.get("sha512")
+    return str(digest) if digest else None
 
 
 class BlobReader(io.RawIOBase):

@@ -3,9 +3,11 @@
 Layout under ``root``::
 
     temp/<uploadId>.part        bytes of an upload in progress
-    temp/<uploadId>.done        the digest a finalize installs, kept (and
+    temp/<uploadId>.done        the blob key a finalize installs, kept (and
                                 flocked) until the file record exists
     ab/cd/<sha512>              a blob, named by the SHA-512 of its content
+    pending/<uuid>              a large upload's blob not hashed yet, until its
+                                hand-over (``filesystem_pending``)
     ab/cd/.lock                 flock target serialising changes to that bucket
 
 Reference counts live in the metadata store (``BLOB_REFS_SPEC``), one document
@@ -13,6 +15,8 @@ per blob, so several processes can share one root. Every change of a blob's
 existence or count from or to zero happens under its bucket's ``flock``, which
 holds across processes of one machine (and over NFS where the server supports
 locks); adding a reference to a live blob is one conditional increment.
+Uploads of at least ``defer_hash_bytes`` are not hashed on the request's path:
+they become pending blobs, hashed and deduplicated in the background.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from .base import (
     Problem,
     UploadActivity,
 )
+from .filesystem_pending import PENDING_KEY_RE, PendingBlobs, RecordMover, pending_key
 from .localio import LocalBlobReader, copy_stream, fsync_dir, locked, os_errors, storage_error
 from .refcount import release_reference
 
@@ -89,7 +94,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
     ``perms`` applies to temp files and blobs. ``reserve_bytes`` of free space
     are kept: uploads that would eat into them are refused. ``sync_chunks``
     fdatasyncs every chunk so that ``upload_offset`` survives power loss, not
-    only a process crash.
+    only a process crash. Uploads of ``defer_hash_bytes`` or more (0: none)
+    are hashed after their commit, by ``hand_over``.
     """
 
     capabilities = Capabilities(local_path=True, range_reads=True, server_side_copy=True,
@@ -97,13 +103,14 @@ class FilesystemAssetstore(AssetstoreAdapter):
 
     def __init__(self, root: str | Path, *, refs: Collection, assetstore_id: str,
                  perms: int = 0o600, reserve_bytes: int = 0,
-                 sync_chunks: bool = True) -> None:
+                 sync_chunks: bool = True, defer_hash_bytes: int = 0) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.refs = refs
         self.assetstore_id = str(assetstore_id)
         self.perms = perms
         self.reserve_bytes = max(0, int(reserve_bytes))
         self.sync_chunks = sync_chunks
+        self.defer_hash_bytes = max(0, int(defer_hash_bytes))
         self.temp_root = os.path.join(self.root, TEMP_DIR)
         with os_errors(f"Creating assetstore root {self.root}"):
             os.makedirs(self.temp_root, exist_ok=True)
@@ -111,6 +118,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
         self._hash_lock = threading.Lock()  # guards _hashes
         from .filesystem_recovery import FinalizeRecovery
         self._recovery = FinalizeRecovery(self)
+        self.pending = PendingBlobs(self)
 
     # -- naming ---------------------------------------------------------------
     def ref_id(self, sha512: str) -> str:
@@ -127,6 +135,22 @@ class FilesystemAssetstore(AssetstoreAdapter):
         bucket = self.bucket_dir(sha512)
         os.makedirs(bucket, exist_ok=True)
         return os.path.join(bucket, LOCK_NAME)
+
+    def key_path(self, key: str) -> str:
+        """Where the blob with key ``key`` (a sha512 or ``pending/<uuid>``) lives."""
+        return self.pending.path(key) if PENDING_KEY_RE.match(key) else self.blob_path(key)
+
+    def key_lock(self, key: str) -> str:
+        return self.pending.lock(key) if PENDING_KEY_RE.match(key) else self.bucket_lock(key)
+
+    def blob_fields(self, key: str) -> dict[str, Any]:
+        """The file record's blob fields for the blob ``key``."""
+        if PENDING_KEY_RE.match(key):
+            return self.pending.fields(key)
+        return {"sha512": key, "path": _relpath(key)}
+
+    def _defers(self, size: int) -> bool:
+        return 0 < self.defer_hash_bytes <= size
 
     def temp_path(self, upload_id: str) -> str:
         return os.path.join(self.temp_root, upload_id + TEMP_SUFFIX)
@@ -171,7 +195,10 @@ class FilesystemAssetstore(AssetstoreAdapter):
                                     f"but client sent offset {offset}.")
             if length is not None and offset + length > size:
                 raise ValidationError("Received too many bytes.")
-            hasher = self._hasher_at(upload_id, state["generation"], fd, offset).copy()
+            # A large upload is hashed after its commit (a streaming one of
+            # unknown length counts as large); a cached hasher lags harmlessly.
+            hasher = None if self._defers(size) else \
+                self._hasher_at(upload_id, state["generation"], fd, offset).copy()
             try:
                 end = copy_stream(fd, offset, stream, length, size, hasher)
                 if self.sync_chunks:
@@ -181,7 +208,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
                 if isinstance(exc, OSError) and not isinstance(exc, CoreError):
                     raise storage_error(exc, "Writing an upload chunk") from exc
                 raise
-            self._remember_hash(upload_id, _HashState(state["generation"], end, hasher))
+            if hasher is not None:
+                self._remember_hash(upload_id, _HashState(state["generation"], end, hasher))
         finally:
             os.close(fd)
         return end, state
@@ -211,14 +239,20 @@ class FilesystemAssetstore(AssetstoreAdapter):
             if received != size:
                 raise ConflictError(f"Server has received {received} bytes, "
                                     f"but the upload is {size} bytes.")
-            digest = self._hasher_at(upload_id, state["generation"], fd, size).hexdigest()
+            if self._defers(size):
+                key = self.pending.new_key()
+            else:  # (re-read when deferred chunks were not hashed: it is small)
+                key = self._hasher_at(upload_id, state["generation"], fd, size).hexdigest()
             with os_errors("Finalizing an upload"):
                 os.fchmod(fd, self.perms)
                 os.fsync(fd)  # the content must be durable before its name is
-                self._recovery.mark(upload_id, digest)
+                self._recovery.mark(upload_id, key)
                 try:
                     faults.point("upload.finalize.before_rename")
-                    self._install(digest, self.temp_path(upload_id), size)
+                    if PENDING_KEY_RE.match(key):
+                        self.pending.install(key, self.temp_path(upload_id), size)
+                    else:
+                        self._install(key, self.temp_path(upload_id), size)
                 except BaseException:
                     self._recovery.release(upload_id)  # the temp file is still the truth
                     raise
@@ -230,7 +264,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
         finally:
             os.close(fd)
         self._forget_hash(upload_id)
-        return {"size": size, "sha512": digest, "path": _relpath(digest)}
+        return {"size": size, **self.blob_fields(key)}
 
     def abort_upload(self, upload: dict[str, Any]) -> None:
         upload_id = _upload_id(upload)
@@ -255,6 +289,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
     # -- blobs ----------------------------------------------------------------
     def open_read(self, blob: Mapping[str, Any]) -> BlobReader:
         size = blob.get("size")
+        if (key := pending_key(blob)) is not None:
+            return self.pending.open_read(key, size if isinstance(size, int) else None)
         return LocalBlobReader(self.blob_path(_sha512(blob)),
                                expected_size=size if isinstance(size, int) else None)
 
@@ -263,6 +299,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
         increment alone is atomic against a release (a count at 0 is never
         raised again here), and a caller may hold a store transaction, which
         must never wait for a lock whose holder waits for the store."""
+        if (key := pending_key(blob)) is not None:
+            return self.pending.add_reference(key)
         digest = _sha512(blob)
         with os_errors("Adding a blob reference"):
             if not os.path.exists(self.blob_path(digest)):
@@ -277,6 +315,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
                                "run `joist check --repair`.")
 
     def delete(self, blob: Mapping[str, Any]) -> None:
+        if (key := pending_key(blob)) is not None:
+            return self.pending.delete(key)
         digest = _sha512(blob)
         def unlink(_doc: Mapping[str, Any]) -> bool:
             self._unlink_blob(digest)
@@ -293,7 +333,23 @@ class FilesystemAssetstore(AssetstoreAdapter):
                         used=usage.used)
 
     def local_path(self, blob: Mapping[str, Any]) -> str | None:
+        if (key := pending_key(blob)) is not None:
+            return self.pending.local_path(key)
         return self.blob_path(_sha512(blob))
+
+    # -- pending blobs ----------------------------------------------------------
+    def hand_over(self, blob: Mapping[str, Any], records: RecordMover) -> str | None:
+        """Hash a pending blob and move its records to its content address
+        (``filesystem_pending``); the digest when done, None while references
+        to the pending blob remain. A blob that is not pending: its sha512."""
+        key = pending_key(blob)
+        return _sha512(blob) if key is None else self.pending.hand_over(key, records)
+
+    def pending_blobs(self) -> list[dict[str, Any]]:
+        """Blob fields of every pending blob with a live count (for sweeps)."""
+        return [self.pending.fields(doc["sha512"]) for doc in self.pending.docs()
+                if doc.get("refs", 0) > 0 and not doc.get("movedTo")
+                and PENDING_KEY_RE.match(str(doc.get("sha512")))]
 
     # -- consistency ----------------------------------------------------------
     def check(self, live_uploads: AbstractSet[str],

@@ -30,6 +30,8 @@ from .filesystem import (
     _now,
     _upload_id,
 )
+from .filesystem_pending import PENDING_DIR, PENDING_KEY_RE
+from .filesystem_pending_check import check_pending, repair_pending
 from .localio import locked, os_errors
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ class FilesystemChecker:
                         problem = _judge(digest, size, doc, live, settled_before)
                 if problem is not None:
                     problems.append(problem)
+            problems += check_pending(self.store, live_references, settled_before, seen_live)
             for digest, count in (live_references or {}).items():
                 if count > 0 and digest not in seen_live:
                     problems.append(Problem(ProblemKind.MISSING_BLOB,
@@ -156,7 +159,7 @@ class FilesystemChecker:
     def _blobs(self) -> Iterator[tuple[str, int]]:
         root = self.store.root
         for top in _sorted_dir(root):
-            if top == TEMP_DIR:
+            if top in (TEMP_DIR, PENDING_DIR):
                 continue
             top_path = os.path.join(root, top)
             if not (_is_bucket(top) and os.path.isdir(top_path)):
@@ -182,7 +185,8 @@ class FilesystemChecker:
 
     def _docs(self) -> Iterator[dict[str, Any]]:
         store = self.store
-        last, high = store.ref_id(""), store.ref_id("~")  # '~' sorts after hex
+        # 'g' sorts after hex digits and before the keys of pending blobs
+        last, high = store.ref_id(""), store.ref_id("g")
         while True:
             page = store.refs.find({"_id": {"$gt": last, "$lt": high}},
                                    sort=[("_id", 1)], limit=_PAGE)
@@ -216,6 +220,11 @@ class FilesystemChecker:
         for problem in problems:
             if problem.kind in _BLOB_KINDS and SHA512_RE.match(problem.ref):
                 by_digest.setdefault(problem.ref, []).append(problem)
+            elif problem.kind in _BLOB_KINDS and PENDING_KEY_RE.match(problem.ref):
+                if problem.kind == ProblemKind.PENDING_HANDOVER or not repair_pending(
+                        self.store, problem.ref, live_references.get(problem.ref, 0),
+                        settled_before):
+                    left.append(problem)  # a hand-over is the caller's to run
             elif problem.kind == ProblemKind.STALE_TEMP:
                 if not self._drop_temp(problem.ref, settled_before):
                     left.append(problem)

@@ -1,7 +1,8 @@
 """Uploads of the filesystem assetstore after a crash: resuming a finalize that
 stopped after its rename, and telling a live upload from an abandoned one.
 
-Before the rename, a finalize writes the digest it installs into
+Before the rename, a finalize writes the blob key it installs (a digest, or
+``pending/<uuid>`` for a large upload hashed later) into
 ``temp/<id>.done`` and holds that file's ``flock`` until the upload service has
 written the file record and calls ``forget_upload``. A retry that finds no
 temp file but a ``.done`` file nobody holds completes from the installed blob;
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictError, NotFoundError
 from .base import UploadActivity
-from .filesystem import SHA512_RE, _relpath, _upload_id, _upload_size
+from .filesystem import SHA512_RE, _upload_id, _upload_size
+from .filesystem_pending import PENDING_KEY_RE
 from .localio import locked, os_errors, pwrite_all
 
 if TYPE_CHECKING:
@@ -110,18 +112,18 @@ class FinalizeRecovery:
                 if os.fstat(fd).st_nlink == 0:
                     raise NotFoundError("The upload was finalized or aborted meanwhile.")
                 digest = _read_digest(fd, upload_id)
-                with locked(self.store.bucket_lock(digest)):
+                with locked(self.store.key_lock(digest)):
                     self._present(upload, digest)  # and not deleted meanwhile
                     self.store._count_new_reference(digest, size)
             except BaseException:
                 os.close(fd)
                 raise
         self._hold(upload_id, fd)
-        return {"size": size, "sha512": digest, "path": _relpath(digest)}
+        return {"size": size, **self.store.blob_fields(digest)}
 
     def _present(self, upload: Mapping[str, Any], digest: str) -> str:
         try:
-            present = os.stat(self.store.blob_path(digest)).st_size == _upload_size(upload)
+            present = os.stat(self.store.key_path(digest)).st_size == _upload_size(upload)
         except FileNotFoundError:
             present = False
         if not present:
@@ -158,13 +160,13 @@ class FinalizeRecovery:
         blob = None
         with contextlib.suppress(NotFoundError):
             digest = self._present(upload, _read_digest(fd, _upload_id(upload)))
-            blob = {"size": _upload_size(upload), "sha512": digest, "path": _relpath(digest)}
+            blob = {"size": _upload_size(upload), **self.store.blob_fields(digest)}
         return UploadActivity(temp_bytes=0, last_write=st.st_mtime, busy=busy, blob=blob)
 
 
 def _read_digest(fd: int, upload_id: str) -> str:
     digest = os.pread(fd, 256, 0).decode("ascii", "replace").strip()
-    if not SHA512_RE.match(digest):
+    if not (SHA512_RE.match(digest) or PENDING_KEY_RE.match(digest)):
         raise _no_data(upload_id)
     return digest
 

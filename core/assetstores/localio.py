@@ -74,7 +74,8 @@ PIPELINE_MIN = 4 * BLOCK_SIZE
 def copy_stream(fd: int, offset: int, stream: BinaryIO, length: int | None, limit: int,
                 hasher: Any) -> int:
     """Copy ``length`` bytes (None: to EOF) from ``stream`` into ``fd`` at
-    ``offset`` in ``BLOCK_SIZE`` blocks, feeding ``hasher``; returns the new
+    ``offset`` in ``BLOCK_SIZE`` blocks, feeding ``hasher`` (None: no hash,
+    the bytes are hashed after the upload's commit); returns the new
     end. Never goes past ``limit`` (``ValidationError``); a failing stream
     becomes ``StorageError``, a short one ``ValidationError``. The caller rolls
     back what was written.
@@ -83,6 +84,8 @@ def copy_stream(fd: int, offset: int, stream: BinaryIO, length: int | None, limi
     written (``hashlib`` and ``pwrite`` both release the GIL): SHA-512 is as
     slow as the disk, so overlapping them nearly doubles upload throughput.
     """
+    if hasher is None:
+        return _copy(fd, offset, stream, length, limit, _ignore)
     if length is not None and length < PIPELINE_MIN:
         return _copy(fd, offset, stream, length, limit, hasher.update)
     feed: queue.Queue[Any] = queue.Queue()
@@ -111,6 +114,10 @@ def copy_stream(fd: int, offset: int, stream: BinaryIO, length: int | None, limi
         worker.join()
         if failure:
             raise StorageError(f"Hashing the upload failed: {failure[0]}")
+
+
+def _ignore(_data: Any) -> None:
+    return None
 
 
 def _copy(fd: int, offset: int, stream: BinaryIO, length: int | None, limit: int,

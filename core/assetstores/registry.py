@@ -33,12 +33,14 @@ _TYPE_FIELDS = {  # what an edit may change, by type
 Factory = Callable[[Document, Engine], AssetstoreAdapter]
 
 
-def _filesystem(doc: Document, engine: Engine, reserve_bytes: int) -> AssetstoreAdapter:
+def _filesystem(doc: Document, engine: Engine, reserve_bytes: int,
+                defer_hash_bytes: int) -> AssetstoreAdapter:
     from .filesystem import BLOB_REFS_SPEC, FilesystemAssetstore
     return FilesystemAssetstore(doc["root"], refs=engine.collection(BLOB_REFS_SPEC),
                                 assetstore_id=str(doc["_id"]),
                                 perms=int(doc.get("perms") or 0o600),
-                                reserve_bytes=reserve_bytes)
+                                reserve_bytes=reserve_bytes,
+                                defer_hash_bytes=defer_hash_bytes)
 
 
 def _s3(doc: Document, engine: Engine) -> AssetstoreAdapter:
@@ -48,14 +50,17 @@ def _s3(doc: Document, engine: Engine) -> AssetstoreAdapter:
 
 class AssetstoreRegistry:
     def __init__(self, collection: Collection, engine: Engine, *,
-                 reserve_bytes: int = 0, files: Collection | None = None,
+                 reserve_bytes: int = 0, defer_hash_bytes: int = 0,
+                 files: Collection | None = None,
                  generation: Callable[[], int] | None = None) -> None:
         self._coll = collection
         self._engine = engine
         self._files = files  # the file records: whether an assetstore holds any
         self._reserve = reserve_bytes
+        self._defer_hash = defer_hash_bytes  # see FilesystemAssetstore
         self._factories: dict[int, Factory] = {
-            FILESYSTEM: lambda doc, eng: _filesystem(doc, eng, self._reserve), S3: _s3}
+            FILESYSTEM: lambda doc, eng: _filesystem(doc, eng, self._reserve, self._defer_hash),
+            S3: _s3}
         self._adapters: dict[Any, tuple[Document, AssetstoreAdapter]] = {}
         self._lock = threading.Lock()  # guards _adapters and _seen
         # The store's counter of assetstore changes (``Store.generations``):

@@ -3,8 +3,10 @@ show their ``sha512``, can be downloaded by it, and each has a key file.
 
 Every upload to a filesystem, GridFS or S3 assetstore already records the
 SHA-512 of its bytes (it names the blob), so nothing is computed on
-``data.process``. The only files without one are imported S3 objects (and
-link files, which have no bytes): ``POST file/:id/hashsum`` (Girder's manual
+``data.process``; a large filesystem upload gets it from its hand-over moments
+after its commit (``core.services.handover``), and asking for it meanwhile
+runs that hand-over at once. The only other files without one are imported
+S3 objects (and link files, which have no bytes): ``POST file/:id/hashsum`` (Girder's manual
 computation, WRITE access) reads the bytes once and stores the digest, and with
 Girder's setting ``hashsum_download.auto_compute`` an import queues that on the
 event bus's bounded background queue, or in a job when the ``jobs`` plugin is
@@ -70,21 +72,33 @@ def _boolean(value: Any) -> bool:
 
 
 def _compute(files: Any, file: dict[str, Any]) -> dict[str, str] | None:
-    """Read the bytes once, store the missing digests; None if none was missing."""
+    """Read the bytes once, store the missing digests; None if none was missing.
+    A pending blob is handed over instead (its content address is its sha512)."""
+    if file.get("pending"):
+        settled = files.handover.settle(file)
+        if settled.get("sha512"):
+            return {"sha512": settled["sha512"]}
+        # copies in flight still hold the pending blob: hash, but store nothing
+        # (only the hand-over may give the record its content address)
+        return _digests(files, settled, list(SUPPORTED_ALGORITHMS))
     missing = [a for a in SUPPORTED_ALGORITHMS if not file.get(a)]
     if not missing or file.get("linkUrl") or not file.get("assetstoreId"):
         return None
-    hashers = {a: hashlib.new(a) for a in missing}
+    digests = _digests(files, file, missing)
+    # only if the bytes were not replaced (re-imported) meanwhile
+    same: dict[str, Any] = {k: file[k] for k in ("size", "s3Key", "path") if k in file}
+    files.store.files.update_one({"_id": file["_id"], **same}, {"$set": digests})
+    return digests
+
+
+def _digests(files: Any, file: dict[str, Any], algorithms: list[str]) -> dict[str, str]:
+    hashers = {a: hashlib.new(a) for a in algorithms}
     with files.open_read(SYSTEM, file, check_access=False) as reader:
         # each block is hashed before the next is read: the buffer may be reused
         for block in reader.iter_range(0, int(file.get("size") or 0), CHUNK, reuse=True):
             for hasher in hashers.values():
                 hasher.update(block)
-    digests = {a: h.hexdigest() for a, h in hashers.items()}
-    # only if the bytes were not replaced (re-imported) meanwhile
-    same: dict[str, Any] = {k: file[k] for k in ("size", "s3Key", "path") if k in file}
-    files.store.files.update_one({"_id": file["_id"], **same}, {"$set": digests})
-    return digests
+    return {a: h.hexdigest() for a, h in hashers.items()}
 
 
 class HashsumDownloadPlugin(Plugin):
@@ -116,6 +130,8 @@ class HashsumDownloadPlugin(Plugin):
                 file = files.get(ctx.principal, id, acl.READ)
             except NotFoundError:
                 raise ValidationError(f"Invalid file id ({id}).", field="id") from None
+            if file.get("pending"):  # hashed moments after its upload: now, then
+                file = {**file, **(_compute(files, file) or {})}
             if not file.get(algo):
                 raise ValidationError(f"This file does not have the {algo} hash computed.")
             return TextAttachment(f"{file['name']}.{algo}", f"{file[algo]}\n")

@@ -79,6 +79,7 @@ class Services:
         """Stop what runs in the background: the mail outbox sends what is
         due, the event thread runs what is queued."""
         self.notifications.close()  # open streams end
+        self.files.handover.close()
         try:
             self.mail.stop()
         finally:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import processes
-from ..assetstores.base import UploadActivity
+from ..assetstores.base import UploadActivity, blob_key
 from ..db.engine import Document
 from ..errors import CoreError, ValidationError
 
@@ -179,8 +179,9 @@ class AbandonedUploads:
         for upload in self.store.uploads.find({"assetstoreId": assetstore_id}):
             status = self.status(upload, max_idle=max_idle, settled_before=settled_before)
             blob = status.activity.blob
-            if blob is not None and not status.abandoned and blob.get("sha512"):
-                held[blob["sha512"]] = held.get(blob["sha512"], 0) + 1
+            key = blob_key(blob) if blob is not None else None
+            if key and not status.abandoned:
+                held[key] = held.get(key, 0) + 1
         return held
 
     # ------------------------------------------------------------ system/uploads

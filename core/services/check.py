@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..acl import SYSTEM
+from ..assetstores.base import ProblemKind, blob_key
 from ..db.engine import Collection, Document
 from . import Services
 from .abandoned import AbandonedUploads, UploadStatus
@@ -173,9 +174,10 @@ class Checker:
         refs: dict[str, int] = defaultdict(int, self.sweeper.held_blobs(
             assetstore_id, max_idle=self.max_idle, settled_before=settled_before))
         for file in self.store.files.find({"assetstoreId": assetstore_id},
-                                          projection=["sha512", "imported"]):
-            if file.get("sha512") and not file.get("imported"):
-                refs[file["sha512"]] += 1
+                                          projection=["sha512", "pending", "imported"]):
+            key = blob_key(file)
+            if key and not file.get("imported"):
+                refs[key] += 1
         return dict(refs)
 
     def _assetstore(self, doc: Document, *, deep: bool,
@@ -231,5 +233,17 @@ class Checker:
                                      live_references=self.live_references(
                                          assetstore_id, settled_before),
                                      settled_before=settled_before)
-            left += [f for f in group if f.problem in unfixed]
+            for f in group:
+                ref = str(f.problem.ref)
+                if f.problem.kind != ProblemKind.UNKNOWN_FILE and ref.startswith("pending/") \
+                        and self._hand_over(assetstore_id, ref) and \
+                        f.problem.kind in (ProblemKind.PENDING_HANDOVER,
+                                           ProblemKind.REFCOUNT_MISMATCH):
+                    continue  # counts set right and the blob handed over now
+                if f.problem in unfixed:
+                    left.append(f)
         return left
+
+    def _hand_over(self, assetstore_id: Any, key: str) -> bool:
+        """Finish the hand-over of the pending blob ``key``: True when done."""
+        return self.svc.files.handover.run(assetstore_id, key.rsplit("/", 1)[1]) is not None

@@ -30,12 +30,15 @@ from ..errors import (
 from ..filenames import file_exts
 from ..stored_settings import SettingsService
 from ..validation import validate_mime_type, validate_name
+from .handover import BlobHandover
 from .sizes import DELETING
 from .tree_access import TreeAccess
 
 DEFAULT_MIME = "application/octet-stream"
 _DELETE_ATTEMPTS = 16  # a record replaced this often meanwhile: give up
-BLOB_FIELDS = ("sha512", "path", "relpath", "s3Key", "chunkUuid", "chunkSize", "imported")
+# ``pending``: a filesystem upload's bytes before their hand-over (no sha512 yet)
+BLOB_FIELDS = ("sha512", "path", "relpath", "s3Key", "chunkUuid", "chunkSize", "imported",
+               "pending")
 
 
 def guess_mime(name: str) -> str:
@@ -49,6 +52,7 @@ class FileService:
         self.store = tree.store
         self.assetstores = assetstores
         self.settings = settings
+        self.handover = BlobHandover(self.store.files, assetstores, tree.events)
 
     def get(self, principal: Principal, file_id: Any, level: int = acl.READ) -> Document:
         return self.tree.load(principal, "file", file_id, level)
@@ -125,7 +129,16 @@ class FileService:
                   check_access: bool = True) -> BlobReader:
         if check_access:
             self.tree.require(principal, "file", file, acl.READ)
-        return self.assetstores.for_file(file).open_read(file)
+        try:
+            return self.assetstores.for_file(file).open_read(file)
+        except StorageError:
+            if not file.get("pending"):
+                raise
+            # Handed over since the caller read the record: read it again.
+            current = self.store.files.find_one({"_id": file["_id"]})
+            if current is None or current.get("pending") == file.get("pending"):
+                raise
+            return self.assetstores.for_file(current).open_read(current)
 
     def download_url(self, file: Document, *, disposition: str = "attachment") -> str | None:
         """Where to redirect a download of ``file`` (a presigned URL), when the

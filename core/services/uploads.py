@@ -287,6 +287,7 @@ class UploadService:
             if done is not None:
                 self.store.uploads.delete_one({"_id": upload["_id"]})
                 adapter.forget_upload(upload)
+                self.files.handover.schedule(upload["assetstoreId"], done)
                 return done
         if self.tree.events.has_handlers(FINALIZE_EVENT):
             try:  # Girder's hook: a quota checks again (uploads may run side by side)
@@ -311,6 +312,8 @@ class UploadService:
         faults.point("upload.finalize.after_record")
         self.store.uploads.delete_one({"_id": upload["_id"]})
         adapter.forget_upload(upload)
+        # a large upload's bytes are hashed and deduplicated in the background
+        self.files.handover.schedule(upload["assetstoreId"], blob)
         self._processed(upload, file)
         return file
 

@@ -48,7 +48,9 @@ ITEM = CollectionSpec(
 )
 FILE = CollectionSpec(
     "file",
+    # pending: the records of a blob awaiting its hand-over (few, sparse)
     indexes=(_ix("itemId", "name", "_id"), _ix("sha512", sparse=True),
+             _ix("pending", sparse=True),
              _ix("assetstoreId", "_id"), _ix("assetstoreId", "name", "_id")),
     array_fields=frozenset({"exts"}),
 )
