@@ -240,8 +240,9 @@ class PendingBlobs:
                     faults.point("blob.handover.after_record")
                     refs.update_one({"_id": pending_id, "refs": {"$gt": 0}},
                                     {"$inc": {"refs": -1}, "$set": {"updated": _now()}})
-                else:  # replaced or deleted meanwhile: take the count back
-                    refs.update_one({"_id": blob_id, "refs": {"$gt": 1}},
+                else:  # replaced or deleted meanwhile: take the count back (at 0,
+                    # the link is an orphan `check` removes; the pending name stays)
+                    refs.update_one({"_id": blob_id, "refs": {"$gt": 0}},
                                     {"$inc": {"refs": -1}, "$set": {"updated": _now()}})
             if len(ids) < _MOVE_PAGE:
                 return
