@@ -20,6 +20,7 @@ from typing import Any
 import girder_client
 import pytest
 import requests
+from bson import ObjectId
 
 from tests.gateways.http.restsite import PASSWORD, RestSite
 from tests.gateways.plugins.pluginsite import plugin_site
@@ -57,7 +58,10 @@ def record(site: RestSite, file_id: Any) -> dict[str, Any]:
 
 
 def hand_over(site: RestSite, file_id: Any) -> str | None:
-    doc = record(site, file_id)
+    """Run the hand-over of the file's pending blob (if it still has one)."""
+    doc = site.app.store.files.find_one({"_id": ObjectId(str(file_id))})
+    if doc is None or not doc.get("pending"):  # deleted or handed over meanwhile
+        return None
     return site.app.services.files.handover.run(doc["assetstoreId"], doc["pending"])
 
 
@@ -147,7 +151,7 @@ def test_copy_and_delete_race_the_hand_over(site: RestSite,
     worker.join(timeout=60)
     assert not worker.is_alive() and errors == []
     for file in originals + copies:  # what the race left pending, handed over now
-        doc = site.app.store.files.find_one({"_id": record_id(file)})
+        doc = site.app.store.files.find_one({"_id": ObjectId(file["_id"])})
         if doc is not None and doc.get("pending"):
             deadline = time.monotonic() + 10
             while hand_over(site, doc["_id"]) is None:  # no copy is in flight now
@@ -159,11 +163,6 @@ def test_copy_and_delete_race_the_hand_over(site: RestSite,
     for file in originals[::2] + copies:
         assert site.delete(f"file/{file['_id']}", "alice").status_code == 200
     assert blob_refs(site, digest) is None
-
-
-def record_id(file: dict[str, Any]) -> Any:
-    from bson import ObjectId
-    return ObjectId(file["_id"])
 
 
 def test_the_hand_over_runs_by_itself(site: RestSite, tmp_path: Path) -> None:
