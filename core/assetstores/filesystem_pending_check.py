@@ -2,12 +2,14 @@
 ``filesystem_pending``): their files under ``pending/``, their count documents
 and tombstones, against the references the file records hold.
 
-A pending blob with the right count is healthy while its hand-over may be
-under way; one whose count has not changed since ``settled_before`` (or any,
-for a check of a store nobody writes to) is reported ``pending-handover``, and
-the caller's repair runs the hand-over (it moves file records, which an
-adapter does not see). A tombstone is kept ``TOMBSTONE_GRACE`` seconds for
-readers that resolved the pending name just before the hand-over.
+A pending blob with the right count is healthy: its hand-over is queued or
+under way. One whose count has not changed for ``GRACE`` seconds (the
+hand-over of a process that died with it queued, not yet swept) is reported
+``pending-handover``, and the caller's repair runs the hand-over (it moves
+file records, which an adapter does not see); a hand-over interrupted half way
+shows as counts too high, here or on the content blob. A tombstone is kept
+``GRACE`` seconds for readers that resolved the pending name just before the
+hand-over.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from .localio import locked
 if TYPE_CHECKING:
     from .filesystem import FilesystemAssetstore
 
-__all__ = ["TOMBSTONE_GRACE", "check_pending", "repair_pending"]
+__all__ = ["GRACE", "check_pending", "repair_pending"]
 
-TOMBSTONE_GRACE = 600.0
+GRACE = 600.0
 
 
 def check_pending(store: FilesystemAssetstore, live_references: Mapping[str, int] | None,
@@ -62,7 +64,7 @@ def repair_pending(store: FilesystemAssetstore, key: str, live: int,
         if doc is not None and doc.get("movedTo"):
             if size is not None:
                 store.pending.unlink(key)  # the content blob holds the bytes
-            if _old_tombstone(doc):
+            if _settled(doc):
                 store.refs.delete_one({"_id": ref_id, "movedTo": {"$exists": True}})
             return True
         recent = _recent(_stamp(doc) if doc is not None else mtime, settled_before)
@@ -91,7 +93,7 @@ def _judge(key: str, size: int | None, mtime: float, doc: Mapping[str, Any] | No
         if size is not None and _recent(_stamp(doc), settled_before) is False:
             return Problem(ProblemKind.ORPHAN_BLOB, "a pending name left after its hand-over",
                            key)
-        if _old_tombstone(doc):
+        if _settled(doc):
             return Problem(ProblemKind.STALE_REFS, "a hand-over's redirect no longer needed",
                            key)
         return None
@@ -113,8 +115,10 @@ def _judge(key: str, size: int | None, mtime: float, doc: Mapping[str, Any] | No
                        f"counted {counted or 0}, {live} file record(s)", key)
     if not counted:
         return Problem(ProblemKind.ORPHAN_BLOB, f"{size} pending bytes nothing counts", key)
-    return Problem(ProblemKind.PENDING_HANDOVER,
-                   f"{size} bytes not hashed and deduplicated yet", key)
+    if doc is not None and _settled(doc):
+        return Problem(ProblemKind.PENDING_HANDOVER,
+                       f"{size} bytes not hashed and deduplicated after {GRACE:.0f} s", key)
+    return None
 
 
 def _merged(store: FilesystemAssetstore) -> Iterator[tuple[Any, int | None, float, Any]]:
@@ -150,9 +154,10 @@ def _exact(store: FilesystemAssetstore, key: str) -> tuple[int | None, float, An
     return size, mtime, store.refs.find_one({"_id": store.ref_id(key)})
 
 
-def _old_tombstone(doc: Mapping[str, Any]) -> bool:
+def _settled(doc: Mapping[str, Any]) -> bool:
+    """Unchanged for ``GRACE`` seconds."""
     stamp = _stamp(doc)
-    return stamp is None or stamp < time.time() - TOMBSTONE_GRACE
+    return stamp is None or stamp < time.time() - GRACE
 
 
 def _recent(when: float | None, settled_before: float | None) -> bool:

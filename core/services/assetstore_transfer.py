@@ -56,6 +56,7 @@ class AssetstoreTransferService:
             adapter.delete(blob)  # the record was not switched: the copy goes
             raise
         self.files.release(file)  # the old bytes, after the record left them
+        self.files.handover.schedule(target["_id"], blob)  # a large file: hashed later
         log.info("moved file %s to assetstore %s", file["_id"], target["_id"])
         return moved
 

@@ -9,6 +9,7 @@ import io
 import os
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +105,10 @@ def test_large_upload_is_pending_small_one_is_hashed(store: FilesystemAssetstore
     small = put(store, DATA[:THRESHOLD - 1])
     assert small["sha512"] == hashlib.sha512(DATA[:THRESHOLD - 1]).hexdigest()
     live = {key: 1, small["sha512"]: 1}
-    # healthy while its hand-over may run; judged "not handed over" once settled
-    assert store.check(set(), live, settled_before=0.0) == []
-    problems = store.check(set(), live)
+    assert store.check(set(), live) == []  # healthy while its hand-over is queued
+    refs.update_one({"_id": f"as1:{key}"}, {"$set": {"updated": datetime(2020, 1, 1,
+                                                                         tzinfo=UTC)}})
+    problems = store.check(set(), live)  # not handed over in ten minutes
     assert [(p.kind, p.ref) for p in problems] == [(ProblemKind.PENDING_HANDOVER, key)]
     assert store.repair(problems, live_references=live) == problems  # the caller's
 
