@@ -23,16 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import re
 import shutil
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -48,7 +44,6 @@ from ..errors import (
     ValidationError,
 )
 from .base import (
-    BLOCK_SIZE,
     AssetstoreAdapter,
     BlobReader,
     Capabilities,
@@ -56,6 +51,7 @@ from .base import (
     Problem,
     UploadActivity,
 )
+from .filesystem_hashes import UploadHashes
 from .filesystem_pending import PENDING_KEY_RE, PendingBlobs, RecordMover, pending_key
 from .localio import LocalBlobReader, copy_stream, fsync_dir, locked, os_errors, storage_error
 from .refcount import release_reference
@@ -76,18 +72,6 @@ TEMP_DIR = "temp"
 TEMP_SUFFIX = ".part"
 DONE_SUFFIX = ".done"
 LOCK_NAME = ".lock"
-_HASH_CACHE_MAX = 4096  # incremental hashers kept; a miss only costs a re-read
-
-
-@dataclass
-class _HashState:
-    """SHA-512 of the first ``offset`` bytes of one temp-file generation."""
-
-    generation: str
-    offset: int
-    hasher: Any  # hashlib's hash object; its class is private
-
-
 class FilesystemAssetstore(AssetstoreAdapter):
     """Blobs under ``root``; see the module docstring for the layout.
 
@@ -114,8 +98,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
         self.temp_root = os.path.join(self.root, TEMP_DIR)
         with os_errors(f"Creating assetstore root {self.root}"):
             os.makedirs(self.temp_root, exist_ok=True)
-        self._hashes: OrderedDict[str, _HashState] = OrderedDict()
-        self._hash_lock = threading.Lock()  # guards _hashes
+        self._hashes = UploadHashes()
         from .filesystem_recovery import FinalizeRecovery
         self._recovery = FinalizeRecovery(self)
         self.pending = PendingBlobs(self)
@@ -198,7 +181,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
             # A large upload is hashed after its commit (a streaming one of
             # unknown length counts as large); a cached hasher lags harmlessly.
             hasher = None if self._defers(size) else \
-                self._hasher_at(upload_id, state["generation"], fd, offset).copy()
+                self._hashes.at(upload_id, state["generation"], fd, offset).copy()
             try:
                 end = copy_stream(fd, offset, stream, length, size, hasher)
                 if self.sync_chunks:
@@ -209,7 +192,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
                     raise storage_error(exc, "Writing an upload chunk") from exc
                 raise
             if hasher is not None:
-                self._remember_hash(upload_id, _HashState(state["generation"], end, hasher))
+                self._hashes.remember(upload_id, state["generation"], end, hasher)
         finally:
             os.close(fd)
         return end, state
@@ -242,7 +225,7 @@ class FilesystemAssetstore(AssetstoreAdapter):
             if self._defers(size):
                 key = self.pending.new_key()
             else:  # (re-read when deferred chunks were not hashed: it is small)
-                key = self._hasher_at(upload_id, state["generation"], fd, size).hexdigest()
+                key = self._hashes.at(upload_id, state["generation"], fd, size).hexdigest()
             with os_errors("Finalizing an upload"):
                 os.fchmod(fd, self.perms)
                 os.fsync(fd)  # the content must be durable before its name is
@@ -445,39 +428,8 @@ class FilesystemAssetstore(AssetstoreAdapter):
             raise StorageError(f"Rolling back a failed chunk ({cause}) failed too: "
                                f"{exc}") from cause
 
-    def _hasher_at(self, upload_id: str, generation: str, fd: int, offset: int) -> Any:
-        """A SHA-512 of the temp file's first ``offset`` bytes; callers copy it
-        before updating. The cache may lag (another process appended): only the
-        tail is read then; a whole re-read only after a restart or cache miss."""
-        with self._hash_lock:
-            cached = self._hashes.get(upload_id)
-        if cached is not None and cached.generation == generation \
-                and cached.offset == offset:
-            return cached.hasher
-        if cached is not None and cached.generation == generation \
-                and cached.offset < offset:
-            hasher, pos = cached.hasher.copy(), cached.offset
-        else:
-            hasher, pos = hashlib.sha512(), 0
-        with os_errors("Hashing an upload"):
-            while pos < offset:
-                data = os.pread(fd, min(BLOCK_SIZE, offset - pos), pos)
-                if not data:
-                    raise StorageError("The upload's temp file shrank while hashing.")
-                hasher.update(data)
-                pos += len(data)
-        return hasher
-
-    def _remember_hash(self, upload_id: str, state: _HashState) -> None:
-        with self._hash_lock:
-            self._hashes[upload_id] = state
-            self._hashes.move_to_end(upload_id)
-            while len(self._hashes) > _HASH_CACHE_MAX:
-                self._hashes.popitem(last=False)
-
     def _forget_hash(self, upload_id: str) -> None:
-        with self._hash_lock:
-            self._hashes.pop(upload_id, None)
+        self._hashes.forget(upload_id)
 
 
 def _now() -> datetime:
