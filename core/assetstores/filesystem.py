@@ -328,6 +328,10 @@ class FilesystemAssetstore(AssetstoreAdapter):
         key = pending_key(blob)
         return _sha512(blob) if key is None else self.pending.hand_over(key, records)
 
+    def prune_tombstones(self) -> int:
+        """Drop the redirects of hand-overs older than ``filesystem_pending.GRACE``."""
+        return self.pending.prune()
+
     def pending_blobs(self) -> list[dict[str, Any]]:
         """Blob fields of every pending blob with a live count (for sweeps)."""
         return [self.pending.fields(doc["sha512"]) for doc in self.pending.docs()

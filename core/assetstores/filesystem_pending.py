@@ -20,8 +20,9 @@ under the pending blob's lock and then its bucket's lock:
 3. when no reference to the pending blob is left, turns its count document
    into a tombstone ``{refs: 0, movedTo: <sha512>}`` and unlinks the pending
    name. A reader that resolved the pending name just before reads the
-   content blob through the tombstone; ``joist check --repair`` removes
-   tombstones once settled.
+   content blob through the tombstone, kept ``GRACE`` seconds: later
+   hand-overs, the sweep at start and ``joist check --repair`` prune older
+   ones (``prune``).
 
 Deletes of a pending blob's records take the pending lock, so they wait for a
 hand-over in progress; copies take no lock (their conditional increment fails
@@ -37,8 +38,10 @@ import contextlib
 import hashlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import faults
@@ -49,7 +52,8 @@ from .localio import LocalBlobReader, fsync_dir, locked, os_errors
 if TYPE_CHECKING:
     from .filesystem import FilesystemAssetstore
 
-__all__ = ["PENDING_DIR", "PENDING_KEY_RE", "PendingBlobs", "RecordMover", "pending_key"]
+__all__ = ["GRACE", "PENDING_DIR", "PENDING_KEY_RE", "PendingBlobs", "RecordMover",
+           "pending_key"]
 
 PENDING_DIR = "pending"
 PENDING_KEY_RE = re.compile(r"^pending/[0-9a-f]{32}$")
@@ -58,6 +62,9 @@ _LOCK_PREFIX = ".lock-"  # 256 lock stripes: lock files are never removed
 _HASH_BLOCK = 4 * BLOCK_SIZE
 _MOVE_PAGE = 500
 _MOVE_ROUNDS = 64  # pages of records per hand-over: bounded even under a copy storm
+GRACE = 600.0
+"""Seconds a tombstone stays for readers of the pending name, and a pending
+blob may wait for its hand-over before ``joist check`` reports it."""
 
 
 class RecordMover(Protocol):
@@ -257,6 +264,23 @@ class PendingBlobs:
             return None  # an in-flight copy or finalize still holds it
         self.unlink(key)
         return digest
+
+    def prune(self, limit: int = _MOVE_PAGE) -> int:
+        """Drop tombstones older than ``GRACE`` (at most ``limit`` looked at);
+        returns how many went."""
+        cutoff = datetime.fromtimestamp(time.time() - GRACE, UTC)
+        dropped = 0
+        for seen, doc in enumerate(self.docs()):
+            if seen >= limit:
+                break
+            if not doc.get("movedTo") or not isinstance(doc.get("updated"), datetime) \
+                    or doc["updated"].replace(tzinfo=doc["updated"].tzinfo or UTC) >= cutoff:
+                continue
+            with locked(self.lock(doc["sha512"])):
+                self.unlink(doc["sha512"])  # (a crash may have left the name)
+                dropped += self.store.refs.delete_one(
+                    {"_id": doc["_id"], "movedTo": {"$exists": True}})
+        return dropped
 
     # -- listing (sweeps, joist check) ----------------------------------------
     def files(self) -> Iterator[tuple[str, int, float]]:

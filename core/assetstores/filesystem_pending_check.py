@@ -7,9 +7,9 @@ under way. One whose count has not changed for ``GRACE`` seconds (the
 hand-over of a process that died with it queued, not yet swept) is reported
 ``pending-handover``, and the caller's repair runs the hand-over (it moves
 file records, which an adapter does not see); a hand-over interrupted half way
-shows as counts too high, here or on the content blob. A tombstone is kept
-``GRACE`` seconds for readers that resolved the pending name just before the
-hand-over.
+shows as counts too high, here or on the content blob. Tombstones are no
+problem (``PendingBlobs.prune`` drops them after ``GRACE``), but a pending
+name left beside one is.
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .base import Problem, ProblemKind
-from .filesystem_pending import PENDING_DIR, PENDING_KEY_RE
+from .filesystem_pending import GRACE, PENDING_DIR, PENDING_KEY_RE
 from .localio import locked
 
 if TYPE_CHECKING:
     from .filesystem import FilesystemAssetstore
 
-__all__ = ["GRACE", "check_pending", "repair_pending"]
-
-GRACE = 600.0
+__all__ = ["check_pending", "repair_pending"]
 
 
 def check_pending(store: FilesystemAssetstore, live_references: Mapping[str, int] | None,
@@ -90,13 +88,10 @@ def repair_pending(store: FilesystemAssetstore, key: str, live: int,
 def _judge(key: str, size: int | None, mtime: float, doc: Mapping[str, Any] | None,
            live: int | None, settled_before: float | None) -> Problem | None:
     if doc is not None and doc.get("movedTo"):
-        if size is not None and _recent(_stamp(doc), settled_before) is False:
+        if size is not None and not _recent(_stamp(doc), settled_before):
             return Problem(ProblemKind.ORPHAN_BLOB, "a pending name left after its hand-over",
                            key)
-        if _settled(doc):
-            return Problem(ProblemKind.STALE_REFS, "a hand-over's redirect no longer needed",
-                           key)
-        return None
+        return None  # a redirect for readers, pruned after GRACE
     if _recent(_stamp(doc) if doc is not None else mtime, settled_before):
         return None  # a finalize, copy, delete or hand-over may be between two steps
     counted = doc.get("refs", 0) if doc is not None else None

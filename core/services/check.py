@@ -246,6 +246,8 @@ class Checker:
             # count (repaired above); finish the hand-overs it left
             for blob in getattr(adapter, "pending_blobs", list)():
                 self.svc.files.handover.run(assetstore_id, blob["pending"])
+            if hasattr(adapter, "prune_tombstones"):
+                adapter.prune_tombstones()
         return left
 
     def _hand_over(self, assetstore_id: Any, key: str) -> bool:

@@ -79,7 +79,10 @@ class BlobHandover:
         oid = ObjectId(assetstore_id) if not isinstance(assetstore_id, ObjectId) \
             else assetstore_id
         digest = hand_over({"pending": pending}, _Records(self.files, oid))
-        return digest if isinstance(digest, str) else None
+        if not isinstance(digest, str):
+            return None
+        adapter.prune_tombstones()  # those of earlier hand-overs, once settled
+        return digest
 
     def settle(self, file: Document) -> Document:
         """``file`` with its sha512: a pending blob is handed over now (the
@@ -159,6 +162,7 @@ class BlobHandover:
             listing = getattr(adapter, "pending_blobs", None)
             if listing is None:
                 continue
+            adapter.prune_tombstones()
             for blob in listing():
                 self.schedule(doc["_id"], blob)
                 queued += 1

@@ -132,9 +132,15 @@ def test_hand_over_moves_records_dedups_and_keeps_a_redirect(
     assert read(store, first) == DATA and read(store, second) == DATA
     with pytest.raises(StorageError):  # a copier re-reads its record instead
         store.add_reference(first)
-    assert store.check(set(), records.live()) == []  # tombstones still in their grace
+    assert store.check(set(), records.live()) == []  # tombstones are no problem
     store.delete(records.docs.pop(two))
     assert count(refs, DIGEST) == 2
+    assert store.prune_tombstones() == 0  # still in their grace period
+    for blob in (first, second):
+        refs.update_one({"_id": f"as1:{blob_key(blob)}"},
+                        {"$set": {"updated": datetime(2020, 1, 1, tzinfo=UTC)}})
+    assert store.prune_tombstones() == 2 and count(refs, blob_key(first) or "") is None
+    assert store.check(set(), records.live()) == []
 
 
 def test_hand_over_onto_a_blob_uploaded_hashed(store: FilesystemAssetstore,
