@@ -107,6 +107,9 @@ CASES = [
         "upload.chunk.mid_write", "upload.chunk.after_write",
         "upload.finalize.before_rename", "upload.finalize.after_rename",
         "upload.finalize.after_refcount", "upload.finalize.after_record")),
+    # the same, for an upload committed unhashed (a pending blob)
+    *(Case(p, "rest-upload", "retry-deferred") for p in (
+        "upload.finalize.after_rename", "upload.finalize.after_refcount")),
     Case("upload.finalize.after_rename", "rest-upload", "cancel"),
     Case("upload.finalize.after_rename", "rest-upload", "check"),
     Case("upload.chunk.mid_write", "rest-upload", "system-uploads"),
@@ -186,7 +189,7 @@ def _resolve(case: Case, server: Server, rest: Rest, site: Site,
     done = dict(BASELINE)
     if case.path in ("rest-upload", "rest-replace"):
         assert upload_id is not None
-        if case.resolve == "retry":
+        if case.resolve in ("retry", "retry-deferred"):
             offset = rest.ok("GET", "file/offset", params={"uploadId": upload_id})["offset"]
             assert 0 <= offset <= len(NEW)
             if offset < len(NEW):  # resume where the bytes stopped
@@ -207,7 +210,7 @@ def _resolve(case: Case, server: Server, rest: Rest, site: Site,
             assert repaired.returncode == 0, repaired.stdout + repaired.stderr
         elif case.resolve == "system-uploads":
             _admin_discard(rest, site, upload_id)
-        if case.resolve != "retry":
+        if not case.resolve.startswith("retry"):
             gone = rest.call("GET", "file/offset", params={"uploadId": upload_id})
             assert gone.status_code == 400, gone.text
     elif case.path in ("dav-put", "dav-overwrite"):
@@ -292,7 +295,7 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
 
 
 def test_kill_at_point(case: Case, site: Site) -> None:
-    if case.path == "handover":
+    if case.path == "handover" or case.resolve.endswith("-deferred"):
         site.env["JOIST_ASSETSTORE__DEFER_HASH_BYTES"] = DEFER_HASH
     with serve(site.env, (case.point,)) as server:
         rest = Rest(server, auth=("alice", PASSWORD))
@@ -300,6 +303,9 @@ def test_kill_at_point(case: Case, site: Site) -> None:
         upload_id = _crash(case, server, rest, site)
         server.wait_killed_at(case.point)
         rest.close()
+    if case.resolve.endswith("-deferred"):  # committed as a pending blob, unhashed
+        pending = site.data / "assetstore" / "pending"
+        assert len([n for n in os.listdir(pending) if not n.startswith(".")]) == 1
     with serve(site.env, graceful=False) as server:
         rest = Rest(server, token=token)
         try:
