@@ -210,6 +210,8 @@ class PendingBlobs:
             while got := os.preadv(fd, [buf], pos):
                 hasher.update(buf[:got])
                 pos += got
+                if pos % (16 * _HASH_BLOCK) == 0 and os.fstat(fd).st_nlink == 0:
+                    return None  # deleted meanwhile: nothing to hand over
             return hasher.hexdigest(), pos
         finally:
             os.close(fd)
