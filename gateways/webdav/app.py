@@ -29,7 +29,8 @@ from joist.core.services import Services
 from joist.core.settings import Settings
 
 from .auth import JoistAuthenticator, JoistDomainController
-from .errors import dav_error
+from .errors import guarded
+from .fast import FastPath
 from .locks import StoreLockManager
 from .provider import JoistProvider
 
@@ -99,44 +100,7 @@ class ErrorMiddleware(BaseMiddleware):
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterator[bytes]:
-        pending: list[Any] = []
-
-        def deferred(status: str, headers: list[tuple[str, str]], exc_info: Any = None
-                     ) -> None:
-            pending[:] = [status, headers]  # sent with the first chunk
-
-        request_id = environ.get("joist.request_id", "-")
-        try:
-            app_iter = self.next_app(environ, deferred)
-            try:
-                for chunk in app_iter:
-                    if pending:
-                        start_response(*pending)
-                        pending.clear()
-                    yield chunk
-            finally:
-                if hasattr(app_iter, "close"):
-                    app_iter.close()
-            if pending:
-                start_response(*pending)
-            return
-        except Exception as exc:
-            error = dav_error(exc, request_id)
-        status = get_http_status_string(error)
-        headers = list(error.add_headers or [])
-        if error.value in (204, 304):
-            start_response(status, [("Content-Length", "0"), *headers])
-            yield b""
-            return
-        if error.err_condition is not None:
-            content_type, body = "application/xml; charset=utf-8", \
-                error.err_condition.as_string().encode("utf-8")
-        else:
-            text = status if not error.context_info else f"{status}: {error.context_info}"
-            content_type, body = "text/plain; charset=utf-8", (text + "\n").encode("utf-8")
-        start_response(status, [("Content-Type", content_type),
-                                ("Content-Length", str(len(body))), *headers])
-        yield body if error.add_body and environ["REQUEST_METHOD"] != "HEAD" else b""
+        return guarded(environ, start_response, self.next_app)
 
 
 class RequestGuard:
@@ -145,6 +109,7 @@ class RequestGuard:
 
     def __init__(self, dav: WsgiDAVApp) -> None:
         self.dav = dav
+        self.fast = FastPath(dav)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
@@ -166,7 +131,8 @@ class RequestGuard:
             return start_response(status, headers, exc_info)
 
         try:
-            yield from self.dav(environ, tracked)
+            answer = self.fast(environ, tracked)
+            yield from self.dav(environ, tracked) if answer is None else answer
         except Exception:
             log.exception("request %s: unhandled failure", request_id)
             if started:

@@ -63,7 +63,13 @@ def handle_get(provider: Any, environ: dict[str, Any], start_response: StartResp
         return None
     if any(h in environ for h in CONDITIONAL):
         check_conditions(provider, resource, environ)
-    reader = resource.get_content()
+    return answer(environ, start_response, resource, resource.get_content())
+
+
+def answer(environ: dict[str, Any], start_response: StartResponse, resource: Any,
+           reader: Reader) -> Iterable[bytes]:
+    """The response for an opened file (``reader`` is closed by it, or here
+    on failure)."""
     try:
         return _answer(environ, start_response, resource, reader)
     except BaseException:
