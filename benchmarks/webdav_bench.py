@@ -49,7 +49,8 @@ JOIST_SERVER = textwrap.dedent("""
     from joist.core.settings import load_settings
     s = load_settings(env={}, search=False, overrides={
         "data_dir": sys.argv[1], "server.port": 0, "server.threads": 16,
-        "assetstore.reserve_mb": 0, "security.bcrypt_rounds": 4})
+        "assetstore.reserve_mb": 0, "security.bcrypt_rounds": 4,
+        "sftp.enabled": False})  # not measured here; port 8022 may be taken
     app = build_app(s, env={})
     srv = Server(app); srv.start()
     print(srv.url + "/dav", flush=True)

@@ -11,6 +11,7 @@ short body with no traceback and no exception text).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -43,6 +44,10 @@ BLOCK_SIZE = 1 << 20           # GET/PUT copy size (wsgidav's default 8 KiB is 4
 MAX_XML_BODY = 4 << 20         # PROPFIND/PROPPATCH/LOCK bodies are read whole
 XML_METHODS = ("PROPFIND", "PROPPATCH", "LOCK")
 _ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+# Request ids: a random per-process prefix and a counter, unique without a
+# getrandom call per request (``next`` on an itertools.count is atomic).
+_ID_PREFIX = secrets.token_hex(4)
+_ID_COUNTER = itertools.count(1)
 
 
 def _plain(start_response: StartResponse, status: int, message: str,
@@ -113,7 +118,7 @@ class RequestGuard:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
-        request_id = secrets.token_hex(6)
+        request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
         environ["joist.request_id"] = request_id
         problem = self._problem(environ)
         if problem is not None:
