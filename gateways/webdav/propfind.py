@@ -21,6 +21,8 @@ from xml.sax.saxutils import escape, quoteattr
 from wsgidav import util
 from wsgidav.dav_error import DAVError, get_http_status_string
 
+from .props import LIVE, LOCK_PROPS
+
 StartResponse = Callable[..., Any]
 SPOOL_MAX = 4 << 20  # bytes of body kept in memory before it goes to a temporary file
 CHUNK = 256 << 10
@@ -36,6 +38,8 @@ SUPPORTED_LOCK = "<D:supportedlock>" + "".join(
     "<D:locktype><D:write/></D:locktype></D:lockentry>"
     for scope in ("exclusive", "shared")) + "</D:supportedlock>"
 EMPTY_LOCKDISCOVERY = "<D:lockdiscovery/>"
+_SUPPORTED = ET.Element("{DAV:}supportedlock")  # rendered as SUPPORTED_LOCK
+_NOT_FOUND = DAVError(404)
 
 
 def wants_default(environ: dict[str, Any]) -> bool:
@@ -174,6 +178,35 @@ def _allprop_members(provider: Any, collection: Any) -> Iterator[str]:
             yield render_plain(node, href, lockable=lockable)
 
 
+def _named_members(provider: Any, collection: Any, names: list[str]) -> Iterator[str]:
+    """The members of a depth-1 PROPFIND of named properties: when they are
+    all live ones (what file managers, davfs2 and rclone ask for), straight
+    from the listing's nodes with the resource's own value functions."""
+    lockable = provider.lock_manager is not None
+    known = set(LIVE) | (set(LOCK_PROPS) if lockable else set())
+    if not all(name in known for name in names):  # quota, metadata, other namespaces
+        for node, href in collection.iter_member_nodes():
+            yield render_response(href, collection.member(node, href).get_properties(
+                "named", name_list=names))
+        return
+    ctx = provider.context(collection.environ)
+    share = provider.share_path or ""
+    for node, href in collection.iter_member_nodes():
+        if ctx.locks_below and quote(share + node.path) in ctx.locks_below:
+            yield render_response(href, collection.member(node, href).get_properties(
+                "named", name_list=names))
+            continue
+        props: list[tuple[str, Any]] = []
+        for name in names:
+            live = LIVE.get(name)
+            if live is not None:
+                value = live(node)
+                props.append((name, _NOT_FOUND if value is None else value))
+            else:  # lockdiscovery (no lock here) or supportedlock
+                props.append((name, None if name == LOCK_PROPS[0] else _SUPPORTED))
+        yield render_response(href, props)
+
+
 def _responses(provider: Any, resource: Any, depth: str, mode: str,
                names: list[str] | None) -> Iterator[str]:
     """The ``<response>`` of the resource, then of each member (depth 1)."""
@@ -184,6 +217,9 @@ def _responses(provider: Any, resource: Any, depth: str, mode: str,
         return
     if mode == "allprop" and hasattr(resource, "iter_member_nodes"):
         yield from _allprop_members(provider, resource)
+        return
+    if mode == "named" and names is not None and hasattr(resource, "iter_member_nodes"):
+        yield from _named_members(provider, resource, names)
         return
     for member in (resource.iter_members() if hasattr(resource, "iter_members")
                    else resource.get_member_list()):

@@ -106,7 +106,7 @@ class PropertiesMixin:
 
     # ------------------------------------------------------------ values
     def get_property_value(self, name: str) -> Any:
-        live = _LIVE.get(name)
+        live = LIVE.get(name)
         if live is not None:
             value = live(self.node)
             if value is None:
@@ -188,7 +188,7 @@ def _resourcetype(node: Any) -> Any:
 
 
 # Live properties straight from the node (None: the node has no such value).
-_LIVE: dict[str, Any] = {
+LIVE: dict[str, Any] = {
     "{DAV:}resourcetype": _resourcetype,
     "{DAV:}displayname": lambda n: n.name or "/",
     "{DAV:}creationdate": lambda n: util.get_rfc3339_time(n.ctime) if n.ctime else None,

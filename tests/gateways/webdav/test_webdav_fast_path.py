@@ -26,6 +26,11 @@ DATA = "/user/alice/Private/data"
 ALICE = ("alice", PASSWORD)
 NAMED = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getlastmodified/>'
          b"<D:getcontentlength/><D:resourcetype/><D:getetag/><D:nosuch/></D:prop></D:propfind>")
+LOCKS = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/>'
+         b"<D:supportedlock/><D:displayname/><D:creationdate/><D:getcontenttype/>"
+         b"</D:prop></D:propfind>")
+OTHER = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:j="urn:joist:meta">'
+         b"<D:prop><j:n/><D:getcontentlength/></D:prop></D:propfind>")
 # Headers that differ between any two answers, fast or not.
 VOLATILE = {"date", "x-request-id"}
 
@@ -155,14 +160,18 @@ def test_members_from_nodes_render_as_from_resources(
         b"<D:set><D:prop><j:n>1</j:n></D:prop></D:set></D:propertyupdate>")).status_code == 207
     lock(alice, f"{DATA}/deep", depth="infinity")
     paths = [f"{DATA}/", "/user/alice/Private/", "/user/", "/"]
-    fast = [_timeless(alice.propfind(p).content) for p in paths]
+    bodies = [None, NAMED, LOCKS, OTHER]
+    fast = [_timeless(alice.propfind(p, body=b).content) for p in paths for b in bodies]
 
-    def per_resource(provider: Any, collection: Any) -> Iterator[str]:
+    def per_resource(provider: Any, collection: Any, names: Any = None) -> Iterator[str]:
         for member in collection.iter_members():
-            yield propfind.render_allprop(member)
+            yield propfind.render_allprop(member) if names is None else \
+                propfind.render_response(member.get_href(), member.get_properties(
+                    "named", name_list=names))
 
     monkeypatch.setattr(propfind, "_allprop_members", per_resource)
-    slow = [_timeless(alice.propfind(p).content) for p in paths]
+    monkeypatch.setattr(propfind, "_named_members", per_resource)
+    slow = [_timeless(alice.propfind(p, body=b).content) for p in paths for b in bodies]
     alice.close()
     assert fast == slow
-    assert b"locktoken>" in fast[0] and b"<j:n" in fast[0]
+    assert b"locktoken>" in fast[0] and b"<j:n" in fast[0] and b"locktoken>" in fast[2]
