@@ -21,6 +21,7 @@ from joist.core import ranges
 from joist.core.hierarchy import Reader
 
 from .propfind import CONDITIONAL
+from .props import http_date
 
 StartResponse = Callable[..., Any]
 BLOCK_SIZE = 1 << 20
@@ -93,7 +94,7 @@ def _answer(environ: dict[str, Any], start_response: StartResponse, resource: An
                         ("Content-Length", "0")])
         return [b""]
     if node.mtime:
-        headers.append(("Last-Modified", util.get_rfc1123_time(node.mtime)))
+        headers.append(("Last-Modified", http_date(node.mtime)))
     if etag:
         headers.append(("ETag", etag))
     content_type = resource.get_content_type()

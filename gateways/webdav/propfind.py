@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape, quoteattr
 from wsgidav import util
 from wsgidav.dav_error import DAVError, get_http_status_string
 
-from .props import LIVE, LOCK_PROPS
+from .props import LIVE, LOCK_PROPS, http_date, iso_date
 
 StartResponse = Callable[..., Any]
 SPOOL_MAX = 4 << 20  # bytes of body kept in memory before it goes to a temporary file
@@ -118,10 +118,10 @@ def _live(node: Any) -> list[str]:
     parts = [COLLECTION_TYPE if node.is_dir else "<D:resourcetype/>",
              f"<D:displayname>{escape(node.name or '/')}</D:displayname>"]
     if node.ctime:
-        parts.append(f"<D:creationdate>{util.get_rfc3339_time(node.ctime)}</D:creationdate>")
+        parts.append(f"<D:creationdate>{iso_date(node.ctime)}</D:creationdate>")
     if node.mtime:
         parts.append("<D:getlastmodified>"
-                     f"{util.get_rfc1123_time(node.mtime)}</D:getlastmodified>")
+                     f"{http_date(node.mtime)}</D:getlastmodified>")
     if not node.is_dir:
         parts.append(f"<D:getcontentlength>{node.size}</D:getcontentlength>"
                      f"<D:getcontenttype>"
