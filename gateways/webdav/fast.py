@@ -46,6 +46,9 @@ def _find(app: Any, kind: type) -> Any:
 
 
 class FastPath:
+    """Called by ``RequestGuard`` before wsgidav; ``enabled`` False sends
+    everything to wsgidav (the tests compare the two)."""
+
     def __init__(self, dav: WsgiDAVApp) -> None:
         self.dav = dav
         self.config = dav.config
@@ -62,8 +65,10 @@ class FastPath:
                  ) -> Iterable[bytes] | None:
         """The answer, or None: wsgidav answers (``environ`` is untouched)."""
         method = environ["REQUEST_METHOD"]
-        if method not in METHODS or not self.enabled or "logout" in environ.get(
-                "QUERY_STRING", "") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", ""):
+        if method not in METHODS or not self.enabled:
+            return None
+        if "logout" in environ.get("QUERY_STRING", "") or \
+                "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             return None
         if any(h in environ for h in CONDITIONAL):
             return None  # wsgidav evaluates If and If-* headers
@@ -106,11 +111,9 @@ class FastPath:
                         ) -> Iterable[bytes]:
             return answer(environ, start_response, resource, reader)
 
-        try:
-            return guarded(env, start_response, file_answer)
-        except BaseException:
-            reader.close()
-            raise
+        # The caller iterates at once (RequestGuard): the reader is closed by
+        # the body, or by ``answer`` on failure.
+        return guarded(env, start_response, file_answer)
 
     def _authenticate(self, env: dict[str, Any], start_response: StartResponse
                       ) -> Iterable[bytes] | None:
