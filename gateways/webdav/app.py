@@ -11,6 +11,7 @@ short body with no traceback and no exception text).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -29,7 +30,8 @@ from joist.core.services import Services
 from joist.core.settings import Settings
 
 from .auth import JoistAuthenticator, JoistDomainController
-from .errors import dav_error
+from .errors import guarded
+from .fast import FastPath
 from .locks import StoreLockManager
 from .provider import JoistProvider
 
@@ -42,6 +44,10 @@ BLOCK_SIZE = 1 << 20           # GET/PUT copy size (wsgidav's default 8 KiB is 4
 MAX_XML_BODY = 4 << 20         # PROPFIND/PROPPATCH/LOCK bodies are read whole
 XML_METHODS = ("PROPFIND", "PROPPATCH", "LOCK")
 _ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+# Request ids: a random per-process prefix and a counter, unique without a
+# getrandom call per request (``next`` on an itertools.count is atomic).
+_ID_PREFIX = secrets.token_hex(4)
+_ID_COUNTER = itertools.count(1)
 
 
 def _plain(start_response: StartResponse, status: int, message: str,
@@ -99,44 +105,7 @@ class ErrorMiddleware(BaseMiddleware):
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterator[bytes]:
-        pending: list[Any] = []
-
-        def deferred(status: str, headers: list[tuple[str, str]], exc_info: Any = None
-                     ) -> None:
-            pending[:] = [status, headers]  # sent with the first chunk
-
-        request_id = environ.get("joist.request_id", "-")
-        try:
-            app_iter = self.next_app(environ, deferred)
-            try:
-                for chunk in app_iter:
-                    if pending:
-                        start_response(*pending)
-                        pending.clear()
-                    yield chunk
-            finally:
-                if hasattr(app_iter, "close"):
-                    app_iter.close()
-            if pending:
-                start_response(*pending)
-            return
-        except Exception as exc:
-            error = dav_error(exc, request_id)
-        status = get_http_status_string(error)
-        headers = list(error.add_headers or [])
-        if error.value in (204, 304):
-            start_response(status, [("Content-Length", "0"), *headers])
-            yield b""
-            return
-        if error.err_condition is not None:
-            content_type, body = "application/xml; charset=utf-8", \
-                error.err_condition.as_string().encode("utf-8")
-        else:
-            text = status if not error.context_info else f"{status}: {error.context_info}"
-            content_type, body = "text/plain; charset=utf-8", (text + "\n").encode("utf-8")
-        start_response(status, [("Content-Type", content_type),
-                                ("Content-Length", str(len(body))), *headers])
-        yield body if error.add_body and environ["REQUEST_METHOD"] != "HEAD" else b""
+        return guarded(environ, start_response, self.next_app)
 
 
 class RequestGuard:
@@ -145,10 +114,11 @@ class RequestGuard:
 
     def __init__(self, dav: WsgiDAVApp) -> None:
         self.dav = dav
+        self.fast = FastPath(dav)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
-        request_id = secrets.token_hex(6)
+        request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
         environ["joist.request_id"] = request_id
         problem = self._problem(environ)
         if problem is not None:
@@ -166,7 +136,8 @@ class RequestGuard:
             return start_response(status, headers, exc_info)
 
         try:
-            yield from self.dav(environ, tracked)
+            answer = self.fast(environ, tracked)
+            yield from self.dav(environ, tracked) if answer is None else answer
         except Exception:
             log.exception("request %s: unhandled failure", request_id)
             if started:

@@ -21,6 +21,7 @@ from joist.core import ranges
 from joist.core.hierarchy import Reader
 
 from .propfind import CONDITIONAL
+from .props import http_date
 
 StartResponse = Callable[..., Any]
 BLOCK_SIZE = 1 << 20
@@ -63,7 +64,13 @@ def handle_get(provider: Any, environ: dict[str, Any], start_response: StartResp
         return None
     if any(h in environ for h in CONDITIONAL):
         check_conditions(provider, resource, environ)
-    reader = resource.get_content()
+    return answer(environ, start_response, resource, resource.get_content())
+
+
+def answer(environ: dict[str, Any], start_response: StartResponse, resource: Any,
+           reader: Reader) -> Iterable[bytes]:
+    """The response for an opened file (``reader`` is closed by it, or here
+    on failure)."""
     try:
         return _answer(environ, start_response, resource, reader)
     except BaseException:
@@ -87,7 +94,7 @@ def _answer(environ: dict[str, Any], start_response: StartResponse, resource: An
                         ("Content-Length", "0")])
         return [b""]
     if node.mtime:
-        headers.append(("Last-Modified", util.get_rfc1123_time(node.mtime)))
+        headers.append(("Last-Modified", http_date(node.mtime)))
     if etag:
         headers.append(("ETag", etag))
     content_type = resource.get_content_type()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from wsgidav.dav_error import DAVError
+from wsgidav.dav_error import DAVError, get_http_status_string
 
 from joist.core.errors import (
     AccessDeniedError,
@@ -42,6 +43,8 @@ from joist.core.errors import (
 log = logging.getLogger("joist.webdav")
 
 REALM = "Joist"
+
+StartResponse = Callable[..., Any]
 
 STATUS: dict[type[CoreError], int] = {
     CoreError: 500,
@@ -103,3 +106,55 @@ def translate(request_id: str = "-") -> Iterator[None]:
         yield
     except CoreError as exc:
         raise dav_error(exc, request_id) from None
+
+
+def error_answer(environ: dict[str, Any], start_response: StartResponse,
+                 exc: BaseException) -> list[bytes]:
+    """The response for any exception: the mapped status and a short body
+    (XML for a precondition, else text), never a traceback."""
+    error = dav_error(exc, environ.get("joist.request_id", "-"))
+    status = get_http_status_string(error)
+    headers = list(error.add_headers or [])
+    if error.value in (204, 304):
+        start_response(status, [("Content-Length", "0"), *headers])
+        return [b""]
+    if error.err_condition is not None:
+        content_type, body = "application/xml; charset=utf-8", \
+            error.err_condition.as_string().encode("utf-8")
+    else:
+        text = status if not error.context_info else f"{status}: {error.context_info}"
+        content_type, body = "text/plain; charset=utf-8", (text + "\n").encode("utf-8")
+    start_response(status, [("Content-Type", content_type),
+                            ("Content-Length", str(len(body))), *headers])
+    return [body if error.add_body and environ["REQUEST_METHOD"] != "HEAD" else b""]
+
+
+def guarded(environ: dict[str, Any], start_response: StartResponse,
+            app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+            ) -> Iterator[bytes]:
+    """``app``'s response, its status held back until the first chunk: an
+    error raised before that (while opening or reading the first bytes) still
+    leaves as a proper error response."""
+    pending: list[Any] = []
+
+    def deferred(status: str, headers: list[tuple[str, str]], exc_info: Any = None
+                 ) -> None:
+        pending[:] = [status, headers]  # sent with the first chunk
+
+    try:
+        app_iter = app(environ, deferred)
+        try:
+            for chunk in app_iter:
+                if pending:
+                    start_response(*pending)
+                    pending.clear()
+                yield chunk
+        finally:
+            if hasattr(app_iter, "close"):
+                app_iter.close()
+        if pending:
+            start_response(*pending)
+        return
+    except Exception as exc:
+        answer = error_answer(environ, start_response, exc)
+    yield from answer

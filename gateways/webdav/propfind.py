@@ -11,15 +11,17 @@ written as text straight away. Requests with conditional headers (``If``,
 from __future__ import annotations
 
 import io
-import itertools
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
 from wsgidav import util
 from wsgidav.dav_error import DAVError, get_http_status_string
+
+from .props import LIVE, LOCK_PROPS, http_date, iso_date
 
 StartResponse = Callable[..., Any]
 SPOOL_MAX = 4 << 20  # bytes of body kept in memory before it goes to a temporary file
@@ -35,6 +37,9 @@ SUPPORTED_LOCK = "<D:supportedlock>" + "".join(
     f"<D:lockentry><D:lockscope><D:{scope}/></D:lockscope>"
     "<D:locktype><D:write/></D:locktype></D:lockentry>"
     for scope in ("exclusive", "shared")) + "</D:supportedlock>"
+EMPTY_LOCKDISCOVERY = "<D:lockdiscovery/>"
+_SUPPORTED = ET.Element("{DAV:}supportedlock")  # rendered as SUPPORTED_LOCK
+_NOT_FOUND = DAVError(404)
 
 
 def wants_default(environ: dict[str, Any]) -> bool:
@@ -108,17 +113,15 @@ def render_response(href: str, props: list[tuple[str, Any]]) -> str:
     return "".join(parts)
 
 
-def render_allprop(member: Any) -> str:
-    """``allprop`` for one of our resources, written straight from its node
-    (the same values ``get_properties("allprop")`` gives, without the calls)."""
-    node = member.node
+def _live(node: Any) -> list[str]:
+    """The live properties ``allprop`` lists for a node."""
     parts = [COLLECTION_TYPE if node.is_dir else "<D:resourcetype/>",
              f"<D:displayname>{escape(node.name or '/')}</D:displayname>"]
     if node.ctime:
-        parts.append(f"<D:creationdate>{util.get_rfc3339_time(node.ctime)}</D:creationdate>")
+        parts.append(f"<D:creationdate>{iso_date(node.ctime)}</D:creationdate>")
     if node.mtime:
         parts.append("<D:getlastmodified>"
-                     f"{util.get_rfc1123_time(node.mtime)}</D:getlastmodified>")
+                     f"{http_date(node.mtime)}</D:getlastmodified>")
     if not node.is_dir:
         parts.append(f"<D:getcontentlength>{node.size}</D:getcontentlength>"
                      f"<D:getcontenttype>"
@@ -126,6 +129,20 @@ def render_allprop(member: Any) -> str:
                      f"</D:getcontenttype>")
         if node.etag:
             parts.append(f'<D:getetag>"{escape(node.etag)}"</D:getetag>')
+    return parts
+
+
+def _response(href: str, parts: list[str]) -> str:
+    return (f"<D:response><D:href>{escape(href)}</D:href><D:propstat><D:prop>"
+            f"{''.join(parts)}</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+            "</D:response>")
+
+
+def render_allprop(member: Any) -> str:
+    """``allprop`` for one of our resources, written straight from its node
+    (the same values ``get_properties("allprop")`` gives, without the calls)."""
+    node = member.node
+    parts = _live(node)
     if member.provider.lock_manager is not None:
         parts.append(render_prop("{DAV:}lockdiscovery",
                                  member.get_property_value("{DAV:}lockdiscovery")))
@@ -134,9 +151,83 @@ def render_allprop(member: Any) -> str:
         for name in member.get_property_names(is_allprop=True):
             if not name.startswith("{DAV:}"):
                 parts.append(render_prop(name, member.get_property_value(name)))
-    return (f"<D:response><D:href>{escape(member.get_href())}</D:href><D:propstat><D:prop>"
-            f"{''.join(parts)}</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
-            "</D:response>")
+    return _response(member.get_href(), parts)
+
+
+def render_plain(node: Any, href: str, *, lockable: bool) -> str:
+    """``render_allprop`` of a member with no metadata and no lock of its own
+    (the locks below the collection were fetched with the listing)."""
+    parts = _live(node)
+    if lockable:
+        parts.append(EMPTY_LOCKDISCOVERY)
+        parts.append(SUPPORTED_LOCK)
+    return _response(href, parts)
+
+
+def _allprop_members(provider: Any, collection: Any) -> Iterator[str]:
+    """The members of a depth-1 ``allprop``, most of them straight from the
+    listing's nodes; a member with metadata or a lock is rendered from its
+    resource."""
+    ctx = provider.context(collection.environ)
+    lockable = provider.lock_manager is not None
+    share = provider.share_path or ""
+    for node, href in collection.iter_member_nodes():
+        if node.meta or (ctx.locks_below and quote(share + node.path) in ctx.locks_below):
+            yield render_allprop(collection.member(node, href))
+        else:
+            yield render_plain(node, href, lockable=lockable)
+
+
+def _named_members(provider: Any, collection: Any, names: list[str]) -> Iterator[str]:
+    """The members of a depth-1 PROPFIND of named properties: when they are
+    all live ones (what file managers, davfs2 and rclone ask for), straight
+    from the listing's nodes with the resource's own value functions."""
+    lockable = provider.lock_manager is not None
+    known = set(LIVE) | (set(LOCK_PROPS) if lockable else set())
+    if not all(name in known for name in names):  # quota, metadata, other namespaces
+        for node, href in collection.iter_member_nodes():
+            yield render_response(href, collection.member(node, href).get_properties(
+                "named", name_list=names))
+        return
+    ctx = provider.context(collection.environ)
+    share = provider.share_path or ""
+    for node, href in collection.iter_member_nodes():
+        if ctx.locks_below and quote(share + node.path) in ctx.locks_below:
+            yield render_response(href, collection.member(node, href).get_properties(
+                "named", name_list=names))
+            continue
+        props: list[tuple[str, Any]] = []
+        for name in names:
+            live = LIVE.get(name)
+            if live is not None:
+                value = live(node)
+                props.append((name, _NOT_FOUND if value is None else value))
+            else:  # lockdiscovery (no lock here) or supportedlock
+                props.append((name, None if name == LOCK_PROPS[0] else _SUPPORTED))
+        yield render_response(href, props)
+
+
+def _responses(provider: Any, resource: Any, depth: str, mode: str,
+               names: list[str] | None) -> Iterator[str]:
+    """The ``<response>`` of the resource, then of each member (depth 1)."""
+    yield render_allprop(resource) if mode == "allprop" and hasattr(resource, "node") \
+        else render_response(resource.get_href(), resource.get_properties(
+            mode, name_list=names))
+    if depth != "1" or not resource.is_collection:
+        return
+    if mode == "allprop" and hasattr(resource, "iter_member_nodes"):
+        yield from _allprop_members(provider, resource)
+        return
+    if mode == "named" and names is not None and hasattr(resource, "iter_member_nodes"):
+        yield from _named_members(provider, resource, names)
+        return
+    for member in (resource.iter_members() if hasattr(resource, "iter_members")
+                   else resource.get_member_list()):
+        if mode == "allprop" and hasattr(member, "node"):
+            yield render_allprop(member)
+        else:
+            yield render_response(member.get_href(), member.get_properties(
+                mode, name_list=names))
 
 
 def handle_propfind(provider: Any, environ: dict[str, Any], start_response: StartResponse
@@ -148,11 +239,6 @@ def handle_propfind(provider: Any, environ: dict[str, Any], start_response: Star
     if resource is None:
         raise DAVError(404)
     mode, names = parse_request(environ)
-    members: Iterable[Any] = [resource]
-    if depth == "1" and resource.is_collection:
-        members = itertools.chain(members, resource.iter_members()
-                                  if hasattr(resource, "iter_members")
-                                  else resource.get_member_list())
     # The body goes to a spooled file as it is rendered (memory up to SPOOL_MAX,
     # then disk): a depth-1 PROPFIND of 100,000 entries is 60 MiB of XML, which
     # held as strings, joined and encoded costed several times that in RSS.
@@ -162,12 +248,8 @@ def handle_propfind(provider: Any, environ: dict[str, Any], start_response: Star
     try:
         out = io.TextIOWrapper(body, encoding="utf-8", write_through=False)
         out.write(HEAD)
-        for member in members:
-            if mode == "allprop" and hasattr(member, "node"):
-                out.write(render_allprop(member))
-            else:
-                out.write(render_response(member.get_href(), member.get_properties(
-                    mode, name_list=names)))
+        for text in _responses(provider, resource, depth, mode, names):
+            out.write(text)
         out.write(TAIL)
         out.flush()
         out.detach()

@@ -14,6 +14,7 @@ Each PROPPATCH is applied with one metadata write: all of it or none.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -33,6 +34,12 @@ META_KINDS = ("item", "folder", "collection")
 LOCK_PROPS = ("{DAV:}lockdiscovery", "{DAV:}supportedlock")
 QUOTA_PROPS = ("{DAV:}quota-used-bytes", "{DAV:}quota-available-bytes")
 MS_PREFIX = "{urn:schemas-microsoft-com:}"
+
+# A folder is listed again and again (file managers, PROPFIND after each
+# change): its members' dates are formatted once. wsgidav's functions,
+# memoised on the timestamp (bounded: under 2 MiB each when full).
+http_date = functools.lru_cache(maxsize=8192)(util.get_rfc1123_time)
+iso_date = functools.lru_cache(maxsize=8192)(util.get_rfc3339_time)
 
 _START = ("A-Z_a-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff"
           "\u200c-\u200d\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd")
@@ -106,7 +113,7 @@ class PropertiesMixin:
 
     # ------------------------------------------------------------ values
     def get_property_value(self, name: str) -> Any:
-        live = _LIVE.get(name)
+        live = LIVE.get(name)
         if live is not None:
             value = live(self.node)
             if value is None:
@@ -188,11 +195,11 @@ def _resourcetype(node: Any) -> Any:
 
 
 # Live properties straight from the node (None: the node has no such value).
-_LIVE: dict[str, Any] = {
+LIVE: dict[str, Any] = {
     "{DAV:}resourcetype": _resourcetype,
     "{DAV:}displayname": lambda n: n.name or "/",
-    "{DAV:}creationdate": lambda n: util.get_rfc3339_time(n.ctime) if n.ctime else None,
-    "{DAV:}getlastmodified": lambda n: util.get_rfc1123_time(n.mtime) if n.mtime else None,
+    "{DAV:}creationdate": lambda n: iso_date(n.ctime) if n.ctime else None,
+    "{DAV:}getlastmodified": lambda n: http_date(n.mtime) if n.mtime else None,
     "{DAV:}getcontentlength": lambda n: None if n.is_dir else str(n.size),
     "{DAV:}getcontenttype": lambda n: None if n.is_dir else
     (n.mime_type or "application/octet-stream"),

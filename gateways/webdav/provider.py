@@ -11,8 +11,8 @@ from wsgidav.dav_error import DAVError, PRECONDITION_CODE_PropfindFiniteDepth
 from wsgidav.dav_provider import DAVProvider
 
 from joist.core.acl import Principal
-from joist.core.errors import AuthenticationError, NotFoundError
-from joist.core.hierarchy import FsStats, Hierarchy, HierarchyView
+from joist.core.errors import AuthenticationError, IsDirectoryError, NotFoundError
+from joist.core.hierarchy import FsStats, Hierarchy, HierarchyView, Reader
 from joist.core.services.locks import LockService
 
 from .auth import PRINCIPAL_KEY
@@ -105,6 +105,25 @@ class JoistProvider(DAVProvider):
         if environ["REQUEST_METHOD"] in READ_METHODS:
             ctx.resources[key] = resource
         return resource
+
+    def open_file(self, path: str, environ: dict[str, Any]) -> tuple[JoistFile, Reader] | None:
+        """A file and its opened bytes with one lookup of the path (a GET
+        through ``get_resource_inst`` then ``get_content`` resolved it twice);
+        None when the path is a collection or not found (wsgidav answers)."""
+        ctx = self.context(environ)
+        key = path.rstrip("/") or "/"
+        with translate(ctx.request_id):
+            try:
+                reader = ctx.view.open_read(key)
+            except IsDirectoryError:
+                return None
+            except (NotFoundError, NotADirectoryError):
+                if ctx.principal.is_anonymous:
+                    raise AuthenticationError("Log in to see this.") from None
+                return None
+        resource = JoistFile(reader.node, environ)
+        ctx.resources[key] = resource
+        return resource, reader
 
     def custom_request_handler(self, environ: dict[str, Any], start_response: StartResponse,
                                default_handler: Callable[..., Iterable[bytes]]

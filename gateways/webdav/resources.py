@@ -182,6 +182,12 @@ class JoistCollection(_Common, DAVCollection):
     def iter_members(self) -> Iterator[JoistCollection | JoistFile]:
         """The members one at a time, as the listing pages in: a PROPFIND of a
         big folder never holds them all."""
+        for node, href in self.iter_member_nodes():
+            yield self.member(node, href)
+
+    def iter_member_nodes(self) -> Iterator[tuple[Node, str]]:
+        """(node, href) of each member: what a PROPFIND renders most members
+        from, without a resource object each."""
         ctx = self.ctx
         if self.environ.get("REQUEST_METHOD") == "PROPFIND" and \
                 self.provider.lock_manager is not None:
@@ -189,10 +195,13 @@ class JoistCollection(_Common, DAVCollection):
         base = self.get_href()  # quoting the whole path again per member is costly
         with translate(ctx.request_id):
             for node in ctx.view.listdir(self.node.path):
-                member = resource_for(node, self.environ)
-                member.href = base + quote(node.segment, safe=HREF_SAFE) + \
-                    ("/" if member.is_collection else "")
-                yield member
+                yield node, base + quote(node.segment, safe=HREF_SAFE) + \
+                    ("/" if node.is_dir else "")
+
+    def member(self, node: Node, href: str) -> JoistCollection | JoistFile:
+        member = resource_for(node, self.environ)
+        member.href = href
+        return member
 
     def get_member(self, name: str) -> JoistCollection | JoistFile | None:
         return self.provider.get_resource_inst(  # type: ignore[no-any-return]
