@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .base import Problem, ProblemKind
@@ -161,7 +162,7 @@ def _recent(when: float | None, settled_before: float | None) -> bool:
 
 def _stamp(doc: Mapping[str, Any] | None) -> float | None:
     value = doc.get("updated") if doc is not None else None
-    return value.timestamp() if hasattr(value, "timestamp") else None
+    return value.timestamp() if isinstance(value, datetime) else None
 
 
 def _now() -> Any:

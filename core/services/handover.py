@@ -81,7 +81,7 @@ class BlobHandover:
         digest = hand_over({"pending": pending}, _Records(self.files, oid))
         if not isinstance(digest, str):
             return None
-        adapter.prune_tombstones()  # those of earlier hand-overs, once settled
+        _prune(adapter)  # the tombstones of earlier hand-overs, once settled
         return digest
 
     def settle(self, file: Document) -> Document:
@@ -162,7 +162,7 @@ class BlobHandover:
             listing = getattr(adapter, "pending_blobs", None)
             if listing is None:
                 continue
-            adapter.prune_tombstones()
+            _prune(adapter)
             for blob in listing():
                 self.schedule(doc["_id"], blob)
                 queued += 1
@@ -199,3 +199,10 @@ class BlobHandover:
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(None)
             thread.join(timeout)
+
+
+def _prune(adapter: Any) -> None:
+    """Drop settled redirects where the assetstore keeps pending blobs."""
+    prune = getattr(adapter, "prune_tombstones", None)
+    if prune is not None:
+        prune()
