@@ -1,11 +1,15 @@
 """The mount's memory of nodes it has just seen, and of the file versions the
 kernel may hold in its page cache.
 
-``NodeCache`` answers ``getattr`` for a path it listed or looked up less than
-``attr_timeout`` ago: the same freshness the kernel's own attribute cache
-allows, and only ever for this mount's one principal. ``Versions`` remembers,
-per path, the content version last opened, which decides whether the kernel
-may keep its cached pages on the next open.
+``NodeCache`` answers ``getattr``, lookups and opens for a path it listed or
+looked up, and ``Stamped`` keeps whole listings, each entry stamped with the
+view's cache generation read before it was derived (``HierarchyView.
+cache_generation``): an entry serves only while that generation stands still,
+i.e. while no process committed a change to the store's tree or auth
+documents since, and for at most its lifetime. Only ever for this mount's one
+principal (a change of rights empties them). ``Versions`` remembers, per path,
+the content version last opened, which decides whether the kernel may keep
+its cached pages on the next open.
 """
 
 from __future__ import annotations
@@ -80,7 +84,20 @@ class BoundedMap(Generic[V]):
         return len(self._data)
 
 
-class NodeCache(BoundedMap[Node]):
+class Stamped(BoundedMap[tuple[int, V]]):
+    """Values stamped with the generation they were derived at."""
+
+    def fresh(self, key: str, generation: int) -> V | None:
+        hit = self.get(key)
+        if hit is None or hit[0] != generation:
+            return None
+        return hit[1]
+
+    def keep(self, key: str, value: V, generation: int) -> None:
+        self.put(key, (generation, value))
+
+
+class NodeCache(Stamped[Node]):
     def __init__(self, ttl: float, max_entries: int = 200_000) -> None:
         super().__init__(max_entries, ttl)
 
@@ -95,4 +112,4 @@ def parent_of(path: str) -> str:
     return head or "/"
 
 
-__all__ = ["BoundedMap", "NodeCache", "Versions", "parent_of"]
+__all__ = ["BoundedMap", "NodeCache", "Stamped", "Versions", "parent_of"]

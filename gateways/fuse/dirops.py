@@ -43,25 +43,26 @@ class DirOps(_Base):
         the cookie of the next one, which the kernel hands back to go on.
 
         A complete listing of a folder of at most ``LISTING_LIMIT`` entries is
-        kept for ``entry_timeout`` (the freshness the kernel's own entry cache
-        allows), so `ls -lR` or `find` soon after another one costs no query."""
-        cached = self._listings.get(path)
+        kept while the store's counters stand still (see ``cache``), so `ls
+        -lR` or `find` after another one costs no query."""
+        generation = self.view.cache_generation()
+        cached = self._listings.fresh(path, generation)
         if cached is not None:
             self.stats.add("listing_cache_hits")
             yield from cached[first:]
             return
         entries: list[DirRow] | None = [] if first == 0 else None
-        for entry in self._list_fresh(path, dir_attrs, first):
+        for entry in self._list_fresh(path, dir_attrs, first, generation):
             if entries is not None:
                 entries.append(entry)
                 if len(entries) > LISTING_LIMIT:
                     entries = None
             yield entry
         if entries is not None:
-            self._listings.put(path, entries)
+            self._listings.keep(path, entries, generation)
 
-    def _list_fresh(self, path: str, dir_attrs: dict[str, Any], first: int
-                    ) -> Iterator[DirRow]:
+    def _list_fresh(self, path: str, dir_attrs: dict[str, Any], first: int,
+                    generation: int) -> Iterator[DirRow]:
         if first <= 0:
             yield ".", dir_attrs, 1
         if first <= 1:
@@ -71,7 +72,7 @@ class DirOps(_Base):
                          "st_ino": attrs.inode(parent) if parent else 1}, 2
         start = max(first, 2)
         for index, node in enumerate(self.view.listdir(path, offset=start - 2), start=start):
-            self._seen(node.path, node)
+            self._seen(node.path, node, generation)
             self.stats.add("listed")
             yield node.segment, self._attrs(node), index + 1
 

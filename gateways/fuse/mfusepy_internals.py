@@ -67,6 +67,7 @@ MIN_LIBFUSE = (3, 12)  # idle workers are never ended: see keep_thread_state
 _C_STAT = "__c_stat__"  # an entry's attributes as a struct stat, kept in its dict
 FUSE_READDIR_PLUS = 1 << 0
 FUSE_FILL_DIR_PLUS = 1 << 1
+FUSE_CAP_SPLICE_WRITE = 1 << 7
 FUSE_CAP_READDIRPLUS = 1 << 13
 FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
 FUSE_CAP_CACHE_SYMLINKS = 1 << 23
@@ -203,7 +204,13 @@ def fuse_class(mfusepy: ModuleType) -> type:
             cfg.nullpath_ok = 1      # handle operations work after an unlink
             cfg.kernel_cache = 0     # keep_cache is chosen per open (see operations)
             cfg.auto_cache = 0
-            want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_CACHE_SYMLINKS
+            # SPLICE_WRITE: a reply naming a descriptor (a blob, a chunk file)
+            # goes file -> pipe -> /dev/fuse by splice, one copy fewer than
+            # pread into a buffer and write. libfuse falls back to the copy by
+            # itself when its pipe cannot hold a reply (a 1 MiB reply needs a
+            # pipe above fs.pipe-max-size: root's mounts only).
+            want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | \
+                FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_SPLICE_WRITE
             conn.contents.want |= want & conn.contents.capable
             lib = libfuse_handle(mfusepy)
             self.operations.kernel.bind(lib, lib.fuse_get_context().contents.fuse)

@@ -29,7 +29,7 @@ from joist.core.hierarchy import HierarchyView, Node, Reader
 
 from . import attrs
 from .bufvec import give_bytes, give_fd
-from .cache import BoundedMap, NodeCache, Versions
+from .cache import NodeCache, Stamped, Versions
 from .chunkcache import CachedSource, ChunkCache
 from .dirops import DirOps
 from .errors import FuseError, guarded
@@ -76,12 +76,14 @@ class JoistOperations(DirOps, WriteOps):
         self.kernel = kernel or KernelLink()
         self.handles = HandleTable()
         self.on_mounted: Callable[[], None] | None = None
-        self._nodes = NodeCache(options.attr_timeout)
-        # Half the core path cache's lifetime: the entries a listing primed in
-        # core stay fresh while the listing is reused, so the opens that follow
-        # an `ls` or `find` find their paths without queries.
-        self._listings: BoundedMap[list[DirRow]] = BoundedMap(
-            256, min(options.entry_timeout, view.cache_ttl()) / 2)
+        # Nodes and listings serve while the store's counters stand still
+        # (stamped with the view's cache generation), so a lookup, getattr or
+        # open of a path listed or seen before costs no path resolution: the
+        # kernel's own 1 s timeouts then cost a dictionary read, not queries.
+        lifetime = options.cache_lifetime if view.cache_ttl() > 0 else 0.0
+        self._nodes = NodeCache(lifetime if options.attr_timeout > 0 else 0.0)
+        self._listings: Stamped[list[DirRow]] = Stamped(
+            256, lifetime if options.entry_timeout > 0 else 0.0)
         self._versions = Versions()
         self._readers = ReaderPool(options.idle_readers)
         self._uid, self._gid = os.getuid(), os.getgid()
@@ -109,6 +111,9 @@ class JoistOperations(DirOps, WriteOps):
             with self._view_lock:
                 if principal != self._view.principal:
                     self._view = view.for_principal(principal)
+                    # What the old rights could see is not what the new ones can.
+                    self._nodes.clear()
+                    self._listings.clear()
 
     # ------------------------------------------------------------ helpers
     def _live_counters(self) -> dict[str, Any]:
@@ -127,19 +132,21 @@ class JoistOperations(DirOps, WriteOps):
         return out
 
     def _node(self, path: str) -> Node:
-        node = self._nodes.get(path)
+        generation = self.view.cache_generation()
+        node = self._nodes.fresh(path, generation)
         if node is not None:
             self.stats.add("lookup_cache_hits")
             return node
         self.stats.add("lookups")
         node = self.view.stat(path)
-        self._seen(path, node)
+        self._seen(path, node, generation)
         return node
 
-    def _seen(self, path: str, node: Node) -> None:
-        """Remember a fresh node; a newer version of a file the kernel may
-        hold pages of makes it drop them (once per new version)."""
-        self._nodes.put(path, node)
+    def _seen(self, path: str, node: Node, generation: int) -> None:
+        """Remember a fresh node (derived at ``generation``); a newer version
+        of a file the kernel may hold pages of makes it drop them (once per
+        new version)."""
+        self._nodes.keep(path, node, generation)
         if node.is_dir:
             return
         known, current = self._versions.get(path), attrs.version(node)
@@ -317,21 +324,21 @@ class JoistOperations(DirOps, WriteOps):
             return 0
         if fi.flags & _WRITE_FLAGS:
             return self._open_write(path, fi)
-        node, reader = self._reader_for(path)
+        node, reader, generation = self._reader_for(path)
         current = attrs.version(node)
         try:
-            return self._open_read(path, fi, node, reader, current)
+            return self._open_read(path, fi, node, reader, current, generation)
         except BaseException:
             self._readers.give_back(current)
             raise
 
-    def _open_read(self, path: str, fi: Any, node: Node, reader: Reader, current: Any
-                   ) -> int:
+    def _open_read(self, path: str, fi: Any, node: Node, reader: Reader, current: Any,
+                   generation: int) -> int:
         known = self._versions.get(path)
         if known is not None and known != current:
             self._superseded(path, current)
             self.kernel.invalidate_now(path)
-        self._nodes.put(path, node)
+        self._nodes.keep(path, node, generation)
         # The kernel keeps one page cache per file: a handle shares it only with
         # handles on the same bytes, else it reads around it (direct I/O).
         direct = self.options.direct_io or self._shares_cache_badly(path, current)
@@ -349,19 +356,24 @@ class JoistOperations(DirOps, WriteOps):
         self.stats.add("page_cache_kept", int(keep))
         return 0
 
-    def _reader_for(self, path: str) -> tuple[Node, Reader]:
-        """The node and a reader for ``path``, with the view's access check
-        either way: a pooled reader of the same version after a ``stat``, else
-        a new one from ``open_read`` (one path lookup, not two)."""
-        if self._readers.known(path):
+    def _reader_for(self, path: str) -> tuple[Node, Reader, int]:
+        """The node, a reader for ``path`` and the cache generation read
+        before either, with the view's access check either way: a pooled
+        reader of the node's version (the node as listed or looked up at the
+        current generation, else from a ``stat``), else a new one from
+        ``open_read`` (one path lookup, not two)."""
+        generation = self.view.cache_generation()
+        node = self._nodes.fresh(path, generation)
+        if node is None and self._readers.known(path):
             node = self.view.stat(path)
+        if node is not None:
             if node.is_dir:
                 raise FuseError(errno.EISDIR)
             reader = self._readers.take(attrs.version(node))
             if reader is not None:
-                return node, reader
+                return node, reader, generation
         fresh = self._open_reader(path)
-        return fresh.node, self._readers.add(attrs.version(fresh.node), fresh, path)
+        return fresh.node, self._readers.add(attrs.version(fresh.node), fresh, path), generation
 
     def _open_reader(self, path: str) -> Any:
         try:
