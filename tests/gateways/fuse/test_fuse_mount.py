@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 
+from joist.admin.bootstrap import build_app
+from joist.admin.server import Server
 from joist.core.acl import SYSTEM
 from tests import world as w
+from tests.conftest import make_settings
 from tests.gateways.fuse.fuse_harness import (
     MountSite,
     is_mounted,
@@ -25,7 +28,6 @@ from tests.gateways.fuse.fuse_harness import (
     run_cli,
     wait_for,
 )
-from tests.gateways.webdav.conftest import start_site
 from tests.gateways.webdav.davclient import Dav
 from tests.world import upload_bytes
 
@@ -323,8 +325,12 @@ def test_chunk_cache_pages_are_kept_until_a_webdav_put_replaces_the_file(
     old, new = os.urandom(300_000), os.urandom(200_000)
     _replace(site, path, old)
     mount = site.start("alice", "--chunk-cache", "always")
-    app, server = start_site(site.data_dir, like=site.app)
+    # A server of its own on the mount's store (SQLite on every engine: the
+    # mount is another process).
+    app = build_app(make_settings(site.data_dir, **{"server.port": 0}), env={})
+    server = Server(app)
     try:
+        server.start()
         mounted = mount.root / path.lstrip("/")
         assert mounted.read_bytes() == old
         assert mounted.read_bytes() == old

@@ -315,6 +315,55 @@ def test_an_open_after_a_replace_by_another_process_reads_the_new_bytes(
     second.release(A_TXT, fi)
 
 
+def test_listed_nodes_serve_opens_until_another_process_changes_the_store(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nodes and listings outlive the kernel's 1 s timeouts only while the
+    store's change counters stand still: a re-open costs no path resolution,
+    and a change committed by another process is seen by the next open."""
+    from joist.admin.bootstrap import build_app
+    ops = _ops(world, tmp_path)
+    folder = A_TXT.rsplit("/", 1)[0]
+
+    def listing() -> list[str]:
+        fh = ops.opendir(folder)
+        try:
+            return [row[0] for row in ops.readdir(folder, fh)]
+        finally:
+            ops.releasedir(folder, fh)
+
+    assert "a.txt" in listing()
+    fi = Fi()
+    ops.open(A_TXT, fi)                          # opens the blob (a pooled reader after)
+    ops.release(A_TXT, fi)
+    resolved: list[str] = []
+    view = ops.view
+    for name in ("stat", "open_read", "listdir"):
+        real = getattr(view, name)
+        monkeypatch.setattr(view, name, lambda path, *a, _r=real, **k: (
+            resolved.append(path), _r(path, *a, **k))[1])
+    fi = Fi()
+    ops.open(A_TXT, fi)
+    assert ops.read(A_TXT, len(w.A_TXT), 0, fi) == w.A_TXT
+    ops.release(A_TXT, fi)
+    assert "a.txt" in listing() and ops.getattr(A_TXT)["st_size"] == len(w.A_TXT)
+    assert resolved == []                        # served from the mount's own caches
+    other = build_app(world.app.settings, env={})  # a second process on the same store
+    try:
+        with other.hierarchy.view(world.principal("alice")).open_write(A_TXT) as writer:
+            writer.write(b"changed elsewhere")
+        with other.hierarchy.view(world.principal("alice")).open_write(
+                folder + "/new.txt") as writer:
+            writer.write(b"new")
+    finally:
+        other.close()
+    fi = Fi()
+    ops.open(A_TXT, fi)
+    assert ops.read(A_TXT, 100, 0, fi) == b"changed elsewhere"
+    ops.release(A_TXT, fi)
+    assert "new.txt" in listing()
+    assert A_TXT in resolved and folder in resolved
+
+
 def test_direct_io_handles_keep_reading_their_version(world: World, tmp_path: Path) -> None:
     ops = _ops(world, tmp_path, direct_io=True)
     old = Fi()
