@@ -84,17 +84,23 @@ class BoundedMap(Generic[V]):
         return len(self._data)
 
 
-class Stamped(BoundedMap[tuple[int, V]]):
-    """Values stamped with the generation they were derived at."""
+Stamp = tuple[Any, int]
+"""(the view a value was derived through, its cache generation before)."""
 
-    def fresh(self, key: str, generation: int) -> V | None:
+
+class Stamped(BoundedMap[tuple[Stamp, V]]):
+    """Values stamped with the view and generation they were derived at: a
+    value serves only the same view (not one of other rights) at the same
+    generation."""
+
+    def fresh(self, key: str, stamp: Stamp) -> V | None:
         hit = self.get(key)
-        if hit is None or hit[0] != generation:
+        if hit is None or hit[0][0] is not stamp[0] or hit[0][1] != stamp[1]:
             return None
         return hit[1]
 
-    def keep(self, key: str, value: V, generation: int) -> None:
-        self.put(key, (generation, value))
+    def keep(self, key: str, value: V, stamp: Stamp) -> None:
+        self.put(key, (stamp, value))
 
 
 class NodeCache(Stamped[Node]):
@@ -112,4 +118,4 @@ def parent_of(path: str) -> str:
     return head or "/"
 
 
-__all__ = ["BoundedMap", "NodeCache", "Stamped", "Versions", "parent_of"]
+__all__ = ["BoundedMap", "NodeCache", "Stamp", "Stamped", "Versions", "parent_of"]

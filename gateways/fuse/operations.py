@@ -29,7 +29,7 @@ from joist.core.hierarchy import HierarchyView, Node, Reader
 
 from . import attrs
 from .bufvec import give_bytes, give_fd
-from .cache import NodeCache, Stamped, Versions
+from .cache import NodeCache, Stamp, Stamped, Versions
 from .chunkcache import CachedSource, ChunkCache
 from .dirops import DirOps
 from .errors import FuseError, guarded
@@ -131,22 +131,28 @@ class JoistOperations(DirOps, WriteOps):
                        chunk_read_ahead=self._prefetcher.fetched if self._prefetcher else 0)
         return out
 
+    def _stamp(self) -> Stamp:
+        """The view to use for one operation, with its cache generation read
+        before anything is derived through it (see ``cache.Stamped``)."""
+        view = self.view
+        return view, view.cache_generation()
+
     def _node(self, path: str) -> Node:
-        generation = self.view.cache_generation()
-        node = self._nodes.fresh(path, generation)
+        stamp = self._stamp()
+        node = self._nodes.fresh(path, stamp)
         if node is not None:
             self.stats.add("lookup_cache_hits")
             return node
         self.stats.add("lookups")
-        node = self.view.stat(path)
-        self._seen(path, node, generation)
+        node = stamp[0].stat(path)
+        self._seen(path, node, stamp)
         return node
 
-    def _seen(self, path: str, node: Node, generation: int) -> None:
-        """Remember a fresh node (derived at ``generation``); a newer version
-        of a file the kernel may hold pages of makes it drop them (once per
-        new version)."""
-        self._nodes.keep(path, node, generation)
+    def _seen(self, path: str, node: Node, stamp: Stamp) -> None:
+        """Remember a fresh node (derived at ``stamp``); a newer version of a
+        file the kernel may hold pages of makes it drop them (once per new
+        version)."""
+        self._nodes.keep(path, node, stamp)
         if node.is_dir:
             return
         known, current = self._versions.get(path), attrs.version(node)
@@ -324,21 +330,21 @@ class JoistOperations(DirOps, WriteOps):
             return 0
         if fi.flags & _WRITE_FLAGS:
             return self._open_write(path, fi)
-        node, reader, generation = self._reader_for(path)
+        node, reader, stamp = self._reader_for(path)
         current = attrs.version(node)
         try:
-            return self._open_read(path, fi, node, reader, current, generation)
+            return self._open_read(path, fi, node, reader, current, stamp)
         except BaseException:
             self._readers.give_back(current)
             raise
 
     def _open_read(self, path: str, fi: Any, node: Node, reader: Reader, current: Any,
-                   generation: int) -> int:
+                   stamp: Stamp) -> int:
         known = self._versions.get(path)
         if known is not None and known != current:
             self._superseded(path, current)
             self.kernel.invalidate_now(path)
-        self._nodes.keep(path, node, generation)
+        self._nodes.keep(path, node, stamp)
         # The kernel keeps one page cache per file: a handle shares it only with
         # handles on the same bytes, else it reads around it (direct I/O).
         direct = self.options.direct_io or self._shares_cache_badly(path, current)
@@ -356,30 +362,31 @@ class JoistOperations(DirOps, WriteOps):
         self.stats.add("page_cache_kept", int(keep))
         return 0
 
-    def _reader_for(self, path: str) -> tuple[Node, Reader, int]:
-        """The node, a reader for ``path`` and the cache generation read
-        before either, with the view's access check either way: a pooled
-        reader of the node's version (the node as listed or looked up at the
-        current generation, else from a ``stat``), else a new one from
-        ``open_read`` (one path lookup, not two)."""
-        generation = self.view.cache_generation()
-        node = self._nodes.fresh(path, generation)
+    def _reader_for(self, path: str) -> tuple[Node, Reader, Stamp]:
+        """The node, a reader for ``path`` and the stamp read before either,
+        with the view's access check either way: a pooled reader of the node's
+        version (the node as listed or looked up at the current stamp, else
+        from a ``stat``), else a new one from ``open_read`` (one path lookup,
+        not two)."""
+        stamp = self._stamp()
+        view = stamp[0]
+        node = self._nodes.fresh(path, stamp)
         if node is None and self._readers.known(path):
-            node = self.view.stat(path)
+            node = view.stat(path)
         if node is not None:
             if node.is_dir:
                 raise FuseError(errno.EISDIR)
             reader = self._readers.take(attrs.version(node))
             if reader is not None:
-                return node, reader, generation
-        fresh = self._open_reader(path)
-        return fresh.node, self._readers.add(attrs.version(fresh.node), fresh, path), generation
+                return node, reader, stamp
+        fresh = self._open_reader(view, path)
+        return fresh.node, self._readers.add(attrs.version(fresh.node), fresh, path), stamp
 
-    def _open_reader(self, path: str) -> Any:
+    def _open_reader(self, view: HierarchyView, path: str) -> Any:
         try:
             # A cached entry naming bytes a replacement released is core's to
             # retry (``open_read`` looks the path up afresh once).
-            return self.view.open_read(path)
+            return view.open_read(path)
         except StorageError:
             self._nodes.drop(path)  # this mount's attributes of it are as stale
             raise

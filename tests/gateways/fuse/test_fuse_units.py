@@ -23,6 +23,7 @@ from joist.core.assetstores.localio import LocalBlobReader
 from joist.core.hierarchy import Node
 from joist.gateways.fuse import MountOptions
 from joist.gateways.fuse import attrs as fattrs
+from joist.gateways.fuse.cache import Stamped
 from joist.gateways.fuse.chunkcache import ChunkCache
 from joist.gateways.fuse.errors import FuseError
 from joist.gateways.fuse.handles import DirHandle, ReaderPool
@@ -159,6 +160,18 @@ def test_dir_handle_pages_on_and_seeks_back() -> None:
     assert [e[0] for e in handle.page(500)[:1]] == ["e500"]   # a seek lists from there
     assert calls == [0, 0, 500]
     assert handle.page(1000) == []
+
+
+def test_stamped_values_serve_only_their_view_and_generation() -> None:
+    cache: Stamped[str] = Stamped(10, 60.0)
+    view, other_view = object(), object()   # views of other rights are other objects
+    cache.keep("/x", "node", (view, 1))
+    assert cache.fresh("/x", (view, 1)) == "node"
+    assert cache.fresh("/x", (view, 2)) is None        # the store changed since
+    assert cache.fresh("/x", (other_view, 1)) is None  # derived under other rights
+    off: Stamped[str] = Stamped(10, 0.0)               # a lifetime of 0 keeps nothing
+    off.keep("/x", "node", (view, 1))
+    assert off.fresh("/x", (view, 1)) is None
 
 
 def test_reader_pool_never_closes_a_held_reader() -> None:
