@@ -104,8 +104,27 @@ class Stamped(BoundedMap[tuple[Stamp, V]]):
 
 
 class NodeCache(Stamped[Node]):
-    def __init__(self, ttl: float, max_entries: int = 200_000) -> None:
+    # As many as core's path cache: nodes live for a lifetime now, not a second.
+    def __init__(self, ttl: float, max_entries: int = 20_000) -> None:
         super().__init__(max_entries, ttl)
+
+
+class Listings(Stamped[list[Any]]):
+    """Whole listings, bounded by the rows they hold in all (about 1 KiB
+    each with their attributes) as well as by their number."""
+
+    def __init__(self, ttl: float, max_rows: int = 20_000, max_listings: int = 256) -> None:
+        super().__init__(max_listings, ttl)
+        self._max_rows = max_rows
+
+    def put(self, key: str, value: tuple[Stamp, list[Any]]) -> None:
+        if len(value[1]) > self._max_rows:
+            return
+        super().put(key, value)
+        with self._lock:
+            rows = sum(len(hit[1][1]) for hit in self._data.values())
+            while rows > self._max_rows and len(self._data) > 1:
+                rows -= len(self._data.popitem(last=False)[1][1][1])
 
 
 class Versions(BoundedMap[Any]):
@@ -118,4 +137,4 @@ def parent_of(path: str) -> str:
     return head or "/"
 
 
-__all__ = ["BoundedMap", "NodeCache", "Stamp", "Stamped", "Versions", "parent_of"]
+__all__ = ["BoundedMap", "Listings", "NodeCache", "Stamp", "Stamped", "Versions", "parent_of"]

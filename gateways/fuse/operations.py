@@ -29,12 +29,11 @@ from joist.core.hierarchy import HierarchyView, Node, Reader
 
 from . import attrs
 from .bufvec import give_bytes, give_fd
-from .cache import NodeCache, Stamp, Stamped, Versions
+from .cache import Listings, NodeCache, Stamp, Versions
 from .chunkcache import CachedSource, ChunkCache
 from .dirops import DirOps
 from .errors import FuseError, guarded
 from .handles import (
-    DirRow,
     HandleTable,
     ReaderPool,
     ReadHandle,
@@ -82,8 +81,7 @@ class JoistOperations(DirOps, WriteOps):
         # kernel's own 1 s timeouts then cost a dictionary read, not queries.
         lifetime = options.cache_lifetime if view.cache_ttl() > 0 else 0.0
         self._nodes = NodeCache(lifetime if options.attr_timeout > 0 else 0.0)
-        self._listings: Stamped[list[DirRow]] = Stamped(
-            256, lifetime if options.entry_timeout > 0 else 0.0)
+        self._listings = Listings(lifetime if options.entry_timeout > 0 else 0.0)
         self._versions = Versions()
         self._readers = ReaderPool(options.idle_readers)
         self._uid, self._gid = os.getuid(), os.getgid()

@@ -23,7 +23,7 @@ from joist.core.assetstores.localio import LocalBlobReader
 from joist.core.hierarchy import Node
 from joist.gateways.fuse import MountOptions
 from joist.gateways.fuse import attrs as fattrs
-from joist.gateways.fuse.cache import Stamped
+from joist.gateways.fuse.cache import Listings, Stamped
 from joist.gateways.fuse.chunkcache import ChunkCache
 from joist.gateways.fuse.errors import FuseError
 from joist.gateways.fuse.handles import DirHandle, ReaderPool
@@ -172,6 +172,17 @@ def test_stamped_values_serve_only_their_view_and_generation() -> None:
     off: Stamped[str] = Stamped(10, 0.0)               # a lifetime of 0 keeps nothing
     off.keep("/x", "node", (view, 1))
     assert off.fresh("/x", (view, 1)) is None
+
+
+def test_listings_are_bounded_by_the_rows_they_hold() -> None:
+    listings = Listings(60.0, max_rows=100)
+    stamp = (object(), 1)
+    for name in ("a", "b", "c"):
+        listings.keep(f"/{name}", [name] * 40, stamp)
+    assert listings.fresh("/a", stamp) is None           # oldest out: 120 rows > 100
+    assert listings.fresh("/b", stamp) == ["b"] * 40 and listings.fresh("/c", stamp)
+    listings.keep("/huge", ["x"] * 101, stamp)           # never kept at all
+    assert listings.fresh("/huge", stamp) is None and len(listings) == 2
 
 
 def test_reader_pool_never_closes_a_held_reader() -> None:
