@@ -249,9 +249,10 @@ def main() -> int:
                                  *both(command, "small", drop), None))
             stats = json.loads((mnt.parents[2] / ".joist-stats").read_text())
         # The chunk cache (blobs with no local file: S3, GridFS), forced on for the
-        # local blob: cold = a fresh mount and an empty cache per run; warm = the
-        # kernel's copy evicted, every chunk on the cache's disk. rclone's peer is
-        # its VFS cache in full mode, the same work.
+        # local blob: cold = a fresh mount and an empty cache per run; warm = a
+        # new open of the unchanged file (keep_cache); evicted = the kernel's copy
+        # evicted, every chunk on the cache's disk. rclone's peer is its VFS cache
+        # in full mode, the same work.
         cold, warm, evicted, chunk_stats = _chunk_cache_runs(runs, lambda run, cache: mounted(
             root, token, f"mnt-chunks-{run}", "--chunk-cache", "always", "--cache-dir",
             str(cache)), root, lambda p: p / "big" / "one-gib.bin")

@@ -236,8 +236,7 @@ def fuse_class(mfusepy: ModuleType) -> type:
             # SPLICE_WRITE: a reply naming a descriptor (a blob, a chunk file)
             # goes file -> pipe -> /dev/fuse by splice, one copy fewer than
             # pread into a buffer and write. libfuse falls back to the copy by
-            # itself when its pipe cannot hold a reply (a 1 MiB reply needs a
-            # pipe above fs.pipe-max-size: root's mounts only).
+            # itself when its pipe cannot hold a reply: hence max_write below.
             want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | \
                 FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_SPLICE_WRITE
             conn.contents.want |= want & conn.contents.capable
