@@ -119,6 +119,7 @@ class Listings(Stamped[list[Any]]):
 
     def put(self, key: str, value: tuple[Stamp, list[Any]]) -> None:
         if len(value[1]) > self._max_rows:
+            self.drop(key)
             return
         super().put(key, value)
         with self._lock:
