@@ -79,6 +79,16 @@ class HierarchyView(WriteOps):
         of listings stay within it."""
         return float(self.services.settings.get("joist.hierarchy.cache_ttl"))
 
+    def cache_generation(self) -> int:
+        """A number that moves whenever what the path cache holds may be stale
+        (the store's change counters moved, whichever process wrote; an entry
+        was dropped). A gateway's own caches of nodes and listings, derived
+        from this view at one generation, stay valid while it stands still:
+        read it *before* deriving."""
+        cache = self.hierarchy.cache
+        cache.sync()
+        return cache.generation
+
     def cache_stats(self) -> CacheStats:
         cache = self.hierarchy.cache
         return CacheStats(cache.hits, cache.misses)

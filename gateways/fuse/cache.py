@@ -1,11 +1,15 @@
 """The mount's memory of nodes it has just seen, and of the file versions the
 kernel may hold in its page cache.
 
-``NodeCache`` answers ``getattr`` for a path it listed or looked up less than
-``attr_timeout`` ago: the same freshness the kernel's own attribute cache
-allows, and only ever for this mount's one principal. ``Versions`` remembers,
-per path, the content version last opened, which decides whether the kernel
-may keep its cached pages on the next open.
+``NodeCache`` answers ``getattr``, lookups and opens for a path it listed or
+looked up, and ``Stamped`` keeps whole listings, each entry stamped with the
+view's cache generation read before it was derived (``HierarchyView.
+cache_generation``): an entry serves only while that generation stands still,
+i.e. while no process committed a change to the store's tree or auth
+documents since, and for at most its lifetime. Only ever for this mount's one
+principal (a change of rights empties them). ``Versions`` remembers, per path,
+the content version last opened, which decides whether the kernel may keep
+its cached pages on the next open.
 """
 
 from __future__ import annotations
@@ -80,9 +84,48 @@ class BoundedMap(Generic[V]):
         return len(self._data)
 
 
-class NodeCache(BoundedMap[Node]):
-    def __init__(self, ttl: float, max_entries: int = 200_000) -> None:
+Stamp = tuple[Any, int]
+"""(the view a value was derived through, its cache generation before)."""
+
+
+class Stamped(BoundedMap[tuple[Stamp, V]]):
+    """Values stamped with the view and generation they were derived at: a
+    value serves only the same view (not one of other rights) at the same
+    generation."""
+
+    def fresh(self, key: str, stamp: Stamp) -> V | None:
+        hit = self.get(key)
+        if hit is None or hit[0][0] is not stamp[0] or hit[0][1] != stamp[1]:
+            return None
+        return hit[1]
+
+    def keep(self, key: str, value: V, stamp: Stamp) -> None:
+        self.put(key, (stamp, value))
+
+
+class NodeCache(Stamped[Node]):
+    # As many as core's path cache: nodes live for a lifetime now, not a second.
+    def __init__(self, ttl: float, max_entries: int = 20_000) -> None:
         super().__init__(max_entries, ttl)
+
+
+class Listings(Stamped[list[Any]]):
+    """Whole listings, bounded by the rows they hold in all (about 1 KiB
+    each with their attributes) as well as by their number."""
+
+    def __init__(self, ttl: float, max_rows: int = 20_000, max_listings: int = 256) -> None:
+        super().__init__(max_listings, ttl)
+        self._max_rows = max_rows
+
+    def put(self, key: str, value: tuple[Stamp, list[Any]]) -> None:
+        if len(value[1]) > self._max_rows:
+            self.drop(key)
+            return
+        super().put(key, value)
+        with self._lock:
+            rows = sum(len(hit[1][1]) for hit in self._data.values())
+            while rows > self._max_rows and len(self._data) > 1:
+                rows -= len(self._data.popitem(last=False)[1][1][1])
 
 
 class Versions(BoundedMap[Any]):
@@ -95,4 +138,4 @@ def parent_of(path: str) -> str:
     return head or "/"
 
 
-__all__ = ["BoundedMap", "NodeCache", "Versions", "parent_of"]
+__all__ = ["BoundedMap", "Listings", "NodeCache", "Stamp", "Stamped", "Versions", "parent_of"]

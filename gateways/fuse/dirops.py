@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import attrs
-from .cache import parent_of
+from .cache import Stamp, parent_of
 from .errors import FuseError, guarded
 from .handles import DirHandle, DirRow
 
@@ -43,25 +43,26 @@ class DirOps(_Base):
         the cookie of the next one, which the kernel hands back to go on.
 
         A complete listing of a folder of at most ``LISTING_LIMIT`` entries is
-        kept for ``entry_timeout`` (the freshness the kernel's own entry cache
-        allows), so `ls -lR` or `find` soon after another one costs no query."""
-        cached = self._listings.get(path)
+        kept while the store's counters stand still (see ``cache``), so `ls
+        -lR` or `find` after another one costs no query."""
+        stamp = self._stamp()
+        cached = self._listings.fresh(path, stamp)
         if cached is not None:
             self.stats.add("listing_cache_hits")
             yield from cached[first:]
             return
         entries: list[DirRow] | None = [] if first == 0 else None
-        for entry in self._list_fresh(path, dir_attrs, first):
+        for entry in self._list_fresh(path, dir_attrs, first, stamp):
             if entries is not None:
                 entries.append(entry)
                 if len(entries) > LISTING_LIMIT:
                     entries = None
             yield entry
         if entries is not None:
-            self._listings.put(path, entries)
+            self._listings.keep(path, entries, stamp)
 
-    def _list_fresh(self, path: str, dir_attrs: dict[str, Any], first: int
-                    ) -> Iterator[DirRow]:
+    def _list_fresh(self, path: str, dir_attrs: dict[str, Any], first: int,
+                    stamp: Stamp) -> Iterator[DirRow]:
         if first <= 0:
             yield ".", dir_attrs, 1
         if first <= 1:
@@ -70,8 +71,8 @@ class DirOps(_Base):
             yield "..", {"st_mode": stat.S_IFDIR,
                          "st_ino": attrs.inode(parent) if parent else 1}, 2
         start = max(first, 2)
-        for index, node in enumerate(self.view.listdir(path, offset=start - 2), start=start):
-            self._seen(node.path, node)
+        for index, node in enumerate(stamp[0].listdir(path, offset=start - 2), start=start):
+            self._seen(node.path, node, stamp)
             self.stats.add("listed")
             yield node.segment, self._attrs(node), index + 1
 

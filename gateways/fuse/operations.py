@@ -29,12 +29,11 @@ from joist.core.hierarchy import HierarchyView, Node, Reader
 
 from . import attrs
 from .bufvec import give_bytes, give_fd
-from .cache import BoundedMap, NodeCache, Versions
+from .cache import Listings, NodeCache, Stamp, Versions
 from .chunkcache import CachedSource, ChunkCache
 from .dirops import DirOps
 from .errors import FuseError, guarded
 from .handles import (
-    DirRow,
     HandleTable,
     ReaderPool,
     ReadHandle,
@@ -76,12 +75,13 @@ class JoistOperations(DirOps, WriteOps):
         self.kernel = kernel or KernelLink()
         self.handles = HandleTable()
         self.on_mounted: Callable[[], None] | None = None
-        self._nodes = NodeCache(options.attr_timeout)
-        # Half the core path cache's lifetime: the entries a listing primed in
-        # core stay fresh while the listing is reused, so the opens that follow
-        # an `ls` or `find` find their paths without queries.
-        self._listings: BoundedMap[list[DirRow]] = BoundedMap(
-            256, min(options.entry_timeout, view.cache_ttl()) / 2)
+        # Nodes and listings serve while the store's counters stand still
+        # (stamped with the view's cache generation), so a lookup, getattr or
+        # open of a path listed or seen before costs no path resolution: the
+        # kernel's own 1 s timeouts then cost a dictionary read, not queries.
+        lifetime = options.cache_lifetime if view.cache_ttl() > 0 else 0.0
+        self._nodes = NodeCache(lifetime if options.attr_timeout > 0 else 0.0)
+        self._listings = Listings(lifetime if options.entry_timeout > 0 else 0.0)
         self._versions = Versions()
         self._readers = ReaderPool(options.idle_readers)
         self._uid, self._gid = os.getuid(), os.getgid()
@@ -109,6 +109,9 @@ class JoistOperations(DirOps, WriteOps):
             with self._view_lock:
                 if principal != self._view.principal:
                     self._view = view.for_principal(principal)
+                    # What the old rights could see is not what the new ones can.
+                    self._nodes.clear()
+                    self._listings.clear()
 
     # ------------------------------------------------------------ helpers
     def _live_counters(self) -> dict[str, Any]:
@@ -126,20 +129,28 @@ class JoistOperations(DirOps, WriteOps):
                        chunk_read_ahead=self._prefetcher.fetched if self._prefetcher else 0)
         return out
 
+    def _stamp(self) -> Stamp:
+        """The view to use for one operation, with its cache generation read
+        before anything is derived through it (see ``cache.Stamped``)."""
+        view = self.view
+        return view, view.cache_generation()
+
     def _node(self, path: str) -> Node:
-        node = self._nodes.get(path)
+        stamp = self._stamp()
+        node = self._nodes.fresh(path, stamp)
         if node is not None:
             self.stats.add("lookup_cache_hits")
             return node
         self.stats.add("lookups")
-        node = self.view.stat(path)
-        self._seen(path, node)
+        node = stamp[0].stat(path)
+        self._seen(path, node, stamp)
         return node
 
-    def _seen(self, path: str, node: Node) -> None:
-        """Remember a fresh node; a newer version of a file the kernel may
-        hold pages of makes it drop them (once per new version)."""
-        self._nodes.put(path, node)
+    def _seen(self, path: str, node: Node, stamp: Stamp) -> None:
+        """Remember a fresh node (derived at ``stamp``); a newer version of a
+        file the kernel may hold pages of makes it drop them (once per new
+        version)."""
+        self._nodes.keep(path, node, stamp)
         if node.is_dir:
             return
         known, current = self._versions.get(path), attrs.version(node)
@@ -317,21 +328,21 @@ class JoistOperations(DirOps, WriteOps):
             return 0
         if fi.flags & _WRITE_FLAGS:
             return self._open_write(path, fi)
-        node, reader = self._reader_for(path)
+        node, reader, stamp = self._reader_for(path)
         current = attrs.version(node)
         try:
-            return self._open_read(path, fi, node, reader, current)
+            return self._open_read(path, fi, node, reader, current, stamp)
         except BaseException:
             self._readers.give_back(current)
             raise
 
-    def _open_read(self, path: str, fi: Any, node: Node, reader: Reader, current: Any
-                   ) -> int:
+    def _open_read(self, path: str, fi: Any, node: Node, reader: Reader, current: Any,
+                   stamp: Stamp) -> int:
         known = self._versions.get(path)
         if known is not None and known != current:
             self._superseded(path, current)
             self.kernel.invalidate_now(path)
-        self._nodes.put(path, node)
+        self._nodes.keep(path, node, stamp)
         # The kernel keeps one page cache per file: a handle shares it only with
         # handles on the same bytes, else it reads around it (direct I/O).
         direct = self.options.direct_io or self._shares_cache_badly(path, current)
@@ -349,25 +360,31 @@ class JoistOperations(DirOps, WriteOps):
         self.stats.add("page_cache_kept", int(keep))
         return 0
 
-    def _reader_for(self, path: str) -> tuple[Node, Reader]:
-        """The node and a reader for ``path``, with the view's access check
-        either way: a pooled reader of the same version after a ``stat``, else
-        a new one from ``open_read`` (one path lookup, not two)."""
-        if self._readers.known(path):
-            node = self.view.stat(path)
+    def _reader_for(self, path: str) -> tuple[Node, Reader, Stamp]:
+        """The node, a reader for ``path`` and the stamp read before either,
+        with the view's access check either way: a pooled reader of the node's
+        version (the node as listed or looked up at the current stamp, else
+        from a ``stat``), else a new one from ``open_read`` (one path lookup,
+        not two)."""
+        stamp = self._stamp()
+        view = stamp[0]
+        node = self._nodes.fresh(path, stamp)
+        if node is None and self._readers.known(path):
+            node = view.stat(path)
+        if node is not None:
             if node.is_dir:
                 raise FuseError(errno.EISDIR)
             reader = self._readers.take(attrs.version(node))
             if reader is not None:
-                return node, reader
-        fresh = self._open_reader(path)
-        return fresh.node, self._readers.add(attrs.version(fresh.node), fresh, path)
+                return node, reader, stamp
+        fresh = self._open_reader(view, path)
+        return fresh.node, self._readers.add(attrs.version(fresh.node), fresh, path), stamp
 
-    def _open_reader(self, path: str) -> Any:
+    def _open_reader(self, view: HierarchyView, path: str) -> Any:
         try:
             # A cached entry naming bytes a replacement released is core's to
             # retry (``open_read`` looks the path up afresh once).
-            return self.view.open_read(path)
+            return view.open_read(path)
         except StorageError:
             self._nodes.drop(path)  # this mount's attributes of it are as stale
             raise

@@ -28,6 +28,11 @@ class MountOptions:
     """``auto``: blobs with no local descriptor (S3, GridFS) are read through
     the on-disk chunk cache; ``always`` also local ones (a filesystem
     assetstore on a slow network disk); ``off``: never."""
+    cache_lifetime: float = 30.0
+    """Seconds looked-up nodes and listings are reused while the store's
+    change counters stand still (a change by any process empties them at the
+    next operation; ``HierarchyView.cache_generation``). 0, or a zero
+    ``attr_timeout``/``entry_timeout``/core ``cache_ttl``: none kept."""
     chunk_size: int = 4 << 20
     """Bytes per chunk of the chunk cache: a fetch from the backend, a file
     of the cache, one descriptor kept open for warm reads."""

@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 
+from joist.admin.bootstrap import build_app
+from joist.admin.server import Server
 from joist.core.acl import SYSTEM
 from tests import world as w
+from tests.conftest import make_settings
 from tests.gateways.fuse.fuse_harness import (
     MountSite,
     is_mounted,
@@ -25,6 +28,7 @@ from tests.gateways.fuse.fuse_harness import (
     run_cli,
     wait_for,
 )
+from tests.gateways.webdav.davclient import Dav
 from tests.world import upload_bytes
 
 pytestmark = needs_fuse
@@ -309,6 +313,40 @@ def test_a_file_replaced_while_open_is_never_a_mix(site: MountSite, mode: tuple[
             os.close(fd)
             _replace(site, "/" + DATA + "/big.bin", BIG)
     finally:
+        mount.stop()
+
+
+def test_chunk_cache_pages_are_kept_until_a_webdav_put_replaces_the_file(
+        site: MountSite) -> None:
+    """Reads through the chunk cache (the path of S3 and GridFS blobs) keep the
+    kernel's pages across opens while the file is unchanged; once another
+    process replaced it (a WebDAV PUT), the very next open reads the new bytes."""
+    path = "/" + DATA + "/cached.bin"
+    old, new = os.urandom(300_000), os.urandom(200_000)
+    _replace(site, path, old)
+    mount = site.start("alice", "--chunk-cache", "always")
+    # A server of its own on the mount's store (SQLite on every engine: the
+    # mount is another process).
+    app = build_app(make_settings(site.data_dir, **{"server.port": 0}), env={})
+    server = Server(app)
+    try:
+        server.start()
+        mounted = mount.root / path.lstrip("/")
+        assert mounted.read_bytes() == old
+        assert mounted.read_bytes() == old
+        counters = json.loads((mount.root / ".joist-stats").read_text())
+        assert counters["chunk_reads"] >= 1 and counters["fd_reads"] == 0
+        assert counters["page_cache_kept"] >= 1  # the second open kept the kernel's copy
+        dav = Dav(server.url + "/dav", ("alice", w.PASSWORD))
+        try:
+            assert dav.request("PUT", path, data=new).status_code in (200, 201, 204)
+        finally:
+            dav.close()
+        assert mounted.read_bytes() == new  # no wait: the open itself sees the change
+        assert mounted.read_bytes() == new
+    finally:
+        server.stop()
+        app.close()
         mount.stop()
 
 

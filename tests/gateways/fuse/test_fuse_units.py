@@ -23,6 +23,7 @@ from joist.core.assetstores.localio import LocalBlobReader
 from joist.core.hierarchy import Node
 from joist.gateways.fuse import MountOptions
 from joist.gateways.fuse import attrs as fattrs
+from joist.gateways.fuse.cache import Listings, Stamped
 from joist.gateways.fuse.chunkcache import ChunkCache
 from joist.gateways.fuse.errors import FuseError
 from joist.gateways.fuse.handles import DirHandle, ReaderPool
@@ -159,6 +160,29 @@ def test_dir_handle_pages_on_and_seeks_back() -> None:
     assert [e[0] for e in handle.page(500)[:1]] == ["e500"]   # a seek lists from there
     assert calls == [0, 0, 500]
     assert handle.page(1000) == []
+
+
+def test_stamped_values_serve_only_their_view_and_generation() -> None:
+    cache: Stamped[str] = Stamped(10, 60.0)
+    view, other_view = object(), object()   # views of other rights are other objects
+    cache.keep("/x", "node", (view, 1))
+    assert cache.fresh("/x", (view, 1)) == "node"
+    assert cache.fresh("/x", (view, 2)) is None        # the store changed since
+    assert cache.fresh("/x", (other_view, 1)) is None  # derived under other rights
+    off: Stamped[str] = Stamped(10, 0.0)               # a lifetime of 0 keeps nothing
+    off.keep("/x", "node", (view, 1))
+    assert off.fresh("/x", (view, 1)) is None
+
+
+def test_listings_are_bounded_by_the_rows_they_hold() -> None:
+    listings = Listings(60.0, max_rows=100)
+    stamp = (object(), 1)
+    for name in ("a", "b", "c"):
+        listings.keep(f"/{name}", [name] * 40, stamp)
+    assert listings.fresh("/a", stamp) is None           # oldest out: 120 rows > 100
+    assert listings.fresh("/b", stamp) == ["b"] * 40 and listings.fresh("/c", stamp)
+    listings.keep("/huge", ["x"] * 101, stamp)           # never kept at all
+    assert listings.fresh("/huge", stamp) is None and len(listings) == 2
 
 
 def test_reader_pool_never_closes_a_held_reader() -> None:
@@ -313,6 +337,55 @@ def test_an_open_after_a_replace_by_another_process_reads_the_new_bytes(
     second.open(A_TXT, fi)
     assert second.read(A_TXT, 100, 0, fi) == b"from another process"
     second.release(A_TXT, fi)
+
+
+def test_listed_nodes_serve_opens_until_another_process_changes_the_store(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nodes and listings outlive the kernel's 1 s timeouts only while the
+    store's change counters stand still: a re-open costs no path resolution,
+    and a change committed by another process is seen by the next open."""
+    from joist.admin.bootstrap import build_app
+    ops = _ops(world, tmp_path)
+    folder = A_TXT.rsplit("/", 1)[0]
+
+    def listing() -> list[str]:
+        fh = ops.opendir(folder)
+        try:
+            return [row[0] for row in ops.readdir(folder, fh)]
+        finally:
+            ops.releasedir(folder, fh)
+
+    assert "a.txt" in listing()
+    fi = Fi()
+    ops.open(A_TXT, fi)                          # opens the blob (a pooled reader after)
+    ops.release(A_TXT, fi)
+    resolved: list[str] = []
+    view = ops.view
+    for name in ("stat", "open_read", "listdir"):
+        real = getattr(view, name)
+        monkeypatch.setattr(view, name, lambda path, *a, _r=real, **k: (
+            resolved.append(path), _r(path, *a, **k))[1])
+    fi = Fi()
+    ops.open(A_TXT, fi)
+    assert ops.read(A_TXT, len(w.A_TXT), 0, fi) == w.A_TXT
+    ops.release(A_TXT, fi)
+    assert "a.txt" in listing() and ops.getattr(A_TXT)["st_size"] == len(w.A_TXT)
+    assert resolved == []                        # served from the mount's own caches
+    other = build_app(world.app.settings, env={})  # a second process on the same store
+    try:
+        with other.hierarchy.view(world.principal("alice")).open_write(A_TXT) as writer:
+            writer.write(b"changed elsewhere")
+        with other.hierarchy.view(world.principal("alice")).open_write(
+                folder + "/new.txt") as writer:
+            writer.write(b"new")
+    finally:
+        other.close()
+    fi = Fi()
+    ops.open(A_TXT, fi)
+    assert ops.read(A_TXT, 100, 0, fi) == b"changed elsewhere"
+    ops.release(A_TXT, fi)
+    assert "new.txt" in listing()
+    assert A_TXT in resolved and folder in resolved
 
 
 def test_direct_io_handles_keep_reading_their_version(world: World, tmp_path: Path) -> None:
