@@ -26,8 +26,9 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from typing import Any
 
 from ..errors import StorageError, ValidationError
 from .engine import CollectionSpec, Engine
@@ -186,6 +187,21 @@ class SQLiteEngine(Engine):
             self._local.conn = None
             with suppress(sqlite3.Error):  # closed by close(): given back and dropped
                 if conn.in_transaction:  # a block left by an exception mid-way
+                    conn.execute("ROLLBACK")
+            self._give_back(conn)
+
+    def read_one(self, sql: str, params: Sequence[Any]) -> Any:
+        """The first row of one read statement: ``connection()`` without the
+        context manager, for the by-id lookups every request makes."""
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            return held.execute(sql, params).fetchone()
+        conn = self._borrow()
+        try:
+            return conn.execute(sql, params).fetchone()
+        finally:
+            with suppress(sqlite3.Error):
+                if conn.in_transaction:
                     conn.execute("ROLLBACK")
             self._give_back(conn)
 

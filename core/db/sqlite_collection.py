@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 from bson import ObjectId
 
 from ..errors import StorageError, ValidationError
-from .codec import DATE, MISSING, decode_doc, decode_sql, encode_doc, encode_scalar, values_equal
+from .codec import (
+    DATE,
+    MISSING,
+    OID,
+    decode_doc,
+    decode_sql,
+    encode_doc,
+    encode_scalar,
+    values_equal,
+)
 from .engine import (
     Collection,
     CollectionSpec,
@@ -86,6 +95,7 @@ class SQLiteCollection(Collection):
             for ix in spec.indexes
             if ix.unique and not ix.sparse and f"{name}${ix.index_name}" in self._indexes]
         self._next_purge = 0.0
+        self._by_id = f"SELECT doc FROM {self._t} WHERE id = ?"
 
     # -- schema -----------------------------------------------------------------------
 
@@ -184,6 +194,11 @@ class SQLiteCollection(Collection):
     @_mapped
     def find_one(self, filter: Filter | None = None, *, sort: SortSpec | None = None,
                  projection: Sequence[str] | None = None) -> Document | None:
+        if type(filter) is dict and len(filter) == 1 and sort is None and projection is None:
+            oid = filter.get("_id")
+            if type(oid) is ObjectId:  # by id, as most lookups are: no translation
+                row = self._engine.read_one(self._by_id, (OID + str(oid),))
+                return None if row is None else decode_doc(row[0])
         validate_projection(projection)
         sql, params = self._select("doc", filter, sort, 0, 1)
         with self._engine.connection() as conn:

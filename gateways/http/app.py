@@ -301,6 +301,8 @@ def _close(result: Raw) -> None:
 
 
 def _stream(environ: dict[str, Any], result: Raw, uid: str) -> Iterable[bytes]:
+    if type(result.body) is list and result.file is None and result.on_close is None:
+        return result.body  # bytes in hand (a small download): nothing to close
     wrapper = environ.get("wsgi.file_wrapper")
     if result.file is not None and wrapper is not None and result.file_range is None:
         return wrapper(result.file, 1 << 20)  # type: ignore[no-any-return]
