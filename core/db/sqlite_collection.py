@@ -197,8 +197,7 @@ class SQLiteCollection(Collection):
         if type(filter) is dict and len(filter) == 1 and sort is None and projection is None:
             oid = filter.get("_id")
             if type(oid) is ObjectId:  # by id, as most lookups are: no translation
-                row = self._engine.read_one(self._by_id, (OID + str(oid),))
-                return None if row is None else decode_doc(row[0])
+                return self._by_id_doc(OID + str(oid))
         validate_projection(projection)
         sql, params = self._select("doc", filter, sort, 0, 1)
         with self._engine.connection() as conn:
@@ -207,6 +206,22 @@ class SQLiteCollection(Collection):
             return None
         doc = decode_doc(row[0])
         return doc if projection is None else project(doc, projection)
+
+    def _by_id_doc(self, key: str) -> Document | None:
+        """The document whose id column is ``key``, through the engine's
+        ``RowCache`` (a fresh decode of the text for every caller)."""
+        engine = self._engine
+        token = engine.read_token()
+        if token is not None:
+            text = engine.rows.get(self.spec.name, key, token)
+            if text is not None:
+                return decode_doc(text)  # type: ignore[no-any-return]
+        row = engine.read_one(self._by_id, (key,))
+        if row is None:
+            return None
+        if token is not None:
+            engine.rows.put(self.spec.name, key, token, row[0])
+        return decode_doc(row[0])  # type: ignore[no-any-return]
 
     @_mapped
     def count(self, filter: Filter | None = None) -> int:
