@@ -43,6 +43,11 @@ def http_date(value: Any) -> str | None:
     written out: that one costs several microseconds a download)."""
     if not isinstance(value, _dt.datetime):
         return None
+    return _imf_date(value)
+
+
+@functools.lru_cache(maxsize=1024)  # a file's time is sent with every download of it
+def _imf_date(value: _dt.datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(_dt.UTC)  # stored times are naive UTC
     return (f"{_DAYS[value.weekday()]}, {value.day:02d} {_MONTHS[value.month - 1]} "
