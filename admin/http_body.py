@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _pyio
 import contextlib
+import os
 import socket
 import time
 import typing
@@ -114,6 +115,40 @@ class GuardedReader(makefile.StreamReader):
         return buffered + self.guard.take_prefix()
 
 
+class SocketWriter:
+    """The connection's writer. cheroot's (a ``_pyio`` buffered writer that it
+    flushes after every write anyway) copies each write into a buffer and out
+    again, and its ``send`` polls before every call; this one hands the bytes
+    to the kernel with one ``os.write`` on the socket's non-blocking descriptor
+    and leaves only what did not fit to ``sendall`` (under the socket's timeout)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.bytes_written = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        if self.closed:
+            raise ValueError("write to a closed connection")
+        size = len(data)
+        sent = 0
+        if self.sock.gettimeout() is not None:  # non-blocking descriptor: never waits
+            try:
+                sent = os.write(self.sock.fileno(), data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+        if sent < size:
+            self.sock.sendall(memoryview(data)[sent:])
+        self.bytes_written += size
+        return size
+
+    def flush(self) -> None:
+        pass  # nothing is held
+
+    def close(self) -> None:
+        self.closed = True  # the socket is the connection's to close
+
+
 class _HeldWrite:
     """Stands in for the connection's writer while cheroot formats the head."""
 
@@ -178,4 +213,4 @@ class GuardedRequest(server.HTTPRequest):
         super().send_headers()
 
 
-__all__ = ["GuardedReader", "GuardedRequest", "GuardedSocketIO", "Limits"]
+__all__ = ["GuardedReader", "GuardedRequest", "GuardedSocketIO", "Limits", "SocketWriter"]

@@ -45,10 +45,10 @@ import threading
 import time
 from typing import Any
 
-from cheroot import makefile, server, wsgi
+from cheroot import server, wsgi
 
 from . import cheroot_internals
-from .http_body import GuardedReader, GuardedRequest, GuardedSocketIO, Limits
+from .http_body import GuardedReader, GuardedRequest, GuardedSocketIO, Limits, SocketWriter
 from .http_fairness import PerAddress
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class GuardedConnection(server.HTTPConnection):
         def make(sock_: socket.socket, mode: str = "r", bufsize: int = 8192) -> Any:
             if "r" in mode:
                 return GuardedReader(GuardedSocketIO(sock_, limits, httpserver.timeout), bufsize)
-            return makefile.MakeFile(sock_, mode, bufsize)
+            return SocketWriter(sock_)
 
         super().__init__(httpserver, sock, make)
 
