@@ -12,7 +12,10 @@ half a head and stop starve every other request. This front replaces cheroot's
 - gives a head ``header_timeout`` seconds (from accept, or from its first byte
   on a kept-alive connection), then answers 408 and closes;
 - keeps idle keep-alive connections in the selector, costing no thread, until
-  cheroot's keep-alive timeout;
+  cheroot's keep-alive timeout (a worker that has just answered waits a
+  moment, ``NEXT_HEAD_WAIT_MS``, for the same client's next request, and only
+  while no other connection waits for a worker: a client that sends its
+  requests back to back is then served without two thread hand-overs each);
 - refuses (503) a connection beyond ``max_connections_per_address`` open ones
   from one address, and lets one address's large bodies occupy at most
   ``body_workers_per_address`` workers (the others wait on no thread:
@@ -133,7 +136,7 @@ class GuardedConnection(server.HTTPConnection):
 
     def communicate(self) -> bool:
         """cheroot's request loop step, repeated while the client's next request
-        comes whole within ``NEXT_HEAD_WAIT`` (``HeadFront.take_next``)."""
+        comes whole within ``NEXT_HEAD_WAIT_MS`` (``HeadFront.take_next``)."""
         keep = super().communicate()
         while keep and self.front.take_next(self):
             keep = super().communicate()
@@ -184,7 +187,7 @@ class HeadFront:
 
     def take_next(self, conn: GuardedConnection) -> bool:
         """A worker is done with a request and keeps the connection. If no other
-        connection waits for a worker, wait up to ``NEXT_HEAD_WAIT`` on this
+        connection waits for a worker, wait up to ``NEXT_HEAD_WAIT_MS`` on this
         thread for the client's next request: True when its head (and small
         body) came whole, and this worker goes on with it; no hand-over to the
         selector thread and back to another worker (two thread wake-ups, and
