@@ -3,7 +3,7 @@ public API: listed here, each checked by ``check()`` when a server starts.
 
 cheroot's public API is a WSGI server whose connection manager hands a new
 connection to a worker thread at once; the front replaces that manager (see
-its module doc for why). That takes five things cheroot does not document:
+its module doc for why). That takes six things cheroot does not document:
 
 ``HTTPServer._connections``
     The manager ``prepare()`` builds; ``serve()``, ``stop()`` and the
@@ -18,8 +18,14 @@ its module doc for why). That takes five things cheroot does not document:
     The constructor's third argument builds the socket files: the front's
     reader replays the head bytes it has already read.
 
-``makefile.MakeFile``
-    cheroot's buffered writer, kept for the write side.
+``conn.wfile``
+    The connection's writer (``http_body.SocketWriter``, built by the same
+    third argument): cheroot calls only ``write`` on it (``WRITER_CALLS``), and
+    its thread pool's statistics read ``bytes_written``.
+
+``ThreadPool.qsize``
+    How many connections wait for a worker (a property): a worker waits for
+    its client's next request only while none does (``HeadFront.take_next``).
 
 ``HTTPServer.bind(family, type, proto)``
     What ``prepare()`` calls to create ``self.socket``: a ``joist serve``
@@ -39,13 +45,17 @@ import re
 from typing import Any
 
 import cheroot
-from cheroot import makefile, server
+from cheroot import server
+from cheroot.workers import threadpool
 
 TESTED = ">=11.0,<12"
 """cheroot versions these internals were checked against (as in setup.py)."""
 
 MANAGER_CALLS = frozenset({"run", "stop", "close", "put", "can_add_keepalive_connection"})
 """What cheroot's server calls on its connection manager."""
+
+WRITER_CALLS = frozenset({"write"})
+"""What cheroot's request and connection code calls on a connection's ``wfile``."""
 
 
 class CherootInternalsError(RuntimeError):
@@ -56,6 +66,11 @@ def manager_calls() -> set[str]:
     """The attributes cheroot's ``HTTPServer`` uses on ``self._connections``."""
     source = inspect.getsource(server.HTTPServer)
     return set(re.findall(r"self\._connections\.(\w+)", source))
+
+
+def writer_calls() -> set[str]:
+    """The attributes cheroot's server module uses on a connection's ``wfile``."""
+    return set(re.findall(r"\.wfile\.(\w+)", inspect.getsource(server)))
 
 
 def check() -> None:
@@ -77,8 +92,11 @@ def check() -> None:
     bind_params = list(inspect.signature(server.HTTPServer.bind).parameters)
     if bind_params[:4] != ["self", "family", "type", "proto"]:
         problems.append(f"HTTPServer.bind takes {bind_params}, not (family, type, proto)")
-    if not callable(getattr(makefile, "MakeFile", None)):
-        problems.append("cheroot.makefile.MakeFile is gone")
+    if writer_calls() != WRITER_CALLS:
+        problems.append(f"cheroot calls {sorted(writer_calls())} on a connection's writer, "
+                        f"not {sorted(WRITER_CALLS)}")
+    if not isinstance(inspect.getattr_static(threadpool.ThreadPool, "qsize", None), property):
+        problems.append("ThreadPool.qsize is no longer a property")
     if problems:
         raise CherootInternalsError(
             f"cheroot {cheroot.__version__} is not one the HTTP front was "
@@ -92,5 +110,5 @@ def install_manager(httpserver: Any, manager: Any) -> Any:
     return old
 
 
-__all__ = ["MANAGER_CALLS", "TESTED", "CherootInternalsError", "check", "install_manager",
-           "manager_calls"]
+__all__ = ["MANAGER_CALLS", "TESTED", "WRITER_CALLS", "CherootInternalsError", "check",
+           "install_manager", "manager_calls", "writer_calls"]

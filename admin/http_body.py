@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import _pyio
 import contextlib
+import email.utils
+import os
 import socket
 import time
 import typing
@@ -108,10 +110,70 @@ class GuardedReader(makefile.StreamReader):
     def has_data(self) -> bool:
         return bool(super().has_data() or self.guard.prefix)
 
+    def readline(self, size: int | None = -1) -> bytes:
+        # The head is in hand (the front read it): a line from it is a slice,
+        # not _pyio's peek-and-read through the buffer for every header.
+        prefix = self.guard.prefix
+        if prefix and not super().has_data():
+            limit = len(prefix) if size is None or size < 0 else min(size, len(prefix))
+            end = prefix.find(b"\n", 0, limit)
+            if end >= 0:
+                line = bytes(prefix[:end + 1])
+                del prefix[:end + 1]
+                return line
+        return super().readline(size)  # type: ignore[no-any-return]
+
     def take_unread(self) -> bytes:
         """Every byte received but not yet consumed, without touching the socket."""
         buffered = self.read1(1 << 30) if super().has_data() else b""
         return buffered + self.guard.take_prefix()
+
+
+_NOW: tuple[int, bytes] = (0, b"")  # (a second, its HTTP date): replaced whole
+
+
+def _http_now() -> bytes:
+    """The ``Date`` header's value (RFC 9110's IMF-fixdate), formatted once a second."""
+    global _NOW
+    now = int(time.time())
+    seen = _NOW
+    if seen[0] != now:
+        seen = _NOW = (now, email.utils.formatdate(now, usegmt=True).encode("ascii"))
+    return seen[1]
+
+
+class SocketWriter:
+    """The connection's writer. cheroot's (a ``_pyio`` buffered writer that it
+    flushes after every write anyway) copies each write into a buffer and out
+    again, and its ``send`` polls before every call; this one hands the bytes
+    to the kernel with one ``os.write`` on the socket's non-blocking descriptor
+    and leaves only what did not fit to ``sendall`` (under the socket's timeout)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.bytes_written = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        if self.closed:
+            raise ValueError("write to a closed connection")
+        size = len(data)
+        sent = 0
+        if self.sock.gettimeout() is not None:  # non-blocking descriptor: never waits
+            try:
+                sent = os.write(self.sock.fileno(), data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+        if sent < size:
+            self.sock.sendall(memoryview(data)[sent:])
+        self.bytes_written += size
+        return size
+
+    def flush(self) -> None:
+        pass  # nothing is held
+
+    def close(self) -> None:
+        self.closed = True  # the socket is the connection's to close
 
 
 class _HeldWrite:
@@ -163,7 +225,10 @@ class GuardedRequest(server.HTTPRequest):
                 self.close_connection = True
         if guard.stalled:
             self.close_connection = True
-        if any(key.lower() == b"content-length" for key, _value in self.outheaders):
+        keys = {key.lower() for key, _value in self.outheaders}
+        if b"date" not in keys:  # cheroot would format it anew for every response
+            self.outheaders.append((b"Date", _http_now()))
+        if b"content-length" in keys:
             real, held = self.conn.wfile, _HeldWrite()
             self.conn.wfile = held
             try:
@@ -178,4 +243,4 @@ class GuardedRequest(server.HTTPRequest):
         super().send_headers()
 
 
-__all__ = ["GuardedReader", "GuardedRequest", "GuardedSocketIO", "Limits"]
+__all__ = ["GuardedReader", "GuardedRequest", "GuardedSocketIO", "Limits", "SocketWriter"]

@@ -12,7 +12,10 @@ half a head and stop starve every other request. This front replaces cheroot's
 - gives a head ``header_timeout`` seconds (from accept, or from its first byte
   on a kept-alive connection), then answers 408 and closes;
 - keeps idle keep-alive connections in the selector, costing no thread, until
-  cheroot's keep-alive timeout;
+  cheroot's keep-alive timeout (a worker that has just answered waits a
+  moment, ``NEXT_HEAD_WAIT_MS``, for the same client's next request, and only
+  while no other connection waits for a worker: a client that sends its
+  requests back to back is then served without two thread hand-overs each);
 - refuses (503) a connection beyond ``max_connections_per_address`` open ones
   from one address, and lets one address's large bodies occupy at most
   ``body_workers_per_address`` workers (the others wait on no thread:
@@ -36,17 +39,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import re
+import select
 import selectors
 import socket
 import threading
 import time
 from typing import Any
 
-from cheroot import makefile, server, wsgi
+from cheroot import server, wsgi
 
 from . import cheroot_internals
-from .http_body import GuardedReader, GuardedRequest, GuardedSocketIO, Limits
+from .http_body import GuardedReader, GuardedRequest, GuardedSocketIO, Limits, SocketWriter
 from .http_fairness import PerAddress
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,10 @@ RECV_BYTES = 64 * 1024
 PREREAD_BODY = 64 * 1024  # bodies up to this size are read before a worker takes them
 _HEADER = re.compile(rb"\r?\n([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:[ \t]*([^\r\n]*)")
 ACCEPTS_PER_WAKE = 256  # accept in bursts, then look at readable connections again
+# How long a worker that has just answered on a kept-alive connection waits for
+# that client's next request before handing the connection to the selector
+# (only while no other connection waits for a worker; see HeadFront.take_next).
+NEXT_HEAD_WAIT_MS = 2
 
 
 def body_plan(head: bytes) -> tuple[int, bool]:
@@ -94,6 +103,15 @@ def _reply(sock: socket.socket, status: str, text: str, extra: str = "") -> None
         sock.send(head + body, socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
 
 
+def _read_now(sock: socket.socket) -> bytes:
+    """What the socket holds now, without waiting (``BlockingIOError`` if
+    nothing). A socket with a timeout has a non-blocking descriptor, and
+    ``os.read`` on it skips the ``poll`` that ``recv`` makes first."""
+    if sock.gettimeout() is None:  # a blocking descriptor: let recv not wait
+        return sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
+    return os.read(sock.fileno(), RECV_BYTES)
+
+
 class GuardedConnection(server.HTTPConnection):
     RequestHandlerClass = GuardedRequest
 
@@ -106,14 +124,23 @@ class GuardedConnection(server.HTTPConnection):
         self.large = False  # its current request has a body a worker reads itself
         self.body_slot = False  # it holds one of its address's places for large bodies
         self.closed = False
+        self.poller: select.poll | None = None  # for ``HeadFront.take_next``
         limits = front.limits
 
         def make(sock_: socket.socket, mode: str = "r", bufsize: int = 8192) -> Any:
             if "r" in mode:
                 return GuardedReader(GuardedSocketIO(sock_, limits, httpserver.timeout), bufsize)
-            return makefile.MakeFile(sock_, mode, bufsize)
+            return SocketWriter(sock_)
 
         super().__init__(httpserver, sock, make)
+
+    def communicate(self) -> bool:
+        """cheroot's request loop step, repeated while the client's next request
+        comes whole within ``NEXT_HEAD_WAIT_MS`` (``HeadFront.take_next``)."""
+        keep = super().communicate()
+        while keep and self.front.take_next(self):
+            keep = super().communicate()
+        return bool(keep)
 
     def close(self) -> None:
         if not self.closed:
@@ -157,6 +184,48 @@ class HeadFront:
         else:
             conn.deadline = 0.0  # idle: the keep-alive timeout applies, not the head's
         self._register(conn)
+
+    def take_next(self, conn: GuardedConnection) -> bool:
+        """A worker is done with a request and keeps the connection. If no other
+        connection waits for a worker, wait up to ``NEXT_HEAD_WAIT_MS`` on this
+        thread for the client's next request: True when its head (and small
+        body) came whole, and this worker goes on with it; no hand-over to the
+        selector thread and back to another worker (two thread wake-ups, and
+        the GIL passed between three threads, per request). Otherwise the
+        bytes read so far go back to the connection, for ``put``."""
+        if NEXT_HEAD_WAIT_MS <= 0 or self._stop_requested or self.server.requests.qsize:
+            return False  # others wait for a worker: do not hold this one
+        unread = conn.rfile.take_unread()
+        if not unread:
+            try:
+                if not self._next_poller(conn).poll(NEXT_HEAD_WAIT_MS):
+                    return False
+                unread = _read_now(conn.socket)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                return False  # the front's read sees the error again and closes
+            if not unread:  # the client went away: the selector sees it too
+                return False
+        end = HEAD_END.search(unread, 0, self.limits.max_head_bytes + 4)
+        if end is not None:
+            preread, large = body_plan(unread[:end.end()])
+            if not large and len(unread) >= end.end() + preread:
+                self._end_body(conn)
+                conn.last_used = time.time()
+                conn.large = False
+                conn.rfile.guard.begin(unread)
+                return True
+        conn.rfile.guard.begin(unread)  # incomplete: ``put`` takes it from here
+        return False
+
+    @staticmethod
+    def _next_poller(conn: GuardedConnection) -> select.poll:
+        poller = conn.poller
+        if poller is None:
+            poller = conn.poller = select.poll()
+            poller.register(conn.socket.fileno(), select.POLLIN)
+        return poller
 
     def run(self, expiration_interval: float) -> None:
         self._serving = True
@@ -234,7 +303,7 @@ class HeadFront:
 
     def _read_head(self, conn: GuardedConnection) -> None:
         try:
-            data = conn.socket.recv(RECV_BYTES, socket.MSG_DONTWAIT)
+            data = _read_now(conn.socket)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:

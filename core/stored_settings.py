@@ -229,6 +229,16 @@ def env_name(key: str) -> str:
     return "JOIST_SETTING_" + key.upper().replace(".", "_")
 
 
+_ENV_NAMES: dict[str, str] = {}  # key -> env_name(key), for the defined keys read so far
+
+
+def _env_name_of(key: str) -> str:
+    name = env_name(key)
+    if len(_ENV_NAMES) < 4096:  # keys are definitions' (checked first): few
+        _ENV_NAMES[key] = name
+    return name
+
+
 class SettingsService:
     """Typed access to stored settings, with a process-local cache.
 
@@ -281,16 +291,16 @@ class SettingsService:
 
     def get(self, key: str) -> Any:
         definition = self.definition(key)
-        if env_name(key) in self._env:
-            raw = self._env[env_name(key)]
+        variable = _ENV_NAMES.get(key) or _env_name_of(key)
+        if variable in self._env:
+            raw = self._env[variable]
             if not definition.secret:  # a password of digits stays a string
                 with contextlib.suppress(ValueError):
                     raw = loads_json(raw)
             return self.validate(key, raw)
         now = time.monotonic()
         generation = self._generation() if self._generation is not None else 0
-        with self._lock:
-            hit = self._cache.get(key)
+        hit = self._cache.get(key)  # one dict read: no lock needed
         if hit is not None and hit[1] == generation and (
                 self._generation is not None or now - hit[0] < self._cache_seconds):
             return hit[2]

@@ -26,12 +26,14 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from typing import Any
 
 from ..errors import StorageError, ValidationError
 from .engine import CollectionSpec, Engine
 from .sqlite_collection import SQLiteCollection, quote_ident
+from .sqlite_rows import RowCache
 from .sqlite_udf import register_functions
 from .sqlite_watch import WalIndexWatch
 
@@ -96,6 +98,8 @@ class SQLiteEngine(Engine):
         self._watch: sqlite3.Connection | None = None
         self._wal_watch: WalIndexWatch | None = None
         self._watch_lock = threading.Lock()  # guards _watch and _wal_watch
+        # Documents read by id, kept while the change counter stands still.
+        self.rows = RowCache()
         try:
             with self.connection() as conn:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -114,6 +118,7 @@ class SQLiteEngine(Engine):
         self._pool = threading.Condition()
         self._writer = threading.Lock()
         self._idle, self._opened, self._count = [], set(), 0
+        self.rows = RowCache()
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
@@ -186,6 +191,29 @@ class SQLiteEngine(Engine):
             self._local.conn = None
             with suppress(sqlite3.Error):  # closed by close(): given back and dropped
                 if conn.in_transaction:  # a block left by an exception mid-way
+                    conn.execute("ROLLBACK")
+            self._give_back(conn)
+
+    def read_token(self) -> int | None:
+        """``change_counter`` for a read-through cache (``RowCache``); None when
+        this thread holds a connection (inside a write or a group its reads see
+        its own uncommitted changes, which no cache may keep or hide)."""
+        if getattr(self._local, "conn", None) is not None:
+            return None
+        return self.change_counter()
+
+    def read_one(self, sql: str, params: Sequence[Any]) -> Any:
+        """The first row of one read statement: ``connection()`` without the
+        context manager, for the by-id lookups every request makes."""
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            return held.execute(sql, params).fetchone()
+        conn = self._borrow()
+        try:
+            return conn.execute(sql, params).fetchone()
+        finally:
+            with suppress(sqlite3.Error):
+                if conn.in_transaction:
                     conn.execute("ROLLBACK")
             self._give_back(conn)
 
@@ -325,6 +353,7 @@ class SQLiteEngine(Engine):
         for conn in conns:
             with suppress(sqlite3.Error):
                 conn.close()
+        self.rows.clear()
         with self._watch_lock:
             watch, self._watch = self._watch, None
             wal_watch, self._wal_watch = self._wal_watch, None

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 from bson import ObjectId
 
 from ..errors import StorageError, ValidationError
-from .codec import DATE, MISSING, decode_doc, decode_sql, encode_doc, encode_scalar, values_equal
+from .codec import (
+    DATE,
+    MISSING,
+    OID,
+    decode_doc,
+    decode_sql,
+    encode_doc,
+    encode_scalar,
+    values_equal,
+)
 from .engine import (
     Collection,
     CollectionSpec,
@@ -86,6 +95,7 @@ class SQLiteCollection(Collection):
             for ix in spec.indexes
             if ix.unique and not ix.sparse and f"{name}${ix.index_name}" in self._indexes]
         self._next_purge = 0.0
+        self._by_id = f"SELECT doc FROM {self._t} WHERE id = ?"
 
     # -- schema -----------------------------------------------------------------------
 
@@ -184,6 +194,10 @@ class SQLiteCollection(Collection):
     @_mapped
     def find_one(self, filter: Filter | None = None, *, sort: SortSpec | None = None,
                  projection: Sequence[str] | None = None) -> Document | None:
+        if type(filter) is dict and len(filter) == 1 and sort is None and projection is None:
+            oid = filter.get("_id")
+            if type(oid) is ObjectId:  # by id, as most lookups are: no translation
+                return self._by_id_doc(OID + str(oid))
         validate_projection(projection)
         sql, params = self._select("doc", filter, sort, 0, 1)
         with self._engine.connection() as conn:
@@ -192,6 +206,22 @@ class SQLiteCollection(Collection):
             return None
         doc = decode_doc(row[0])
         return doc if projection is None else project(doc, projection)
+
+    def _by_id_doc(self, key: str) -> Document | None:
+        """The document whose id column is ``key``, through the engine's
+        ``RowCache`` (a fresh decode of the text for every caller)."""
+        engine = self._engine
+        token = engine.read_token()
+        if token is not None:
+            text = engine.rows.get(self.spec.name, key, token)
+            if text is not None:
+                return decode_doc(text)  # type: ignore[no-any-return]
+        row = engine.read_one(self._by_id, (key,))
+        if row is None:
+            return None
+        if token is not None:
+            engine.rows.put(self.spec.name, key, token, row[0])
+        return decode_doc(row[0])  # type: ignore[no-any-return]
 
     @_mapped
     def count(self, filter: Filter | None = None) -> int:

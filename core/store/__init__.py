@@ -73,15 +73,16 @@ class Store:
         self.folder_counts: Collection = engine.collection(specs.FOLDER_COUNT)
         self.mail_failures: Collection = engine.collection(specs.MAIL_FAILURE)
         self.notifications: Collection = engine.collection(specs.NOTIFICATION)
+        self._models: dict[str, Collection] = {
+            "user": self.users, "group": self.groups, "collection": self.collections,
+            "folder": self.folders, "item": self.items, "file": self.files,
+            "upload": self.uploads, "api_key": self.api_keys, "assetstore": self.assetstores}
 
     def of(self, model: str) -> Collection:
         """The collection holding documents of ``model`` (Girder's names)."""
         try:
-            return {"user": self.users, "group": self.groups,
-                    "collection": self.collections, "folder": self.folders,
-                    "item": self.items, "file": self.files, "upload": self.uploads,
-                    "api_key": self.api_keys, "assetstore": self.assetstores}[model]
-        except KeyError:
+            return self._models[model]
+        except (KeyError, TypeError):
             raise ValidationError(f"Invalid model: {model}", field="type") from None
 
     def get(self, model: str, doc_id: Any) -> Document:

@@ -76,6 +76,7 @@ class RestApp:
         self.static = static
         self.filter = Filter(services)
         self.endpoints = endpoints
+        self._facts: dict[int, _RouteFacts] = {}  # id(route) -> what _call needs of it
 
     # ------------------------------------------------------------ WSGI
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
@@ -154,8 +155,10 @@ class RestApp:
         that principal, whether or not a handler answered."""
         events = self.services.events
         request = ctx.request
-        name = f"rest.{route.method.lower()}.{route.path}"
-        before, after, failed = name + ".before", name + ".after", name + ".failed"
+        facts = self._facts.get(id(route))
+        if facts is None or facts.route is not route:
+            facts = self._facts[id(route)] = _RouteFacts(route)
+        before, after, failed = facts.events
         info: dict[str, Any] | None = None
         answered = False
         if events.has_handlers(before):
@@ -170,8 +173,7 @@ class RestApp:
                 request.scope_refusal = None
         self._check_access(request, route, ctx.principal)
         if not answered:
-            headers = {p.name: request.header(p.name) for p in route.params
-                       if p.location == "header"}
+            headers = {name: request.header(name) for name in facts.headers}
             try:  # bad parameters fail the route too (Girder validates inside it)
                 kwargs = bind(route.params, request.params(), path_values, headers)
                 result = route.handler(ctx, **kwargs)
@@ -224,10 +226,11 @@ class RestApp:
     def _common_headers(self, uid: str, request: Request | None = None
                         ) -> list[tuple[str, str]]:
         headers = [("Girder-Request-Uid", uid)]
-        origin = request.header("Origin") if request is not None else None
+        origin = request.environ.get("HTTP_ORIGIN") if request is not None else None
+        if not origin:
+            return headers
         allowed = self.services.settings.get("core.cors.allow_origin")
-        if origin and allowed and (allowed == "*" or origin in
-                                   [o.strip() for o in allowed.split(",")]):
+        if allowed and (allowed == "*" or origin in [o.strip() for o in allowed.split(",")]):
             headers += [("Access-Control-Allow-Origin", origin),
                         ("Access-Control-Allow-Credentials", "true"),
                         ("Access-Control-Expose-Headers",
@@ -285,6 +288,19 @@ class _RequestIds:
 _REQUEST_IDS = _RequestIds()
 
 
+class _RouteFacts:
+    """What ``_call`` derives from a route, worked out once per route (by
+    identity: a route's fields may not be hashable)."""
+
+    def __init__(self, route: Route) -> None:
+        self.route = route  # kept: its id is not reused while it lives
+        name = f"rest.{route.method.lower()}.{route.path}"
+        # Girder's events around a route: rest.<method>.<route>.before/.after/.failed
+        self.events = (name + ".before", name + ".after", name + ".failed")
+        self.headers = tuple(p.name for p in route.params if p.location == "header")
+
+
+
 def _event_info(ctx: Context, path_values: dict[str, str]) -> dict[str, Any]:
     return {**path_values, "params": ctx.request.params(), "principal": ctx.principal,
             "context": ctx}
@@ -301,6 +317,8 @@ def _close(result: Raw) -> None:
 
 
 def _stream(environ: dict[str, Any], result: Raw, uid: str) -> Iterable[bytes]:
+    if type(result.body) is list and result.file is None and result.on_close is None:
+        return result.body  # bytes in hand (a small download): nothing to close
     wrapper = environ.get("wsgi.file_wrapper")
     if result.file is not None and wrapper is not None and result.file_range is None:
         return wrapper(result.file, 1 << 20)  # type: ignore[no-any-return]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import email.utils
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,19 +22,36 @@ from .response import Raw
 CHUNK = 1 << 20  # cheroot has no sendfile: 1 MiB reads keep Python out of the way
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def content_disposition(name: str, disposition: str = "attachment") -> str:
     try:
-        return filenames.content_disposition(name, disposition)
+        return _content_disposition(name, disposition)
     except ValidationError as exc:
         raise RestError(str(exc)) from None  # Girder says it as a RestError
 
 
+@functools.lru_cache(maxsize=1024)  # the same few names are downloaded over and over
+def _content_disposition(name: str, disposition: str) -> str:
+    return filenames.content_disposition(name, disposition)
+
+
 def http_date(value: Any) -> str | None:
+    """RFC 9110's IMF-fixdate (``email.utils.format_datetime(..., usegmt=True)``,
+    written out: that one costs several microseconds a download)."""
     if not isinstance(value, _dt.datetime):
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.UTC)
-    return email.utils.format_datetime(value.astimezone(_dt.UTC), usegmt=True)
+    return _imf_date(value)
+
+
+@functools.lru_cache(maxsize=1024)  # a file's time is sent with every download of it
+def _imf_date(value: _dt.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.UTC)  # stored times are naive UTC
+    return (f"{_DAYS[value.weekday()]}, {value.day:02d} {_MONTHS[value.month - 1]} "
+            f"{value.year:04d} {value.hour:02d}:{value.minute:02d}:{value.second:02d} GMT")
 
 
 def not_modified(request: Request, etag: str, modified: _dt.datetime | None) -> bool:
@@ -120,7 +138,16 @@ def send_bytes(request: Request, reader: BlobReader, *, size: int, name: str,
         headers.append(("Content-Length", str(end - start)))
         if partial:
             headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
-        return Raw(206 if partial else 200, headers, _chunks(reader, start, end))
+        status = 206 if partial else 200
+        if end - start <= CHUNK and request.method != "HEAD":
+            # What the stream would send as its first (and only) block, read
+            # now: the reader is closed before the answer, and no generators.
+            try:
+                data = reader.read_at(start, end - start)
+            finally:
+                reader.close()
+            return Raw(status, headers, [data])
+        return Raw(status, headers, _chunks(reader, start, end))
     except BaseException:
         reader.close()
         raise

@@ -38,6 +38,18 @@ class RestError(Exception):
         self.extra = extra
 
 
+def _environ_key(name: str) -> str:
+    """Where WSGI puts the header ``name``."""
+    if name.lower() == "content-type":
+        return "CONTENT_TYPE"
+    if name.lower() == "content-length":
+        return "CONTENT_LENGTH"
+    return "HTTP_" + name.upper().replace("-", "_")
+
+
+_ENVIRON_KEYS: dict[str, str] = {}  # header name -> environ key, as looked up so far
+
+
 class Request:
     def __init__(self, environ: dict[str, Any]) -> None:
         self.environ = environ
@@ -56,11 +68,11 @@ class Request:
 
     # ------------------------------------------------------------ headers
     def header(self, name: str, default: str | None = None) -> str | None:
-        key = "HTTP_" + name.upper().replace("-", "_")
-        if name.lower() == "content-type":
-            key = "CONTENT_TYPE"
-        elif name.lower() == "content-length":
-            key = "CONTENT_LENGTH"
+        key = _ENVIRON_KEYS.get(name)
+        if key is None:
+            key = _environ_key(name)
+            if len(_ENVIRON_KEYS) < 1024:  # names come from code, but bounded all the same
+                _ENVIRON_KEYS[name] = key
         value = self.environ.get(key)
         return default if value is None else str(value)
 
@@ -159,7 +171,11 @@ class Request:
         body is always parameters, even on routes whose body is otherwise data."""
         if self._params is not None:
             return self._params
-        pairs = parse_qsl(self.environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        query = self.environ.get("QUERY_STRING", "")
+        if not query and "CONTENT_TYPE" not in self.environ:  # most GETs: nothing to parse
+            self._params = {}
+            return self._params
+        pairs = parse_qsl(query, keep_blank_values=True)
         if self.content_type == "application/x-www-form-urlencoded":
             self._form_body = self.read_body()
             pairs += parse_qsl(self._form_body.decode("utf-8", "replace"),

@@ -77,7 +77,11 @@ class RouteTable:
     def add(self, route: Route) -> None:
         self.routes.append(route)
         key = (route.method, route.resource, len(route.tokens))
-        self._index.setdefault(key, []).append(route)
+        candidates = self._index.setdefault(key, [])
+        candidates.append(route)
+        # Most specific first (stable: among equals, the first added), so the
+        # first route that matches is the one to take.
+        candidates.sort(key=lambda r: r.specificity(), reverse=True)
         self._resources.add(route.resource)
 
     def resources(self) -> set[str]:
@@ -85,19 +89,16 @@ class RouteTable:
 
     def match(self, method: str, resource: str,
               segments: list[str]) -> tuple[Route, dict[str, str]] | None:
-        best: tuple[tuple[int, ...], Route, dict[str, str]] | None = None
         for route in self._index.get((method, resource, len(segments)), ()):
             captured: dict[str, str] = {}
             for token, segment in zip(route.tokens, segments, strict=True):
-                if token.startswith(":"):
+                if token[:1] == ":":
                     captured[token[1:]] = segment
                 elif token != segment:
                     break
             else:
-                spec = route.specificity()
-                if best is None or spec > best[0]:
-                    best = (spec, route, captured)
-        return None if best is None else (best[1], best[2])
+                return route, captured
+        return None
 
     def methods_for(self, resource: str, segments: list[str]) -> list[str]:
         return sorted({r.method for r in self.routes if r.resource == resource and

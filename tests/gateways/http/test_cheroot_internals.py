@@ -6,16 +6,18 @@ refuses to start on a cheroot that changed."""
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
 import cheroot
 import pytest
-from cheroot import makefile, server
+from cheroot import server
+from cheroot.workers import threadpool
 from packaging.specifiers import SpecifierSet
 
 from joist.admin import cheroot_internals as internals
-from joist.admin.http_body import Limits
+from joist.admin.http_body import Limits, SocketWriter
 from joist.admin.http_front import GuardedServer, HeadFront
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -36,6 +38,13 @@ def test_the_front_offers_every_call_cheroot_makes_on_its_manager() -> None:
     assert not missing
 
 
+def test_the_writer_offers_every_call_cheroot_makes_on_it() -> None:
+    missing = [name for name in internals.writer_calls() if not hasattr(SocketWriter, name)]
+    assert not missing
+    with socket.socket() as sock:  # the thread pool's statistics read it
+        assert SocketWriter(sock).bytes_written == 0
+
+
 def _broken(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
     if what == "manager call":
         monkeypatch.setattr(internals, "MANAGER_CALLS", internals.MANAGER_CALLS | {"drain"})
@@ -45,14 +54,16 @@ def _broken(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
         def init(self: Any, server: Any, sock: Any) -> None:
             raise AssertionError("never built")
         monkeypatch.setattr(server.HTTPConnection, "__init__", init)
-    elif what == "MakeFile":
-        monkeypatch.delattr(makefile, "MakeFile")
+    elif what == "writer call":
+        monkeypatch.setattr(internals, "WRITER_CALLS", internals.WRITER_CALLS | {"flush"})
+    elif what == "qsize":
+        monkeypatch.setattr(threadpool.ThreadPool, "qsize", lambda self: 0)
     elif what == "prepare":
         monkeypatch.setattr(server.HTTPServer, "prepare", lambda self: None)
 
 
 @pytest.mark.parametrize("what", ["manager call", "process_conn", "connection signature",
-                                  "MakeFile", "prepare"])
+                                  "writer call", "qsize", "prepare"])
 def test_each_probe_fails_when_its_internal_changes(monkeypatch: pytest.MonkeyPatch,
                                                      what: str) -> None:
     _broken(monkeypatch, what)

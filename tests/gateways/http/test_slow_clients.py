@@ -306,6 +306,32 @@ def test_oversized_heads_and_pipelined_requests(tmp_path: Path) -> None:
         assert received.count(b"apiVersion") == 2
 
 
+def test_kept_alive_next_requests_whole_or_in_part(tmp_path: Path) -> None:
+    # A worker that has answered waits a moment for the same client's next
+    # request and serves it at once (HeadFront.take_next); a head that comes in
+    # part goes back to the front and holds no thread meanwhile.
+    with running_site(tmp_path / "data", **{"server.threads": 1}) as site, \
+            raw_sockets(site) as connect:
+        kept = connect()
+        for _ in range(20):  # back to back on one connection
+            kept.sendall(VERSION + b"\r\n")
+            status, body = response(kept)
+            assert status == 200 and b"apiVersion" in body
+        kept.sendall(VERSION)  # half a head, right after an answer
+        took, reply = timed_get(site.url("system/version"))  # the one worker is free
+        assert reply.status_code == 200 and took < BOUND, (reply.status_code, took)
+        kept.sendall(b"\r\n")
+        assert response(kept)[0] == 200
+        # A small body that follows its head late is still served whole.
+        kept.sendall(b"PUT /api/v1/system/setting HTTP/1.1\r\nHost: joist\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n"
+                     b"Content-Length: 9\r\n\r\n")
+        took, reply = timed_get(site.url("system/version"))
+        assert reply.status_code == 200 and took < BOUND, (reply.status_code, took)
+        kept.sendall(b"key=a&b=c")
+        assert response(kept)[0] == 401  # parsed in full: no token, so refused
+
+
 def test_slow_client_settings_are_checked() -> None:
     for key, value in (("server.header_timeout", 0), ("server.body_timeout", -1),
                        ("server.body_min_rate", -5),
