@@ -31,7 +31,7 @@ from .filesystem import (
     _upload_id,
 )
 from .filesystem_pending import PENDING_DIR, PENDING_KEY_RE
-from .filesystem_pending_check import check_pending, repair_pending
+from .filesystem_pending_check import check_pending, count_problem, repair_pending
 from .localio import locked, os_errors
 
 if TYPE_CHECKING:
@@ -304,15 +304,8 @@ def _judge(digest: str, size: int | None, doc: Mapping[str, Any] | None, live: i
                            f"counted {counted} time(s) but the bytes are gone", digest)
         return Problem(ProblemKind.STALE_REFS, "count left at 0 by an interrupted delete",
                        digest)
-    if doc is not None and doc.get("size") != size:
-        return Problem(ProblemKind.SIZE_MISMATCH,
-                       f"{size} bytes on disk, {doc.get('size')} recorded", digest)
-    if live is not None and live != (counted or 0):
-        return Problem(ProblemKind.REFCOUNT_MISMATCH,
-                       f"counted {counted or 0}, {live} file record(s)", digest)
-    if not counted:
-        return Problem(ProblemKind.ORPHAN_BLOB, f"{size} bytes nothing counts", digest)
-    return None
+    return count_problem(digest, size, doc, live, counted, "bytes")
+
 
 
 def _recent(when: float | None, settled_before: float | None) -> bool:

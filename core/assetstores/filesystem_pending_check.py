@@ -27,7 +27,7 @@ from .localio import locked
 if TYPE_CHECKING:
     from .filesystem import FilesystemAssetstore
 
-__all__ = ["check_pending", "repair_pending"]
+__all__ = ["check_pending", "count_problem", "repair_pending"]
 
 
 def check_pending(store: FilesystemAssetstore, live_references: Mapping[str, int] | None,
@@ -103,6 +103,20 @@ def _judge(key: str, size: int | None, mtime: float, doc: Mapping[str, Any] | No
                            key)
         return Problem(ProblemKind.STALE_REFS, "count left at 0 by an interrupted delete",
                        key)
+    problem = count_problem(key, size, doc, live, counted, "pending bytes")
+    if problem is not None:
+        return problem
+    if doc is not None and _settled(doc):
+        return Problem(ProblemKind.PENDING_HANDOVER,
+                       f"{size} bytes not hashed and deduplicated after {GRACE:.0f} s", key)
+    return None
+
+
+def count_problem(key: str, size: int, doc: Mapping[str, Any] | None, live: int | None,
+                  counted: int | None, what: str) -> Problem | None:
+    """What is wrong between bytes that are there and their count document
+    (shared with pending blobs): a size or a count that disagrees, or no
+    count at all."""
     if doc is not None and doc.get("size") != size:
         return Problem(ProblemKind.SIZE_MISMATCH,
                        f"{size} bytes on disk, {doc.get('size')} recorded", key)
@@ -110,10 +124,7 @@ def _judge(key: str, size: int | None, mtime: float, doc: Mapping[str, Any] | No
         return Problem(ProblemKind.REFCOUNT_MISMATCH,
                        f"counted {counted or 0}, {live} file record(s)", key)
     if not counted:
-        return Problem(ProblemKind.ORPHAN_BLOB, f"{size} pending bytes nothing counts", key)
-    if doc is not None and _settled(doc):
-        return Problem(ProblemKind.PENDING_HANDOVER,
-                       f"{size} bytes not hashed and deduplicated after {GRACE:.0f} s", key)
+        return Problem(ProblemKind.ORPHAN_BLOB, f"{size} {what} nothing counts", key)
     return None
 
 

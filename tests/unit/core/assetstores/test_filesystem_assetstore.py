@@ -21,9 +21,8 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from joist.core.assetstores.filesystem import BLOB_REFS_SPEC, FilesystemAssetstore
+from joist.core.assetstores.filesystem import FilesystemAssetstore
 from joist.core.db.engine import Collection
-from joist.core.db.sqlite import SQLiteEngine
 from joist.core.errors import (
     ConflictError,
     NotFoundError,
@@ -34,12 +33,6 @@ from joist.core.errors import (
 )
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-def refs(tmp_path: Path) -> Iterator[Collection]:
-    with SQLiteEngine(tmp_path / "meta.db") as engine:
-        yield engine.collection(BLOB_REFS_SPEC)
 
 
 @pytest.fixture

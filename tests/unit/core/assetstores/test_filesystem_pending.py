@@ -8,7 +8,6 @@ import hashlib
 import io
 import os
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,8 @@ import pytest
 from bson import ObjectId
 
 from joist.core.assetstores.base import ProblemKind, blob_key
-from joist.core.assetstores.filesystem import BLOB_REFS_SPEC, FilesystemAssetstore
+from joist.core.assetstores.filesystem import FilesystemAssetstore
 from joist.core.db.engine import Collection
-from joist.core.db.sqlite import SQLiteEngine
 from joist.core.errors import StorageError
 
 THRESHOLD = 64 * 1024
@@ -59,12 +57,6 @@ class Records:
             assert key is not None
             out[key] = out.get(key, 0) + 1
         return out
-
-
-@pytest.fixture
-def refs(tmp_path: Path) -> Iterator[Collection]:
-    with SQLiteEngine(tmp_path / "meta.db") as engine:
-        yield engine.collection(BLOB_REFS_SPEC)
 
 
 @pytest.fixture
