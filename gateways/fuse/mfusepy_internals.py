@@ -18,7 +18,7 @@ nowhere else, each checked by ``check()`` before a mount starts.
     attributes were dropped), ``read_buf`` (mfusepy decodes a path that is NULL
     under ``nullpath_ok``), ``rename_fuse_3`` (mfusepy drops the flags:
     RENAME_NOREPLACE must not replace), ``truncate_fuse_3`` (NULL path),
-    ``init_fuse_3`` (connection settings: ``want``, ``max_write`` of
+    ``init_fuse_3`` (connection settings: ``want`` and ``capable`` of
     ``mfusepy.fuse_conn_info``) and ``destroy``: the callback names
     and signatures mfusepy dispatches to. ``set_st_attrs`` and ``c_stat`` fill
     a listing's ``struct stat`` once per entry.
@@ -51,13 +51,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import fcntl
 import importlib.metadata
 import inspect
 import os
 import threading
 import time
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -86,7 +84,6 @@ OVERRIDES = {
     "destroy": ["self", "private_data"],
 }
 LIBFUSE_SYMBOLS = ("fuse_get_context", "fuse_invalidate_path")
-F_SETPIPE_SZ = 1031
 _ENV_LOCK = threading.Lock()  # guards os.environ while mfusepy is imported
 
 
@@ -142,31 +139,6 @@ def keep_thread_state() -> None:
         ctypes.pythonapi.PyGILState_Ensure()
         _kept.kept = True
         kept_states += 1
-
-
-# ---------------------------------------------------------------- replies
-def splice_reply_max() -> int:
-    """The largest read reply libfuse can splice: its pipe must hold the reply,
-    its header and three pages of slack, and a process without
-    CAP_SYS_RESOURCE cannot grow a pipe past ``fs.pipe-max-size`` (1 MiB by
-    default). Bigger replies fall back to a ``pread`` into a buffer and a
-    copy out of it."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    try:
-        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
-    except (OSError, ValueError):
-        limit = 1 << 20
-    want = (1 << 20) + 4 * page
-    if limit < want:
-        read_fd, write_fd = os.pipe()
-        try:
-            limit = max(limit, fcntl.fcntl(read_fd, F_SETPIPE_SZ, want))
-        except OSError:
-            pass  # no CAP_SYS_RESOURCE
-        finally:
-            os.close(read_fd)
-            os.close(write_fd)
-    return max(page, (limit - 3 * page - 16) // page * page)
 
 
 # ---------------------------------------------------------------- the class
@@ -236,13 +208,13 @@ def fuse_class(mfusepy: ModuleType) -> type:
             # SPLICE_WRITE: a reply naming a descriptor (a blob, a chunk file)
             # goes file -> pipe -> /dev/fuse by splice, one copy fewer than
             # pread into a buffer and write. libfuse falls back to the copy by
-            # itself when its pipe cannot hold a reply: hence max_write below.
+            # itself when its pipe cannot hold a reply (a full 1 MiB read
+            # without CAP_SYS_RESOURCE). Capping requests to fit the pipe cost
+            # more than the copy: two requests per MiB made `dd` and cold
+            # chunk-cache reads slower on a quiet machine (fuse_bench).
             want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | \
                 FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_SPLICE_WRITE
             conn.contents.want |= want & conn.contents.capable
-            # Requests no bigger than a reply libfuse can splice (see there):
-            # two requests for a 1 MiB read cost less than a copy of each MiB.
-            conn.contents.max_write = min(conn.contents.max_write, splice_reply_max())
             lib = libfuse_handle(mfusepy)
             self.operations.kernel.bind(lib, lib.fuse_get_context().contents.fuse)
             super().init_fuse_3(conn, config)
@@ -278,7 +250,7 @@ def problems(mfusepy: ModuleType) -> list[str]:
         if callback not in fields:
             found.append(f"fuse_operations has no {callback} callback")
     conn = getattr(getattr(mfusepy, "fuse_conn_info", None), "_fields_", [])
-    found += [f"fuse_conn_info has no {name}" for name in ("max_write", "capable", "want")
+    found += [f"fuse_conn_info has no {name}" for name in ("capable", "want")
               if name not in {field[0] for field in conn}]
     lib = getattr(mfusepy, "_libfuse", None)
     if not isinstance(lib, ctypes.CDLL):
