@@ -9,6 +9,7 @@ stored value, as Girder's ``GIRDER_SETTING_*`` does.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -229,14 +230,8 @@ def env_name(key: str) -> str:
     return "JOIST_SETTING_" + key.upper().replace(".", "_")
 
 
-_ENV_NAMES: dict[str, str] = {}  # key -> env_name(key), for the defined keys read so far
-
-
-def _env_name_of(key: str) -> str:
-    name = env_name(key)
-    if len(_ENV_NAMES) < 4096:  # keys are definitions' (checked first): few
-        _ENV_NAMES[key] = name
-    return name
+# Keys are definitions' (checked first): few, and read on every request.
+_env_name_of = functools.lru_cache(maxsize=4096)(env_name)
 
 
 class SettingsService:
@@ -291,7 +286,7 @@ class SettingsService:
 
     def get(self, key: str) -> Any:
         definition = self.definition(key)
-        variable = _ENV_NAMES.get(key) or _env_name_of(key)
+        variable = _env_name_of(key)
         if variable in self._env:
             raw = self._env[variable]
             if not definition.secret:  # a password of digits stays a string

@@ -300,7 +300,6 @@ class _RouteFacts:
         self.headers = tuple(p.name for p in route.params if p.location == "header")
 
 
-
 def _event_info(ctx: Context, path_values: dict[str, str]) -> dict[str, Any]:
     return {**path_values, "params": ctx.request.params(), "principal": ctx.principal,
             "context": ctx}

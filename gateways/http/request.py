@@ -38,6 +38,7 @@ class RestError(Exception):
         self.extra = extra
 
 
+@functools.lru_cache(maxsize=1024)  # header names come from code: few, looked up per request
 def _environ_key(name: str) -> str:
     """Where WSGI puts the header ``name``."""
     if name.lower() == "content-type":
@@ -45,9 +46,6 @@ def _environ_key(name: str) -> str:
     if name.lower() == "content-length":
         return "CONTENT_LENGTH"
     return "HTTP_" + name.upper().replace("-", "_")
-
-
-_ENVIRON_KEYS: dict[str, str] = {}  # header name -> environ key, as looked up so far
 
 
 class Request:
@@ -68,12 +66,7 @@ class Request:
 
     # ------------------------------------------------------------ headers
     def header(self, name: str, default: str | None = None) -> str | None:
-        key = _ENVIRON_KEYS.get(name)
-        if key is None:
-            key = _environ_key(name)
-            if len(_ENVIRON_KEYS) < 1024:  # names come from code, but bounded all the same
-                _ENVIRON_KEYS[name] = key
-        value = self.environ.get(key)
+        value = self.environ.get(_environ_key(name))
         return default if value is None else str(value)
 
     @property
