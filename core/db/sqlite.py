@@ -94,7 +94,7 @@ class SQLiteEngine(Engine):
         _ENGINES.add(self)
         # change_counter's connection: it never writes, so its data_version
         # moves on every commit made by any other connection (thread or
-        # process); it also keeps the -shm file that _wal_watch maps open.
+        # process); it also keeps the -shm file that _wal_watch maps in use.
         self._watch: sqlite3.Connection | None = None
         self._wal_watch: WalIndexWatch | None = None
         self._watch_lock = threading.Lock()  # guards _watch and _wal_watch
@@ -357,8 +357,8 @@ class SQLiteEngine(Engine):
         with self._watch_lock:
             watch, self._watch = self._watch, None
             wal_watch, self._wal_watch = self._wal_watch, None
-        if wal_watch is not None:
-            wal_watch.close()
         if watch is not None:
             with suppress(sqlite3.Error):
                 watch.close()
+        if wal_watch is not None:  # after the connection: see WalIndexWatch.close
+            wal_watch.close()

@@ -377,8 +377,14 @@ def running_matrix(base: Path) -> Iterator[MatrixSite]:
             yield site
         finally:
             try:
+                errors = []
                 for mount in site.mounts.values():
-                    mount.stop()
+                    try:
+                        mount.stop()
+                    except Exception as exc:  # keep stopping the others
+                        errors.append(exc)
+                if errors:
+                    raise errors[0]
             finally:
                 server.stop()
     finally:
