@@ -41,11 +41,10 @@ class Store:
         self.auth_generation: Counter = self.generations.counter(AUTH)
         tree = self.generations.counter(TREE)
 
-        def watched(spec: CollectionSpec, *quiet: str, counter: Counter | None = None,
-                    quiet_inserts: bool = False) -> Collection:
+        def watched(spec: CollectionSpec, *quiet: str,
+                    counter: Counter | None = None) -> Collection:
             return WatchedCollection(engine.collection(spec), engine,
-                                     counter or self.auth_generation, frozenset(quiet),
-                                     quiet_inserts=quiet_inserts)
+                                     counter or self.auth_generation, frozenset(quiet))
 
         self.users: Collection = watched(specs.USER, "size", "otp.lastStep")
         self.groups: Collection = watched(specs.GROUP)
@@ -54,11 +53,9 @@ class Store:
         self.collections: Collection = watched(specs.COLLECTION, "size", "updated",
                                                counter=tree)
         self.folders: Collection = watched(specs.FOLDER, "size", "updated", counter=tree)
-        # A new item changes no cached path: the cache holds no misses, and an
-        # item never shadows a folder of its name (lookups try folders first).
-        # A new folder may shadow a cached item, a new file turns a one-file
-        # item into a directory: those count.
-        self.items: Collection = watched(specs.ITEM, counter=tree, quiet_inserts=True)
+        # A new item counts too: gateways keep whole listings (the mount) while
+        # the tree's counter stands still, and an empty item shows in them.
+        self.items: Collection = watched(specs.ITEM, counter=tree)
         self.files: Collection = watched(specs.FILE, counter=tree)
         self.uploads: Collection = engine.collection(specs.UPLOAD)
         self.tokens: Collection = watched(specs.TOKEN)

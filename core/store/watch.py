@@ -99,21 +99,18 @@ class Counter:
 class WatchedCollection(Collection):
     """``inner`` with every write bumping ``counter`` in the same transaction,
     except updates that only touch ``quiet`` fields (a user's ``size``, which
-    every upload changes, says nothing about who the user is) and, with
-    ``quiet_inserts``, inserts of documents no cache can hold yet."""
+    every upload changes, says nothing about who the user is)."""
 
     def __init__(self, inner: Collection, engine: Engine, counter: Counter,
-                 quiet: frozenset[str] = frozenset(), *, quiet_inserts: bool = False) -> None:
+                 quiet: frozenset[str] = frozenset()) -> None:
         self._inner = inner
         self._engine = engine
         self._counter = counter
         self._quiet = quiet
-        self._quiet_inserts = quiet_inserts
         self.spec = inner.spec
 
     def __getattr__(self, name: str) -> Any:  # engine extras (tests, check)
-        if name.startswith("__") or name in ("_inner", "_engine", "_counter", "_quiet",
-                                             "_quiet_inserts"):
+        if name.startswith("__") or name in ("_inner", "_engine", "_counter", "_quiet"):
             raise AttributeError(name)
         return getattr(self._inner, name)
 
@@ -136,13 +133,9 @@ class WatchedCollection(Collection):
         return True
 
     def insert_one(self, doc: Document) -> Any:
-        if self._quiet_inserts:
-            return self._inner.insert_one(doc)
         return self._write(lambda: self._inner.insert_one(doc))
 
     def insert_many(self, docs: Iterable[Document]) -> list[Any]:
-        if self._quiet_inserts:
-            return self._inner.insert_many(docs)
         docs = list(docs)
         return self._write(lambda: self._inner.insert_many(docs))  # type: ignore[no-any-return]
 

@@ -416,3 +416,16 @@ def test_admin_mount_sees_everything(site: MountSite) -> None:
     assert {"shared", "secret"} <= set(os.listdir(root / "collection"))
     assert (root / "collection/secret/vault/hidden.txt").read_bytes() == w.HIDDEN
     assert json.loads((root / ".joist-stats").read_text())["principal"] == "system"
+
+
+def test_a_new_item_made_elsewhere_shows_at_the_next_listing(site: MountSite) -> None:
+    """The mount keeps listings while the store stands still: an item another
+    process creates (REST's POST /item, an empty one) must end that at once."""
+    mount = site.mount("alice")
+    folder = mount.root / DATA
+    before = set(os.listdir(folder))
+    assert "made-elsewhere" not in before
+    svc, data = site.app.services, site.world.docs["data"]
+    svc.items.create(site.world.principal("alice"), data, "made-elsewhere")
+    assert set(os.listdir(folder)) == before | {"made-elsewhere"}
+    assert (folder / "made-elsewhere").is_dir()

@@ -45,8 +45,13 @@ def test_counters_move_with_watched_writes_only(app: App, other: App, owner: Pri
     after = app.store.generations.snapshot()
     assert after[AUTH] > before[AUTH] and after[TREE] == before[TREE]
     home = other.services.folders.list(owner, "user", owner.user_id, name="Private")[0][0]
-    other.services.folders.create(owner, "folder", home["_id"], "new")
+    new = other.services.folders.create(owner, "folder", home["_id"], "new")
     assert app.store.generations.snapshot()[TREE] > after[TREE]
+    # A new item counts too: listings kept while the counter stands still
+    # (the mount's) must show it, even empty.
+    before_item = app.store.generations.snapshot()[TREE]
+    other.services.items.create(owner, new, "empty")
+    assert app.store.generations.snapshot()[TREE] > before_item
 
 
 def test_a_failed_write_rolls_its_bump_back_with_it(app: App, owner: Principal) -> None:
