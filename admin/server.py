@@ -69,7 +69,7 @@ class Server:
         listeners = listeners or {}
         # Memory comes back after big work: expired cache entries, freed heap.
         self.reclaimer = Reclaimer(app.settings.memory.reclaim_interval)
-        self.reclaimer.add(app.hierarchy.cache.sweep)
+        self.reclaimer.add(app.hierarchy.sweep)
         settings = app.settings.server
         # A notification stream holds a worker thread for minutes: leave most
         # of them to everything else (more streams get 503).

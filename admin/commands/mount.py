@@ -94,7 +94,7 @@ def _mount(args: argparse.Namespace) -> int:
         mount = Mount(view, options, app.services.mounts, on_ready=ready, live=live)
         # Memory comes back after big listings: expired cache entries, freed heap.
         reclaimer = Reclaimer(app.settings.memory.reclaim_interval)
-        reclaimer.add(app.hierarchy.cache.sweep)
+        reclaimer.add(app.hierarchy.sweep)
         reclaimer.add(mount.operations.sweep_caches)
         reclaimer.start()
         try:

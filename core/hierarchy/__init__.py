@@ -13,6 +13,7 @@ from ..errors import NotFoundError, ValidationError
 from ..services import Services
 from . import lookup
 from .io import Reader, Writer
+from .listings import Listings
 from .nodes import FsStats, Node, NodeKind
 from .paths import decode_name, encode_name, join_path, normalize, split_path
 from .readonly import ReadOnlyView
@@ -31,13 +32,20 @@ class Hierarchy:
             counters = generations.snapshot()
             return counters["auth"], counters["tree"]  # users, and the tree's documents
 
-        self.cache = PathCache(lambda: float(settings.get("joist.hierarchy.cache_ttl")),
-                               cache_entries, epoch)
+        def ttl() -> float:
+            return float(settings.get("joist.hierarchy.cache_ttl"))
+
+        self.cache = PathCache(ttl, cache_entries, epoch)
+        self.listings = Listings(ttl, max_rows=cache_entries)
         self.resolver = Resolver(services.tree.store,
                                  lambda: str(settings.get("joist.hierarchy.item_layout")),
                                  self.cache)
         # An ACL change drops every cached document (their ACLs are stale).
-        services.tree.on_acl_change(self.cache.clear)
+        services.tree.on_acl_change(self.cache.clear)  # a new generation: listings too
+
+    def sweep(self, now: float | None = None) -> int:
+        """Drop expired paths and listings (for ``core.memory.Reclaimer``)."""
+        return self.cache.sweep(now) + self.listings.sweep(now)
 
     def view(self, principal: Principal, *, read_only: bool = False) -> HierarchyView:
         return (ReadOnlyView if read_only else HierarchyView)(self, principal)

@@ -147,11 +147,34 @@ class HierarchyView(WriteOps):
                 ) -> Iterator[Node]:
         """Readable children in a stable order (folders, then items, each by
         lower-case name), produced page by page as they are consumed."""
+        generation = self.cache_generation()  # before anything is derived
         names, entry = self._entry(path)
         if limit is not None and limit <= 0:
             return
-        children = self.resolver.children(entry, self._reader, offset)
         prefix = join_path(names).rstrip("/") + "/"
+        if offset:
+            yield from self._derive_listing(names, entry, prefix, offset, limit)
+            return
+        listings = self.hierarchy.listings
+        key = (self._reader, prefix)
+        kept = listings.get(key, generation)
+        if kept is not None:
+            yield from kept[:limit]
+            return
+        nodes: list[Node] | None = []
+        for node in self._derive_listing(names, entry, prefix, 0, limit):
+            if nodes is not None:
+                nodes.append(node)
+                if len(nodes) > listings.max_listing:
+                    nodes = None  # too big to keep: streamed, never held
+            yield node
+        # Complete (the consumer read it all, short of any limit): kept.
+        if nodes is not None and (limit is None or len(nodes) < limit):
+            listings.put(key, generation, nodes)
+
+    def _derive_listing(self, names: list[str], entry: Position, prefix: str, offset: int,
+                        limit: int | None) -> Iterator[Node]:
+        children = self.resolver.children(entry, self._reader, offset)
         # Items and files take their folder's level: one ACL evaluation per
         # folder, not per child.
         levels: dict[Any, acl.AccessLevel] = {}
