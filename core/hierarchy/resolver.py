@@ -103,16 +103,25 @@ class PathCache:
             return hit[1]
 
     def put(self, key: CacheKey, entry: Position, generation: int | None = None) -> None:
+        self.put_many([(key, entry)], generation)
+
+    def put_many(self, entries: list[tuple[CacheKey, Position]],
+                 generation: int | None = None) -> None:
+        """Keep every (key, entry), unless a drop happened since ``generation``
+        was read (one lifetime and one lock for a page of a listing)."""
         ttl = self._ttl()
-        if ttl <= 0:
+        if ttl <= 0 or not entries:
             return
+        expiry = time.monotonic() + ttl
         with self._lock:
             if generation is not None and generation != self.generation:
                 return
-            self._data[key] = (time.monotonic() + ttl, entry)
-            self._data.move_to_end(key)
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
+            data = self._data
+            for key, entry in entries:
+                data[key] = (expiry, entry)
+                data.move_to_end(key)
+            while len(data) > self._max:
+                data.popitem(last=False)
 
     def drop(self, key: CacheKey) -> None:
         with self._lock:
@@ -277,8 +286,13 @@ class Resolver:
         s = self.store
         generation = self.cache.generation
 
-        def prime(name: str, entry: Position) -> Position:
-            return self._prime(parent, name, entry, generation)
+        def primed(pairs: list[tuple[str, Position]]) -> list[tuple[str, Position]]:
+            # A listing is usually followed by a stat of each child (ls -l, FUSE,
+            # a WebDAV client's GETs): one put per page.
+            kind, key = parent.kind, parent.key[1]
+            self.cache.put_many([((kind, key, name), entry) for name, entry in pairs],
+                                generation)
+            return pairs
 
         if parent.kind == ROOT:
             yield from [("collection", COLLECTIONS_POSITION), ("user", USERS_POSITION)][offset:]
@@ -287,25 +301,25 @@ class Resolver:
         if parent.kind == USERS:
             for page in keyset_pages(s.users, acl.and_filter({}, readable), "login",
                                      skip=offset):
-                for doc in page:
-                    yield doc["login"], prime(doc["login"], Position(USER, doc))
+                yield from primed([(doc["login"], Position(USER, doc)) for doc in page])
             return
         if parent.kind == COLLECTIONS:
             for page in keyset_pages(s.collections, acl.and_filter({}, readable), "name",
                                      skip=offset):
-                for doc in page:
-                    yield doc["name"], prime(doc["name"], Position(COLLECTION, doc))
+                yield from primed([(doc["name"], Position(COLLECTION, doc)) for doc in page])
             return
         assert parent.doc is not None
         if parent.kind == ITEM:
             previous = None
             for page in keyset_pages(s.files, {"itemId": parent.doc["_id"]}, "name",
                                      skip=offset):
+                files = []
                 for doc in page:
                     if doc["name"] != previous:  # duplicate names: the oldest wins
                         previous = doc["name"]
-                        yield doc["name"], prime(
-                            doc["name"], Position(FILE, doc, parent.folder, doc, False))
+                        files.append((doc["name"], Position(FILE, doc, parent.folder, doc,
+                                                            False)))
+                yield from primed(files)
             return
         folders = acl.and_filter({"parentId": parent.doc["_id"]}, readable)
         item_offset, list_folders = 0, True
@@ -314,8 +328,7 @@ class Resolver:
             item_offset, list_folders = max(offset - n_folders, 0), offset < n_folders
         for page in keyset_pages(s.folders, folders, "lowerName", skip=offset) \
                 if list_folders else ():
-            for doc in page:
-                yield doc["name"], prime(doc["name"], Position(FOLDER, doc))
+            yield from primed([(doc["name"], Position(FOLDER, doc)) for doc in page])
         if parent.kind != FOLDER:
             return
         natural = self.layout() == "natural"
@@ -325,17 +338,14 @@ class Resolver:
             singles = [i["_id"] for i in page if i.get("fileCount") == 1] if natural else []
             sole = {f["itemId"]: f for f in s.files.find({"itemId": {"$in": singles}})} \
                 if singles else {}
+            items = []
             for item in page:
                 file = sole.get(item["_id"])
                 entry = Position(ITEM, item, parent.doc, file, is_dir=False) \
                     if file is not None and file["name"] == item["name"] \
                     else Position(ITEM, item, parent.doc)
-                yield item["name"], prime(item["name"], entry)
-
-    def _prime(self, parent: Position, name: str, entry: Position, generation: int) -> Position:
-        # A listing is usually followed by a stat of each child (ls -l, FUSE).
-        self.cache.put((parent.kind, parent.key[1], name), entry, generation)
-        return entry
+                items.append((item["name"], entry))
+            yield from primed(items)
 
     def forget(self, parent: Position, name: str) -> None:
         self.cache.drop((parent.kind, parent.key[1], name))
