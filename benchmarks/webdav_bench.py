@@ -59,6 +59,8 @@ JOIST_SERVER = textwrap.dedent("""
         "sftp.enabled": False})  # not measured here; port 8022 may be taken
     app = build_app(s, env={})
     srv = Server(app); srv.start()
+    from joist.core.memory import freeze_startup
+    freeze_startup()  # as `joist serve` does once started
     print(srv.url + "/dav", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())

@@ -12,6 +12,8 @@ import sys
 import threading
 from typing import Any
 
+from joist.core.memory import freeze_startup
+
 log = logging.getLogger("joist.serve")
 
 
@@ -65,6 +67,7 @@ def _single(settings: Any) -> int:
     server = Server(app)
     try:
         server.start()
+        freeze_startup()
         for line in server.banner():
             print(line, flush=True)
         stop.wait()
@@ -86,6 +89,7 @@ def _worker(settings: Any, listeners: dict[str, socket.socket], ready: int | Non
     server = Server(app, listeners)
     try:
         server.start()
+        freeze_startup()
         report_ready(ready)
         stop.wait()
         log.info("worker %d shutting down", os.getpid())

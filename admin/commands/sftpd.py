@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _sftpd(args: argparse.Namespace) -> int:
+    from joist.core.memory import freeze_startup
     from joist.gateways.sftp import SftpServer
 
     from ..bootstrap import build_app
@@ -46,6 +47,7 @@ def _sftpd(args: argparse.Namespace) -> int:
                             port=settings.sftp.port, host_key_path=settings.sftp_host_key,
                             create_host_key=not args.identity)
         server.start()
+        freeze_startup()
         try:
             host, port = server.address
             print(f"Joist SFTP server (read-only) on {host}:{port}", flush=True)

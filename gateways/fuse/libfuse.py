@@ -11,7 +11,6 @@ mount is up.
 from __future__ import annotations
 
 import ctypes
-import gc
 import logging
 import os
 import queue
@@ -21,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from joist.core.memory import freeze_startup
 
 from . import mfusepy_internals
 
@@ -163,7 +164,7 @@ def run(operations: Any, mountpoint: Path, options: dict[str, Any],
     tune_malloc()
     # Everything built so far (modules, the app) lives as long as the process:
     # leave it out of every cyclic collection the requests will trigger.
-    gc.freeze()
+    freeze_startup()
     cls = mfusepy_internals.fuse_class(mfusepy)
     try:
         cls(operations, os.fspath(mountpoint), raw_fi=True, foreground=True, **options)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import pytest
 
@@ -71,3 +73,20 @@ def test_reclaimer_trims_after_a_big_sweep_or_growth(monkeypatch: pytest.MonkeyP
     assert len(trims) == 2 and reclaimer.trims == 2  # RSS grew since the last trim
     reclaimer.run_once()
     assert len(trims) == 2
+
+
+def test_freeze_startup_keeps_no_garbage_and_freezes_the_rest() -> None:
+    class Cyclic:
+        pass
+
+    garbage = Cyclic()
+    garbage.me = garbage  # type: ignore[attr-defined]
+    gone = weakref.ref(garbage)
+    kept = Cyclic()
+    del garbage
+    try:
+        memory.freeze_startup()
+        assert gone() is None  # collected before the freeze, not kept for good
+        assert gc.get_freeze_count() > 0 and kept is not None
+    finally:
+        gc.unfreeze()  # this test process goes on building apps
