@@ -5,27 +5,16 @@ transaction, and the SQLite engine's cheap "anyone committed?" token."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from joist.admin.bootstrap import App, build_app
+from joist.admin.bootstrap import App
 from joist.core.acl import READ, SYSTEM, Principal
 from joist.core.db.engine import CollectionSpec
 from joist.core.db.sqlite import SQLiteEngine
 from joist.core.errors import NotFoundError
 from joist.core.store.watch import AUTH, TREE
-
-
-@pytest.fixture
-def other(app: App) -> Iterator[App]:
-    """A second process on the same store (mongomock: the same client)."""
-    second = build_app(app.settings, env={})
-    try:
-        yield second
-    finally:
-        second.close()
 
 
 @pytest.fixture

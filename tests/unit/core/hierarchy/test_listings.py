@@ -5,12 +5,11 @@ after a write in this process or another, bounded."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from joist.admin.bootstrap import App, build_app
+from joist.admin.bootstrap import App
 from joist.core.acl import READ, SYSTEM, Principal
 from joist.core.hierarchy.listings import Listings
 from joist.core.hierarchy.nodes import FOLDER, Node
@@ -26,16 +25,6 @@ def people(app: App) -> dict[str, Principal]:
                                         first_name="L", last_name="L", password="password1")
         made[login] = Principal.from_user(doc)
     return made
-
-
-@pytest.fixture
-def other(app: App) -> Iterator[App]:
-    """A second process on the same store (mongomock: the same client)."""
-    second = build_app(app.settings, env={})
-    try:
-        yield second
-    finally:
-        second.close()
 
 
 def names(view: Any, path: str = BASE, **kw: Any) -> list[str]:
